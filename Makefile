@@ -1,0 +1,70 @@
+# inclavare developer entry points. Everything runs as root on Debian 12.
+#   make setup        apt packages, .venv, editable install with dev extras (idempotent)
+#   make demo         a confidential container end to end on the built-in defaults
+#   make test         unit + integration tests (what CI runs)
+#   make conformance  the third-party harness runs (runtime-tools, containerd)
+#   make bench        start-up benchmark against runc and crun
+#   make lint         ruff + mypy
+
+SHELL := /bin/bash
+# Debian's interpreter, not a pyenv shim: rune's start-up time is measured and
+# a shell-script shim alone costs more than runc's whole `run`.
+PYTHON ?= /usr/bin/python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HARNESS ?= ../shared/harness
+
+APT_PKGS := python3 python3-venv python3-dev gcc make libc6-dev \
+	busybox-static libseccomp2 iproute2 procps util-linux \
+	runc crun containerd jq hyperfine
+
+.PHONY: setup apt demo test test-unit test-integration conformance bench lint clean
+
+setup: apt $(STAMP) build/rune
+
+apt:
+	@missing=""; for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# The fast launcher: runs rune with `-I -S` on the venv's interpreter, so
+# start-up skips site processing (see docs/architecture.md, "start-up").
+build/rune: tools/mklauncher.py $(STAMP)
+	$(VPY) tools/mklauncher.py $@
+
+demo: setup
+	$(VPY) -m inclavare.demo
+
+test: setup
+	$(VPY) -m pytest -q tests
+
+test-unit: setup
+	$(VPY) -m pytest -q tests/unit
+
+test-integration: setup
+	$(VPY) -m pytest -q tests/integration
+
+conformance: setup
+	cd $(HARNESS) && ./oci-validation.sh $(CURDIR)/build/rune
+	cd $(HARNESS) && ./containerd-e2e.sh $(CURDIR)/build/rune
+
+bench: setup
+	$(VPY) bench/startup.py --harness $(HARNESS) --rune $(CURDIR)/build/rune
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench tools
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,57 @@
+"""Reading /proc: process start times and states (proc(5)).
+
+A pid alone does not identify a container's init: pids are recycled. Like
+runc and crun, rune records the init's start time (field 22 of
+/proc/<pid>/stat, in clock ticks since boot) and treats a pid whose start time
+differs as a different process.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat from field 3 (state) on, or None if gone.
+
+    The command name (field 2) may contain spaces and parentheses, so parsing
+    starts after its *last* closing parenthesis.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return raw[raw.rfind(b")") + 2 :].decode().split()
+
+
+def start_time(pid: int) -> int | None:
+    fields = stat_fields(pid)
+    return int(fields[19]) if fields else None  # field 22 = index 19 after (state)
+
+
+def is_alive(pid: int, started: int | None) -> bool:
+    """True if `pid` still is the process that started at `started`.
+
+    A zombie counts as dead: its program has ended, only the exit status waits.
+    """
+    if pid <= 0:
+        return False
+    fields = stat_fields(pid)
+    if not fields or fields[0] in ("Z", "X"):
+        return False
+    return started is None or int(fields[19]) == started
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def ns_type(fd: int) -> str:
+    """The namespace kind ("net", "mnt", ...) an nsfs file descriptor refers to."""
+    link = os.readlink(f"/proc/self/fd/{fd}")  # e.g. "net:[4026531840]"
+    return link.split(":", 1)[0] if link.endswith("]") else ""

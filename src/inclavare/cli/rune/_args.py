@@ -1,0 +1,81 @@
+"""Command-line parsing with runc's (urfave/cli v1, Go `flag`) rules.
+
+* a flag is ``-name`` or ``--name``, its value ``=value`` or the next word;
+* boolean flags take no value unless written ``--flag=false``;
+* parsing stops at the first non-flag word or at ``--``: the rest is
+  positional (``rune exec ID sh -c ...`` keeps ``-c`` for sh).
+
+Hand-written instead of argparse, whose import alone costs about 12 ms —
+more than a third of runc's whole `run` (docs/architecture.md, start-up).
+"""
+
+from __future__ import annotations
+
+from ...errors import UsageError
+
+
+class Flag:
+    __slots__ = ("default", "dest", "help", "kind", "names")
+
+    def __init__(self, names: str, kind: str = "bool", default: object = None, help: str = "") -> None:
+        self.names = tuple(n.strip() for n in names.split(","))
+        self.kind = kind  # "bool" | "str" | "int" | "list"
+        self.default = ([] if kind == "list" else False if kind == "bool" else None) if default is None else default
+        self.help = help
+        self.dest = self.names[0].replace("-", "_")
+
+
+def parse(argv: list[str], flags: list[Flag]) -> tuple[dict[str, object], list[str]]:
+    """Parse leading flags of `argv`; return (values by dest, positional rest)."""
+    by_name = {name: f for f in flags for name in f.names}
+    values: dict[str, object] = {f.dest: (list(f.default) if f.kind == "list" else f.default) for f in flags}  # type: ignore[call-overload]
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            return values, argv[i + 1 :]
+        if not word.startswith("-") or word == "-":
+            break
+        name, eq, inline = word.lstrip("-").partition("=")
+        flag = by_name.get(name)
+        if flag is None:
+            raise UsageError(f"flag provided but not defined: -{name}")
+        if flag.kind == "bool":
+            values[flag.dest] = _bool(name, inline) if eq else True
+        else:
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    raise UsageError(f"flag needs an argument: -{name}")
+                inline = argv[i]
+            _store(values, flag, name, inline)
+        i += 1
+    return values, argv[i:]
+
+
+def _bool(name: str, text: str) -> bool:
+    if text.lower() in ("1", "t", "true"):
+        return True
+    if text.lower() in ("0", "f", "false"):
+        return False
+    raise UsageError(f"invalid boolean value {text!r} for -{name}")
+
+
+def _store(values: dict[str, object], flag: Flag, name: str, text: str) -> None:
+    if flag.kind == "int":
+        try:
+            values[flag.dest] = int(text)
+        except ValueError:
+            raise UsageError(f"invalid value {text!r} for flag -{name}: parse error") from None
+    elif flag.kind == "list":
+        values[flag.dest].append(text)  # type: ignore[attr-defined]
+    else:
+        values[flag.dest] = text
+
+
+def usage(command: str, synopsis: str, flags: list[Flag]) -> str:
+    lines = [f"USAGE:\n   rune {command} {synopsis}\n", "OPTIONS:"]
+    for f in flags:
+        names = ", ".join(("--" if len(n) > 1 else "-") + n + ("" if f.kind == "bool" else " value") for n in f.names)
+        lines.append(f"   {names:<32} {f.help}")
+    return "\n".join(lines) + "\n"

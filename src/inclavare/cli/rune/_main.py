@@ -1,0 +1,121 @@
+"""`rune`: the OCI runtime command line (a drop-in for runc's).
+
+This module is the only place that turns exceptions into an exit status and
+an error line: with ``--log`` the line goes to the log file (JSON for
+containerd) and the bare message to stderr, as runc does; otherwise the
+formatted line goes to stderr. Tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ... import OCI_VERSION, __version__
+from ...errors import InclavareError, UsageError
+from ._args import Flag, parse, usage
+
+# subcommand -> module under inclavare.cli.rune, imported only when used.
+COMMANDS = {
+    "create": "create", "start": "start", "run": "run", "state": "state", "kill": "kill",
+    "delete": "delete", "list": "list_", "spec": "spec", "features": "features",
+}  # fmt: skip
+
+GLOBAL_FLAGS = [
+    Flag("root", "str", "/run/rune", "root directory for storage of container state (tmpfs)"),
+    Flag("log", "str", "", "set the log file to write rune logs to (default is stderr)"),
+    Flag("log-format", "str", "text", "set the log format ('text' (default), or 'json')"),
+    Flag("debug", help="enable debug logging"),
+    Flag("systemd-cgroup", help="use systemd-style cgroupsPath (slice:prefix:name)"),
+    Flag("rootless", "str", "auto", "ignore cgroup permission errors ('true', 'false', or 'auto')"),
+    Flag("criu", "str", "criu", "path to the criu binary (checkpointing is not supported)"),
+    Flag("version, v", help="print the version"),
+    Flag("help, h", help="show help"),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    log = None
+    debug = "--debug" in argv  # known before parsing, for errors in parsing itself
+    try:
+        opts, rest = parse(argv, GLOBAL_FLAGS)
+        debug = bool(opts["debug"])
+        log = _logger(opts)
+        return _dispatch(opts, rest, log)
+    except InclavareError as exc:
+        return _fail(log, str(exc), exc.exit_code, debug)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        return _fail(log, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1, debug)
+
+
+def _logger(opts: dict[str, object]) -> object:
+    from ...log import Logger
+
+    if opts["log_format"] not in ("text", "json"):
+        raise UsageError(f"unknown log-format {opts['log_format']!r}")
+    return Logger(str(opts["log"]) or None, str(opts["log_format"]), bool(opts["debug"]))
+
+
+def _dispatch(opts: dict[str, object], rest: list[str], log: object) -> int:
+    if opts["version"]:
+        sys.stdout.write(f"rune version {__version__}\nspec: {OCI_VERSION}\n")
+        return 0
+    if not rest or opts["help"]:
+        sys.stdout.write(
+            "rune - an OCI runtime with enclave support\n\n"
+            + usage("", "[global options] command [command options] [arguments...]", GLOBAL_FLAGS)
+        )
+        sys.stdout.write("COMMANDS:\n   " + " ".join(sorted(COMMANDS)) + "\n")
+        return 0
+    name, args = rest[0], rest[1:]
+    if name not in COMMANDS:
+        sys.stderr.write(f"No help topic for '{name}'\n")
+        return 3
+    import importlib
+
+    mod = importlib.import_module(f"inclavare.cli.rune.{COMMANDS[name]}")
+    flags = [*mod.FLAGS, Flag("help, h", help="show help")]
+    try:
+        cmd_opts, cmd_args = parse(args, flags)
+    except UsageError as exc:
+        sys.stderr.write(f"Incorrect Usage: {exc}\n\n" + usage(name, mod.SYNOPSIS, flags))
+        raise
+    if cmd_opts["help"]:
+        sys.stdout.write(usage(name, mod.SYNOPSIS, flags))
+        return 0
+    lo, hi = mod.NARGS
+    if not lo <= len(cmd_args) <= (hi if hi >= 0 else len(cmd_args)):
+        raise UsageError(f"rune: {name!r} {_nargs_text(lo, hi)}")
+    from ...runtime.context import RuntimeContext
+
+    ctx = RuntimeContext(str(opts["root"]), bool(opts["systemd_cgroup"]), bool(opts["debug"]), log)
+    return int(mod.main(ctx, cmd_opts, cmd_args) or 0)
+
+
+def _nargs_text(lo: int, hi: int) -> str:
+    if lo == hi:
+        return f"requires exactly {lo} argument(s)"
+    if hi < 0:
+        return f"requires a minimum of {lo} argument(s)"
+    return f"requires between {lo} and {hi} argument(s)"
+
+
+def _fail(log: object, msg: str, code: int, debug: bool) -> int:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    if log is not None and getattr(log, "to_file", False):
+        log.error(msg)  # type: ignore[attr-defined]
+        sys.stderr.write(msg + "\n")
+    elif log is not None:
+        log.error(msg)  # type: ignore[attr-defined]
+    else:
+        sys.stderr.write(f"rune: {msg}\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

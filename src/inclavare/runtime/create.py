@@ -1,0 +1,281 @@
+"""`rune create`: set a container up and leave its init waiting for `start`.
+
+The main side of the spawn protocol (:mod:`.process.messages` has the
+diagram). On any failure everything made so far is undone, newest first:
+init killed, cgroups removed, state directory deleted — a failed create
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .._sys import consts as c
+from .._sys import proc
+from ..errors import InclavareError, SpecError
+from ..spec.load import load_bundle
+from ..spec.validate import validate
+from . import cgroups, config, hooks
+from . import state as st
+from .context import RuntimeContext
+from .process import intermediate
+from .process.launch import Launch
+from .process.messages import GO, HOOKS, HOOKS_DONE, MAPPED, PID, READY, USERNS, Channel
+
+
+class CreateOptions:
+    __slots__ = ("bundle", "console_socket", "no_new_keyring", "no_pivot", "pid_file", "preserve_fds")
+
+    def __init__(self, bundle: str = ".", console_socket: str | None = None, pid_file: str | None = None,
+                 no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0) -> None:  # fmt: skip
+        self.bundle = bundle
+        self.console_socket = console_socket
+        self.pid_file = pid_file
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+
+
+class _Undo:
+    """A stack of cleanup actions, run newest first when create fails."""
+
+    def __init__(self) -> None:
+        self.actions: list[object] = []
+
+    def push(self, fn: object, *args: object) -> None:
+        self.actions.append((fn, args))
+
+    def run(self, ctx: RuntimeContext) -> None:
+        while self.actions:
+            fn, args = self.actions.pop()  # type: ignore[misc]
+            try:
+                fn(*args)
+            except Exception as exc:  # keep undoing; report what could not be undone
+                ctx.warn(f"cleanup after failed create: {exc}")
+
+
+def create(ctx: RuntimeContext, container_id: str, opts: CreateOptions) -> st.State:
+    """Create the container; return its state with init waiting on exec.fifo."""
+    bundle = os.path.abspath(opts.bundle)
+    st.validate_id(container_id)
+    spec = load_bundle(bundle)
+    validate(spec, bundle)
+    _check_required(spec)
+    state_dir = st.make_dir(ctx.root, container_id)
+    undo = _Undo()
+    undo.push(_rmtree, state_dir)
+    try:
+        return _create(ctx, container_id, bundle, spec, state_dir, opts, undo)
+    except BaseException:
+        undo.run(ctx)
+        raise
+
+
+def _check_required(spec: object) -> None:
+    kinds = {ns.type for ns in spec.linux.namespaces}  # type: ignore[attr-defined]
+    if "mount" not in kinds:
+        raise SpecError("linux.namespaces", "a mount namespace is required (rune never changes the host's mounts)")
+
+
+def _create(ctx: RuntimeContext, cid: str, bundle: str, spec: object, state_dir: str,
+            opts: CreateOptions, undo: _Undo) -> st.State:  # fmt: skip
+    from .._sys import default as syscalls
+
+    state = _initial_state(ctx, cid, bundle, spec, state_dir)
+    state.save()
+    fifo = os.path.join(state_dir, st.FIFO)
+    os.mkfifo(fifo, 0o622)
+    os.chmod(fifo, 0o622)  # the umask must not take the container user's write bit away
+
+    launch = Launch(cid, bundle, state.rootfs, spec, syscalls())  # type: ignore[arg-type]
+    _plan(launch, spec, opts, state_dir)
+    undo.push(_close_fds, launch)
+    cg = cgroups.manager_for(spec.linux.cgroups_path, cid, ctx.systemd_cgroup)  # type: ignore[attr-defined]
+    cg.create()
+    undo.push(cg.destroy)
+    cg.apply(spec.linux.resources, [(d.type, d.major, d.minor) for d in spec.linux.devices if d.type != "p"])  # type: ignore[attr-defined]
+    state.cgroup = cg.to_json()
+    launch.cgroup_mounts = _cgroup_mount_map(cg)
+    init_pid = _spawn(launch, cg, state, undo)
+    state.pid = init_pid
+    state.start_time = proc.start_time(init_pid)
+    _handshake(launch, state)
+    state.creating = False
+    state.save()
+    if opts.pid_file:
+        _write_pid_file(opts.pid_file, init_pid)
+    launch.channel.close()  # type: ignore[union-attr]
+    _close_fds(launch)
+    return state
+
+
+def _initial_state(ctx: RuntimeContext, cid: str, bundle: str, spec: object, state_dir: str) -> st.State:
+    state = st.State(cid, state_dir)
+    state.bundle = bundle
+    state.rootfs = os.path.normpath(os.path.join(bundle, spec.root.path))  # type: ignore[attr-defined]
+    state.created = _now()
+    state.owner = ""
+    state.annotations = dict(spec.annotations)  # type: ignore[attr-defined]
+    state.config = spec.raw  # type: ignore[attr-defined]
+    return state
+
+
+def _plan(launch: Launch, spec: object, opts: CreateOptions, state_dir: str) -> None:
+    launch.mounts = config.mount_entries(spec, launch.bundle)  # type: ignore[arg-type]
+    launch.new_flags, joins = config.namespace_plan(spec)  # type: ignore[arg-type]
+    for i, (ns_type, path) in enumerate(joins):
+        launch.join_fds.append((ns_type, _open_namespace(i, ns_type, path, spec), path))
+    launch.no_pivot = opts.no_pivot
+    launch.no_new_keyring = opts.no_new_keyring
+    launch.preserve_fds = opts.preserve_fds
+    launch.state_dir_fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    if opts.console_socket:
+        launch.console_fd = _connect(opts.console_socket)
+    elif spec.process.terminal:  # type: ignore[attr-defined]
+        raise InclavareError("cannot allocate a tty without --console-socket when detached (process.terminal is true)")
+
+
+def _open_namespace(index: int, ns_type: str, path: str, spec: object) -> int:
+    field = f"linux.namespaces[{_ns_index(spec, ns_type)}].path"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SpecError(field, f"{path}: {exc.strerror}") from None
+    kind = proc.ns_type(fd)
+    want = c.NAMESPACES[ns_type][1]
+    if kind != want:
+        os.close(fd)
+        raise SpecError(field, f"{path} is {'a ' + kind if kind else 'not a'} namespace, not {want} ({ns_type})")
+    return fd
+
+
+def _ns_index(spec: object, ns_type: str) -> int:
+    return next(i for i, ns in enumerate(spec.linux.namespaces) if ns.type == ns_type)  # type: ignore[attr-defined]
+
+
+def _connect(path: str) -> int:
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise InclavareError(f"--console-socket {path}: {exc.strerror}") from None
+    return sock.detach()
+
+
+def _cgroup_mount_map(cg: object) -> dict[str, str]:
+    if getattr(cg, "driver", "") == "v2":
+        return {"": cg.path}  # type: ignore[attr-defined]
+    by_dir: dict[str, str] = {}
+    for ctl, path in cg.paths.items():  # type: ignore[attr-defined]
+        mount_point = path.split("/")[4] if path.startswith("/sys/fs/cgroup/") else ctl
+        by_dir.setdefault(mount_point, path)
+    return by_dir
+
+
+def _spawn(launch: Launch, cg: object, state: st.State, undo: _Undo) -> int:
+    """Fork intermediate, place it in the cgroup, drive it until it reports init's pid."""
+    parent, child = Channel.pair()
+    pid = os.fork()
+    if pid == 0:
+        parent.close()
+        launch.channel = child
+        intermediate.run(launch)  # never returns
+    child.close()
+    launch.channel = parent
+    undo.push(_reap, pid)
+    cg.add(pid)  # type: ignore[attr-defined]
+    parent.send(GO)
+    if launch.new_flags & c.CLONE_NEWUSER:
+        parent.expect(USERNS)
+        _write_id_maps(pid, launch.spec)
+        parent.send(MAPPED)
+    payload = parent.expect(PID)
+    init_pid = int(payload["pid"])  # type: ignore[index]
+    undo.push(_kill_init, init_pid)
+    os.waitpid(pid, 0)
+    undo.actions.remove((_reap, (pid,)))
+    return init_pid
+
+
+def _write_id_maps(pid: int, spec: object) -> None:
+    linux = spec.linux  # type: ignore[attr-defined]
+    for name, maps in (("uid_map", linux.uid_mappings), ("gid_map", linux.gid_mappings)):
+        text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(text)
+        except OSError as exc:
+            field = "linux.uidMappings" if name == "uid_map" else "linux.gidMappings"
+            raise SpecError(field, f"the kernel refused the mapping: {exc.strerror}") from None
+
+
+def _handshake(launch: Launch, state: st.State) -> None:
+    ch = launch.channel
+    assert ch is not None
+    proc_spec = launch.spec.process
+    if proc_spec is not None and proc_spec.oom_score_adj is not None:
+        with open(f"/proc/{state.pid}/oom_score_adj", "w") as f:
+            f.write(str(proc_spec.oom_score_adj))
+    ch.expect(HOOKS)
+    hook_state = state.oci_state(status=st.CREATED)
+    spec_hooks = launch.spec.hooks
+    if spec_hooks is not None:
+        hooks.run_hooks("prestart", spec_hooks.prestart, hook_state)
+        hooks.run_hooks("createRuntime", spec_hooks.create_runtime, hook_state)
+    ch.send(HOOKS_DONE, hook_state)
+    ch.expect(READY)
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.replace(tmp, path)
+
+
+def _kill_init(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        return
+    for _ in range(2000):  # it is not our child: wait until it is gone (or a zombie)
+        if not proc.is_alive(pid, None):
+            return
+        time.sleep(0.001)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _close_fds(launch: Launch) -> None:
+    fds = [fd for _t, fd, _p in launch.join_fds] + [launch.state_dir_fd, launch.console_fd]
+    for fd in fds:
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    launch.join_fds = []
+    launch.state_dir_fd = launch.console_fd = -1
+
+
+def _rmtree(path: str) -> None:
+    for name in os.listdir(path):
+        os.unlink(os.path.join(path, name))
+    os.rmdir(path)
+
+
+def _now() -> str:
+    """RFC 3339 with nanoseconds, as runc writes `created`."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"

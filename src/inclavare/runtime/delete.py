@@ -1,0 +1,80 @@
+"""`rune delete`: remove a stopped container (with --force, stop it first).
+
+The runtime spec says deleting a container that is not stopped MUST fail and
+have no effect; runc and crun delete *created* containers anyway, rune does
+not (use --force). poststop hooks run after the resources are gone and
+before delete returns; their failures are warnings.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .._sys import proc
+from ..errors import ContainerError, ContainerNotFound
+from . import cgroups, hooks
+from . import state as st
+from .context import RuntimeContext
+from .start import _hooks
+
+
+def delete(ctx: RuntimeContext, container_id: str, force: bool = False) -> None:
+    try:
+        state = st.load(ctx.root, container_id)
+    except ContainerNotFound:
+        # A create killed before state.json existed leaves a bare directory.
+        leftover = st.container_dir(ctx.root, container_id)
+        if force and os.path.isdir(leftover):
+            _remove_dir(leftover)
+            return
+        if force:
+            return
+        raise
+    status = state.status()
+    if status != st.STOPPED:
+        if not force:
+            raise ContainerError(f"cannot delete container {container_id} that is not stopped: {status} (use --force)")
+        _force_stop(state, status)
+    destroy(ctx, state)
+
+
+def _force_stop(state: st.State, status: str) -> None:
+    cg = cgroups.from_state(state.cgroup)
+    if status == st.PAUSED and cg is not None:
+        cg.thaw()
+    try:
+        os.kill(state.pid, 9)
+    except ProcessLookupError:
+        pass
+    wait_gone(state)
+
+
+def wait_gone(state: st.State, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while proc.is_alive(state.pid, state.start_time):
+        if time.monotonic() > deadline:
+            raise ContainerError(f"container {state.id}: init did not exit after SIGKILL")
+        time.sleep(0.001)
+
+
+def destroy(ctx: RuntimeContext, state: st.State) -> None:
+    cg = cgroups.from_state(state.cgroup)
+    if cg is not None:
+        cg.destroy()
+    poststop = _hooks(state.config.get("hooks") or {}, "poststop")
+    if poststop:
+        hooks.run_hooks_warn("poststop", poststop, state.oci_state(status=st.STOPPED), ctx.warn)
+    _remove_dir(state.dir)
+
+
+def _remove_dir(path: str) -> None:
+    for name in os.listdir(path):
+        try:
+            os.unlink(os.path.join(path, name))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,95 @@
+"""OCI hooks (runtime-spec config.md#posix-platform-hooks).
+
+Each hook is run with its own path/args/env, the container state JSON on
+stdin and an optional timeout in seconds. Failure semantics from the spec:
+
+* prestart, createRuntime, createContainer, startContainer: a failing hook
+  is an error — the container is torn down and the operation fails;
+* poststart, poststop: a failing hook is logged as a warning and the
+  operation carries on.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .. import _fastjson
+from ..errors import HookError
+from ..spec.model import Hook
+
+
+def run_hooks(kind: str, hooks: list[Hook], state: dict[str, object]) -> None:
+    """Run `hooks` in order; raise HookError naming the first one that fails."""
+    if not hooks:
+        return
+    stdin = _fastjson.dumps(state).encode()
+    for i, hook in enumerate(hooks):
+        status = _run_one(hook, stdin)
+        if status is None:
+            raise HookError(f"{kind} hook #{i} ({hook.path}) timed out after {hook.timeout}s")
+        if status != 0:
+            raise HookError(f"{kind} hook #{i} ({hook.path}) failed: {_describe(status)}")
+
+
+def run_hooks_warn(kind: str, hooks: list[Hook], state: dict[str, object], warn: object) -> None:
+    """Like run_hooks, but report failures through `warn(msg)` and go on."""
+    try:
+        run_hooks(kind, hooks, state)
+    except HookError as exc:
+        warn(str(exc))  # type: ignore[operator]
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+def _run_one(hook: Hook, stdin: bytes) -> int | None:
+    """Fork/exec one hook; return its wait status, or None on timeout (it is killed)."""
+    rfd, wfd = os.pipe()
+    argv = hook.args or [hook.path]
+    pid = os.fork()
+    if pid == 0:  # child: stdin from the pipe, stdout/stderr inherited
+        try:
+            os.dup2(rfd, 0)
+            os.execve(hook.path, argv, _env(hook.env))
+        except BaseException as exc:
+            os.write(2, f"hook {hook.path}: {exc}\n".encode())
+        os._exit(127)
+    os.close(rfd)
+    try:
+        os.write(wfd, stdin)
+    except BrokenPipeError:
+        pass  # the hook does not read its stdin; that is its right
+    finally:
+        os.close(wfd)
+    return _wait(pid, hook.timeout)
+
+
+def _env(env: list[str]) -> dict[str, str]:
+    out = {}
+    for entry in env:
+        key, _, value = entry.partition("=")
+        out[key] = value
+    return out
+
+
+def _wait(pid: int, timeout: int | None) -> int | None:
+    if timeout is None:
+        return os.waitpid(pid, 0)[1]
+    # Poll with backoff: a pidfd + select would need the select module, and
+    # hooks are rare enough that 1-20 ms of polling latency does not matter.
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() >= deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            return None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)

@@ -1,0 +1,126 @@
+"""The container's init process (``rune:[2:INIT]``).
+
+Builds the container from the inside (rootfs, /dev, masks, hostname,
+identity), reports ``ready`` to `rune create`, blocks until `rune start`
+opens exec.fifo, then execs the container process — or hands over to an
+enclave runtime, which is why the last step goes through ``launch.executor``.
+
+The process is non-dumpable from the start (PR_SET_DUMPABLE 0): until it
+execs, its /proc/<pid> entries — fds, exe, mem — are closed to everything in
+the container (CVE-2019-5736 class; execve restores dumpability).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..._sys import consts as c
+from ...errors import InclavareError, SyscallError
+from ..hooks import run_hooks
+from ..rootfs import devices, masks, mounts
+from . import terminal, workload
+from .launch import Launch
+from .messages import ERROR, HOOKS, HOOKS_DONE, READY, Channel
+
+
+def run(launch: Launch) -> None:
+    ch = launch.channel
+    assert ch is not None
+    try:
+        launch.sc.prctl(c.PR_SET_DUMPABLE, 0)
+        launch.sc.set_name("rune:[2:INIT]")
+        os.setsid()
+        build_container(launch)
+        process = workload.prepare(launch)
+        ch.send(READY)
+        ch.close()
+    except BaseException as exc:
+        report_and_exit(ch, exc)
+    workload.wait_for_start(launch)
+    run_hooks("startContainer", launch.spec.hooks.start_container if launch.spec.hooks else [], launch.hook_state)
+    workload.execute(launch, process)
+
+
+def report_and_exit(ch: Channel | None, exc: BaseException) -> None:
+    """Send the error to `rune create` (one line) and exit; never returns."""
+    if isinstance(exc, SystemExit):
+        os._exit(int(exc.code or 0))
+    msg = str(exc) if isinstance(exc, InclavareError | OSError) else f"{type(exc).__name__}: {exc}"
+    try:
+        if ch is not None:
+            ch.send(ERROR, {"msg": msg})
+    except OSError:
+        pass
+    os._exit(1)
+
+
+def build_container(launch: Launch) -> None:
+    sc, spec = launch.sc, launch.spec
+    linux = spec.linux
+    assert linux is not None
+    assert spec.root is not None
+    mounts.prepare_root(sc, launch.rootfs)
+    root_fd = os.open(launch.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        mounts.mount_all(sc, root_fd, launch.mounts, launch.cgroup_mounts)
+        in_userns = bool(launch.new_flags & c.CLONE_NEWUSER) or any(j[0] == "user" for j in launch.join_fds)
+        _step("creating devices", devices.create_devices, sc, root_fd, linux.devices, in_userns)
+        devpts = any(m.fstype == "devpts" and m.destination == "/dev/pts" for m in launch.mounts)
+        devices.create_symlinks(sc, root_fd, devpts)
+        for key, value in linux.sysctl.items():
+            _step(f"sysctl {key}", masks.write_sysctl, sc, root_fd, key, value)
+        _run_create_hooks(launch)
+        for path in linux.readonly_paths:
+            _step(f"read-only path {path}", masks.readonly, sc, root_fd, path)
+        for path in linux.masked_paths:
+            _step(f"masked path {path}", masks.mask, sc, root_fd, path)
+    finally:
+        os.close(root_fd)
+    if launch.no_pivot:
+        _step("moving the root", mounts.move_root, sc, launch.rootfs)
+    else:
+        _step("pivot_root", mounts.pivot, sc, launch.rootfs)
+    _step("rootfsPropagation", mounts.apply_root_propagation, sc, linux.rootfs_propagation)
+    if spec.root.readonly:
+        _step("read-only root", mounts.readonly_root, sc)
+    if spec.hostname:
+        sc.sethostname(spec.hostname)
+    if spec.domainname:
+        sc.setdomainname(spec.domainname)
+    if not launch.no_new_keyring:
+        _join_keyring(launch)
+    if spec.process and spec.process.terminal:
+        terminal.setup(launch)
+
+
+def _run_create_hooks(launch: Launch) -> None:
+    """prestart/createRuntime run in `rune create` (host namespaces);
+    createContainer runs here, in the container's namespaces, before pivot_root."""
+    ch = launch.channel
+    assert ch is not None
+    ch.send(HOOKS)
+    state = ch.expect(HOOKS_DONE)
+    if isinstance(state, dict):
+        launch.hook_state = state
+    hooks = launch.spec.hooks.create_container if launch.spec.hooks else []
+    run_hooks("createContainer", hooks, launch.hook_state)
+
+
+def _join_keyring(launch: Launch) -> None:
+    """A session keyring of its own, so containers do not share kernel keys
+    (runc does the same; ENOSYS/EACCES where keyctl is filtered: skip)."""
+    try:
+        launch.sc.join_session_keyring("_ses." + launch.container_id[:64])
+    except SyscallError as exc:
+        if exc.errno not in (38, 13, 1):  # ENOSYS, EACCES, EPERM
+            raise
+
+
+def _step(what: str, fn: object, *args: object) -> None:
+    """Run one setup step; on failure say which step, in one line."""
+    try:
+        fn(*args)  # type: ignore[operator]
+    except SyscallError as exc:
+        raise InclavareError(f"{what}: {exc}") from None
+    except OSError as exc:
+        raise InclavareError(f"{what}: {exc.strerror or exc}") from None

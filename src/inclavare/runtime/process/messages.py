@@ -1,0 +1,110 @@
+"""The spawn protocol between `rune create` and the container's processes.
+
+Three processes take part, named as in youki and runc's nsexec stages:
+
+* **main** (``rune create``, in the host namespaces),
+* **intermediate** (``rune:[1:INTER]``, forked by main): joins and creates
+  namespaces, then forks init and exits,
+* **init** (``rune:[2:INIT]``, forked by intermediate; pid 1 of a new pid
+  namespace): builds the rootfs, waits for `rune start`, then execs the
+  container process (or, for enclave containers, becomes the init-runelet).
+
+There is no re-exec: rune is single-threaded until the fork, so the forked
+interpreter is safe to keep using (runc re-execs only because Go cannot fork).
+
+main and the children talk over one pair of pipes (``Channel``); each message
+is one line: a kind, a space, a JSON payload. Sequence::
+
+    main                              intermediate                    init
+     | fork ------------------------->|
+     | join cgroup (intermediate pid)  |
+     |-- go ------------------------->| setns(joined namespaces)
+     |                                | unshare(CLONE_NEWUSER)         (if new userns)
+     |<- userns ----------------------|
+     | write uid_map, gid_map          |
+     |-- mapped --------------------->| setresuid(0); unshare(the rest)
+     |                                | fork ---------------------------->|
+     |<- pid {pid} -------------------| _exit(0)                          |
+     | waitpid(intermediate)                                              | mounts, devices (pre-pivot)
+     |<- hooks -------------------------------------------------------------|
+     | prestart + createRuntime hooks                                       |
+     |-- hooks-done ------------------------------------------------------->| createContainer hooks
+     |                                                                      | pivot_root, masks, sysctl,
+     |                                                                      | user, caps, cwd, lookup
+     |<- ready -------------------------------------------------------------|
+     | write state.json, --pid-file; exit 0                                 | open(exec.fifo, O_WRONLY)
+                                                                             |   ... blocks until start
+    rune start: open(exec.fifo, O_RDONLY) ------------------------------------>| write "0"
+                read "0", then wait for EOF (init's fifo fd is CLOEXEC:     | startContainer hooks
+                EOF means execve happened); poststart hooks                  | execve(process.args)
+
+Any child may instead send ``error {"msg": ...}``; main then kills what it
+started and removes everything it created. A child that reads EOF (main
+died) exits at once, so a killed `rune create` leaves no half-made container.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ... import _fastjson
+from ...errors import InitFailed
+
+GO, USERNS, MAPPED, PID, HOOKS, HOOKS_DONE, READY, ERROR = (
+    "go", "userns", "mapped", "pid", "hooks", "hooks-done", "ready", "error",
+)  # fmt: skip
+
+
+class ChannelClosed(InitFailed):
+    """The other side went away (it died or exited) in the middle of the protocol."""
+
+
+class Channel:
+    """One direction of lines in, one direction of lines out, over pipes."""
+
+    __slots__ = ("_buf", "rfd", "wfd")
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd = rfd
+        self.wfd = wfd
+        self._buf = b""
+
+    @staticmethod
+    def pair() -> tuple[Channel, Channel]:
+        """(parent end, child end); close the other end after fork."""
+        r1, w1 = os.pipe()
+        r2, w2 = os.pipe()
+        return Channel(r1, w2), Channel(r2, w1)
+
+    def send(self, kind: str, payload: object = None) -> None:
+        line = kind if payload is None else kind + " " + _fastjson.dumps(payload)
+        data = (line + "\n").encode()
+        while data:
+            n = os.write(self.wfd, data)
+            data = data[n:]
+
+    def recv(self) -> tuple[str, object]:
+        while b"\n" not in self._buf:
+            chunk = os.read(self.rfd, 65536)
+            if not chunk:
+                raise ChannelClosed("the container's init process exited during setup")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        kind, _, rest = line.decode().partition(" ")
+        return kind, (_fastjson.loads(rest) if rest else None)
+
+    def expect(self, kind: str) -> object:
+        """Receive the next message; it must be `kind` (an error message raises)."""
+        got, payload = self.recv()
+        if got == ERROR:
+            raise InitFailed(payload.get("msg", "unknown error") if isinstance(payload, dict) else str(payload))
+        if got != kind:
+            raise InitFailed(f"spawn protocol: expected {kind!r}, got {got!r}")
+        return payload
+
+    def close(self) -> None:
+        for fd in (self.rfd, self.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass

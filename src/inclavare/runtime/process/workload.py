@@ -1,0 +1,134 @@
+"""The last stretch in init: identity, the start handshake and execve.
+
+Everything that can fail is done in :func:`prepare`, before init reports
+``ready`` — a missing executable or cwd fails `rune create`, as with runc,
+rather than a `start` that already returned success.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..._sys import consts as c
+from ...errors import InclavareError, SyscallError
+from .. import privileges
+from ..rootfs import paths
+from ..state import FIFO
+from .launch import Launch
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class Exec:
+    """The program to run: resolved path, argv and environment."""
+
+    __slots__ = ("argv", "env", "path")
+
+    def __init__(self, path: str, argv: list[str], env: dict[str, str]) -> None:
+        self.path = path
+        self.argv = argv
+        self.env = env
+
+
+def environment(entries: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for entry in entries:
+        key, _, value = entry.partition("=")
+        env[key] = value
+    return env
+
+
+def prepare(launch: Launch) -> Exec:
+    sc, proc = launch.sc, launch.spec.process
+    assert proc is not None
+    env = environment(proc.env)
+    if "HOME" not in env:
+        env["HOME"] = _home_of(proc.user.uid)
+    privileges.apply_rlimits(proc)
+    if proc.no_new_privileges:
+        sc.prctl(c.PR_SET_NO_NEW_PRIVS, 1)
+    privileges.apply_capabilities(sc, proc)
+    if proc.user.umask is not None:
+        os.umask(proc.user.umask)
+    _chdir(launch, proc.cwd)
+    path = proc.args[0] if launch.executor is not None else lookup(proc.args[0], env.get("PATH", DEFAULT_PATH))
+    return Exec(path, list(proc.args), env)
+
+
+def _home_of(uid: int) -> str:
+    """HOME from the container's /etc/passwd, "/" if it has no entry (runc does the same)."""
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def _chdir(launch: Launch, cwd: str) -> None:
+    """chdir(process.cwd) without leaving the container.
+
+    CVE-2024-21626: runc leaked a host directory fd into init and a cwd of
+    /proc/self/fd/N walked out through it. Resolving with RESOLVE_IN_ROOT
+    refuses magic links and keeps ".." and symlinks inside the root; the cwd
+    is created when missing, as runc does.
+    """
+    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fd = paths.open_in_root(launch.sc, root, cwd, os.O_PATH | os.O_DIRECTORY)
+        except SyscallError as exc:
+            if exc.errno != 2:
+                raise InclavareError(f"process.cwd {cwd}: {os.strerror(exc.errno)}") from None
+            fd = paths.mkdir_all(launch.sc, root, cwd)
+        try:
+            os.fchdir(fd)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(root)
+
+
+def lookup(name: str, search: str) -> str:
+    """Find `name` like execvp(3): a name with "/" is taken as is."""
+    if "/" in name:
+        if not os.path.exists(name):
+            raise InclavareError(f"exec: {name!r}: no such file or directory")
+        return name
+    for d in search.split(":"):
+        candidate = os.path.join(d or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise InclavareError(f"exec: {name!r}: executable file not found in $PATH")
+
+
+def wait_for_start(launch: Launch) -> None:
+    """Block until `rune start` opens exec.fifo for reading, then signal it.
+
+    The fifo fd stays open (close-on-exec) until execve: `rune start` reads
+    until EOF and so returns only once the container process runs.
+    """
+    try:
+        fd = os.open(FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=launch.state_dir_fd)
+        os.close(launch.state_dir_fd)
+        os.write(fd, b"0")
+    except OSError as exc:
+        os.write(2, f"rune init: exec.fifo: {exc.strerror}\n".encode())
+        os._exit(1)
+
+
+def execute(launch: Launch, prog: Exec) -> None:
+    """Hand over to the workload; never returns."""
+    if launch.executor is not None:
+        launch.executor.run(launch, prog)  # type: ignore[attr-defined]
+        os._exit(127)
+    # CVE-2024-21626 class: no fd but stdio and --preserve-fds may cross execve.
+    launch.sc.close_range_cloexec(3 + launch.preserve_fds)
+    try:
+        os.execve(prog.path, prog.argv, prog.env)
+    except OSError as exc:
+        os.write(2, f"rune: exec {prog.path}: {exc.strerror}\n".encode())
+    os._exit(127)

@@ -1,0 +1,52 @@
+"""Read-only verbs: `rune state` and `rune list`."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import time
+
+from . import state as st
+from .context import RuntimeContext
+
+
+def state(ctx: RuntimeContext, container_id: str) -> dict[str, object]:
+    return st.load(ctx.root, container_id).oci_state()
+
+
+def list_containers(ctx: RuntimeContext) -> list[dict[str, object]]:
+    """runc's `list --format json` objects, in id order."""
+    out = []
+    for cid in st.list_ids(ctx.root):
+        try:
+            s = st.load(ctx.root, cid)
+        except Exception:
+            continue  # deleted meanwhile, or half-written by a create in progress
+        oci = s.oci_state()
+        out.append({
+            "ociVersion": oci["ociVersion"], "id": cid, "pid": oci["pid"], "status": oci["status"],
+            "bundle": s.bundle, "rootfs": s.rootfs, "created": s.created, "owner": _owner(s.dir),
+            **({"annotations": s.annotations} if s.annotations else {}),
+        })  # fmt: skip
+    return out
+
+
+def _owner(path: str) -> str:
+    try:
+        return pwd.getpwuid(os.stat(path).st_uid).pw_name
+    except (KeyError, OSError):
+        return "#" + str(os.stat(path).st_uid) if os.path.exists(path) else ""
+
+
+def format_table(rows: list[dict[str, object]]) -> str:
+    """The text table of `runc list` (tabwriter: min width 12, padding 1)."""
+    header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    lines = [header] + [[str(r["id"]), str(r["pid"]), str(r["status"]), str(r["bundle"]),
+                         _format_created(str(r["created"])), str(r["owner"])] for r in rows]  # fmt: skip
+    widths = [max(12, *(len(line[i]) + 1 for line in lines)) for i in range(len(header) - 1)]
+    return "".join("".join(f.ljust(w) for f, w in zip(line, widths, strict=False)) + line[-1] + "\n" for line in lines)
+
+
+def _format_created(created: str) -> str:
+    """runc prints created in Go's RFC3339Nano; keep ours as stored."""
+    return created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(0))

@@ -1,0 +1,65 @@
+"""`rune start`: release a created container's init to exec its process.
+
+exec.fifo is the handshake (see :mod:`.process.messages`): opening it for
+reading unblocks init's open for writing; init writes one byte and keeps the
+fifo open close-on-exec, so reading on to EOF waits exactly until the
+container process has been exec'd (or init died trying).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+
+from .._sys import proc
+from ..errors import InclavareError, InvalidTransition
+from . import hooks
+from . import state as st
+from .context import RuntimeContext
+
+_POLL_MS = 50
+
+
+def start(ctx: RuntimeContext, container_id: str) -> st.State:
+    state = st.load(ctx.root, container_id)
+    status = state.status()
+    if status != st.CREATED:
+        raise InvalidTransition(container_id, status, "start")
+    fifo = os.path.join(state.dir, st.FIFO)
+    try:
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise InvalidTransition(container_id, st.RUNNING, "start") from None
+    try:
+        _await_exec(state, fd, fifo)
+    finally:
+        os.close(fd)
+    spec_hooks = state.config.get("hooks") or {}
+    poststart = _hooks(spec_hooks, "poststart")
+    if poststart:
+        hooks.run_hooks_warn("poststart", poststart, state.oci_state(status=st.RUNNING), ctx.warn)
+    return state
+
+
+def _await_exec(state: st.State, fd: int, fifo: str) -> None:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while not poller.poll(_POLL_MS):
+        if not proc.is_alive(state.pid, state.start_time):
+            raise InclavareError(f"container {state.id}: init exited before start")
+        if not os.path.exists(fifo):
+            raise InvalidTransition(state.id, st.RUNNING, "start")  # another start won
+    if os.read(fd, 1) != b"0":
+        raise InclavareError(f"container {state.id}: init exited before start")
+    os.unlink(fifo)  # from here on the container is "running"
+    os.set_blocking(fd, True)
+    while os.read(fd, 4096):
+        pass  # EOF: init's fifo fd was closed by execve (or init died)
+
+
+def _hooks(spec_hooks: object, kind: str) -> list:  # type: ignore[type-arg]
+    from ..spec.load import build
+    from ..spec.model import Hook
+
+    raw = spec_hooks.get(kind) if isinstance(spec_hooks, dict) else None
+    return build(("list", Hook), raw, f"hooks.{kind}", "config.json") if raw else []  # type: ignore[return-value]

@@ -1,0 +1,186 @@
+"""Container state on disk: ``<root>/<id>/state.json`` and friends.
+
+Layout of a container directory (mode 0711, like runc's)::
+
+    state.json   this module's State, written atomically (temp file + rename)
+    exec.fifo    exists from create until start; init blocks opening it
+    agent.sock   enclave containers only: the init-runelet's agent socket
+
+Status is *derived* every time (runc refreshState, crun status.c), never
+trusted from the file alone:
+
+    creating  state.json says so (create has not finished)
+    created   init is alive and exec.fifo still exists
+    running   init is alive, the fifo is gone (and not frozen)
+    paused    init is alive and its cgroup is frozen
+    stopped   init is gone, or its pid now belongs to another process
+              (the recorded start time differs: a recycled pid)
+"""
+
+from __future__ import annotations
+
+import os
+
+from .. import _fastjson
+from .._sys import proc
+from ..errors import ContainerExists, ContainerNotFound, InclavareError
+
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+
+STATE_FILE = "state.json"
+FIFO = "exec.fifo"
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+
+
+def validate_id(container_id: str) -> None:
+    """Container ids as runc accepts them: ``^[\\w+\\-.]+$``, not "." or ".."."""
+    if not container_id or container_id in (".", "..") or not set(container_id) <= _ID_CHARS:
+        raise InclavareError(f"invalid container id {container_id!r}: use letters, digits, _ + - .")
+    if len(container_id) > 1024:
+        raise InclavareError("invalid container id: longer than 1024 characters")
+
+
+class State:
+    """What rune knows about one container, persisted as state.json."""
+
+    __slots__ = (
+        "annotations",
+        "bundle",
+        "cgroup",
+        "config",
+        "created",
+        "creating",
+        "dir",
+        "extra",
+        "id",
+        "owner",
+        "pid",
+        "rootfs",
+        "start_time",
+    )  # fmt: skip
+
+    def __init__(self, container_id: str, directory: str) -> None:
+        self.id = container_id
+        self.dir = directory
+        self.pid = 0
+        self.start_time: int | None = None
+        self.bundle = ""
+        self.rootfs = ""
+        self.created = ""
+        self.owner = ""
+        self.annotations: dict[str, str] = {}
+        self.config: dict[str, object] = {}  # the bundle's config.json as of create
+        self.creating = True
+        self.cgroup: dict[str, object] = {}  # cgroup manager's saved paths
+        self.extra: dict[str, object] = {}  # e.g. "enclave": enclave config (PAL issue)
+
+    # -- persistence -----------------------------------------------------
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id, "init_process_pid": self.pid, "init_process_start": self.start_time,
+            "bundle": self.bundle, "rootfs": self.rootfs, "created": self.created, "owner": self.owner,
+            "annotations": self.annotations, "config": self.config, "creating": self.creating,
+            "cgroup": self.cgroup, "extra": self.extra,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, container_id: str, directory: str, doc: dict) -> State:  # type: ignore[type-arg]
+        st = cls(container_id, directory)
+        st.pid = doc.get("init_process_pid") or 0
+        st.start_time = doc.get("init_process_start")
+        st.bundle = doc.get("bundle", "")
+        st.rootfs = doc.get("rootfs", "")
+        st.created = doc.get("created", "")
+        st.owner = doc.get("owner", "")
+        st.annotations = doc.get("annotations") or {}
+        st.config = doc.get("config") or {}
+        st.creating = bool(doc.get("creating"))
+        st.cgroup = doc.get("cgroup") or {}
+        st.extra = doc.get("extra") or {}
+        return st
+
+    def save(self) -> None:
+        """Write state.json atomically: readers see the old or the new file, never half.
+
+        No fsync: the state root lives on /run (tmpfs on a normal host) and
+        means nothing after a reboot; rename alone gives atomicity.
+        """
+        tmp = os.path.join(self.dir, f".{STATE_FILE}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, _fastjson.dumps(self.to_json()).encode())
+        finally:
+            os.close(fd)
+        os.replace(tmp, os.path.join(self.dir, STATE_FILE))
+
+    # -- derived status --------------------------------------------------
+    def status(self) -> str:
+        if self.creating:
+            return CREATING if self.pid == 0 or proc.is_alive(self.pid, self.start_time) else STOPPED
+        if not proc.is_alive(self.pid, self.start_time):
+            return STOPPED
+        if os.path.exists(os.path.join(self.dir, FIFO)):
+            return CREATED
+        if self._frozen():
+            return PAUSED
+        return RUNNING
+
+    def _frozen(self) -> bool:
+        freezer = self.cgroup.get("freezer_state")
+        if not isinstance(freezer, str):
+            return False
+        try:
+            with open(freezer) as f:
+                value = f.read().strip()
+        except OSError:
+            return False
+        return value in ("FROZEN", "FREEZING", "1")
+
+    def oci_state(self, status: str | None = None) -> dict[str, object]:
+        """The state document of the OCI runtime spec (runtime.md#state), as `rune state`
+        prints it; `status` overrides the derived one (hooks get the status of their phase)."""
+        status = status or self.status()
+        return {
+            "ociVersion": self.config.get("ociVersion", ""), "id": self.id,
+            "pid": self.pid if status != STOPPED else 0, "status": status, "bundle": self.bundle,
+            "rootfs": self.rootfs, "created": self.created, "owner": self.owner,
+            **({"annotations": self.annotations} if self.annotations else {}),
+        }  # fmt: skip
+
+
+def container_dir(root: str, container_id: str) -> str:
+    validate_id(container_id)
+    return os.path.join(root, container_id)
+
+
+def load(root: str, container_id: str) -> State:
+    directory = container_dir(root, container_id)
+    try:
+        with open(os.path.join(directory, STATE_FILE), "rb") as f:
+            doc = _fastjson.loads(f.read())
+    except FileNotFoundError:
+        raise ContainerNotFound(container_id) from None
+    except _fastjson.JSONError as exc:
+        raise InclavareError(f"{directory}/{STATE_FILE}: corrupt state: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InclavareError(f"{directory}/{STATE_FILE}: corrupt state: not an object")
+    return State.from_json(container_id, directory, doc)
+
+
+def make_dir(root: str, container_id: str) -> str:
+    """Create the container's directory; fail if the id is taken."""
+    directory = container_dir(root, container_id)
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    try:
+        os.mkdir(directory, 0o711)
+    except FileExistsError:
+        raise ContainerExists(container_id) from None
+    return directory
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if os.path.isfile(os.path.join(root, n, STATE_FILE)))

@@ -1,0 +1,99 @@
+"""create/start/state/kill/delete/run of real containers (root, namespaces)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from inclavare.testing.bundles import base_config
+
+pytestmark = pytest.mark.root
+
+
+def wait_status(rune, cid, want, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = rune("state", cid)
+        if out.returncode == 0 and json.loads(out.stdout)["status"] == want:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{cid} never reached {want}: {rune('state', cid).stdout}")
+
+
+def test_run_foreground_exit_code_and_stdio(rune, bundle):
+    b = bundle(base_config(["sh", "-c", "echo out; echo err >&2; exit 7"]))
+    r = rune("run", "--bundle", b, "fg")
+    assert (r.returncode, r.stdout, r.stderr) == (7, "out\n", "err\n")
+    assert rune("state", "fg").returncode == 1  # deleted after run
+
+
+def test_create_start_state_delete(rune, bundle, tmp_path):
+    b = bundle(base_config(["sh", "-c", "echo started > /tmp/x; sleep 100"]))
+    pid_file = tmp_path / "pid"
+    rune("create", "--bundle", b, "--pid-file", str(pid_file), "c1", check=True)
+    state = json.loads(rune("state", "c1", check=True).stdout)
+    assert state["status"] == "created"
+    assert state["pid"] == int(pid_file.read_text())
+    assert state["bundle"] == b
+    rune("start", "c1", check=True)
+    assert json.loads(rune("state", "c1").stdout)["status"] == "running"
+    assert rune("start", "c1").returncode == 1  # already started
+    assert rune("delete", "c1").returncode == 1  # running: refused, no effect
+    assert json.loads(rune("state", "c1").stdout)["status"] == "running"
+    rune("kill", "c1", "KILL", check=True)
+    wait_status(rune, "c1", "stopped")
+    rune("delete", "c1", check=True)
+    assert rune("state", "c1").returncode == 1
+
+
+def test_delete_created_needs_force(rune, bundle):
+    b = bundle(base_config(["true"]))
+    rune("create", "--bundle", b, "c2", check=True)
+    assert rune("delete", "c2").returncode == 1
+    assert json.loads(rune("state", "c2").stdout)["status"] == "created"
+    rune("delete", "--force", "c2", check=True)
+    assert rune("state", "c2").returncode == 1
+
+
+@pytest.mark.parametrize("sig", ["TERM", "SIGTERM", "15", "sigterm"])
+def test_kill_signal_forms(rune, bundle, sig):
+    b = bundle(base_config(["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.05; done"]))
+    rune("run", "-d", "--bundle", b, "k", check=True)
+    time.sleep(0.2)
+    rune("kill", "k", sig, check=True)
+    wait_status(rune, "k", "stopped")
+
+
+def test_unknown_signal(rune, bundle):
+    b = bundle(base_config(["sleep", "10"]))
+    rune("run", "-d", "--bundle", b, "u", check=True)
+    r = rune("kill", "u", "SIGNOPE")
+    assert r.returncode == 1
+    assert "unknown signal" in r.stderr
+
+
+def test_list_and_features(rune, bundle):
+    b = bundle(base_config(["sleep", "10"]))
+    rune("run", "-d", "--bundle", b, "l1", check=True)
+    rows = json.loads(rune("list", "--format", "json", check=True).stdout)
+    assert [(r["id"], r["status"]) for r in rows] == [("l1", "running")]
+    assert rune("list", "-q", check=True).stdout == "l1\n"
+    assert "ID" in rune("list", check=True).stdout
+    feats = json.loads(rune("features", check=True).stdout)
+    assert "createRuntime" in feats["hooks"]
+
+
+def test_failed_create_leaves_nothing(rune, bundle, state_root):
+    cfg = base_config(["/does/not/exist"])
+    b = bundle(cfg)
+    r = rune("create", "--bundle", b, "bad")
+    assert r.returncode == 1
+    assert "no such file" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not os.path.exists(os.path.join(state_root, "bad"))
+    assert not os.path.exists("/sys/fs/cgroup/pids/bad")
+    with open("/proc/self/mountinfo") as f:
+        assert b not in f.read()
