@@ -130,6 +130,10 @@ def _plan(launch: Launch, spec: object, opts: CreateOptions, state_dir: str) -> 
     launch.no_new_keyring = opts.no_new_keyring
     launch.preserve_fds = opts.preserve_fds
     launch.state_dir_fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    if spec.linux.seccomp:  # type: ignore[attr-defined]
+        from . import seccomp
+
+        launch.seccomp = seccomp.compile_filter(spec.linux.seccomp)  # type: ignore[attr-defined]
     if opts.console_socket:
         launch.console_fd = _connect(opts.console_socket)
     elif spec.process.terminal:  # type: ignore[attr-defined]

@@ -54,3 +54,4 @@ class Launch:
         self.executor: object = None  # how init runs the workload (exec, or an enclave runtime)
         self.cgroup_mounts: dict[str, str] = {}  # host cgroup dirs to expose for "cgroup" mounts
         self.hook_state: dict[str, object] = {}  # the OCI state hooks get on stdin
+        self.seccomp: object = None  # a compiled filter (runtime.seccomp), loaded right before execve

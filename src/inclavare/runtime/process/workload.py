@@ -127,6 +127,9 @@ def execute(launch: Launch, prog: Exec) -> None:
         os._exit(127)
     # CVE-2024-21626 class: no fd but stdio and --preserve-fds may cross execve.
     launch.sc.close_range_cloexec(3 + launch.preserve_fds)
+    if launch.seccomp is not None:
+        # Last, so the filter only has to allow execve itself (runc does the same).
+        launch.seccomp.load()  # type: ignore[attr-defined]
     try:
         os.execve(prog.path, prog.argv, prog.env)
     except OSError as exc:

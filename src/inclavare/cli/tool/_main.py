@@ -1,0 +1,62 @@
+"""`inclavare`: the tool for everything around rune (enclaves, evidence, KBS).
+
+``inclavare <group> ...`` dispatches to ``inclavare.cli.tool.<group>``, a
+module with ``main(argv) -> int`` that parses its own arguments (argparse is
+fine here: this is not rune's start-up path). Errors from the library become
+one line on stderr and exit status 1; tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from ...errors import InclavareError
+
+GROUPS = {
+    "enclave": "measure, sign, inspect, seal and unseal enclaves of the built-in runtimes",
+    "evidence": "inspect and verify attestation evidence (SGX, TDX, SEV-SNP, Nitro, software)",
+    "ratls": "attested TLS sample server and client",
+    "kbs": "the key broker service",
+    "kbs-client": "talk to a key broker: attest, get resources, administer",
+    "image": "unpack (and decrypt) OCI images into rune bundles",
+}
+
+
+def _usage() -> str:
+    lines = ["usage: inclavare [--debug] <group> [args...]", "", "groups:"]
+    lines += [f"  {name:<12} {text}" for name, text in GROUPS.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stdout.write(_usage())
+        return 0 if argv else 2
+    group, rest = argv[0], argv[1:]
+    if group not in GROUPS:
+        sys.stderr.write(f"inclavare: unknown group {group!r}\n" + _usage())
+        return 2
+    try:
+        module = importlib.import_module(f"inclavare.cli.tool.{group.replace('-', '_')}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"inclavare.cli.tool.{group.replace('-', '_')}":
+            raise
+        sys.stderr.write(f"inclavare: {group}: not part of this build\n")
+        return 2
+    try:
+        return int(module.main(rest) or 0)
+    except InclavareError as exc:
+        if debug:
+            raise
+        sys.stderr.write(f"inclavare {group}: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
