@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as exc:
         return _fail(log, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1, debug)
+    except Exception as exc:  # a bug in rune: still one line (the traceback with --debug)
+        return _fail(log, f"internal error: {type(exc).__name__}: {exc}", 1, debug)
 
 
 def _logger(opts: dict[str, object]) -> object:

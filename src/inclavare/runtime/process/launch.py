@@ -32,6 +32,7 @@ class Launch:
         "preserve_fds",
         "rootfs",
         "sc",
+        "seccomp",
         "spec",
         "state_dir_fd",
     )  # fmt: skip
