@@ -12,7 +12,7 @@ import os
 import time
 
 from .._sys import consts as c
-from .._sys import proc
+from .._sys import dmz, proc
 from ..errors import InclavareError, SpecError
 from ..spec.load import load_bundle
 from ..spec.validate import validate
@@ -130,6 +130,7 @@ def _plan(launch: Launch, spec: object, opts: CreateOptions, state_dir: str) -> 
     launch.no_new_keyring = opts.no_new_keyring
     launch.preserve_fds = opts.preserve_fds
     launch.state_dir_fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    launch.dmz_fd = dmz.sealed_fd()
     if spec.linux.seccomp:  # type: ignore[attr-defined]
         from . import seccomp
 
@@ -262,7 +263,7 @@ def _reap(pid: int) -> None:
 
 
 def _close_fds(launch: Launch) -> None:
-    fds = [fd for _t, fd, _p in launch.join_fds] + [launch.state_dir_fd, launch.console_fd]
+    fds = [fd for _t, fd, _p in launch.join_fds] + [launch.state_dir_fd, launch.console_fd, launch.dmz_fd]
     for fd in fds:
         if fd >= 0:
             try:
@@ -270,7 +271,7 @@ def _close_fds(launch: Launch) -> None:
             except OSError:
                 pass
     launch.join_fds = []
-    launch.state_dir_fd = launch.console_fd = -1
+    launch.state_dir_fd = launch.console_fd = launch.dmz_fd = -1
 
 
 def _rmtree(path: str) -> None:

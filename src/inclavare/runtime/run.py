@@ -12,14 +12,12 @@ from __future__ import annotations
 import os
 
 from .._sys import consts as c
+from . import reaper
 from . import state as st
 from .context import RuntimeContext
 from .create import CreateOptions, create
 from .delete import delete
 from .start import start
-
-# Everything catchable except SIGCHLD (ours to reap), SIGWINCH and SIGURG.
-_FORWARD = [n for n in range(1, 32) if n not in (9, 17, 19, 23, 28)]
 
 
 def run(ctx: RuntimeContext, container_id: str, opts: CreateOptions, detach: bool, keep: bool) -> int:
@@ -58,24 +56,7 @@ def _wants_tty(opts: CreateOptions) -> bool:
 
 
 def _wait(state: st.State, console: object) -> int:
-    import _signal
-
-    pid = state.pid
-
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    for signum in _FORWARD:
-        _signal.signal(signum, forward)
+    reaper.forward_signals(state.pid)
     if console is not None:
-        console.pump_until_exit(pid)  # type: ignore[attr-defined]
-    while True:
-        try:
-            done, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return 255  # init was reaped elsewhere: no status to report
-        if done == pid:
-            return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+        console.pump_until_exit(state.pid)  # type: ignore[attr-defined]
+    return reaper.wait_for(state.pid)

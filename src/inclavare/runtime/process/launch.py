@@ -22,6 +22,7 @@ class Launch:
         "channel",
         "console_fd",
         "container_id",
+        "dmz_fd",
         "executor",
         "hook_state",
         "join_fds",
@@ -55,4 +56,5 @@ class Launch:
         self.executor: object = None  # how init runs the workload (exec, or an enclave runtime)
         self.cgroup_mounts: dict[str, str] = {}  # host cgroup dirs to expose for "cgroup" mounts
         self.hook_state: dict[str, object] = {}  # the OCI state hooks get on stdin
+        self.dmz_fd = -1  # sealed memfd of the exec trampoline (_sys/dmz.py)
         self.seccomp: object = None  # a compiled filter (runtime.seccomp), loaded right before execve

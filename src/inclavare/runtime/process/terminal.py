@@ -17,16 +17,26 @@ import os
 from ...errors import InclavareError
 from .launch import Launch
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ...spec.model import Process
+
 TIOCSCTTY = 0x540E  # <asm-generic/ioctls.h>
 TIOCSWINSZ = 0x5414
 
 
 def setup(launch: Launch) -> None:
-    if launch.console_fd < 0:
+    assert launch.spec.process is not None
+    attach(launch.console_fd, launch.spec.process)
+    launch.console_fd = -1
+
+
+def attach(console_fd: int, proc: Process) -> None:
+    """Make a new pty our stdio and controlling terminal; send its master
+    over `console_fd` (which is closed afterwards)."""
+    if console_fd < 0:
         raise InclavareError("process.terminal is set but no --console-socket was given")
     master, slave = os.openpty()
-    proc = launch.spec.process
-    assert proc is not None
     if proc.console_size is not None:
         size = proc.console_size
         fcntl.ioctl(slave, TIOCSWINSZ, _winsize(size.height, size.width))
@@ -35,10 +45,9 @@ def setup(launch: Launch) -> None:
         os.dup2(slave, fd)
     fcntl.ioctl(0, TIOCSCTTY, 0)
     os.close(slave)
-    send_fd(launch.console_fd, master, b"/dev/ptmx")
+    send_fd(console_fd, master, b"/dev/ptmx")
     os.close(master)
-    os.close(launch.console_fd)
-    launch.console_fd = -1
+    os.close(console_fd)
 
 
 def _winsize(rows: int, cols: int) -> bytes:

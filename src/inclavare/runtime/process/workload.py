@@ -10,11 +10,17 @@ from __future__ import annotations
 import os
 
 from ..._sys import consts as c
+from ..._sys import dmz
 from ...errors import InclavareError, SyscallError
 from .. import privileges
 from ..rootfs import paths
 from ..state import FIFO
 from .launch import Launch
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..._sys import Syscalls
+    from ...spec.model import Process
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -39,8 +45,16 @@ def environment(entries: list[str]) -> dict[str, str]:
 
 
 def prepare(launch: Launch) -> Exec:
-    sc, proc = launch.sc, launch.spec.process
-    assert proc is not None
+    assert launch.spec.process is not None
+    return prepare_process(launch.sc, launch.spec.process, resolve=launch.executor is None)
+
+
+def prepare_process(sc: Syscalls, proc: Process, resolve: bool = True) -> Exec:
+    """Become who `proc` says and go where it says; return what to exec.
+
+    `resolve`: look the program up in $PATH (not for enclave runtimes, whose
+    programs may live inside the enclave image rather than the rootfs).
+    """
     env = environment(proc.env)
     if "HOME" not in env:
         env["HOME"] = _home_of(proc.user.uid)
@@ -50,8 +64,8 @@ def prepare(launch: Launch) -> Exec:
     privileges.apply_capabilities(sc, proc)
     if proc.user.umask is not None:
         os.umask(proc.user.umask)
-    _chdir(launch, proc.cwd)
-    path = proc.args[0] if launch.executor is not None else lookup(proc.args[0], env.get("PATH", DEFAULT_PATH))
+    _chdir(sc, proc.cwd)
+    path = lookup(proc.args[0], env.get("PATH", DEFAULT_PATH)) if resolve else proc.args[0]
     return Exec(path, list(proc.args), env)
 
 
@@ -68,7 +82,7 @@ def _home_of(uid: int) -> str:
     return "/"
 
 
-def _chdir(launch: Launch, cwd: str) -> None:
+def _chdir(sc: Syscalls, cwd: str) -> None:
     """chdir(process.cwd) without leaving the container.
 
     CVE-2024-21626: runc leaked a host directory fd into init and a cwd of
@@ -79,11 +93,14 @@ def _chdir(launch: Launch, cwd: str) -> None:
     root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         try:
-            fd = paths.open_in_root(launch.sc, root, cwd, os.O_PATH | os.O_DIRECTORY)
+            fd = paths.open_in_root(sc, root, cwd, os.O_PATH | os.O_DIRECTORY)
         except SyscallError as exc:
             if exc.errno != 2:
                 raise InclavareError(f"process.cwd {cwd}: {os.strerror(exc.errno)}") from None
-            fd = paths.mkdir_all(launch.sc, root, cwd)
+            try:
+                fd = paths.mkdir_all(sc, root, cwd)
+            except OSError as err:
+                raise InclavareError(f"process.cwd {cwd}: cannot create it: {err.strerror}") from None
         try:
             os.fchdir(fd)
         finally:
@@ -130,8 +147,17 @@ def execute(launch: Launch, prog: Exec) -> None:
     if launch.seccomp is not None:
         # Last, so the filter only has to allow execve itself (runc does the same).
         launch.seccomp.load()  # type: ignore[attr-defined]
+    exec_via_dmz(launch.dmz_fd, prog)
+
+
+def exec_via_dmz(dmz_fd: int, prog: Exec) -> None:
+    """execve the program through the sealed trampoline (see _sys/dmz.py: why);
+    through /proc/self/fd when the container has /proc (plain execve, which
+    seccomp profiles allow), else fexecve (execveat)."""
+    argv = dmz.argv_for(prog.path, prog.argv)
+    via_proc = f"/proc/self/fd/{dmz_fd}"
     try:
-        os.execve(prog.path, prog.argv, prog.env)
+        os.execve(via_proc if os.path.exists(via_proc) else dmz_fd, argv, prog.env)  # type: ignore[arg-type]
     except OSError as exc:
         os.write(2, f"rune: exec {prog.path}: {exc.strerror}\n".encode())
     os._exit(127)

@@ -1,0 +1,16 @@
+"""rune resume <container-id>"""
+
+from __future__ import annotations
+
+from ...runtime.context import RuntimeContext
+
+SYNOPSIS = "<container-id>"
+NARGS = (1, 1)
+FLAGS: list = []  # type: ignore[type-arg]
+
+
+def main(ctx: RuntimeContext, opts: dict[str, object], args: list[str]) -> int:
+    from ...runtime.pause import resume
+
+    resume(ctx, args[0])
+    return 0

@@ -1,0 +1,186 @@
+"""`rune exec`: run another process in a running container.
+
+The process joins every namespace and the cgroups of the container's init,
+gets the container's seccomp filter, and runs as the process spec says
+(``--process FILE``, or the container's own process with the command-line
+overrides applied, as runc builds it). See :mod:`.process.tenant` for the
+spawn protocol.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .._sys import consts as c
+from .._sys import dmz, proc
+from ..errors import ContainerError, InclavareError
+from ..spec.load import build
+from ..spec.model import Capabilities, Process
+from . import cgroups, reaper
+from . import state as st
+from .context import RuntimeContext
+from .create import _connect, _write_pid_file
+from .process import tenant
+from .process.messages import GO, PID, READY, Channel
+
+
+class ExecOptions:
+    __slots__ = ("args", "caps", "console_socket", "cwd", "detach", "env", "extra_gids", "no_new_privs",
+                 "pid_file", "preserve_fds", "process_file", "tty", "user")  # fmt: skip
+
+    def __init__(self) -> None:
+        self.args: list[str] = []
+        self.process_file = ""
+        self.console_socket = ""
+        self.tty = False
+        self.detach = False
+        self.pid_file = ""
+        self.cwd = ""
+        self.env: list[str] = []
+        self.user = ""
+        self.extra_gids: list[int] = []
+        self.caps: list[str] = []
+        self.no_new_privs = False
+        self.preserve_fds = 0
+
+
+def exec_process(ctx: RuntimeContext, container_id: str, opts: ExecOptions) -> int:
+    state = st.load(ctx.root, container_id)
+    status = state.status()
+    if status not in (st.CREATED, st.RUNNING):
+        raise ContainerError(f"cannot exec in a {status} container")
+    process = process_for(state, opts)
+    from .._sys import default as syscalls
+
+    t = tenant.Tenant(syscalls(), process)
+    t.preserve_fds = opts.preserve_fds
+    _prepare(t, state, opts)
+    console = _console(t, opts)
+    try:
+        pid = _spawn(t, state)
+    finally:
+        for fd in [fd for _t, fd in t.ns_fds] + [t.console_fd, t.dmz_fd]:
+            if fd >= 0:
+                os.close(fd)
+    if opts.pid_file:
+        _write_pid_file(opts.pid_file, pid)
+    if opts.detach:
+        return 0
+    reaper.forward_signals(pid)
+    if console is not None:
+        console.receive()
+        console.pump_until_exit(pid)
+    return reaper.wait_for(pid)
+
+
+def process_for(state: st.State, opts: ExecOptions) -> Process:
+    """--process FILE as is, or the container's process with the overrides."""
+    if opts.process_file:
+        from .. import _fastjson
+
+        try:
+            with open(opts.process_file, "rb") as f:
+                doc = _fastjson.loads(f.read())
+        except (OSError, _fastjson.JSONError) as exc:
+            raise InclavareError(f"--process {opts.process_file}: {exc}") from None
+        return build(Process, doc, "process", opts.process_file)  # type: ignore[return-value]
+    if not opts.args:
+        raise InclavareError("rune exec: no command given (args or --process)")
+    base = build(Process, state.config.get("process"), "process", "state.json")
+    assert isinstance(base, Process)
+    base.args = list(opts.args)
+    base.terminal = opts.tty
+    base.console_size = None
+    base.env = base.env + opts.env
+    if opts.cwd:
+        base.cwd = opts.cwd
+    if opts.user:
+        uid, _, gid = opts.user.partition(":")
+        base.user.uid, base.user.gid = int(uid), int(gid or 0)
+    if opts.extra_gids:
+        base.user.additional_gids = list(opts.extra_gids)
+    if opts.no_new_privs:
+        base.no_new_privileges = True
+    if opts.caps:
+        _add_caps(base, opts.caps)
+    return base
+
+
+def _add_caps(process: Process, names: list[str]) -> None:
+    for name in names:
+        if name not in c.CAP_BITS:
+            raise InclavareError(f"--cap: unknown capability {name!r}")
+    caps = process.capabilities or Capabilities()
+    for kind in ("bounding", "effective", "inheritable", "permitted", "ambient"):
+        setattr(caps, kind, [*getattr(caps, kind), *(n for n in names if n not in getattr(caps, kind))])
+    process.capabilities = caps
+
+
+def _prepare(t: tenant.Tenant, state: st.State, opts: ExecOptions) -> None:
+    linux = state.config.get("linux") or {}
+    for ns in linux.get("namespaces") or []:  # type: ignore[attr-defined]
+        name = c.NAMESPACES[ns["type"]][1]
+        t.ns_fds.append((ns["type"], os.open(f"/proc/{state.pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
+    if not proc.is_alive(state.pid, state.start_time):  # the fds might name a recycled pid's namespaces
+        raise ContainerError("cannot exec: the container stopped")
+    if linux.get("seccomp"):  # type: ignore[union-attr]
+        from . import seccomp
+
+        t.seccomp = seccomp.compile_filter(linux["seccomp"])  # type: ignore[index]
+    t.dmz_fd = dmz.sealed_fd()
+
+
+def _console(t: tenant.Tenant, opts: ExecOptions) -> object:
+    if opts.console_socket:
+        t.console_fd = _connect(opts.console_socket)
+        return None
+    if not t.process.terminal:
+        return None
+    if opts.detach:
+        raise InclavareError("cannot allocate a tty without --console-socket when detached (-t with -d)")
+    from .console import ForegroundConsole
+
+    console = ForegroundConsole()
+    t.console_fd = _connect(console.socket_path)
+    return console
+
+
+def _spawn(t: tenant.Tenant, state: st.State) -> int:
+    from .._sys import default as syscalls
+
+    syscalls().prctl(c.PR_SET_CHILD_SUBREAPER, 1)  # the exec'd process becomes our child
+    exec_r, exec_w = os.pipe()
+    t.exec_fd = exec_w
+    parent, child = Channel.pair()
+    pid = os.fork()
+    if pid == 0:
+        parent.close()
+        os.close(exec_r)
+        tenant.run_intermediate(t, child)
+    child.close()
+    os.close(exec_w)
+    try:
+        cg = cgroups.from_state(state.cgroup)
+        if cg is not None:
+            cg.add(pid)
+        parent.send(GO)
+        tenant_pid = int(parent.expect(PID)["pid"])  # type: ignore[index]
+        os.waitpid(pid, 0)
+        parent.expect(READY)
+    except BaseException:
+        _reap(pid)
+        raise
+    finally:
+        parent.close()
+    while os.read(exec_r, 4096):
+        pass  # EOF once the tenant has exec'd (its end is close-on-exec) or died
+    os.close(exec_r)
+    return tenant_pid
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass

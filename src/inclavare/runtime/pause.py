@@ -1,0 +1,32 @@
+"""`rune pause` / `rune resume`: freeze and thaw every process of a container
+(cgroup v1 freezer.state, v2 cgroup.freeze)."""
+
+from __future__ import annotations
+
+from ..errors import ContainerError
+from . import cgroups
+from . import state as st
+from .context import RuntimeContext
+
+
+def pause(ctx: RuntimeContext, container_id: str) -> None:
+    state = st.load(ctx.root, container_id)
+    status = state.status()
+    if status != st.RUNNING:
+        raise ContainerError(f"cannot pause container {container_id} in state {status}")
+    _manager(state).freeze()
+
+
+def resume(ctx: RuntimeContext, container_id: str) -> None:
+    state = st.load(ctx.root, container_id)
+    status = state.status()
+    if status != st.PAUSED:
+        raise ContainerError(f"cannot resume container {container_id} in state {status}: not paused")
+    _manager(state).thaw()
+
+
+def _manager(state: st.State) -> cgroups.Manager:
+    cg = cgroups.from_state(state.cgroup)
+    if cg is None:
+        raise ContainerError(f"container {state.id} has no cgroup to freeze")
+    return cg
