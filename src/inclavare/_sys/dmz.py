@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import platform
 import struct
 
 from ..errors import InclavareError
@@ -79,8 +78,9 @@ def elf_image() -> bytes:
 
 def sealed_fd() -> int:
     """A close-on-exec memfd holding the trampoline, sealed against any change."""
-    if platform.machine() != "x86_64":
-        raise InclavareError(f"rune-dmz is x86-64 machine code; this host is {platform.machine()}")
+    machine = os.uname().machine
+    if machine != "x86_64":
+        raise InclavareError(f"rune-dmz is x86-64 machine code; this host is {machine}")
     fd = os.memfd_create("rune-dmz", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
         os.write(fd, elf_image())

@@ -182,7 +182,13 @@ def _cgroup_mount_map(cg: object) -> dict[str, str]:
 
 
 def _spawn(launch: Launch, cg: object, state: st.State, undo: _Undo) -> int:
-    """Fork intermediate, place it in the cgroup, drive it until it reports init's pid."""
+    """Fork intermediate, drive it until it reports init's pid, place init in the cgroup.
+
+    init is added to the cgroups while it builds its rootfs (the writes to
+    every v1 hierarchy's cgroup.procs are the slowest part of a create), and
+    it waits for ``hooks-done`` — sent only after the join — before it runs
+    anything but rune's own code or creates its cgroup namespace.
+    """
     parent, child = Channel.pair()
     pid = os.fork()
     if pid == 0:
@@ -192,7 +198,6 @@ def _spawn(launch: Launch, cg: object, state: st.State, undo: _Undo) -> int:
     child.close()
     launch.channel = parent
     undo.push(_reap, pid)
-    cg.add(pid)  # type: ignore[attr-defined]
     parent.send(GO)
     if launch.new_flags & c.CLONE_NEWUSER:
         parent.expect(USERNS)
@@ -201,6 +206,7 @@ def _spawn(launch: Launch, cg: object, state: st.State, undo: _Undo) -> int:
     payload = parent.expect(PID)
     init_pid = int(payload["pid"])  # type: ignore[index]
     undo.push(_kill_init, init_pid)
+    cg.add(init_pid)  # type: ignore[attr-defined]
     os.waitpid(pid, 0)
     undo.actions.remove((_reap, (pid,)))
     return init_pid

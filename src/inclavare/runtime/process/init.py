@@ -99,9 +99,11 @@ def _run_create_hooks(launch: Launch) -> None:
     ch = launch.channel
     assert ch is not None
     ch.send(HOOKS)
-    state = ch.expect(HOOKS_DONE)
+    state = ch.expect(HOOKS_DONE)  # also means: we are in the container's cgroups now
     if isinstance(state, dict):
         launch.hook_state = state
+    if launch.new_flags & c.CLONE_NEWCGROUP:
+        launch.sc.unshare(c.CLONE_NEWCGROUP)
     hooks = launch.spec.hooks.create_container if launch.spec.hooks else []
     run_hooks("createContainer", hooks, launch.hook_state)
 

@@ -31,7 +31,8 @@ def run(launch: Launch) -> None:
             ch.send(USERNS)
             ch.expect(MAPPED)
             _become_root()
-        rest = launch.new_flags & ~c.CLONE_NEWUSER
+        # The cgroup namespace is init's to create, once it is in its cgroups.
+        rest = launch.new_flags & ~(c.CLONE_NEWUSER | c.CLONE_NEWCGROUP)
         if rest:
             launch.sc.unshare(rest)
         pid = os.fork()

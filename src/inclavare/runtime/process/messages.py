@@ -22,13 +22,16 @@ is one line: a kind, a space, a JSON payload. Sequence::
      |                                | unshare(CLONE_NEWUSER)         (if new userns)
      |<- userns ----------------------|
      | write uid_map, gid_map          |
-     |-- mapped --------------------->| setresuid(0); unshare(the rest)
+     |-- mapped --------------------->| setresuid(0); unshare(the rest
+     |                                |   but cgroup)
      |                                | fork ---------------------------->|
      |<- pid {pid} -------------------| _exit(0)                          |
-     | waitpid(intermediate)                                              | mounts, devices (pre-pivot)
+     | join cgroups (init pid)                                            | mounts, devices (pre-pivot)
+     | waitpid(intermediate)                                              |
      |<- hooks -------------------------------------------------------------|
      | prestart + createRuntime hooks                                       |
-     |-- hooks-done ------------------------------------------------------->| createContainer hooks
+     |-- hooks-done ------------------------------------------------------->| unshare(cgroup ns);
+     |                                                                      | createContainer hooks
      |                                                                      | pivot_root, masks, sysctl,
      |                                                                      | user, caps, cwd, lookup
      |<- ready -------------------------------------------------------------|

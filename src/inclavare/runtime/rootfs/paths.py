@@ -37,23 +37,32 @@ def _components(path: str) -> list[str]:
 
 
 def mkdir_all(sc: Syscalls, root_fd: int, path: str, mode: int = 0o755) -> int:
-    """Create `path` (and parents) inside the root; return an O_PATH fd to it."""
+    """Create `path` (and parents) inside the root; return an O_PATH fd to it.
+
+    The common case — the directory exists — costs one openat2. Otherwise the
+    deepest existing ancestor is found and the rest is created one level at a
+    time, each new level opened relative to its parent with symlinks refused:
+    a directory swapped for a symlink between mkdir and open is caught.
+    """
     parts = _components(path)
-    fd = open_in_root(sc, root_fd, ".", os.O_PATH | os.O_DIRECTORY)
-    for i, name in enumerate(parts):
-        sub = "/".join(parts[: i + 1])
+    missing: list[str] = []
+    while True:
         try:
-            nxt = open_in_root(sc, root_fd, sub, os.O_PATH | os.O_DIRECTORY)
+            fd = open_in_root(sc, root_fd, "/".join(parts) or ".", os.O_PATH | os.O_DIRECTORY)
+            break
         except SyscallError as exc:
-            if exc.errno != 2:  # ENOENT: create it; anything else is real
-                os.close(fd)
+            if exc.errno != 2 or not parts:  # only ENOENT means "create it"
                 raise
+            missing.insert(0, parts.pop())
+    for name in missing:
+        try:
             try:
                 os.mkdir(name, mode, dir_fd=fd)
             except FileExistsError:
-                pass  # lost a race with ourselves or the image: open again
-            nxt = open_in_root(sc, root_fd, sub, os.O_PATH | os.O_DIRECTORY)
-        os.close(fd)
+                pass  # made meanwhile (by us or the image): open it all the same
+            nxt = sc.openat2(fd, name, os.O_PATH | os.O_DIRECTORY, c.RESOLVE_NO_SYMLINKS | c.RESOLVE_BENEATH)
+        finally:
+            os.close(fd)
         fd = nxt
     return fd
 
