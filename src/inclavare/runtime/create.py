@@ -203,7 +203,7 @@ def _spawn(launch: Launch, cg: object, state: st.State, undo: _Undo) -> int:
         parent.expect(USERNS)
         _write_id_maps(pid, launch.spec)
         parent.send(MAPPED)
-    payload = parent.expect(PID)
+    payload = parent.expect(PID, early=(HOOKS,))
     init_pid = int(payload["pid"])  # type: ignore[index]
     undo.push(_kill_init, init_pid)
     cg.add(init_pid)  # type: ignore[attr-defined]

@@ -164,7 +164,7 @@ def _spawn(t: tenant.Tenant, state: st.State) -> int:
         if cg is not None:
             cg.add(pid)
         parent.send(GO)
-        tenant_pid = int(parent.expect(PID)["pid"])  # type: ignore[index]
+        tenant_pid = int(parent.expect(PID, early=(READY,))["pid"])  # type: ignore[index]
         os.waitpid(pid, 0)
         parent.expect(READY)
     except BaseException:

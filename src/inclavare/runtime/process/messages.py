@@ -96,9 +96,24 @@ class Channel:
         kind, _, rest = line.decode().partition(" ")
         return kind, (_fastjson.loads(rest) if rest else None)
 
-    def expect(self, kind: str) -> object:
-        """Receive the next message; it must be `kind` (an error message raises)."""
-        got, payload = self.recv()
+    def expect(self, kind: str, early: tuple[str, ...] = ()) -> object:
+        """Receive the next message; it must be `kind` (an error message raises).
+
+        intermediate and init write to the same pipe concurrently, so a message
+        of a kind in `early` may overtake the one expected (init's ``hooks``
+        can arrive before the intermediate's ``pid``): it is kept for the
+        next expect() instead of being an error.
+        """
+        for i, (got, payload) in enumerate(self._early):
+            if got == kind:
+                del self._early[i]
+                return payload
+        while True:
+            got, payload = self.recv()
+            if got in early and got != kind:
+                self._early.append((got, payload))
+                continue
+            break
         if got == ERROR:
             raise InitFailed(payload.get("msg", "unknown error") if isinstance(payload, dict) else str(payload))
         if got != kind:
