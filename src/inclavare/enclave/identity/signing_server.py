@@ -49,6 +49,9 @@ class SigningServerClient:
             raise SigningServerError(f"signing server {url!r}: must be an http:// or https:// URL")
         self.url = url.rstrip("/")
         self.timeout = timeout
+        # Own opener: proxies come from the environment as of now, not as of
+        # whoever first called urllib.request.urlopen in this process.
+        self._opener = urllib.request.build_opener()
 
     def ping(self) -> bool:
         return self._call("GET", "/ping").strip() == b"ping"
@@ -75,7 +78,7 @@ class SigningServerClient:
         headers = {"Content-Type": "text/plain"} if body is not None else {}
         request = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with self._opener.open(request, timeout=self.timeout) as response:
                 return bytes(response.read(_MAX_RESPONSE))
         except urllib.error.HTTPError as exc:
             raise self.error(path, f"HTTP {exc.code}") from None
