@@ -65,12 +65,13 @@ class ChannelClosed(InitFailed):
 class Channel:
     """One direction of lines in, one direction of lines out, over pipes."""
 
-    __slots__ = ("_buf", "rfd", "wfd")
+    __slots__ = ("_buf", "_early", "rfd", "wfd")
 
     def __init__(self, rfd: int, wfd: int) -> None:
         self.rfd = rfd
         self.wfd = wfd
         self._buf = b""
+        self._early: list[tuple[str, object]] = []
 
     @staticmethod
     def pair() -> tuple[Channel, Channel]:
