@@ -1,0 +1,137 @@
+"""The one interface every enclave runtime offers: C PALs and Python runtimes.
+
+The init-runelet (a container's init for enclave containers, inventory §1.3)
+drives an :class:`EnclaveRuntime` and does not care whether a PAL shared
+library (:class:`inclavare.enclave.pal.PalRuntime`) or a Python runtime
+(``inclavare.enclave.runtimes``, third-party entry points) is behind it.
+The calls mirror the PAL API v3 (inventory §2), minus its C-isms:
+
+=================  =========================================  ====================
+call               PAL (v1 / v2+)                             who calls, when
+=================  =========================================  ====================
+factory(tee=...)   dlopen + pal_get_version                   main thread, before pivot_root
+init               pal_init                                   main thread, once, in `rune create`
+create_process     v1: deferred / v2+: pal_create_process     any thread, after init
+wait               v1: pal_exec / v2+: pal_exec               a worker thread; blocks
+kill               v1: unsupported / v2+: pal_kill            any thread, concurrently with wait
+local_report       v3: pal_get_local_report                   any thread, after init
+destroy            pal_destroy                                main thread, once, at the end
+probe              (what was negotiated)                      anyone, any time
+=================  =========================================  ====================
+
+Threading: the init-runelet's main thread handles signals and the agent
+socket while worker threads sit in ``wait``; so ``wait`` must block without
+holding the GIL (or any lock ``kill`` needs), and ``kill`` must return
+promptly while a ``wait`` is in progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal, Protocol, TypedDict
+
+INTERFACE_VERSION = 1
+
+# enclave.type values (inventory §1.2): real SGX, or no hardware protection.
+TEE_KINDS = ("intelSgx", "software")
+# enclave.runtime.loglevel values, as the PAL API defines them (inventory §1.2).
+LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal", "panic", "off")
+PID_ALL = -1  # kill(): every process of this runtime
+PID_CURRENT = 0  # kill(): the process created last
+
+
+class Capabilities(TypedDict):
+    """What ``probe()`` reports; `rune features` and test markers use it."""
+
+    name: str  # "liberpal-skeleton-v2.so", or the registered runtime name ("wasm")
+    kind: Literal["pal", "python"]
+    source: str  # the library path, or the entry point ("pkg.mod:Class")
+    api_version: int  # PAL: the negotiated PAL API version 1-3; python: INTERFACE_VERSION
+    tee: str  # one of TEE_KINDS
+    can_kill: bool  # kill() works (PAL v2+ exporting pal_kill)
+    can_report: bool  # local_report() works (PAL v3 exporting pal_get_local_report)
+
+
+class EnclaveRuntime(Protocol):
+    """One enclave (or software sandbox) and the processes running in it.
+
+    Errors are :class:`inclavare.errors.EnclaveError` / ``PalError``
+    subclasses with a one-line message naming the runtime (see
+    :mod:`inclavare.enclave.errors`); nothing here may exit the process.
+    """
+
+    name: str
+
+    def probe(self) -> Capabilities:
+        """What this runtime can do; cheap, no side effects, valid before init."""
+        ...
+
+    def init(self, args: str, log_level: str, pooled: tuple[int, int] | None = None) -> None:
+        """Create the enclave (pal_init); called once, from the main thread.
+
+        `args` are the runtime's options (``enclave.runtime.args``), separated by
+        spaces; :func:`split_args` splits them. `log_level` is one of
+        :data:`LOG_LEVELS`. `pooled` is ``(fd, addr)`` of a pre-built enclave
+        from the enclave pool (PAL v3 ``pal_attr_v3_t``); runtimes that cannot
+        adopt one raise :class:`EnclaveNotSupported` when it is given.
+        """
+        ...
+
+    def create_process(self, path: str, argv: Sequence[str], env: Sequence[str], stdio: tuple[int, int, int]) -> int:
+        """Start `path` with `argv` (argv[0] included) and `env` (``KEY=VALUE``).
+
+        `stdio` is (stdin, stdout, stderr) as fd numbers of the caller; the
+        caller keeps them open until ``wait`` for this process returns. Returns
+        a positive handle (a pid for PALs) for ``wait`` and ``kill``.
+        """
+        ...
+
+    def wait(self, pid: int) -> int:
+        """Block until process `pid` ends; its exit code, or 128+signal.
+
+        Called once per process, usually from a worker thread; waits for
+        different processes may run at the same time.
+        """
+        ...
+
+    def kill(self, pid: int, sig: int) -> None:
+        """Send `sig` to process `pid`, to all (:data:`PID_ALL`) or to the latest
+        (:data:`PID_CURRENT`). Any thread, also while ``wait`` blocks. Raises
+        :class:`EnclaveNotSupported` if the runtime cannot signal processes."""
+        ...
+
+    def local_report(self, target_info: bytes, report_data: bytes) -> bytes:
+        """A local attestation report for the enclave named by `target_info`.
+
+        For SGX: TARGETINFO (512 bytes) in, REPORT (432 bytes) out, with
+        `report_data` (up to 64 bytes) in REPORTDATA. Raises
+        :class:`EnclaveNotSupported` when the runtime has no reports.
+        """
+        ...
+
+    def destroy(self) -> None:
+        """Tear the enclave down (pal_destroy); processes still running are
+        ended by it. Called once, from the main thread; later calls fail."""
+        ...
+
+
+class RuntimeFactory(Protocol):
+    """What the registry resolves ``enclave.runtime.path`` to.
+
+    Calling it loads the runtime (for a PAL: dlopen, from the host, before
+    pivot_root) but does not ``init`` it. `tee` is the container's
+    ``enclave.type``; a runtime that cannot provide it raises
+    :class:`inclavare.enclave.errors.EnclaveUnavailable`. `log` receives debug
+    lines (one string each) around every call into the TEE.
+    """
+
+    def __call__(self, *, tee: str, log: Callable[[str], None] | None = None) -> EnclaveRuntime: ...
+
+
+def split_args(args: str) -> list[str]:
+    """The runtime options in `args`: separated by spaces or commas.
+
+    Commas count as separators because rune always turned
+    ``enclave.runtime.args=debug,no-epm`` into ``"debug no-epm"`` (inventory §1.2).
+    """
+    return args.replace(",", " ").split()
