@@ -67,16 +67,25 @@ def load_or_create_secret(path: str, make: Callable[[], bytes], what: str) -> by
 
 def _read_secret(path: str, what: str) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not hang us
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise HostKeyError(path, "", f"cannot open {what}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise HostKeyError(path, "", f"{what} is not a regular file")
         # Like ssh with private keys: a secret others can read is no secret.
         if st.st_mode & 0o077:
             raise HostKeyError(path, "", f"{what} has mode {stat.S_IMODE(st.st_mode):04o}; it must be 0600")
-        return f.read(1 << 16)
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > 1 << 16:
+                raise HostKeyError(path, "", f"{what} is larger than 64 KiB")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise HostKeyError(path, "", f"cannot read {what}: {exc.strerror}") from None
+    finally:
+        os.close(fd)

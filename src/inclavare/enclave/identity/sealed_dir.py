@@ -70,11 +70,12 @@ class SealedDir:
         return {name: self.read(name) for name in self.list()}
 
     def write(self, name: str, data: bytes) -> None:
+        blob_path = self._blob_path(name)  # checks the name before it becomes AAD
         blob = seal(self.identity, self.policy, data, _aad(name), secret=self._secret)
         try:
-            write_atomic(self._blob_path(name), blob, 0o600)
+            write_atomic(blob_path, blob, 0o600)
         except OSError as exc:
-            raise SealError(self._blob_path(name), "", f"cannot write: {exc.strerror}") from None
+            raise SealError(blob_path, "", f"cannot write: {exc.strerror}") from None
 
     def remove(self, name: str) -> None:
         try:
