@@ -40,6 +40,8 @@ def _encode(value: Encodable, out: bytearray) -> None:
     elif isinstance(value, bool):  # before int: bool is an int subclass
         out += b"T" if value else b"F"
     elif isinstance(value, int):
+        if not 0 <= value < 1 << 64:
+            raise ValueError(f"cannot canonically encode {value}: integers are u64")
         out += b"I" + struct.pack(">Q", value)
     elif isinstance(value, str):
         _blob(b"S", value.encode(), out)

@@ -31,7 +31,13 @@ class _Located(IdentityError):
         self.field = field
         self.reason = reason
         where = f"{file}: {field}: " if field else f"{file}: "
-        super().__init__(where + reason)
+        super().__init__(one_line(where + reason))
+
+
+def one_line(text: str) -> str:
+    """`text` with control characters escaped: keys and values from hostile
+    files must not break the one-line error contract (or forge log lines)."""
+    return "".join(f"\\x{ord(c):02x}" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text)
 
 
 class ManifestError(_Located):

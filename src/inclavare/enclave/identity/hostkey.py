@@ -71,9 +71,9 @@ class HostKey:
 
     @property
     def key_id(self) -> bytes:
-        """SHA-256 of the DER SubjectPublicKeyInfo (the same rule as MRSIGNER)."""
-        spki = serialization.PublicFormat.SubjectPublicKeyInfo
-        return hashlib.sha256(self.public_key.public_bytes(serialization.Encoding.DER, spki)).digest()
+        """SHA-256 of the raw 32-byte public key: the ``host_key_id`` of software evidence
+        (:mod:`inclavare.attestation.software`), by which verifiers pick the trusted key."""
+        return hashlib.sha256(self.public_raw).digest()
 
     def sign(self, data: bytes) -> bytes:
         return self._key.sign(data)
