@@ -38,12 +38,14 @@ them is the caller's job.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NoReturn
-
 from .. import _fastjson
 from .agent_messages import REQUESTS, RESPONSES, AttestRequest, AttestResponse, ExecRequest, ExecResponse, Kill, Message
 from .errors import AgentProtocolError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `rune exec` imports this module; typing alone costs ~15 ms
+    from collections.abc import Sequence
+    from typing import NoReturn
 
 __all__ = [
     "CLOSED", "INIT", "MAX_FRAME", "NEED_DATA", "RUNELET", "AgentConnection", "AttestRequest",

@@ -10,9 +10,7 @@ that contains a space (inventory §1.6, §1.11).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import string
+import binascii  # not base64: it imports `re`, which `rune exec` should not pay for
 
 from .errors import AgentProtocolError
 
@@ -20,7 +18,7 @@ TARGETINFO_SIZE = 512  # SGX TARGETINFO (inventory §1.8)
 REPORT_DATA_SIZE = 64  # SGX REPORTDATA
 QUOTE_TYPES = ("", "epidUnlinkable", "epidLinkable", "ecdsa")  # `rune attest --quote-type`
 SIGNAL_MAX = 64  # SIGRTMAX on Linux x86-64
-_HEX = frozenset(string.hexdigits)
+_HEX = frozenset("0123456789abcdefABCDEF")  # not string.hexdigits: `string` imports `re`
 
 Wire = dict[str, object]
 
@@ -140,14 +138,18 @@ class AttestResponse(_Base):
         self.report, self.error = report, error
 
     def to_wire(self) -> Wire:
-        return {"type": self.TYPE, "report": base64.b64encode(self.report).decode(), "error": self.error}
+        return {
+            "type": self.TYPE,
+            "report": binascii.b2a_base64(self.report, newline=False).decode(),
+            "error": self.error,
+        }
 
     @classmethod
     def from_wire(cls, obj: Wire) -> AttestResponse:
         text = _text(obj, "report", cls.TYPE)
         try:
-            report = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
+            report = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+        except (binascii.Error, UnicodeEncodeError):
             raise _bad(cls.TYPE, "report", "not base64") from None
         return cls(report, _text(obj, "error", cls.TYPE))
 

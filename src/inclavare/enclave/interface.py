@@ -30,12 +30,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal, Protocol, TypedDict
 
-INTERFACE_VERSION = 1
+from .config import LOG_LEVELS, TEE_KINDS
 
-# enclave.type values (inventory §1.2): real SGX, or no hardware protection.
-TEE_KINDS = ("intelSgx", "software")
-# enclave.runtime.loglevel values, as the PAL API defines them (inventory §1.2).
-LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal", "panic", "off")
+__all__ = ["INTERFACE_VERSION", "LOG_LEVELS", "PID_ALL", "PID_CURRENT", "TEE_KINDS", "Capabilities",
+           "EnclaveRuntime", "RuntimeFactory", "split_args"]  # fmt: skip
+
+INTERFACE_VERSION = 1
 PID_ALL = -1  # kill(): every process of this runtime
 PID_CURRENT = 0  # kill(): the process created last
 

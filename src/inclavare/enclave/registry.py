@@ -22,16 +22,17 @@ tens of milliseconds, and a PAL path never needs it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from .errors import EnclaveRuntimeNotFound
-from .interface import EnclaveRuntime, RuntimeFactory
 
 GROUP = "inclavare.enclave_runtimes"
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # typing alone costs ~15 ms; `rune create` checks paths with this module
+    from collections.abc import Callable
     from importlib.metadata import EntryPoint
+
+    from .interface import EnclaveRuntime, RuntimeFactory
 
 
 def is_path(value: str) -> bool:
