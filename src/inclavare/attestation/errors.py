@@ -1,0 +1,65 @@
+"""Errors of :mod:`inclavare.attestation`, all subclasses of :class:`~inclavare.errors.AttestationError`.
+
+    AttestationError
+    ├── EvidenceFormatError   the evidence bytes are malformed (truncated, bad length, unknown format)
+    ├── CollateralError       collateral is missing or malformed (TCB info, QE identity, CRL, VCEK...)
+    ├── VerificationFailed    a check failed; ``.check`` names it (``"sgx quote signature"``)
+    │   └── CollateralExpired collateral is past its nextUpdate at the verification instant
+    ├── PolicyRejected        genuine evidence that the appraisal policy does not accept
+    └── PolicyFileError       a policy file is unreadable or invalid (names file and key)
+
+Every message is one line that starts with the check that failed, e.g.
+``sgx quote: QE report signature does not verify under the PCK certificate``.
+Those details are for logs and operators. A relying party that answers remote
+peers (the key broker) should collapse every subclass into one outward
+"attestation failed", so that a peer learns nothing about which check tripped
+(no oracle; see docs/attestation.md).
+"""
+
+from __future__ import annotations
+
+from ..errors import AttestationError
+
+__all__ = [
+    "AttestationError",
+    "CollateralError",
+    "CollateralExpired",
+    "EvidenceFormatError",
+    "PolicyFileError",
+    "PolicyRejected",
+    "VerificationFailed",
+]
+
+
+class EvidenceFormatError(AttestationError):
+    """The evidence cannot be parsed: wrong magic, truncated, inconsistent lengths."""
+
+
+class CollateralError(AttestationError):
+    """Collateral needed for verification is missing from the store or malformed."""
+
+
+class VerificationFailed(AttestationError):
+    """A verification check failed; :attr:`check` names it for logs and tests."""
+
+    def __init__(self, check: str, reason: str) -> None:
+        self.check = check
+        self.reason = reason
+        super().__init__(f"{check}: {reason}")
+
+
+class CollateralExpired(VerificationFailed):
+    """TCB info, QE identity or a CRL was past its nextUpdate at the verification instant."""
+
+
+class PolicyRejected(AttestationError):
+    """The evidence verified, but the appraisal policy does not accept its claims."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"policy: {field}: {reason}")
+
+
+class PolicyFileError(AttestationError):
+    """A policy file or policy value is invalid; the message names the file and key."""

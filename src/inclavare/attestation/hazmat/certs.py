@@ -1,0 +1,180 @@
+"""X.509 building blocks: loading, issued-by checks, validity at an instant, CRLs, raw ECDSA.
+
+Chains are always checked link by link against a pinned trust anchor (see
+:mod:`.roots`): a root that arrives with the evidence is only accepted if it
+is byte-identical to the pinned one. Every time check takes the verification
+instant as an argument; nothing here reads the clock (RFC 5280 6.1.3 (a)(2):
+"the certificate validity period includes the current time" — the "current
+time" is an input).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import warnings
+from collections.abc import Sequence
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ..errors import AttestationError, VerificationFailed
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
+_PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----[A-Za-z0-9+/=\s]+?-----END X509 CRL-----")
+MAX_CHAIN = 8
+
+
+def _load_one(der_or_pem: bytes, pem: bool) -> x509.Certificate:
+    # AMD VCEK/VLEK certificates have serial number 0, which RFC 5280 forbids;
+    # cryptography >= 42 warns about it. They are genuine, so load them quietly.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if pem:
+            return x509.load_pem_x509_certificate(der_or_pem)
+        return x509.load_der_x509_certificate(der_or_pem)
+
+
+def load_certificates(data: bytes, what: str, error: type[AttestationError]) -> list[x509.Certificate]:
+    """Certificates from PEM (one or more blocks; NULs and whitespace around them allowed) or one DER."""
+    blocks = _PEM_BLOCK.findall(data)
+    try:
+        if blocks:
+            leftover = _PEM_BLOCK.sub(b"", data).strip(b" \t\r\n\0")
+            if leftover:
+                raise error(f"{what}: unexpected data between PEM certificates")
+            if len(blocks) > MAX_CHAIN:
+                raise error(f"{what}: more than {MAX_CHAIN} certificates")
+            return [_load_one(b, True) for b in blocks]
+        return [_load_one(bytes(data), False)]
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise error(f"{what}: not a valid X.509 certificate ({_short(exc)})") from None
+
+
+def load_crl(data: bytes, what: str, error: type[AttestationError]) -> x509.CertificateRevocationList:
+    try:
+        if _PEM_CRL.search(data):
+            return x509.load_pem_x509_crl(data.strip(b"\0"))
+        return x509.load_der_x509_crl(bytes(data))
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise error(f"{what}: not a valid X.509 CRL ({_short(exc)})") from None
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def spki_der(cert: x509.Certificate) -> bytes:
+    return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def common_name(name: x509.Name) -> str:
+    attrs = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    value = attrs[0].value if attrs else name.rfc4514_string()
+    return value if isinstance(value, str) else value.decode(errors="replace")
+
+
+def check_validity(cert: x509.Certificate, at: datetime, check: str) -> None:
+    """RFC 5280 4.1.2.5: notBefore <= at <= notAfter."""
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if not start <= at <= end:
+        raise VerificationFailed(
+            check,
+            f"certificate {common_name(cert.subject)!r} is not valid at {_iso(at)} (valid {_iso(start)} .. {_iso(end)})",
+        )
+
+
+def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, check: str) -> None:
+    """Issuer name matches and ``issuer``'s key verifies ``cert``'s signature (ECDSA, RSA, RSA-PSS)."""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        raise VerificationFailed(
+            check,
+            f"certificate {common_name(cert.subject)!r} is not signed by {common_name(issuer.subject)!r}",
+        ) from None
+
+
+def check_is_ca(cert: x509.Certificate, check: str) -> None:
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        bc = None
+    if bc is None or not bc.ca:
+        raise VerificationFailed(check, f"certificate {common_name(cert.subject)!r} is not a CA certificate")
+
+
+def check_chain(chain: Sequence[x509.Certificate], anchor: x509.Certificate, at: datetime, check: str) -> None:
+    """``chain`` is leaf first, ending just below ``anchor`` (the pinned root); verify every link and window."""
+    links = [*chain, anchor]
+    for child, parent in itertools.pairwise(links):
+        check_issued_by(child, parent, check)
+        check_is_ca(parent, check)
+    for cert in links:
+        check_validity(cert, at, check)
+
+
+def check_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at: datetime, check: str) -> bool:
+    """Verify a CRL's issuer and signature; return whether it is fresh at ``at`` (RFC 5280 6.3.3 (a)).
+
+    A CRL whose thisUpdate is after ``at`` is rejected; one past nextUpdate is
+    reported as stale (False) so the caller can decide (see CollateralExpired).
+    """
+    if crl.issuer != issuer.subject:
+        raise VerificationFailed(
+            check, f"CRL issuer {common_name(crl.issuer)!r} is not {common_name(issuer.subject)!r}"
+        )
+    try:
+        valid = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    except (TypeError, UnsupportedAlgorithm):
+        valid = False
+    if not valid:
+        raise VerificationFailed(check, f"CRL signature does not verify under {common_name(issuer.subject)!r}")
+    if crl.last_update_utc > at:
+        raise VerificationFailed(check, f"CRL thisUpdate {_iso(crl.last_update_utc)} is after {_iso(at)}")
+    nxt = crl.next_update_utc
+    return nxt is None or at <= nxt
+
+
+def is_revoked(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool:
+    return crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+
+
+def ecdsa_raw_verify(
+    public_key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes, hash_alg: hashes.HashAlgorithm
+) -> bool:
+    """Verify a raw ``r || s`` ECDSA signature (big-endian halves)."""
+    half = len(signature) // 2
+    if half == 0 or len(signature) % 2:
+        return False
+    r = int.from_bytes(signature[:half], "big")
+    s = int.from_bytes(signature[half:], "big")
+    try:
+        public_key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hash_alg))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def p256_from_raw(xy: bytes) -> ec.EllipticCurvePublicKey | None:
+    """An uncompressed P-256 point from raw ``x || y`` (64 bytes); None if not on the curve."""
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + xy)
+    except ValueError:
+        return None
+
+
+def _iso(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+iso = _iso

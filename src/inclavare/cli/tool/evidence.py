@@ -1,0 +1,107 @@
+"""``inclavare evidence``: inspect, verify and fetch collateral for attestation evidence.
+
+    inclavare evidence inspect FILE
+    inclavare evidence verify FILE [--collateral PATH]... [--cert PATH]... [--at RFC3339] [--policy FILE]
+    inclavare evidence fetch FILE --cache DIR [--pcs URL] [--kds URL]
+
+FILE may be binary, hex or base64 text, or PEM (RA-TLS certificates); ``-``
+reads stdin. ``verify`` prints the verified claims as JSON and exits 0, or
+fails with one line naming the check (the dispatcher prints errors).
+Without ``--policy`` any genuine hardware evidence is accepted
+(:meth:`~inclavare.attestation.policy.Policy.genuine_only`); software
+evidence then needs a policy with ``allow_software = true``. ``--at``
+defaults to now: this is the one place that reads the clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+
+from ...errors import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="inclavare evidence", description="inspect and verify attestation evidence")
+    sub = p.add_subparsers(dest="command", required=True)
+    ins = sub.add_parser("inspect", help="print the decoded fields (nothing is verified)")
+    ins.add_argument("file")
+    ver = sub.add_parser("verify", help="verify everything and print the verified claims")
+    ver.add_argument("file")
+    ver.add_argument("--collateral", action="append", default=[], metavar="PATH", help="collateral file or cache dir")
+    ver.add_argument("--cert", action="append", default=[], metavar="PATH", help="certificate(s): VCEK/VLEK, ASK...")
+    ver.add_argument("--at", metavar="RFC3339", help="verification instant (default: now)")
+    ver.add_argument("--policy", metavar="FILE", help="appraisal policy, JSON or TOML")
+    fet = sub.add_parser("fetch", help="fetch the collateral FILE needs into a cache dir (network)")
+    fet.add_argument("file")
+    fet.add_argument("--cache", required=True, metavar="DIR")
+    fet.add_argument("--pcs", default=None, metavar="URL", help="Intel PCS or PCCS base URL")
+    fet.add_argument("--kds", default=None, metavar="URL", help="AMD KDS base URL")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    from ... import attestation as att
+    from ...attestation.detect import unwrap_text
+
+    data = unwrap_text(_read(args.file))
+    if args.command == "inspect":
+        _print(att.inspect(data))
+        return 0
+    if args.command == "fetch":
+        from ...attestation import fetch
+
+        for path in fetch.fetch_for(data, args.cache, pcs_url=args.pcs, kds_url=args.kds):
+            print(path)
+        return 0
+    store = att.CollateralStore.from_files(args.collateral)
+    for path in args.cert:
+        _add_certificates(store, path)
+    policy = att.Policy.load(args.policy) if args.policy else att.Policy.genuine_only()
+    result = att.verify(data, at=_instant(args.at), collateral=store, policy=policy)
+    _print({"verified": True, "policy": policy.name, **result.to_json()})
+    return 0
+
+
+def _read(path: str) -> bytes:
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read(1 << 20)
+        with open(path, "rb") as f:
+            return f.read(1 << 20)
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+
+
+def _add_certificates(store: object, path: str) -> None:
+    from ...attestation import CollateralStore
+    from ...attestation.errors import CollateralError
+    from ...attestation.hazmat.certs import load_certificates
+
+    assert isinstance(store, CollateralStore)
+    for cert in load_certificates(_read(path), path, CollateralError):
+        store.add_certificate(cert)
+
+
+def _instant(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise UsageError(f"--at: {text!r} is not an RFC 3339 time like 2025-07-01T00:00:00Z") from None
+    if value.tzinfo is None:
+        raise UsageError(f"--at: {text!r} needs a time zone (Z or +hh:mm)")
+    return value
+
+
+def _print(doc: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
