@@ -1,50 +1,81 @@
 """Control groups: where a container's processes live and what they may use.
 
-Two drivers behind one interface, chosen by what the host mounts:
+Two drivers behind one interface (:data:`Manager`), chosen by what the host mounts:
 
-* :mod:`.v1` — one hierarchy per controller under /sys/fs/cgroup/<name>
-  (this project's reference machine is v1 "hybrid": v1 controllers plus an
-  empty cgroup2 at /sys/fs/cgroup/unified, which rune leaves alone);
+* :mod:`.v1` — one hierarchy per controller under /sys/fs/cgroup/<name>.
+  This project's reference machine is v1 "hybrid": v1 controllers plus an
+  empty cgroup2 at /sys/fs/cgroup/unified, which rune leaves alone (as
+  runc's fs driver does);
 * :mod:`.v2` — the unified hierarchy mounted at /sys/fs/cgroup.
 
-``cgroupsPath`` (config-linux.md#cgroups-path) is absolute (from the
-hierarchy root), relative (to rune's own cgroup, as runc does), or with
-``--systemd-cgroup`` the systemd form ``slice:prefix:name``, emulated on
-cgroupfs as ``<slice path>/<prefix>-<name>.scope`` when no systemd runs.
-Unset, it is ``/<container id>``.
+``linux.cgroupsPath`` (config-linux.md#cgroups-path) is
+
+* absolute: from the root of each hierarchy (its mount point);
+* relative: below rune's own cgroup, per hierarchy (runc ``subsysPath`` with
+  ``GetOwnCgroupPath``: /proc/self/cgroup, made relative to the mount's root);
+* with ``--systemd-cgroup``, ``slice:prefix:name``. No systemd runs where
+  rune is tested, so the unit is emulated on cgroupfs the way systemd lays it
+  out (systemd.slice(5)): ``a-b.slice`` lives at ``a.slice/a-b.slice`` and the
+  container in ``<prefix>-<name>.scope`` below it (runc ``ExpandSlice`` and
+  ``getUnitName``).
+
+Unset, it is ``/<container id>`` (crun's default).
 """
 
 from __future__ import annotations
 
 import os
 
-from ...errors import SpecError
+from ...errors import InclavareError, SpecError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .v1 import V1Manager
+    from .v2 import V2Manager
+
+    Manager = V1Manager | V2Manager
 
 MOUNTINFO = "/proc/self/mountinfo"
-# cgroup v1 super options that are not controllers (Documentation/admin-guide/cgroup-v1).
+UNIFIED_ROOT = "/sys/fs/cgroup"  # cgroup2 here means the host runs cgroup v2 only
+# cgroup v1 super options that are not controllers (Documentation/admin-guide/cgroup-v1/cgroups.rst).
 _NOT_CONTROLLERS = frozenset(("rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods"))
 
 
-def mounts(mountinfo: str = MOUNTINFO) -> dict[str, str]:
-    """{controller-or-"unified": mount point} from mountinfo (proc(5))."""
-    found: dict[str, str] = {}
+def mounts(mountinfo: str = MOUNTINFO) -> dict[str, tuple[str, str]]:
+    """{controller, "name=X" or "unified": (mount point, root of the mount)} (proc(5))."""
+    found: dict[str, tuple[str, str]] = {}
     with open(mountinfo) as f:
         for line in f:
             fields = line.split()
             sep = fields.index("-")
             fstype, options = fields[sep + 1], fields[sep + 3]
-            point = fields[4]
+            where = (_unescape(fields[4]), _unescape(fields[3]))
             if fstype == "cgroup2":
-                found.setdefault("unified", point)
+                found.setdefault("unified", where)
             elif fstype == "cgroup":
                 for opt in options.split(","):
                     if opt.startswith("name=") or ("=" not in opt and opt not in _NOT_CONTROLLERS):
-                        found.setdefault(opt, point)
+                        found.setdefault(opt, where)
     return found
 
 
+def _unescape(text: str) -> str:
+    r"""mountinfo writes space, tab, newline and backslash as \040, \011, \012, \134."""
+    if "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and text[i + 1 : i + 4].isdigit():
+            out.append(chr(int(text[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
 def own_cgroups(pid: str = "self") -> dict[str, str]:
-    """{controller-or-"unified": path} of a process, from /proc/<pid>/cgroup."""
+    """{controller, "name=X" or "unified": path} of a process (/proc/<pid>/cgroup)."""
     out: dict[str, str] = {}
     with open(f"/proc/{pid}/cgroup") as f:
         for line in f:
@@ -58,48 +89,87 @@ def own_cgroups(pid: str = "self") -> dict[str, str]:
 
 
 def resolve_path(cgroups_path: str | None, container_id: str, systemd: bool) -> str:
-    """The container's cgroup path relative to a hierarchy root; relative
-    paths keep no leading slash and are resolved per controller later."""
-    if systemd and cgroups_path and ":" in cgroups_path:
-        return _systemd_path(cgroups_path, container_id)
+    """The container's cgroup path: "/a/b" from a hierarchy's root, or
+    "a/b" (no leading slash) below rune's own cgroup."""
+    if systemd:
+        value = cgroups_path or f"system.slice:rune:{container_id}"
+        if ":" not in value:
+            raise SpecError("linux.cgroupsPath", f"{value!r}: with --systemd-cgroup it must be slice:prefix:name")
+        return systemd_path(value, container_id)
     if not cgroups_path:
-        return f"/{container_id}" if not systemd else _systemd_path(f"system.slice:rune:{container_id}", container_id)
+        return f"/{container_id}"
+    if not isinstance(cgroups_path, str) or "\0" in cgroups_path:
+        raise SpecError("linux.cgroupsPath", "must be a path")
     path = os.path.normpath(cgroups_path)
     if ".." in path.split("/"):
         raise SpecError("linux.cgroupsPath", f"{cgroups_path!r} leaves the cgroup hierarchy")
+    if path in ("/", "."):
+        raise SpecError("linux.cgroupsPath", f"{cgroups_path!r} is not below the cgroup it is relative to")
     return path
 
 
-def _systemd_path(value: str, container_id: str) -> str:
-    """systemd "slice:prefix:name" -> cgroupfs path (systemd.slice(5) naming:
-    ``a-b.slice`` lives at ``a.slice/a-b.slice``)."""
+def systemd_path(value: str, container_id: str) -> str:
+    """ "slice:prefix:name" -> cgroupfs path, as systemd would place the unit."""
     parts = value.split(":")
     if len(parts) != 3:
         raise SpecError("linux.cgroupsPath", f"{value!r} is not slice:prefix:name")
-    slice_, prefix, name = parts
-    slice_ = slice_ or "system.slice"
-    if not slice_.endswith(".slice"):
+    parent, prefix, name = parts
+    name = name or container_id
+    if "/" in prefix or "/" in name:
+        raise SpecError("linux.cgroupsPath", f"{value!r}: prefix and name cannot contain '/'")
+    if name.endswith(".slice"):  # the container's cgroup is itself a slice (runc getUnitName)
+        return expand_slice(name)
+    unit = f"{prefix}-{name}.scope" if prefix else f"{name}.scope"
+    return expand_slice(parent or "system.slice").rstrip("/") + "/" + unit
+
+
+def expand_slice(slice_: str) -> str:
+    """systemd.slice(5) naming: ``a-b-c.slice`` -> ``/a.slice/a-b.slice/a-b-c.slice``,
+    ``-.slice`` (the root slice) -> ``/`` (runc ``ExpandSlice``)."""
+    stem = slice_[: -len(".slice")] if slice_.endswith(".slice") else ""
+    if not stem or "/" in slice_:
         raise SpecError("linux.cgroupsPath", f"{slice_!r} is not a systemd slice name")
-    stem = slice_[: -len(".slice")]
-    dirs = ["-".join(stem.split("-")[: i + 1]) + ".slice" for i in range(len(stem.split("-")))]
-    unit = f"{prefix}-{name or container_id}.scope" if prefix else f"{name or container_id}.scope"
-    return "/" + "/".join([*dirs, unit])
+    if stem == "-":
+        return "/"
+    parts = stem.split("-")
+    if "" in parts:  # "a--b.slice", "-a.slice" and "a-.slice" are invalid
+        raise SpecError("linux.cgroupsPath", f"{slice_!r} is not a systemd slice name")
+    return "".join("/" + "-".join(parts[: i + 1]) + ".slice" for i in range(len(parts)))
+
+
+def directory(point: str, root: str, own: str | None, rel: str) -> str:
+    """Host directory of `rel` in one hierarchy mounted at `point` (whose
+    mount shows the hierarchy from `root`); `own` is rune's cgroup there."""
+    if rel.startswith("/"):
+        return os.path.normpath(point + rel)
+    base = own or "/"
+    if root != "/" and (base == root or base.startswith(root.rstrip("/") + "/")):
+        base = base[len(root.rstrip("/")) :] or "/"
+    return os.path.normpath(f"{point}/{base.lstrip('/')}/{rel}")
 
 
 def manager_for(cgroups_path: str | None, container_id: str, systemd: bool = False) -> Manager:
-    """Pick the driver the host has and place the container's cgroup."""
+    """Pick the driver the host has and place the container's cgroup (nothing made yet)."""
     found = mounts()
     rel = resolve_path(cgroups_path, container_id, systemd)
-    if "unified" in found and found["unified"] == "/sys/fs/cgroup":
+    own = own_cgroups() if not rel.startswith("/") else {}
+    unified = found.get("unified")
+    if unified is not None and unified[0] == UNIFIED_ROOT:
         from .v2 import V2Manager
 
-        return V2Manager.place(found["unified"], rel)
+        return V2Manager(unified[0], directory(*unified, own.get("unified"), rel))
     from .v1 import V1Manager
 
-    return V1Manager.place({k: v for k, v in found.items() if k != "unified"}, rel)
+    hierarchies = {
+        ctl: directory(point, root, own.get(ctl), rel) for ctl, (point, root) in found.items() if ctl != "unified"
+    }
+    if not hierarchies:
+        raise InclavareError("no cgroup filesystem is mounted on this host")
+    return V1Manager(hierarchies)
 
 
 def from_state(saved: dict[str, object]) -> Manager | None:
+    """The manager `to_json()` saved in state.json (None: the container has no cgroup)."""
     if not saved:
         return None
     if saved.get("driver") == "v2":
@@ -109,8 +179,3 @@ def from_state(saved: dict[str, object]) -> Manager | None:
     from .v1 import V1Manager
 
     return V1Manager.from_json(saved)
-
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from .v1 import V1Manager as Manager  # the interface both drivers implement

@@ -1,175 +1,123 @@
-"""linux.resources -> cgroup file writes, for v1 and v2.
+"""Checked access to the ``linux.resources`` JSON (config-linux.md "Control groups").
 
-Pure functions from the spec's JSON to ``(controller, file, value)`` (v1) or
-``(file, value)`` (v2) lists, so the translation is unit-tested without a
-cgroup filesystem. Ref: config-linux.md "Control groups" and runc's
-libcontainer/cgroups/fs{,2}; v2 conversions follow
-https://github.com/opencontainers/runc/blob/main/docs/cgroup-v2.md
-(OCI to cgroup v2 value conversion, also used by crun).
+The drivers' translations read every value through these helpers, so a wrong
+type or an out-of-range number becomes one :class:`SpecError` naming the field
+(``linux.resources.cpu.shares: must be an integer in [2, 262144]``) before any
+file is written. A zero where runc treats zero as "unset" (memory limits, cpu
+shares/quota/period, realtime values, blkio weight) reads as None, as in
+runc's libcontainer/specconv.
+
+A *write* is the tuple ``(field, controller, file, value, flags)``;
+controller is "" on cgroup v2 (one directory). ``RETRY``: the kernel may refuse
+this value until the next write of the batch is done (cpu period before quota,
+runc's ``setCFS``/``setRtSched``); then it is retried after that one.
+``OPTIONAL``: a file the kernel may lack, where skipping changes nothing.
 """
 
 from __future__ import annotations
 
 from ...errors import SpecError
 
-Res = dict  # the linux.resources JSON object
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-# Devices every container may use whatever the spec says (runc's AllowedDevices):
-# mknod of any char/block device, the default /dev nodes, the pty master and slaves.
-DEFAULT_ALLOWED = (
-    ("c", None, None, "m"), ("b", None, None, "m"),
-    ("c", 1, 3, "rwm"), ("c", 1, 5, "rwm"), ("c", 1, 7, "rwm"), ("c", 1, 8, "rwm"),
-    ("c", 1, 9, "rwm"), ("c", 5, 0, "rwm"), ("c", 5, 1, "rwm"), ("c", 5, 2, "rwm"),
-    ("c", 136, None, "rwm"),
-)  # fmt: skip
+    Write = tuple[str, str, str, str, int]
+    # (controller, file) -> current contents, or None if the file does not exist
+    Probe = Callable[[str, str], "str | None"]
 
-
-def _num(v: object) -> str:
-    return "*" if v is None or v == -1 else str(v)
-
-
-def device_rule(rule: dict) -> tuple[bool, str]:  # type: ignore[type-arg]
-    """(allow?, "type major:minor access") in devices.allow/deny syntax."""
-    kind = rule.get("type") or "a"
-    access = rule.get("access") or "rwm"
-    text = "a" if kind == "a" else f"{kind} {_num(rule.get('major'))}:{_num(rule.get('minor'))} {access}"
-    return bool(rule.get("allow")), text
+RETRY = 1
+OPTIONAL = 2  # skip the write silently when the kernel has no such file
+BASE = "linux.resources"
+I64 = (-(2**63), 2**63 - 1)
+U64 = (0, 2**64 - 1)
+U32 = (0, 2**32 - 1)
 
 
-def device_rules(res: Res, extra: list[tuple[str, int, int]]) -> list[tuple[bool, str]]:
-    """Spec rules in order, then allow rules for the default devices and for
-    each linux.devices entry (type, major, minor)."""
-    rules = [device_rule(r) for r in res.get("devices") or []]
-    for kind, major, minor, access in DEFAULT_ALLOWED:
-        rules.append((True, f"{kind} {_num(major)}:{_num(minor)} {access}"))
-    for kind, major, minor in extra:
-        rules.append((True, f"{'c' if kind == 'u' else kind} {major}:{minor} rwm"))
-    return rules
+def section(obj: dict, key: str, field: str) -> dict:  # type: ignore[type-arg]
+    """A nested object (absent or null reads as {})."""
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SpecError(f"{field}.{key}", "must be an object")
+    return value
 
 
-def v1_writes(res: Res) -> list[tuple[str, str, str]]:
-    out: list[tuple[str, str, str]] = []
-    _v1_memory(res.get("memory") or {}, out)
-    _v1_cpu(res.get("cpu") or {}, out)
-    pids = res.get("pids") or {}
-    if pids.get("limit") is not None:
-        out.append(("pids", "pids.max", "max" if pids["limit"] <= 0 else str(pids["limit"])))
-    _v1_blkio(res.get("blockIO") or {}, out)
-    for hp in res.get("hugepageLimits") or []:
-        out.append(("hugetlb", f"hugetlb.{hp['pageSize']}.limit_in_bytes", str(hp["limit"])))
-    net = res.get("network") or {}
-    if net.get("classID") is not None:
-        out.append(("net_cls", "net_cls.classid", str(net["classID"])))
-    for prio in net.get("priorities") or []:
-        out.append(("net_prio", "net_prio.ifpriomap", f"{prio['name']} {prio['priority']}"))
-    for dev, limits in (res.get("rdma") or {}).items():
-        fields = " ".join(f"{k}={v}" for k, v in (("hca_handle", limits.get("hcaHandles")),
-                                                  ("hca_object", limits.get("hcaObjects"))) if v is not None)  # fmt: skip
-        out.append(("rdma", "rdma.max", f"{dev} {fields}"))
-    if res.get("unified"):
-        raise SpecError("linux.resources.unified", "needs cgroup v2; this host runs cgroup v1")
+def items(obj: dict, key: str, field: str) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    """An array of objects, with each element's field name."""
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SpecError(f"{field}.{key}", "must be an array")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise SpecError(f"{field}.{key}[{i}]", "must be an object")
+        out.append((f"{field}.{key}[{i}]", item))
     return out
 
 
-def _v1_memory(mem: dict, out: list[tuple[str, str, str]]) -> None:  # type: ignore[type-arg]
-    if mem.get("limit") is not None:
-        out.append(("memory", "memory.limit_in_bytes", str(mem["limit"])))
-    if mem.get("swap") is not None:
-        out.append(("memory", "memory.memsw.limit_in_bytes", str(mem["swap"])))
-    if mem.get("reservation") is not None:
-        out.append(("memory", "memory.soft_limit_in_bytes", str(mem["reservation"])))
-    if mem.get("swappiness") is not None and 0 <= mem["swappiness"] <= 100:
-        out.append(("memory", "memory.swappiness", str(mem["swappiness"])))
-    if mem.get("disableOOMKiller"):
-        out.append(("memory", "memory.oom_control", "1"))
-    if mem.get("useHierarchy") is not None:
-        out.append(("memory", "memory.use_hierarchy", "1" if mem["useHierarchy"] else "0"))
-    # kernel and kernelTCP are deprecated in the spec and gone from Linux 5.x+
-    # (no memory.kmem.* files): ignored, as runc 1.1 does.
+def integer(obj: dict, key: str, field: str, lo: int, hi: int, zero_unset: bool = False) -> int | None:  # type: ignore[type-arg]
+    value = obj.get(key)
+    if value is None:
+        return None
+    if type(value) is not int or not lo <= value <= hi:
+        raise SpecError(f"{field}.{key}", f"must be an integer in [{lo}, {hi}], not {value!r}")
+    return None if zero_unset and value == 0 else value
 
 
-def _v1_cpu(cpu: dict, out: list[tuple[str, str, str]]) -> None:  # type: ignore[type-arg]
-    for key, name in (("shares", "cpu.shares"), ("period", "cpu.cfs_period_us"), ("quota", "cpu.cfs_quota_us"),
-                      ("burst", "cpu.cfs_burst_us"), ("realtimePeriod", "cpu.rt_period_us"),
-                      ("realtimeRuntime", "cpu.rt_runtime_us"), ("idle", "cpu.idle")):  # fmt: skip
-        if cpu.get(key) is not None:
-            out.append(("cpu", name, str(cpu[key])))
-    if cpu.get("cpus"):
-        out.append(("cpuset", "cpuset.cpus", cpu["cpus"]))
-    if cpu.get("mems"):
-        out.append(("cpuset", "cpuset.mems", cpu["mems"]))
+def required_int(obj: dict, key: str, field: str, lo: int, hi: int) -> int:  # type: ignore[type-arg]
+    value = integer(obj, key, field, lo, hi)
+    if value is None:
+        raise SpecError(f"{field}.{key}", "is required")
+    return value
 
 
-def _v1_blkio(blk: dict, out: list[tuple[str, str, str]]) -> None:  # type: ignore[type-arg]
-    if blk.get("weight") is not None:
-        out.append(("blkio", "blkio.weight", str(blk["weight"])))
-    if blk.get("leafWeight") is not None:
-        out.append(("blkio", "blkio.leaf_weight", str(blk["leafWeight"])))
-    for dev in blk.get("weightDevice") or []:
-        if dev.get("weight") is not None:
-            out.append(("blkio", "blkio.weight_device", f"{dev['major']}:{dev['minor']} {dev['weight']}"))
-        if dev.get("leafWeight") is not None:
-            out.append(("blkio", "blkio.leaf_weight_device", f"{dev['major']}:{dev['minor']} {dev['leafWeight']}"))
-    for key, name in (("throttleReadBpsDevice", "read_bps_device"), ("throttleWriteBpsDevice", "write_bps_device"),
-                      ("throttleReadIOPSDevice", "read_iops_device"),
-                      ("throttleWriteIOPSDevice", "write_iops_device")):  # fmt: skip
-        for dev in blk.get(key) or []:
-            out.append(("blkio", f"blkio.throttle.{name}", f"{dev['major']}:{dev['minor']} {dev['rate']}"))
+def boolean(obj: dict, key: str, field: str) -> bool | None:  # type: ignore[type-arg]
+    value = obj.get(key)
+    if value is not None and type(value) is not bool:
+        raise SpecError(f"{field}.{key}", f"must be true or false, not {value!r}")
+    return value
 
 
-def shares_to_weight(shares: int) -> int:
-    """cpu.shares [2, 262144] -> cpu.weight [1, 10000] (runc/crun conversion)."""
-    return 1 + ((shares - 2) * 9999) // 262142
+def word(obj: dict, key: str, field: str, required: bool = False) -> str | None:  # type: ignore[type-arg]
+    """A string without whitespace (device names, cpu lists, page sizes)."""
+    value = obj.get(key)
+    if value is None or value == "":
+        if required:
+            raise SpecError(f"{field}.{key}", "is required")
+        return None
+    if not isinstance(value, str) or not value.isprintable() or len(value.split()) != 1:
+        raise SpecError(f"{field}.{key}", f"must be a single word, not {value!r}")
+    return value
 
 
-def v2_writes(res: Res) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    mem = res.get("memory") or {}
-    limit = mem.get("limit")
-    if limit is not None:
-        out.append(("memory.max", "max" if limit == -1 else str(limit)))
-    if mem.get("reservation") is not None:
-        out.append(("memory.low", str(mem["reservation"])))
-    if mem.get("swap") is not None:
-        swap = mem["swap"]
-        # OCI swap is memory+swap; cgroup v2 limits swap alone.
-        value = "max" if swap == -1 else str(swap - limit) if limit not in (None, -1) else str(swap)
-        out.append(("memory.swap.max", value))
-    cpu = res.get("cpu") or {}
-    if cpu.get("shares"):
-        out.append(("cpu.weight", str(shares_to_weight(cpu["shares"]))))
-    if cpu.get("quota") is not None or cpu.get("period") is not None:
-        quota = cpu.get("quota")
-        out.append(("cpu.max", f"{'max' if quota in (None, -1) else quota} {cpu.get('period') or 100000}"))
-    if cpu.get("burst") is not None:
-        out.append(("cpu.max.burst", str(cpu["burst"])))
-    if cpu.get("idle") is not None:
-        out.append(("cpu.idle", str(cpu["idle"])))
-    if cpu.get("cpus"):
-        out.append(("cpuset.cpus", cpu["cpus"]))
-    if cpu.get("mems"):
-        out.append(("cpuset.mems", cpu["mems"]))
-    pids = res.get("pids") or {}
-    if pids.get("limit") is not None:
-        out.append(("pids.max", "max" if pids["limit"] <= 0 else str(pids["limit"])))
-    _v2_io(res.get("blockIO") or {}, out)
-    for hp in res.get("hugepageLimits") or []:
-        out.append((f"hugetlb.{hp['pageSize']}.max", str(hp["limit"])))
-    for name, value in (res.get("unified") or {}).items():
-        if "/" in name or name.startswith("."):
-            raise SpecError(f"linux.resources.unified.{name}", "not a cgroup file name")
-        out.append((name, value))
-    return out
+def cpu_list(obj: dict, key: str, field: str) -> str | None:  # type: ignore[type-arg]
+    """cpuset list syntax (cpuset(7) "List format"): ``0-3,8,10-11``."""
+    value = word(obj, key, field)
+    if value is None:
+        return None
+    for part in value.split(","):
+        lo, dash, hi = part.partition("-")
+        if not (lo.isascii() and lo.isdigit()) or (dash and not (hi.isascii() and hi.isdigit() and int(hi) >= int(lo))):
+            raise SpecError(f"{field}.{key}", f"{value!r} is not a cpuset list like 0-3,8")
+    return value
 
 
-def _v2_io(blk: dict, out: list[tuple[str, str]]) -> None:  # type: ignore[type-arg]
-    if blk.get("weight") is not None:
-        # blkio.weight [10, 1000] -> io.weight [1, 10000]
-        out.append(("io.weight", f"default {1 + (blk['weight'] - 10) * 9999 // 990}"))
-    for dev in blk.get("weightDevice") or []:
-        if dev.get("weight") is not None:
-            out.append(("io.weight", f"{dev['major']}:{dev['minor']} {1 + (dev['weight'] - 10) * 9999 // 990}"))
-    for key, field in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
-                       ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):  # fmt: skip
-        for dev in blk.get(key) or []:
-            out.append(("io.max", f"{dev['major']}:{dev['minor']} {field}={dev['rate']}"))
+def page_size(value: object, field: str) -> str:
+    """A hugetlb page size as the kernel names its files: 64KB, 2MB, 1GB."""
+    body = value[:-1] if isinstance(value, str) and value.endswith("B") else ""
+    if body[-1:] in ("K", "M", "G", "T", "P"):
+        body = body[:-1]
+    if not (body.isascii() and body.isdigit()):
+        raise SpecError(field, f"{value!r} is not a page size like 2MB")
+    return value  # type: ignore[return-value]
+
+
+def device_id(obj: dict, field: str) -> str:  # type: ignore[type-arg]
+    """ "major:minor" of a blockIO device entry."""
+    major = required_int(obj, "major", field, *U32)
+    minor = required_int(obj, "minor", field, *U32)
+    return f"{major}:{minor}"

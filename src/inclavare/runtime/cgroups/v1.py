@@ -1,8 +1,11 @@
-"""cgroup v1: one directory per controller hierarchy.
+"""cgroup v1: one directory per mounted hierarchy (Documentation/admin-guide/cgroup-v1/).
 
-Ref: Documentation/admin-guide/cgroup-v1/*.rst and config-linux.md
-"Control groups". Resource files are written in the order the kernel needs
-(memory+swap before memory when growing, cpuset values before any task).
+The container gets a directory in every hierarchy the host mounts (cpu,
+cpuacct, cpuset, memory, devices, freezer, blkio, pids, hugetlb, net_cls,
+net_prio, perf_event, name=systemd, ...), as runc's fs driver joins all of
+them. Directories rune had to create above the container's own are recorded,
+so :meth:`V1Manager.destroy` removes them again when nothing else lives there
+(runtime-tools' relative paths make three levels: testdir/cgrouptest/container).
 """
 
 from __future__ import annotations
@@ -10,34 +13,31 @@ from __future__ import annotations
 import os
 import time
 
-from ...errors import InclavareError
-from . import own_cgroups
-from .resources import device_rules, v1_writes
+from ...errors import InclavareError, SpecError
+from . import devices as dev
+from . import fs, v1_writes
 
-_FREEZER_POLL = 0.001
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .oom import OomWatch
+    from .resources import Write
+
+_FREEZE_TRIES = 1000
 
 
 class V1Manager:
     driver = "v1"
 
-    def __init__(self, paths: dict[str, str]) -> None:
-        self.paths = paths  # controller -> absolute directory
-
-    @classmethod
-    def place(cls, mounts: dict[str, str], rel: str) -> V1Manager:
-        own = own_cgroups() if not rel.startswith("/") else {}
-        paths = {}
-        for ctl, point in mounts.items():
-            base = rel if rel.startswith("/") else os.path.join(own.get(ctl, "/"), rel)
-            paths[ctl] = os.path.normpath(point + "/" + base.lstrip("/"))
-        return cls(paths)
+    def __init__(self, paths: dict[str, str], created: list[str] | None = None) -> None:
+        self.paths = paths  # controller (or "name=X") -> absolute directory
+        self.created = created or []  # topmost directories rune made, per hierarchy
 
     @classmethod
     def from_json(cls, saved: dict[str, object]) -> V1Manager:
-        return cls(dict(saved["paths"]))  # type: ignore[call-overload]
+        return cls(dict(saved["paths"]), list(saved.get("created") or []))  # type: ignore[call-overload]
 
     def to_json(self) -> dict[str, object]:
-        state: dict[str, object] = {"driver": self.driver, "paths": self.paths}
+        state: dict[str, object] = {"driver": self.driver, "paths": self.paths, "created": self.created}
         if "freezer" in self.paths:
             state["freezer_state"] = self.paths["freezer"] + "/freezer.state"
         return state
@@ -47,137 +47,160 @@ class V1Manager:
 
     # -- lifecycle ---------------------------------------------------------
     def create(self) -> None:
+        """Make the directories (all or nothing: a failure removes what was made)."""
         for d in self._dirs():
-            os.makedirs(d, exist_ok=True)
-        if "cpuset" in self.paths:
-            _inherit_cpuset(self.paths["cpuset"])
+            if fs.procs(d):  # joining it would let destroy() kill someone else's processes
+                raise InclavareError(f"cgroup {d} already has processes: is another container using this cgroupsPath?")
+        try:
+            for d in self._dirs():
+                top = fs.make_path(d)
+                if top is not None:
+                    self.created.append(top)
+            if "cpuset" in self.paths:
+                _inherit_cpuset(self.paths["cpuset"])
+        except BaseException:
+            self.destroy()
+            raise
 
     def add(self, pid: int) -> None:
         for d in self._dirs():
-            _write(d, "cgroup.procs", str(pid))
+            try:
+                fs.write(d, "cgroup.procs", str(pid))
+            except OSError as exc:
+                raise InclavareError(f"cgroup {d}: cannot add process {pid}: {exc.strerror}") from None
 
     def apply(self, resources: dict[str, object] | None, devices: list[tuple[str, int, int]] | None = None) -> None:
-        """Write linux.resources; `devices` (type, major, minor) of linux.devices
-        get device-cgroup allow rules (None: leave the device rules alone, for update)."""
-        res = resources or {}
-        writes = v1_writes(res)
-        if "memory.memsw.limit_in_bytes" in (w[1] for w in writes):
-            writes = _order_memsw(self.paths.get("memory"), writes)
-        for ctl, name, value in writes:
-            if ctl not in self.paths:
-                raise InclavareError(f"linux.resources: the {ctl} cgroup controller is not mounted on this host")
-            _write(self.paths[ctl], name, value)
-        if devices is not None and "devices" in self.paths:
-            for allow, rule in device_rules(res, devices):
-                _write(self.paths["devices"], "devices.allow" if allow else "devices.deny", rule)
+        """Write linux.resources. `devices` are the (type, major, minor) of
+        linux.devices; None leaves the device rules alone (update)."""
+        res = _object(resources)
+        writes = v1_writes.writes(res, self._probe)
+        self._rt_budget(writes)
+        fs.run_writes(writes, self._dir)
+        if devices is not None:
+            rules = dev.effective(dev.spec_rules(res), devices)
+            directory = self._dir("devices", "linux.resources.devices")
+            for rule in rules:
+                for name, line in dev.v1_lines(rule):
+                    fs.write_field(directory, name, line, "linux.resources.devices")
+
+    def _rt_budget(self, writes: list[Write]) -> None:
+        """A realtime budget must fit in the parent's (sched-rt-group.rst §2.3):
+        directories rune created above the container get the same one first,
+        top down, so a nested cgroupsPath can ask for what its root allows."""
+        rt = [w for w in writes if w[2] in ("cpu.rt_period_us", "cpu.rt_runtime_us")]
+        leaf = self.paths.get("cpu")
+        if not rt or leaf is None:
+            return
+        top = next((t for t in self.created if leaf.startswith(t + "/")), None)
+        chain = []
+        d = os.path.dirname(leaf)
+        while top is not None and (d == top or d.startswith(top + "/")):
+            chain.append(d)
+            d = os.path.dirname(d)
+        for d in reversed(chain):
+            fs.run_writes(rt, lambda _ctl, _field, d=d: d)  # type: ignore[misc]
+
+    def update(self, resources: dict[str, object]) -> None:
+        """Apply a partial linux.resources to a live container (``rune update``)."""
+        _update(self, resources)
+
+    def _probe(self, ctl: str, name: str) -> str | None:
+        d = self.paths.get(ctl)
+        return None if d is None else fs.read(d, name)
+
+    def _dir(self, ctl: str, field: str) -> str:
+        d = self.paths.get(ctl)
+        if d is None:
+            raise SpecError(field, f"the {ctl} cgroup controller is not mounted on this host")
+        return d
 
     def pids(self) -> list[int]:
         for ctl in ("pids", "freezer", "devices", "memory", "cpu"):
             if ctl in self.paths:
-                return _read_pids(self.paths[ctl])
-        return []
+                return fs.procs(self.paths[ctl])
+        return fs.procs(self._dirs()[0]) if self.paths else []
 
     def freeze(self) -> None:
-        self._set_freezer("FROZEN")
+        """FROZEN, retrying while tasks are still FREEZING (runc fs/freezer.go:
+        an occasional thaw lets a forking workload settle)."""
+        d = self._dir("freezer", "freezer")
+        for i in range(_FREEZE_TRIES):
+            if i % 50 == 49:
+                fs.write(d, "freezer.state", "THAWED")
+                time.sleep(0.01)
+            fs.write(d, "freezer.state", "FROZEN")
+            state = fs.read(d, "freezer.state")
+            if state == "FROZEN":
+                return
+            if state != "FREEZING":
+                raise InclavareError(f"cgroup {d}: unexpected freezer state {state!r}")
+            if i % 25 == 24:
+                time.sleep(0.0001)
+        fs.write(d, "freezer.state", "THAWED")  # never leave it stuck half-frozen
+        raise InclavareError(f"cgroup {d}: could not freeze (tasks kept FREEZING)")
 
     def thaw(self) -> None:
-        self._set_freezer("THAWED")
-
-    def _set_freezer(self, want: str) -> None:
-        d = self.paths.get("freezer")
-        if d is None:
-            raise InclavareError("the freezer cgroup controller is not mounted on this host")
-        while True:
-            _write(d, "freezer.state", want)
-            with open(d + "/freezer.state") as f:
-                if f.read().strip() == want:
-                    return
-            time.sleep(_FREEZER_POLL)  # FREEZING: tasks are still being stopped
+        fs.write(self._dir("freezer", "freezer"), "freezer.state", "THAWED")
 
     def destroy(self) -> None:
-        """Remove the container's cgroups. Leftover processes are killed first."""
+        """Remove the container's cgroups, their sub-cgroups and the parents
+        rune created; processes still there are killed first."""
+        errors = []
         for d in self._dirs():
-            _remove(d)
+            try:
+                fs.remove_tree(d)
+                for top in self.created:
+                    if d.startswith(top + "/"):
+                        fs.prune(d, top)
+            except InclavareError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise InclavareError("; ".join(errors))
+
+    def stats(self) -> dict[str, object]:
+        """runc `events --stats` data for this container (see :mod:`.stats`)."""
+        from .stats import v1_stats
+
+        return v1_stats(self.paths)
+
+    def oom_watch(self) -> OomWatch:
+        """An :class:`.oom.OomWatch` on the memory cgroup (memory.oom_control + eventfd)."""
+        from .oom import OomWatch
+
+        return OomWatch.v1(self._dir("memory", "memory"))
 
 
-def _write(directory: str, name: str, value: str) -> None:
+def _object(resources: object) -> dict:  # type: ignore[type-arg]
+    if resources is None:
+        return {}
+    if not isinstance(resources, dict):
+        raise SpecError("linux.resources", "must be an object")
+    return resources
+
+
+def _update(manager: V1Manager | object, resources: dict[str, object]) -> None:
+    """update() of both drivers: device rules stay as created (runc neither
+    changes them on update), errors name the field of the update document."""
     try:
-        fd = os.open(f"{directory}/{name}", os.O_WRONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise InclavareError(f"cgroup {directory}/{name}: {exc.strerror}") from None
-    try:
-        os.write(fd, value.encode())
-    except OSError as exc:
-        raise InclavareError(f"cgroup {directory}/{name}: writing {value!r}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-
-
-def _order_memsw(directory: str | None, writes: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
-    """memory.memsw.limit_in_bytes must stay >= memory.limit_in_bytes at every
-    step: when the new memory limit exceeds the current memsw limit, memsw goes first."""
-    limit = next((int(v) for _c, n, v in writes if n == "memory.limit_in_bytes"), None)
-    try:
-        with open(f"{directory}/memory.memsw.limit_in_bytes") as f:
-            current = int(f.read())
-    except (OSError, ValueError):
-        return writes
-    if limit is None or limit == -1 or limit > current:
-        first = [w for w in writes if w[1] == "memory.memsw.limit_in_bytes"]
-        return first + [w for w in writes if w[1] != "memory.memsw.limit_in_bytes"]
-    return writes
-
-
-def _read_pids(directory: str) -> list[int]:
-    try:
-        with open(directory + "/cgroup.procs") as f:
-            return [int(p) for p in f.read().split()]
-    except FileNotFoundError:
-        return []
+        res = _object(resources)
+        if res.get("devices"):
+            raise SpecError("linux.resources.devices", "device rules cannot be changed on a running container")
+        manager.apply(res, None)  # type: ignore[attr-defined]
+    except SpecError as exc:
+        raise SpecError(exc.field, exc.reason, file="rune update") from None
 
 
 def _inherit_cpuset(leaf: str) -> None:
     """A new v1 cpuset cgroup starts with empty cpus and mems and refuses tasks
-    until they are set: copy them down from the nearest ancestor."""
+    until they are set (cgroup-v1/cpusets.rst §2.1): copy them down from the
+    nearest ancestor that has them."""
     chain = []
     d = leaf
-    while True:
+    while fs.read(d, "cpuset.cpus") == "" or fs.read(d, "cpuset.mems") == "":
         chain.append(d)
-        parent = os.path.dirname(d)
-        if parent == d or not os.path.exists(parent + "/cpuset.cpus"):
-            break
-        d = parent
-    for d in reversed(chain[:-1]):
+        d = os.path.dirname(d)
+    for d in reversed(chain):
         parent = os.path.dirname(d)
         for name in ("cpuset.cpus", "cpuset.mems"):
-            with open(f"{d}/{name}") as f:
-                if f.read().strip():
-                    continue
-            with open(f"{parent}/{name}") as f:
-                _write(d, name, f.read().strip())
-
-
-def _remove(directory: str) -> None:
-    """rmdir bottom-up: sub-cgroups made inside the container go first."""
-    try:
-        children = [e.path for e in os.scandir(directory) if e.is_dir(follow_symlinks=False)]
-    except FileNotFoundError:
-        return
-    for child in children:
-        _remove(child)
-    for _attempt in range(100):
-        try:
-            os.rmdir(directory)
-            return
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            if exc.errno != 16:  # EBUSY: tasks still exiting
-                raise InclavareError(f"cgroup {directory}: {exc.strerror}") from None
-        for pid in _read_pids(directory):
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.005)
-    raise InclavareError(f"cgroup {directory}: still busy after killing its processes")
+            if not fs.read(d, name):
+                fs.write_field(d, name, fs.read(parent, name) or "", "linux.resources.cpu")

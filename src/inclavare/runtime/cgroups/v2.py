@@ -1,4 +1,16 @@
-"""cgroup v2: the unified hierarchy (Documentation/admin-guide/cgroup-v2.rst)."""
+"""cgroup v2: one directory in the unified hierarchy (Documentation/admin-guide/cgroup-v2.rst).
+
+Controllers reach the container's cgroup only if every ancestor enables them
+in cgroup.subtree_control ("Enabling and Disabling"); :meth:`V2Manager.create`
+does that down the path, as runc's ``CreateCgroupPath`` and crun do, and
+leaves the container's own subtree_control empty (its processes live in it:
+"no internal processes"). A controller an ancestor cannot enable (it holds
+processes itself, e.g. rune's own cgroup for a relative path) is skipped; a
+resource that then needs it fails with the missing file named.
+
+Devices are filtered by an eBPF program (:mod:`.ebpf`) attached to the
+container's cgroup; freezing is cgroup.freeze, killing cgroup.kill.
+"""
 
 from __future__ import annotations
 
@@ -6,62 +18,84 @@ import os
 import time
 
 from ...errors import InclavareError
-from . import own_cgroups
-from .resources import v2_writes
-from .v1 import _read_pids, _remove, _write
+from . import devices as dev
+from . import fs, v2_writes
+from .v1 import _object, _update
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .oom import OomWatch
+
+_FREEZE_WAIT = 10.0  # seconds
 
 
 class V2Manager:
     driver = "v2"
 
-    def __init__(self, root: str, path: str) -> None:
+    def __init__(self, root: str, path: str, created: list[str] | None = None) -> None:
         self.root = root  # the cgroup2 mount point
         self.path = path  # absolute directory of the container's cgroup
-
-    @classmethod
-    def place(cls, root: str, rel: str) -> V2Manager:
-        base = rel if rel.startswith("/") else os.path.join(own_cgroups().get("unified", "/"), rel)
-        return cls(root, os.path.normpath(root + "/" + base.lstrip("/")))
+        self.created = created or []  # the topmost directory rune made, if any
 
     @classmethod
     def from_json(cls, saved: dict[str, object]) -> V2Manager:
-        return cls(str(saved["root"]), str(saved["path"]))
+        return cls(str(saved["root"]), str(saved["path"]), list(saved.get("created") or []))  # type: ignore[call-overload]
 
     def to_json(self) -> dict[str, object]:
-        return {"driver": self.driver, "root": self.root, "path": self.path,
+        return {"driver": self.driver, "root": self.root, "path": self.path, "created": self.created,
                 "freezer_state": self.path + "/cgroup.freeze"}  # fmt: skip
 
     def create(self) -> None:
-        """mkdir every level and enable the parent's controllers down the path
-        (cgroup-v2.rst "Enabling and Disabling": subtree_control)."""
-        rel = os.path.relpath(self.path, self.root)
-        current = self.root
-        for part in rel.split("/"):
-            with open(current + "/cgroup.controllers") as f:
-                available = f.read().split()
-            if available:
-                try:
-                    _write(current, "cgroup.subtree_control", " ".join("+" + c for c in available))
-                except InclavareError:
-                    pass  # a controller the parent cannot delegate (e.g. threaded): keep the others
-            current = current + "/" + part
-            os.makedirs(current, exist_ok=True)
+        if fs.procs(self.path):
+            raise InclavareError(
+                f"cgroup {self.path} already has processes: is another container using this cgroupsPath?"
+            )
+        try:
+            top = fs.make_path(self.path)
+            if top is not None:
+                self.created.append(top)
+            parent = os.path.dirname(self.path)
+            chain = []
+            while parent != self.root and parent.startswith(self.root + "/"):
+                chain.append(parent)
+                parent = os.path.dirname(parent)
+            for d in [self.root, *reversed(chain)]:
+                _enable_controllers(d)
+        except BaseException:
+            self.destroy()
+            raise
 
     def add(self, pid: int) -> None:
-        _write(self.path, "cgroup.procs", str(pid))
+        try:
+            fs.write(self.path, "cgroup.procs", str(pid))
+        except OSError as exc:
+            raise InclavareError(f"cgroup {self.path}: cannot add process {pid}: {exc.strerror}") from None
 
     def apply(self, resources: dict[str, object] | None, devices: list[tuple[str, int, int]] | None = None) -> None:
-        res = resources or {}
-        for name, value in v2_writes(res):
-            _write(self.path, name, value)
-        if devices is not None and res.get("devices"):
-            raise InclavareError(
-                "linux.resources.devices: device rules on cgroup v2 need an eBPF device program, "
-                "which this build of rune does not load yet"
-            )
+        """Write linux.resources; `devices` (linux.devices entries) also
+        (re)load the device program, None leaves it alone (update)."""
+        res = _object(resources)
+        fs.run_writes(v2_writes.writes(res, self._probe), self._dir)
+        if devices is not None:
+            from .ebpf import device_program
+
+            program = device_program(dev.effective(dev.spec_rules(res), devices))
+            from ..._sys import bpf
+
+            bpf.replace_device_program(self.path, program)
+
+    def update(self, resources: dict[str, object]) -> None:
+        """Apply a partial linux.resources to a live container (``rune update``)."""
+        _update(self, resources)
+
+    def _probe(self, _ctl: str, name: str) -> str | None:
+        return fs.read(self.path, name)
+
+    def _dir(self, _ctl: str, _field: str) -> str:
+        return self.path
 
     def pids(self) -> list[int]:
-        return _read_pids(self.path)
+        return fs.procs(self.path)
 
     def freeze(self) -> None:
         self._freeze("1")
@@ -70,14 +104,49 @@ class V2Manager:
         self._freeze("0")
 
     def _freeze(self, value: str) -> None:
-        _write(self.path, "cgroup.freeze", value)
-        want = "frozen 1" if value == "1" else "frozen 0"
-        for _ in range(1000):
-            with open(self.path + "/cgroup.events") as f:
-                if want in f.read():
-                    return
+        """Write cgroup.freeze and wait for cgroup.events to report the state."""
+        fs.write_field(self.path, "cgroup.freeze", value, "freezer")
+        want = f"frozen {value}"
+        deadline = time.monotonic() + _FREEZE_WAIT
+        while want not in (fs.read(self.path, "cgroup.events") or "").splitlines():
+            if time.monotonic() > deadline:
+                if value == "1":
+                    fs.write(self.path, "cgroup.freeze", "0")
+                raise InclavareError(f"cgroup {self.path}: did not reach {want!r}")
             time.sleep(0.001)
-        raise InclavareError(f"cgroup {self.path}: did not reach {want!r}")
 
     def destroy(self) -> None:
-        _remove(self.path)
+        fs.remove_tree(self.path)
+        for top in self.created:
+            fs.prune(self.path, top)
+
+    def stats(self) -> dict[str, object]:
+        """runc `events --stats` data for this container (see :mod:`.stats`)."""
+        from .stats import v2_stats
+
+        return v2_stats(self.path)
+
+    def oom_watch(self) -> OomWatch:
+        """An :class:`.oom.OomWatch` on memory.events (the oom_kill counter)."""
+        from .oom import OomWatch
+
+        return OomWatch.v2(self.path)
+
+
+def _enable_controllers(directory: str) -> None:
+    """+every available controller in subtree_control; one at a time if the
+    kernel refuses the lot (one controller may be impossible, e.g. cpu while
+    a realtime task runs in the cgroup)."""
+    available = (fs.read(directory, "cgroup.controllers") or "").split()
+    enabled = set((fs.read(directory, "cgroup.subtree_control") or "").split())
+    wanted = [c for c in available if c not in enabled]
+    if not wanted:
+        return
+    try:
+        fs.write(directory, "cgroup.subtree_control", " ".join("+" + c for c in wanted))
+    except OSError:
+        for c in wanted:
+            try:
+                fs.write(directory, "cgroup.subtree_control", "+" + c)
+            except OSError:
+                continue  # a resource needing it will name the missing file
