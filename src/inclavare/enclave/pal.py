@@ -144,7 +144,7 @@ class PalRuntime:
             raise EnclaveError(f"enclave runtime {self.name}: create_process needs argv[0]")
         if self.api_version == 1:
             return self._defer_v1(path, argv, stdio)
-        ret, pid = self._call("pal_create_process", self._lib.create_process, path, argv, env, stdio)
+        ret, pid = self._call("pal_create_process", self._lib.create_process, path, argv, _Redacted(env), stdio)
         self._check("pal_create_process", ret)
         if pid <= 0:
             raise PalCallFailed(self.name, "pal_create_process", ret, f"returned pid {pid}")
@@ -255,6 +255,14 @@ def _check_strings(name: str, items: list[str]) -> None:
     for item in items:
         if "\0" in item:
             raise EnclaveError(f"enclave runtime {name}: {item!r} contains a NUL byte")
+
+
+class _Redacted(list[str]):
+    """The workload's environment: passed to the PAL, but in debug lines
+    only counted (it often carries credentials)."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} env entries>"
 
 
 def _shown(values: tuple[object, ...]) -> str:

@@ -177,3 +177,13 @@ def test_debug_log_lines_around_every_call(pal):
         "liberpal-v3.so: pal_destroy()",
         "liberpal-v3.so: pal_destroy -> 0",
     ]
+
+
+def test_debug_lines_count_the_environment_instead_of_showing_it(pal):
+    lines: list[str] = []
+    rt = PalRuntime(pal("v2"), log=lines.append)
+    rt.init("", "info")
+    rt.wait(rt.create_process("/bin/true", ["true"], ["TOKEN=hunter2", "A=1"], (0, 1, 2)))
+    rt.destroy()
+    assert "liberpal-v2.so: pal_create_process('/bin/true', ['true'], <2 env entries>, (0, 1, 2))" in lines
+    assert not any("hunter2" in line for line in lines)
