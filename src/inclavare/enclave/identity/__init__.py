@@ -13,7 +13,8 @@ docs/enclave-identity.md before relying on any of it):
 - :mod:`.sealing`    HKDF-derived AES-256-GCM sealing, MRENCLAVE / MRSIGNER policies, SVN rule
 - :mod:`.sealed_dir` a directory of sealed files for the runtimes to expose to workloads
 - :mod:`.hostkey`    the host's software-TEE Ed25519 key
-- :mod:`.report`     local reports (software evidence) for an identity
+- :mod:`.report`     local reports (software evidence) for an identity; import it on
+                     its own (it pulls in :mod:`inclavare.attestation`)
 - :mod:`.errors`     :class:`IdentityError` and its subclasses (all ``EnclaveError``)
 """
 
