@@ -1,9 +1,4 @@
-"""linux.seccomp on real containers through build/rune (root, namespaces).
-
-Tests marked ``xfail(strict=True)`` show what needs a change outside the
-seccomp modules (see the reasons); they fail loudly once that change lands,
-so the marker is removed then.
-"""
+"""linux.seccomp on real containers through build/rune (root, namespaces)."""
 
 from __future__ import annotations
 
@@ -17,18 +12,6 @@ pytestmark = pytest.mark.root
 
 SIGSYS = 31
 ENOSPC = 28
-
-# A workload-side order problem, not a seccomp one: see the report of the seccomp change.
-NEEDS_SYS_ADMIN_UNTIL_LOAD = pytest.mark.xfail(
-    strict=True,
-    reason="workload.prepare drops CAP_SYS_ADMIN before execute() loads the filter; without "
-    "noNewPrivileges the kernel then refuses it (EACCES) and init exits 1 without a message",
-)
-NEEDS_EXEC_TARGET_BEFORE_LOAD = pytest.mark.xfail(
-    strict=True,
-    reason="exec_via_dmz stats /proc/self/fd/N after the filter is loaded, so a profile "
-    "must allow newfstatat (or execveat), not only execve",
-)
 
 
 def config(args: list[str], seccomp: dict, nnp: bool = True) -> dict:
@@ -83,7 +66,6 @@ def test_argument_conditions(rune, bundle):
 TRUE_NEEDS = ["arch_prctl", "brk", "mprotect", "set_tid_address", "exit_group"]
 
 
-@NEEDS_EXEC_TARGET_BEFORE_LOAD
 def test_default_errno_needs_only_execve(rune, bundle):
     profile = {
         "defaultAction": "SCMP_ACT_ERRNO",
@@ -104,7 +86,6 @@ def test_filter_is_active_at_execve(rune, bundle):
     assert "Operation not permitted" in r.stderr
 
 
-@NEEDS_SYS_ADMIN_UNTIL_LOAD
 def test_filter_without_no_new_privileges(rune, bundle):
     b = bundle(config(["sh", "-c", "mkdir /dev/shm/d; echo rc=$?"], deny(["mkdir", "mkdirat"]), nnp=False))
     r = rune("run", "--bundle", b, "p")
@@ -205,7 +186,6 @@ def test_runtime_tools_default_profile(rune, bundle):
     assert (r.returncode, r.stdout.split()) == (0, ["ok", "2", "done"]), r.stderr
 
 
-@NEEDS_SYS_ADMIN_UNTIL_LOAD
 def test_runtime_tools_default_config(rune, bundle):
     # The validation suite's own process settings: its capabilities and no noNewPrivileges.
     cfg = config(["sh", "-c", SHELL_WORK], runtime_tools_profile(), nnp=False)

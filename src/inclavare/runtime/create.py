@@ -131,7 +131,7 @@ def _plan(launch: Launch, spec: object, opts: CreateOptions, state_dir: str) -> 
     launch.preserve_fds = opts.preserve_fds
     launch.state_dir_fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     launch.dmz_fd = dmz.sealed_fd()
-    if spec.linux.seccomp:  # type: ignore[attr-defined]
+    if spec.linux.seccomp is not None:  # type: ignore[attr-defined]
         from . import seccomp
 
         launch.seccomp = seccomp.compile_filter(spec.linux.seccomp)  # type: ignore[attr-defined]

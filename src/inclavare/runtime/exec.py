@@ -123,7 +123,7 @@ def _prepare(t: tenant.Tenant, state: st.State, opts: ExecOptions) -> None:
         t.ns_fds.append((ns["type"], os.open(f"/proc/{state.pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
     if not proc.is_alive(state.pid, state.start_time):  # the fds might name a recycled pid's namespaces
         raise ContainerError("cannot exec: the container stopped")
-    if linux.get("seccomp"):  # type: ignore[union-attr]
+    if linux.get("seccomp") is not None:  # type: ignore[union-attr]
         from . import seccomp
 
         t.seccomp = seccomp.compile_filter(linux["seccomp"])  # type: ignore[index]

@@ -23,7 +23,7 @@ def features() -> dict[str, object]:
             "namespaces": sorted(c.NAMESPACES),
             "capabilities": list(c.CAPABILITIES),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
-            "seccomp": {"enabled": False},
+            "seccomp": _seccomp(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
@@ -31,3 +31,9 @@ def features() -> dict[str, object]:
         },
         "annotations": {"io.github.inclavare-containers.rune.version": __version__},
     }
+
+
+def _seccomp() -> dict[str, object]:
+    from .seccomp import seccomp_features
+
+    return seccomp_features()

@@ -62,18 +62,25 @@ def switch_user(sc: Syscalls, process: Process) -> None:
     sc.prctl(c.PR_SET_KEEPCAPS, 0)
 
 
-def apply_capabilities(sc: Syscalls, process: Process) -> None:
-    """Steps 2 to 5 of the module docstring (user switch included)."""
+def apply_capabilities(sc: Syscalls, process: Process, keep: int = 0) -> None:
+    """Steps 2 to 5 of the module docstring (user switch included).
+
+    `keep`: capabilities to hold on to in the effective and permitted sets
+    until execve — only CAP_SYS_ADMIN, when a seccomp filter must be loaded
+    without no_new_privs (seccomp(2) demands one or the other). execve drops
+    it again: the new permitted set comes from the bounding and ambient sets,
+    and `keep` is never added to those.
+    """
     caps = process.capabilities
     if caps is None:
         # No capabilities object: the process gets none at all (spec default).
         drop_bounding(sc, 0)
         switch_user(sc, process)
-        sc.capset(0, 0, 0)
+        sc.capset(keep, keep, 0)
         return
     drop_bounding(sc, cap_mask(caps.bounding))
     switch_user(sc, process)
-    sc.capset(cap_mask(caps.effective), cap_mask(caps.permitted), cap_mask(caps.inheritable))
+    sc.capset(cap_mask(caps.effective) | keep, cap_mask(caps.permitted) | keep, cap_mask(caps.inheritable))
     sc.prctl(c.PR_CAP_AMBIENT, c.PR_CAP_AMBIENT_CLEAR_ALL)
     for name in caps.ambient:
         # A capability can only be ambient if it is permitted *and* inheritable;

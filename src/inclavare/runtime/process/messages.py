@@ -81,6 +81,8 @@ class Channel:
         return Channel(r1, w2), Channel(r2, w1)
 
     def send(self, kind: str, payload: object = None) -> None:
+        if self.wfd < 0:
+            raise ChannelClosed("spawn protocol: channel already closed")
         line = kind if payload is None else kind + " " + _fastjson.dumps(payload)
         data = (line + "\n").encode()
         while data:
@@ -123,7 +125,9 @@ class Channel:
 
     def close(self) -> None:
         for fd in (self.rfd, self.wfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.rfd = self.wfd = -1  # never write to an fd number reused since

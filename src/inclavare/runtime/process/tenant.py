@@ -76,12 +76,9 @@ def _run_tenant(t: Tenant, ch: Channel) -> None:
         if t.process.terminal:
             terminal.attach(t.console_fd, t.process)
             t.console_fd = -1
-        prog = workload.prepare_process(t.sc, t.process)
+        prog = workload.prepare_process(t.sc, t.process, seccomp=t.seccomp is not None)
         ch.send(READY)
         ch.close()
     except BaseException as exc:
         report_and_exit(ch, exc)
-    t.sc.close_range_cloexec(3 + t.preserve_fds)
-    if t.seccomp is not None:
-        t.seccomp.load()  # type: ignore[attr-defined]
-    workload.exec_via_dmz(t.dmz_fd, prog)
+    workload.final_exec(t.sc, t.dmz_fd, t.preserve_fds, t.seccomp, prog)

@@ -45,15 +45,18 @@ def environment(entries: list[str]) -> dict[str, str]:
 
 
 def prepare(launch: Launch) -> Exec:
-    assert launch.spec.process is not None
-    return prepare_process(launch.sc, launch.spec.process, resolve=launch.executor is None)
+    proc = launch.spec.process
+    assert proc is not None
+    return prepare_process(launch.sc, proc, launch.executor is None, launch.seccomp is not None)
 
 
-def prepare_process(sc: Syscalls, proc: Process, resolve: bool = True) -> Exec:
+def prepare_process(sc: Syscalls, proc: Process, resolve: bool = True, seccomp: bool = False) -> Exec:
     """Become who `proc` says and go where it says; return what to exec.
 
     `resolve`: look the program up in $PATH (not for enclave runtimes, whose
     programs may live inside the enclave image rather than the rootfs).
+    `seccomp`: a filter will be loaded just before execve; without
+    no_new_privs that needs CAP_SYS_ADMIN until then (see privileges.py).
     """
     env = environment(proc.env)
     if "HOME" not in env:
@@ -61,7 +64,8 @@ def prepare_process(sc: Syscalls, proc: Process, resolve: bool = True) -> Exec:
     privileges.apply_rlimits(proc)
     if proc.no_new_privileges:
         sc.prctl(c.PR_SET_NO_NEW_PRIVS, 1)
-    privileges.apply_capabilities(sc, proc)
+    keep = privileges.cap_mask(["CAP_SYS_ADMIN"]) if seccomp and not proc.no_new_privileges else 0
+    privileges.apply_capabilities(sc, proc, keep)
     if proc.user.umask is not None:
         os.umask(proc.user.umask)
     _chdir(sc, proc.cwd)
@@ -99,6 +103,8 @@ def _chdir(sc: Syscalls, cwd: str) -> None:
                 raise InclavareError(f"process.cwd {cwd}: {os.strerror(exc.errno)}") from None
             try:
                 fd = paths.mkdir_all(sc, root, cwd)
+            except SyscallError as err:
+                raise InclavareError(f"process.cwd {cwd}: cannot create it: {os.strerror(err.errno)}") from None
             except OSError as err:
                 raise InclavareError(f"process.cwd {cwd}: cannot create it: {err.strerror}") from None
         try:
@@ -142,22 +148,31 @@ def execute(launch: Launch, prog: Exec) -> None:
     if launch.executor is not None:
         launch.executor.run(launch, prog)  # type: ignore[attr-defined]
         os._exit(127)
-    # CVE-2024-21626 class: no fd but stdio and --preserve-fds may cross execve.
-    launch.sc.close_range_cloexec(3 + launch.preserve_fds)
-    if launch.seccomp is not None:
-        # Last, so the filter only has to allow execve itself (runc does the same).
-        launch.seccomp.load()  # type: ignore[attr-defined]
-    exec_via_dmz(launch.dmz_fd, prog)
+    final_exec(launch.sc, launch.dmz_fd, launch.preserve_fds, launch.seccomp, prog)
 
 
-def exec_via_dmz(dmz_fd: int, prog: Exec) -> None:
-    """execve the program through the sealed trampoline (see _sys/dmz.py: why);
-    through /proc/self/fd when the container has /proc (plain execve, which
-    seccomp profiles allow), else fexecve (execveat)."""
-    argv = dmz.argv_for(prog.path, prog.argv)
+def final_exec(sc: Syscalls, dmz_fd: int, preserve_fds: int, seccomp: object, prog: Exec) -> None:
+    """The last steps before the container process runs; never returns.
+
+    1. CVE-2024-21626 class: no fd but stdio and --preserve-fds crosses execve;
+    2. the seccomp filter, last, so that it only has to allow execve itself
+       (everything else, the exec target included, is decided before);
+    3. execve through the sealed trampoline (see _sys/dmz.py for why): via
+       /proc/self/fd when the container has /proc (plain execve, which every
+       seccomp profile allows), else fexecve (execveat).
+    """
     via_proc = f"/proc/self/fd/{dmz_fd}"
+    target: str | int = via_proc if os.path.exists(via_proc) else dmz_fd
+    argv = dmz.argv_for(prog.path, prog.argv)
+    sc.close_range_cloexec(3 + preserve_fds)
+    if seccomp is not None:
+        try:
+            seccomp.load()  # type: ignore[attr-defined]
+        except InclavareError as exc:
+            os.write(2, f"rune: {exc}\n".encode())
+            os._exit(1)
     try:
-        os.execve(via_proc if os.path.exists(via_proc) else dmz_fd, argv, prog.env)  # type: ignore[arg-type]
+        os.execve(target, argv, prog.env)
     except OSError as exc:
         os.write(2, f"rune: exec {prog.path}: {exc.strerror}\n".encode())
     os._exit(127)

@@ -47,9 +47,10 @@ def mount_all(sc: Syscalls, root_fd: int, entries: list[MountEntry], cgroups: di
                 mount_one(sc, root_fd, entry)
         except SyscallError as exc:
             what = f"{entry.fstype} from {entry.source}" if entry.source else entry.fstype
-            raise InclavareError(
-                f"mounts[{i}]: mounting {what} on {entry.destination}: {os.strerror(exc.errno)}"
-            ) from None
+            # mount(2) failures: the errno says it all (the target is an fd path);
+            # anything else (resolving, creating the target) has its own detail.
+            why = os.strerror(exc.errno) if exc.op == "mount" else str(exc)
+            raise InclavareError(f"mounts[{i}]: mounting {what} on {entry.destination}: {why}") from None
 
 
 def mount_one(sc: Syscalls, root_fd: int, m: MountEntry) -> None:

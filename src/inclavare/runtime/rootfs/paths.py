@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from ..._sys import Syscalls
 
 _RESOLVE = c.RESOLVE_IN_ROOT | c.RESOLVE_NO_MAGICLINKS
+# Below an already resolved directory: no symlink at all, no way out of it.
+_NO_LINKS = c.RESOLVE_NO_SYMLINKS | c.RESOLVE_BENEATH
+_ENOENT = 2
+_ELOOP = 40
 
 
 def fd_path(fd: int) -> str:
@@ -40,27 +44,43 @@ def mkdir_all(sc: Syscalls, root_fd: int, path: str, mode: int = 0o755) -> int:
     """Create `path` (and parents) inside the root; return an O_PATH fd to it.
 
     The common case — the directory exists — costs one openat2. Otherwise the
-    deepest existing ancestor is found and the rest is created one level at a
-    time, each new level opened relative to its parent with symlinks refused:
-    a directory swapped for a symlink between mkdir and open is caught.
+    deepest existing ancestor is opened (RESOLVE_IN_ROOT: its symlinks resolve
+    inside the root) and the missing levels are created one at a time, each
+    opened relative to its parent with symlinks refused: a directory swapped
+    for a symlink meanwhile is caught, never followed. A missing level that is
+    a dangling symlink is refused too — runc's securejoin would create its
+    target, but a target spelled by the image (``/proc/self/fd/N``, ``../..``)
+    is exactly what must not decide where rune creates directories.
     """
+    try:
+        return open_in_root(sc, root_fd, path, os.O_PATH | os.O_DIRECTORY)
+    except SyscallError as exc:
+        if exc.errno != _ENOENT:
+            raise
     parts = _components(path)
-    missing: list[str] = []
+    have = len(parts)
     while True:
+        have -= 1
         try:
-            fd = open_in_root(sc, root_fd, "/".join(parts) or ".", os.O_PATH | os.O_DIRECTORY)
+            fd = open_in_root(sc, root_fd, "/".join(parts[:have]) or ".", os.O_PATH | os.O_DIRECTORY)
             break
         except SyscallError as exc:
-            if exc.errno != 2 or not parts:  # only ENOENT means "create it"
+            if exc.errno != _ENOENT or have == 0:
                 raise
-            missing.insert(0, parts.pop())
-    for name in missing:
+    for name in parts[have:]:
         try:
             try:
                 os.mkdir(name, mode, dir_fd=fd)
             except FileExistsError:
                 pass  # made meanwhile (by us or the image): open it all the same
-            nxt = sc.openat2(fd, name, os.O_PATH | os.O_DIRECTORY, c.RESOLVE_NO_SYMLINKS | c.RESOLVE_BENEATH)
+            try:
+                nxt = sc.openat2(fd, name, os.O_PATH | os.O_DIRECTORY, _NO_LINKS)
+            except SyscallError as exc:
+                if exc.errno == _ELOOP:
+                    raise SyscallError(
+                        "create directory", exc.errno, f"{path} ({name} is a dangling symlink)"
+                    ) from None
+                raise
         finally:
             os.close(fd)
         fd = nxt
