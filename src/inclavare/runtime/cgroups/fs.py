@@ -126,8 +126,7 @@ def remove_tree(directory: str) -> None:
     dirs = _walk(directory)
     if not dirs:
         return
-    for d in dirs:
-        _thaw(d)
+    thaw_tree(directory)
     if os.path.exists(directory + "/cgroup.kill"):
         try:
             write(directory, "cgroup.kill", "1")  # cgroup v2 (5.14+): the whole subtree, frozen or not
@@ -138,14 +137,17 @@ def remove_tree(directory: str) -> None:
         _rmdir(d, deadline)
 
 
-def _thaw(directory: str) -> None:
-    for name, thawed in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
-        state = read(directory, name)
-        if state is not None and state != thawed:
-            try:
-                write(directory, name, thawed)
-            except OSError:
-                pass
+def thaw_tree(directory: str) -> None:
+    """Thaw a cgroup and every sub-cgroup the container may have frozen itself
+    (v1 freezer.state, v2 cgroup.freeze), so its tasks can die."""
+    for d in _walk(directory):
+        for name, thawed in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+            state = read(d, name)
+            if state is not None and state != thawed:
+                try:
+                    write(d, name, thawed)
+                except OSError:
+                    pass
 
 
 def _rmdir(directory: str, deadline: float) -> None:

@@ -146,6 +146,8 @@ class V1Manager:
         """Remove the container's cgroups, their sub-cgroups and the parents
         rune created; processes still there are killed first."""
         errors = []
+        if "freezer" in self.paths:  # a frozen task cannot act on SIGKILL, in any hierarchy
+            fs.thaw_tree(self.paths["freezer"])
         for d in self._dirs():
             try:
                 fs.remove_tree(d)

@@ -149,18 +149,19 @@ def _blkio(blk: dict, probe: Probe, out: list[Write]) -> None:  # type: ignore[t
     f = f"{BASE}.blockIO"
     bfq = probe("blkio", "blkio.weight") is None and probe("blkio", "blkio.bfq.weight") is not None
     prefix = "blkio.bfq." if bfq else "blkio."
-    for key, name in (("weight", "weight"), ("leafWeight", "leaf_weight")):
+    # Leaf weights were CFQ's alone: BFQ has none, so they always name CFQ's file.
+    for key, name in (("weight", prefix + "weight"), ("leafWeight", "blkio.leaf_weight")):
         value = integer(blk, key, f, 0, 1000, zero_unset=True)
         if value is not None:
             if value < 10:
                 raise SpecError(f"{f}.{key}", f"must be in [10, 1000], not {value}")
-            out.append((f"{f}.{key}", "blkio", prefix + name, str(value), 0))
+            out.append((f"{f}.{key}", "blkio", name, str(value), 0))
     for field, dev in items(blk, "weightDevice", f):
         dev_id = device_id(dev, field)
-        for key, name in (("weight", "weight_device"), ("leafWeight", "leaf_weight_device")):
+        for key, name in (("weight", prefix + "weight_device"), ("leafWeight", "blkio.leaf_weight_device")):
             value = integer(dev, key, field, 10, 1000)
             if value is not None:
-                out.append((f"{field}.{key}", "blkio", prefix + name, f"{dev_id} {value}", 0))
+                out.append((f"{field}.{key}", "blkio", name, f"{dev_id} {value}", 0))
     for key, name in THROTTLE:
         for field, dev in items(blk, key, f):
             rate = integer(dev, "rate", field, *U64) or 0

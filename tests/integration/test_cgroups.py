@@ -1,0 +1,199 @@
+"""rune's cgroups through the real build/rune: placement, resources, devices, cleanup.
+
+Runs on the project's cgroup v1 (hybrid) host: every hierarchy under
+/sys/fs/cgroup/<name>; the cgroup2 at /sys/fs/cgroup/unified stays unused by
+containers. Every cgroup a test makes is checked gone at its end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import pytest
+
+from inclavare.runtime import cgroups
+from inclavare.testing.bundles import base_config
+
+pytestmark = pytest.mark.root
+
+CG = "/sys/fs/cgroup"
+
+
+def unique(prefix: str = "rune-it") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def v1_hierarchies() -> dict[str, str]:
+    return {k: point for k, (point, _root) in cgroups.mounts().items() if k != "unified"}
+
+
+def leftovers(name: str) -> list[str]:
+    """Directories called `name` anywhere in any cgroup hierarchy."""
+    found = []
+    for top in {p for p, _r in cgroups.mounts().values()}:
+        for dirpath, dirnames, _files in os.walk(top):
+            found += [os.path.join(dirpath, d) for d in dirnames if d == name]
+    return found
+
+
+def start(rune, bundle, config: dict, cid: str, *flags: str) -> dict:
+    b = bundle(config)
+    r = rune(*flags, "run", "-d", "--bundle", b, cid)
+    assert r.returncode == 0, r.stderr
+    return json.loads(rune(*flags, "state", cid, check=True).stdout)
+
+
+def paths_of(pid: int) -> dict[str, str]:
+    return cgroups.own_cgroups(str(pid))
+
+
+def sleeper(**linux) -> dict:
+    cfg = base_config(["sleep", "30"])
+    cfg["linux"].update(linux)
+    return cfg
+
+
+def read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def test_absolute_path_in_every_hierarchy_and_removed_on_delete(rune, bundle):
+    name = unique()
+    state = start(rune, bundle, sleeper(cgroupsPath=f"/{name}"), "abs")
+    own = paths_of(state["pid"])
+    for ctl in v1_hierarchies():
+        assert own[ctl] == f"/{name}", ctl
+    rune("delete", "--force", "abs", check=True)
+    assert leftovers(name) == []
+
+
+def test_relative_path_is_below_runes_own_cgroup_and_parents_are_pruned(rune, bundle):
+    top = unique()
+    state = start(rune, bundle, sleeper(cgroupsPath=f"{top}/cgrouptest/container"), "rel")
+    mine = cgroups.own_cgroups()  # rune is our child and starts in our cgroups
+    own = paths_of(state["pid"])
+    for ctl in v1_hierarchies():
+        assert own[ctl] == os.path.join(mine[ctl], f"{top}/cgrouptest/container"), ctl
+    rune("delete", "--force", "rel", check=True)
+    assert leftovers(top) == []  # the two levels rune made above the container went too
+
+
+def test_systemd_cgroups_path_is_emulated_on_cgroupfs(rune, bundle):
+    stem = unique("runeit").replace("-", "")
+    state = start(rune, bundle, sleeper(cgroupsPath=f"{stem}-pod.slice:cri:{stem}"), "sd", "--systemd-cgroup")
+    assert paths_of(state["pid"])["pids"] == f"/{stem}.slice/{stem}-pod.slice/cri-{stem}.scope"
+    rune("--systemd-cgroup", "delete", "--force", "sd", check=True)
+    assert leftovers(f"{stem}.slice") == []
+    r = rune("--systemd-cgroup", "run", "--bundle", bundle(sleeper(cgroupsPath="/not/a/slice")), "sd2")
+    assert r.returncode == 1
+    assert "linux.cgroupsPath" in r.stderr
+    assert "slice:prefix:name" in r.stderr
+
+
+def test_resources_reach_the_kernel(rune, bundle):
+    """Kernel 6.x has no CFQ blkio.weight: the weight goes to BFQ's blkio.bfq.weight (runc's fallback)."""
+    name = unique()
+    res = {
+        "memory": {"limit": 50593792, "reservation": 50593792, "swap": 101187584, "kernel": 50593792,
+                   "kernelTCP": 50593792, "swappiness": 10, "disableOOMKiller": True},
+        "cpu": {"shares": 2048, "quota": 200000, "period": 500000, "cpus": "0", "mems": "0",
+                "realtimePeriod": 1000000, "realtimeRuntime": 950000},
+        "pids": {"limit": 1000},
+        "blockIO": {"weight": 500, "throttleReadBpsDevice": [{"major": 254, "minor": 0, "rate": 1 << 20}]},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 2 << 30}],
+        "network": {"classID": 550, "priorities": [{"name": "lo", "priority": 30}]},
+    }  # fmt: skip
+    start(rune, bundle, sleeper(cgroupsPath=f"/{name}", resources=res), "res")
+    want = {
+        "memory/memory.limit_in_bytes": "50593792", "memory/memory.memsw.limit_in_bytes": "101187584",
+        "memory/memory.soft_limit_in_bytes": "50593792", "memory/memory.kmem.tcp.limit_in_bytes": "50593792",
+        "memory/memory.swappiness": "10", "cpu/cpu.shares": "2048", "cpu/cpu.cfs_quota_us": "200000",
+        "cpu/cpu.cfs_period_us": "500000", "cpu/cpu.rt_runtime_us": "950000", "cpuset/cpuset.cpus": "0",
+        "pids/pids.max": "1000", "blkio/blkio.bfq.weight": "500",
+        "blkio/blkio.throttle.read_bps_device": "254:0 1048576", "hugetlb/hugetlb.2MB.limit_in_bytes": str(2 << 30), "net_cls/net_cls.classid": "550",
+    }  # fmt: skip
+    got = {rel: read(f"{CG}/{rel.split('/')[0]}/{name}/{rel.split('/')[1]}") for rel in want}
+    assert got == want
+    assert "oom_kill_disable 1" in read(f"{CG}/memory/{name}/memory.oom_control")
+    assert "lo 30" in read(f"{CG}/net_prio/{name}/net_prio.ifpriomap").splitlines()
+
+
+def test_devices_list_keeps_spec_order_and_the_kernel_enforces_it(rune, bundle):
+    name = unique()
+    cfg = base_config(["sh", "-c",
+        "mknod /dev/ok b 7 7 && mknod /dev/no b 7 6 && head -c 1 /dev/ok >/dev/null && echo read-ok; "
+        "(echo x > /dev/ok) 2>&1; head -c 1 /dev/no 2>&1; echo x > /dev/null && echo null-ok"])  # fmt: skip
+    cfg["linux"]["cgroupsPath"] = f"/{name}"
+    cfg["linux"]["resources"] = {"devices": [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+        {"allow": True, "type": "b", "major": 7, "minor": 7, "access": "r"},
+    ]}  # fmt: skip
+    for capset in ("bounding", "effective", "permitted"):
+        cfg["process"]["capabilities"][capset].append("CAP_MKNOD")
+    r = rune("run", "--bundle", bundle(cfg), "dev")
+    lines = r.stdout.splitlines()
+    assert lines[0] == "read-ok", r.stdout + r.stderr
+    assert "Operation not permitted" in lines[1]  # write to the read-only allowed loop device
+    assert "Operation not permitted" in lines[2]  # 7:6 is not allowed at all
+    assert lines[3] == "null-ok"  # a default device
+    # devices.list: the spec's allow rules first, in order (runtime-tools linux_cgroups_devices)
+    start(rune, bundle, sleeper(cgroupsPath=f"/{name}", resources=cfg["linux"]["resources"]), "dev2")
+    assert read(f"{CG}/devices/{name}/devices.list").splitlines()[:3] == ["c 10:229 rwm", "b 7:7 r", "c *:* m"]
+
+
+def test_sub_cgroups_the_container_made_go_with_it(rune, bundle):
+    name = unique()
+    cfg = sleeper(cgroupsPath=f"/{name}")
+    cfg["process"]["args"] = ["sh", "-c", "mkdir -p /sys/fs/cgroup/pids/sub/deeper && echo $$ > "
+                              "/sys/fs/cgroup/pids/sub/deeper/cgroup.procs && sleep 30"]  # fmt: skip
+    for m in cfg["mounts"]:
+        if m["type"] == "cgroup":
+            m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
+    start(rune, bundle, cfg, "sub")
+    deeper = f"{CG}/pids/{name}/sub/deeper"
+    for _ in range(200):
+        if os.path.exists(deeper) and read(f"{deeper}/cgroup.procs"):
+            break
+        import time
+
+        time.sleep(0.01)
+    assert read(f"{deeper}/cgroup.procs")
+    rune("delete", "--force", "sub", check=True)
+    assert leftovers(name) == []
+
+
+@pytest.mark.parametrize(
+    ("resources", "field", "reason"),
+    [
+        ({"cpu": {"mems": "7"}}, "linux.resources.cpu.mems", "the kernel refused '7'"),  # after the dirs were made
+        ({"memory": {"swappiness": 101}}, "linux.resources.memory.swappiness", "must be an integer in [0, 100]"),
+        (
+            {"blockIO": {"leafWeight": 500}},
+            "linux.resources.blockIO.leafWeight",
+            "this kernel has no blkio.leaf_weight",
+        ),
+        (
+            {"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]},
+            "linux.resources.hugepageLimits[0].pageSize",
+            "no 3MB huge pages",
+        ),
+        ({"unified": {"memory.high": "1G"}}, "linux.resources.unified", "needs cgroup v2"),
+        ({"devices": [{"allow": True, "type": "x"}]}, "linux.resources.devices[0].type", "must be a, b or c"),
+    ],
+)
+def test_bad_value_fails_create_with_one_line_and_leaves_no_cgroup(rune, bundle, state_root, resources, field, reason):
+    name = unique()
+    top = f"{name}/nested"  # relative: rune makes two levels before it gets to the values
+    r = rune("create", "--bundle", bundle(sleeper(cgroupsPath=top, resources=resources)), "bad")
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, r.stderr
+    assert f"config.json: {field}: " in errors[0]
+    assert reason in errors[0]
+    assert "Traceback" not in r.stderr
+    assert leftovers(name) == []
+    assert not os.path.exists(os.path.join(state_root, "bad"))
