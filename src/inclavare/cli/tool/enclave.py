@@ -54,11 +54,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{where}: {message}" if where else message)
 
 
+_HELP = {
+    "measure": "print the measurement (MRENCLAVE analogue) of a manifest and its rootfs",
+    "expand": "pin the sha256 of every trusted file and the wasm module (a template in, a manifest out)",
+    "sign": "sign an expanded manifest (writes MANIFEST.sig)",
+    "verify": "check signature, files and manifest; print the enclave identity",
+    "seal": "seal a file to the identity of a signed enclave",
+    "unseal": "unseal a file sealed by `seal`",
+    "inspect": "print the identity in a signature file",
+    "host-key": "print the host's software-TEE public key (created on first use)",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="inclavare enclave", description="software enclave identity: measure, sign, seal")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     for name in ("measure", "expand", "sign", "verify", "seal", "unseal"):
-        c = sub.add_parser(name)
+        c = sub.add_parser(name, help=_HELP[name])
         c.add_argument("manifest")
         c.add_argument("--rootfs", required=True)
         if name in ("verify", "seal", "unseal"):
@@ -76,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
             key = c.add_mutually_exclusive_group(required=True)
             key.add_argument("--key")
             key.add_argument("--signing-server")
-    sub.add_parser("inspect").add_argument("sig")
-    sub.add_parser("host-key").add_argument("--path", default=None)
+    sub.add_parser("inspect", help=_HELP["inspect"]).add_argument("sig")
+    sub.add_parser("host-key", help=_HELP["host-key"]).add_argument("--path", default=None)
     return p
 
 
