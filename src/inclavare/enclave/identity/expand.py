@@ -102,7 +102,7 @@ def _dump_wasm(manifest: Manifest) -> list[str]:
 
 def _s(text: str) -> str:
     # A JSON string with ensure_ascii is a valid TOML basic string: both use
-    # \" \\ \b \f \n \r \t and \uXXXX (TOML 1.0 "Basic strings"), and
+    # \" \\ \b \f \n \r \t and \u plus four hex digits (TOML 1.0 "Basic strings"), and
     # non-BMP characters come out as surrogate pairs, which TOML refuses,
     # hence ensure_ascii=False plus our own escaping of control characters.
     body = json.dumps(text, ensure_ascii=False)[1:-1]
