@@ -208,6 +208,29 @@ def test_v2_manager_on_real_cgroup2(v2dir):
     assert not os.path.exists(v2dir)
 
 
+def test_v2_event_watch_wakes_on_kernfs_notification(v2dir):
+    """The v2 OOM watch polls memory.events for POLLPRI and counts oom_kill.
+    This hierarchy has no memory controller, so the same code watches
+    cgroup.events' "frozen" key, which the kernel notifies the same way
+    (cgroup_file_notify); memory.events itself is not tested here."""
+    from inclavare.runtime.cgroups.oom import OomWatch
+
+    m = V2Manager(UNIFIED, v2dir)
+    m.create()
+    watch = OomWatch.v2(v2dir, "cgroup.events", "frozen")
+    try:
+        assert watch.wait(0.05) == 0
+        m.freeze()
+        assert watch.wait(2) == 1
+        m.thaw()
+        assert watch.wait(2) == 0  # 1 -> 0: no new event
+        m.destroy()
+        watch.wait(2)
+        assert watch.gone
+    finally:
+        watch.close()
+
+
 def test_device_program_is_enforced_and_replaced(v2dir):
     os.mkdir(v2dir)
     read_only_null = [devices.DENY_ALL, (True, "c", 1, 3, "r")]

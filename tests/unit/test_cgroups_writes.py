@@ -240,3 +240,20 @@ def test_v2_refuses_what_has_no_v2_counterpart():
     ]:
         assert err(v2, res)[0] == field
     assert v2({"memory": {"useHierarchy": True, "disableOOMKiller": False}}) == []
+
+
+def test_required_members_of_list_entries():
+    for res, field in [
+        ({"hugepageLimits": [{"pageSize": "2MB"}]}, "linux.resources.hugepageLimits[0].limit"),
+        (
+            {"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0}]}},
+            "linux.resources.blockIO.throttleReadBpsDevice[0].rate",
+        ),
+        ({"network": {"priorities": [{"name": "lo"}]}}, "linux.resources.network.priorities[0].priority"),
+        ({"network": {"priorities": [{"priority": 1}]}}, "linux.resources.network.priorities[0].name"),
+    ]:
+        assert err(v1, res) == (field, "is required")
+    assert err(v2, {"hugepageLimits": [{"pageSize": "2MB"}]}) == (
+        "linux.resources.hugepageLimits[0].limit",
+        "is required",
+    )

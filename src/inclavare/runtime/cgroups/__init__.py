@@ -30,10 +30,12 @@ from ...errors import InclavareError, SpecError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from .v1 import V1Manager
     from .v2 import V2Manager
 
-    Manager = V1Manager | V2Manager
+    Manager: TypeAlias = "V1Manager | V2Manager"
 
 MOUNTINFO = "/proc/self/mountinfo"
 UNIFIED_ROOT = "/sys/fs/cgroup"  # cgroup2 here means the host runs cgroup v2 only

@@ -43,7 +43,7 @@ DENY_ALL: Rule = (False, "a", None, None, "rwm")
 _MAX_ID = 2**31 - 1  # dev_t numbers are 12+20 bits; this also keeps eBPF immediates positive
 
 
-def spec_rules(resources: dict) -> list[Rule]:  # type: ignore[type-arg]
+def spec_rules(resources: dict) -> list[Rule]:
     """linux.resources.devices, checked."""
     out = []
     for field, item in items(resources, "devices", BASE):
@@ -63,7 +63,7 @@ def spec_rules(resources: dict) -> list[Rule]:  # type: ignore[type-arg]
     return out
 
 
-def _number(item: dict, key: str, field: str) -> int | None:  # type: ignore[type-arg]
+def _number(item: dict, key: str, field: str) -> int | None:
     value = item.get(key)
     if value is None or value == -1:
         return None

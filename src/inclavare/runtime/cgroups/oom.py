@@ -28,12 +28,12 @@ import select
 class OomWatch:
     """One open watch; :meth:`fileno` is pollable (POLLIN on v1, POLLPRI on v2)."""
 
-    def __init__(self, directory: str, fd: int, keep: list[int], v2: bool) -> None:
+    def __init__(self, directory: str, fd: int, keep: list[int], counter: str = "") -> None:
         self.directory = directory
         self._fd = fd  # v1: the eventfd; v2: memory.events
         self._keep = keep  # other fds to close with it
-        self._v2 = v2
-        self._seen = self._oom_kills() if v2 else 0
+        self._counter = counter  # v2: the key counted in the events file ("" on v1)
+        self._seen = self._count() if counter else 0
         self.gone = False  # the cgroup was removed: no more events will come
 
     @classmethod
@@ -50,20 +50,22 @@ class OomWatch:
             os.close(efd)
             os.close(control)
             raise
-        return cls(memory_dir, efd, [control], v2=False)
+        return cls(memory_dir, efd, [control])
 
     @classmethod
-    def v2(cls, path: str) -> OomWatch:
-        fd = os.open(path + "/memory.events", os.O_RDONLY | os.O_CLOEXEC)
-        return cls(path, fd, [], v2=True)
+    def v2(cls, path: str, events: str = "memory.events", counter: str = "oom_kill") -> OomWatch:
+        """Count increments of `counter` in a cgroup v2 events file (any
+        flat-keyed file the kernel notifies on: memory.events, cgroup.events)."""
+        fd = os.open(f"{path}/{events}", os.O_RDONLY | os.O_CLOEXEC)
+        return cls(path, fd, [], counter)
 
     def fileno(self) -> int:
         return self._fd
 
-    def _oom_kills(self) -> int:
+    def _count(self) -> int:
         for line in os.pread(self._fd, 4096, 0).decode().splitlines():
             key, _, value = line.partition(" ")
-            if key == "oom_kill":
+            if key == self._counter:
                 return int(value)
         return 0
 
@@ -73,15 +75,15 @@ class OomWatch:
         if self.gone:
             return 0
         poller = select.poll()
-        poller.register(self._fd, select.POLLPRI if self._v2 else select.POLLIN)
+        poller.register(self._fd, select.POLLPRI if self._counter else select.POLLIN)
         if not poller.poll(None if timeout is None else int(timeout * 1000)):
             return 0
         if not os.path.isdir(self.directory):
             self.gone = True
             return 0
-        if self._v2:
+        if self._counter:
             try:
-                total = self._oom_kills()
+                total = self._count()
             except OSError:  # the cgroup went away under the open file
                 self.gone = True
                 return 0

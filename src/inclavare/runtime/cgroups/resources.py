@@ -34,7 +34,7 @@ U64 = (0, 2**64 - 1)
 U32 = (0, 2**32 - 1)
 
 
-def section(obj: dict, key: str, field: str) -> dict:  # type: ignore[type-arg]
+def section(obj: dict, key: str, field: str) -> dict:
     """A nested object (absent or null reads as {})."""
     value = obj.get(key)
     if value is None:
@@ -44,7 +44,7 @@ def section(obj: dict, key: str, field: str) -> dict:  # type: ignore[type-arg]
     return value
 
 
-def items(obj: dict, key: str, field: str) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+def items(obj: dict, key: str, field: str) -> list[tuple[str, dict]]:
     """An array of objects, with each element's field name."""
     value = obj.get(key)
     if value is None:
@@ -59,7 +59,7 @@ def items(obj: dict, key: str, field: str) -> list[tuple[str, dict]]:  # type: i
     return out
 
 
-def integer(obj: dict, key: str, field: str, lo: int, hi: int, zero_unset: bool = False) -> int | None:  # type: ignore[type-arg]
+def integer(obj: dict, key: str, field: str, lo: int, hi: int, zero_unset: bool = False) -> int | None:
     value = obj.get(key)
     if value is None:
         return None
@@ -68,21 +68,21 @@ def integer(obj: dict, key: str, field: str, lo: int, hi: int, zero_unset: bool 
     return None if zero_unset and value == 0 else value
 
 
-def required_int(obj: dict, key: str, field: str, lo: int, hi: int) -> int:  # type: ignore[type-arg]
+def required_int(obj: dict, key: str, field: str, lo: int, hi: int) -> int:
     value = integer(obj, key, field, lo, hi)
     if value is None:
         raise SpecError(f"{field}.{key}", "is required")
     return value
 
 
-def boolean(obj: dict, key: str, field: str) -> bool | None:  # type: ignore[type-arg]
+def boolean(obj: dict, key: str, field: str) -> bool | None:
     value = obj.get(key)
     if value is not None and type(value) is not bool:
         raise SpecError(f"{field}.{key}", f"must be true or false, not {value!r}")
     return value
 
 
-def word(obj: dict, key: str, field: str, required: bool = False) -> str | None:  # type: ignore[type-arg]
+def word(obj: dict, key: str, field: str, required: bool = False) -> str | None:
     """A string without whitespace (device names, cpu lists, page sizes)."""
     value = obj.get(key)
     if value is None or value == "":
@@ -94,7 +94,7 @@ def word(obj: dict, key: str, field: str, required: bool = False) -> str | None:
     return value
 
 
-def cpu_list(obj: dict, key: str, field: str) -> str | None:  # type: ignore[type-arg]
+def cpu_list(obj: dict, key: str, field: str) -> str | None:
     """cpuset list syntax (cpuset(7) "List format"): ``0-3,8,10-11``."""
     value = word(obj, key, field)
     if value is None:
@@ -116,7 +116,7 @@ def page_size(value: object, field: str) -> str:
     return value  # type: ignore[return-value]
 
 
-def device_id(obj: dict, field: str) -> str:  # type: ignore[type-arg]
+def device_id(obj: dict, field: str) -> str:
     """ "major:minor" of a blockIO device entry."""
     major = required_int(obj, "major", field, *U32)
     minor = required_int(obj, "minor", field, *U32)

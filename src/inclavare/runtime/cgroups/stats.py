@@ -79,14 +79,17 @@ def v1_stats(paths: dict[str, str]) -> dict[str, object]:
     pids = _nonzero({"current": fs.read_int(at("pids"), "pids.current"), "limit": fs.read_int(at("pids"), "pids.max")})
     blkio = _nonzero({"ioServiceBytesRecursive": _blkio(at("blkio"), "io_service_bytes_recursive"),
                       "ioServicedRecursive": _blkio(at("blkio"), "io_serviced_recursive")})  # fmt: skip
-    hugetlb = {}
+    hugetlb: dict[str, dict[str, object]] = {}
     for name in _listdir(at("hugetlb")):
         if name.startswith("hugetlb.") and name.endswith(".usage_in_bytes") and ".rsvd." not in name:
             size = name.split(".")[1]
             hugetlb[size] = _nonzero({"usage": fs.read_int(at("hugetlb"), name),
                                       "max": fs.read_int(at("hugetlb"), f"hugetlb.{size}.max_usage_in_bytes")})  # fmt: skip
             hugetlb[size]["failcnt"] = fs.read_int(at("hugetlb"), f"hugetlb.{size}.failcnt") or 0
-    cpuset = {"cpus": _cpus(fs.read(at("cpuset"), "cpuset.cpus")), "mems": _cpus(fs.read(at("cpuset"), "cpuset.mems"))}
+    cpuset: dict[str, object] = {
+        "cpus": _cpus(fs.read(at("cpuset"), "cpuset.cpus")),
+        "mems": _cpus(fs.read(at("cpuset"), "cpuset.mems")),
+    }
     return _stats(usage, throttling, cpuset, memory, pids, blkio, hugetlb)
 
 
@@ -115,7 +118,7 @@ def _listdir(directory: str) -> list[str]:
 
 def _stats(usage: dict[str, object], throttling: dict[str, object], cpuset: dict[str, object],
            memory: dict[str, object], pids: dict[str, object], blkio: dict[str, object],
-           hugetlb: dict[str, object]) -> dict[str, object]:  # fmt: skip
+           hugetlb: dict[str, dict[str, object]]) -> dict[str, object]:  # fmt: skip
     return {"cpu": {"usage": usage, "throttling": throttling}, "cpuset": _nonzero(cpuset), "memory": memory,
             "pids": pids, "blkio": blkio, "hugetlb": hugetlb, "intel_rdt": {}, "network_interfaces": None}  # fmt: skip
 
@@ -142,13 +145,13 @@ def v2_stats(path: str) -> dict[str, object]:
     pids = _nonzero({"current": fs.read_int(path, "pids.current"), "limit": pids_max})
     blkio = _nonzero({"ioServiceBytesRecursive": _io_stat(path, ("rbytes", "Read"), ("wbytes", "Write")),
                       "ioServicedRecursive": _io_stat(path, ("rios", "Read"), ("wios", "Write"))})  # fmt: skip
-    hugetlb = {}
+    hugetlb: dict[str, dict[str, object]] = {}
     for name in _listdir(path):
         if name.startswith("hugetlb.") and name.endswith(".current") and ".rsvd." not in name:
             size = name.split(".")[1]
             hugetlb[size] = _nonzero({"usage": fs.read_int(path, name)})
             hugetlb[size]["failcnt"] = fs.read_keyed(path, f"hugetlb.{size}.events").get("max", 0)
-    cpuset = {
+    cpuset: dict[str, object] = {
         "cpus": _cpus(fs.read(path, "cpuset.cpus.effective")),
         "mems": _cpus(fs.read(path, "cpuset.mems.effective")),
     }

@@ -21,6 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .oom import OomWatch
     from .resources import Write
+    from .v2 import V2Manager
 
 _FREEZE_TRIES = 1000
 
@@ -172,7 +173,7 @@ class V1Manager:
         return OomWatch.v1(self._dir("memory", "memory"))
 
 
-def _object(resources: object) -> dict:  # type: ignore[type-arg]
+def _object(resources: object) -> dict:
     if resources is None:
         return {}
     if not isinstance(resources, dict):
@@ -180,14 +181,14 @@ def _object(resources: object) -> dict:  # type: ignore[type-arg]
     return resources
 
 
-def _update(manager: V1Manager | object, resources: dict[str, object]) -> None:
+def _update(manager: V1Manager | V2Manager, resources: dict[str, object]) -> None:
     """update() of both drivers: device rules stay as created (runc neither
     changes them on update), errors name the field of the update document."""
     try:
         res = _object(resources)
         if res.get("devices"):
             raise SpecError("linux.resources.devices", "device rules cannot be changed on a running container")
-        manager.apply(res, None)  # type: ignore[attr-defined]
+        manager.apply(res, None)
     except SpecError as exc:
         raise SpecError(exc.field, exc.reason, file="rune update") from None
 

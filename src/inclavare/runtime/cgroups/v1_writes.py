@@ -30,6 +30,7 @@ from .resources import (
     integer,
     items,
     page_size,
+    required_int,
     section,
     word,
 )
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 MEMSW = "memory.memsw.limit_in_bytes"
 
 
-def writes(res: dict, probe: Probe) -> list[Write]:  # type: ignore[type-arg]
+def writes(res: dict, probe: Probe) -> list[Write]:
     out: list[Write] = []
     cpu = section(res, "cpu", BASE)
     for key in ("cpus", "mems"):
@@ -56,7 +57,7 @@ def writes(res: dict, probe: Probe) -> list[Write]:  # type: ignore[type-arg]
     _blkio(section(res, "blockIO", BASE), probe, out)
     for field, hp in items(res, "hugepageLimits", BASE):
         size = page_size(hp.get("pageSize"), f"{field}.pageSize")
-        limit = str(integer(hp, "limit", field, *U64) or 0)
+        limit = str(required_int(hp, "limit", field, *U64))
         name = f"hugetlb.{size}.limit_in_bytes"
         if probe("hugetlb", name) is None:
             raise SpecError(f"{field}.pageSize", f"this host has no {size} huge pages (no {name})")
@@ -70,7 +71,7 @@ def writes(res: dict, probe: Probe) -> list[Write]:  # type: ignore[type-arg]
     return out
 
 
-def _memory(mem: dict, probe: Probe, out: list[Write]) -> None:  # type: ignore[type-arg]
+def _memory(mem: dict, probe: Probe, out: list[Write]) -> None:
     f = f"{BASE}.memory"
     limit = integer(mem, "limit", f, -1, I64[1], zero_unset=True)
     swap = integer(mem, "swap", f, -1, I64[1], zero_unset=True)
@@ -117,7 +118,7 @@ def _int(text: str | None) -> int | None:
     return int(text) if text and text.lstrip("-").isdigit() else None
 
 
-def _cpu(cpu: dict, out: list[Write]) -> None:  # type: ignore[type-arg]
+def _cpu(cpu: dict, out: list[Write]) -> None:
     f = f"{BASE}.cpu"
     shares = integer(cpu, "shares", f, 0, U64[1], zero_unset=True)
     if shares is not None:
@@ -143,7 +144,7 @@ def _cpu(cpu: dict, out: list[Write]) -> None:  # type: ignore[type-arg]
         out.append((f"{f}.idle", "cpu", "cpu.idle", str(idle), 0))
 
 
-def _blkio(blk: dict, probe: Probe, out: list[Write]) -> None:  # type: ignore[type-arg]
+def _blkio(blk: dict, probe: Probe, out: list[Write]) -> None:
     """CFQ's blkio.weight files went with CFQ (Linux 5.0); BFQ names them
     blkio.bfq.weight (runc falls back to those). Neither: a clear error."""
     f = f"{BASE}.blockIO"
@@ -164,7 +165,7 @@ def _blkio(blk: dict, probe: Probe, out: list[Write]) -> None:  # type: ignore[t
                 out.append((f"{field}.{key}", "blkio", name, f"{dev_id} {value}", 0))
     for key, name in THROTTLE:
         for field, dev in items(blk, key, f):
-            rate = integer(dev, "rate", field, *U64) or 0
+            rate = required_int(dev, "rate", field, *U64)
             out.append(
                 (f"{field}.rate", "blkio", f"blkio.throttle.{name}_device", f"{device_id(dev, field)} {rate}", 0)
             )
@@ -174,18 +175,18 @@ THROTTLE = (("throttleReadBpsDevice", "read_bps"), ("throttleWriteBpsDevice", "w
             ("throttleReadIOPSDevice", "read_iops"), ("throttleWriteIOPSDevice", "write_iops"))  # fmt: skip
 
 
-def _network(net: dict, out: list[Write]) -> None:  # type: ignore[type-arg]
+def _network(net: dict, out: list[Write]) -> None:
     f = f"{BASE}.network"
     class_id = integer(net, "classID", f, *U32)
     if class_id is not None:
         out.append((f"{f}.classID", "net_cls", "net_cls.classid", str(class_id), 0))
     for field, prio in items(net, "priorities", f):
         name = word(prio, "name", field, required=True)
-        value = integer(prio, "priority", field, *U32) or 0
+        value = required_int(prio, "priority", field, *U32)
         out.append((f"{field}.priority", "net_prio", "net_prio.ifpriomap", f"{name} {value}", 0))
 
 
-def rdma(res: dict, ctl: str) -> list[Write]:  # type: ignore[type-arg]
+def rdma(res: dict, ctl: str) -> list[Write]:
     """rdma.max lines ("mlx4_0 hca_handle=2 hca_object=2000"), same on v1 and v2
     (cgroup-v1/rdma.rst, cgroup-v2.rst "RDMA")."""
     f = f"{BASE}.rdma"

@@ -33,7 +33,20 @@ disableOOMKiller, useHierarchy false, blkio leaf weights, net_cls/net_prio.
 from __future__ import annotations
 
 from ...errors import SpecError
-from .resources import BASE, I64, OPTIONAL, U64, boolean, cpu_list, device_id, integer, items, page_size, section
+from .resources import (
+    BASE,
+    I64,
+    OPTIONAL,
+    U64,
+    boolean,
+    cpu_list,
+    device_id,
+    integer,
+    items,
+    page_size,
+    required_int,
+    section,
+)
 from .v1_writes import THROTTLE, rdma
 
 TYPE_CHECKING = False
@@ -54,7 +67,7 @@ def blkio_to_io_weight(weight: int) -> int:
     return 1 + ((weight - 10) * 9999) // 990
 
 
-def writes(res: dict, probe: Probe) -> list[Write]:  # type: ignore[type-arg]
+def writes(res: dict, probe: Probe) -> list[Write]:
     out: list[Write] = []
     cpu = section(res, "cpu", BASE)
     for key in ("cpus", "mems"):
@@ -69,7 +82,7 @@ def writes(res: dict, probe: Probe) -> list[Write]:  # type: ignore[type-arg]
     _io(section(res, "blockIO", BASE), probe, out)
     for field, hp in items(res, "hugepageLimits", BASE):
         size = page_size(hp.get("pageSize"), f"{field}.pageSize")
-        limit = str(integer(hp, "limit", field, *U64) or 0)
+        limit = str(required_int(hp, "limit", field, *U64))
         if probe("", f"hugetlb.{size}.max") is None:
             raise SpecError(
                 f"{field}.pageSize", f"no hugetlb.{size}.max here (no {size} huge pages, or hugetlb not enabled)"
@@ -92,7 +105,7 @@ def writes(res: dict, probe: Probe) -> list[Write]:  # type: ignore[type-arg]
     return out
 
 
-def _memory(mem: dict, out: list[Write]) -> None:  # type: ignore[type-arg]
+def _memory(mem: dict, out: list[Write]) -> None:
     f = f"{BASE}.memory"
     limit = integer(mem, "limit", f, -1, I64[1], zero_unset=True)
     swap = integer(mem, "swap", f, -1, I64[1], zero_unset=True)
@@ -125,7 +138,7 @@ def _memory(mem: dict, out: list[Write]) -> None:  # type: ignore[type-arg]
         raise SpecError(f"{f}.useHierarchy", "cgroup v2 accounting is always hierarchical")
 
 
-def _cpu(cpu: dict, probe: Probe, out: list[Write]) -> None:  # type: ignore[type-arg]
+def _cpu(cpu: dict, probe: Probe, out: list[Write]) -> None:
     f = f"{BASE}.cpu"
     shares = integer(cpu, "shares", f, 0, U64[1], zero_unset=True)
     if shares is not None:
@@ -156,7 +169,7 @@ def _current_quota(probe: Probe) -> str:
     return current.split()[0] if current else "max"
 
 
-def _io(blk: dict, probe: Probe, out: list[Write]) -> None:  # type: ignore[type-arg]
+def _io(blk: dict, probe: Probe, out: list[Write]) -> None:
     f = f"{BASE}.blockIO"
     bfq = probe("", "io.bfq.weight") is not None
     weight = integer(blk, "weight", f, 0, 1000, zero_unset=True)
@@ -179,5 +192,5 @@ def _io(blk: dict, probe: Probe, out: list[Write]) -> None:  # type: ignore[type
             "throttleReadIOPSDevice": "riops", "throttleWriteIOPSDevice": "wiops"}  # fmt: skip
     for key, _v1_name in THROTTLE:
         for field, dev in items(blk, key, f):
-            rate = integer(dev, "rate", field, *U64) or 0
+            rate = required_int(dev, "rate", field, *U64)
             out.append((f"{field}.rate", "", "io.max", f"{device_id(dev, field)} {keys[key]}={rate}", 0))
