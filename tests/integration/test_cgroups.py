@@ -99,8 +99,7 @@ def test_resources_reach_the_kernel(rune, bundle):
     res = {
         "memory": {"limit": 50593792, "reservation": 50593792, "swap": 101187584, "kernel": 50593792,
                    "kernelTCP": 50593792, "swappiness": 10, "disableOOMKiller": True},
-        "cpu": {"shares": 2048, "quota": 200000, "period": 500000, "cpus": "0", "mems": "0",
-                "realtimePeriod": 1000000, "realtimeRuntime": 950000},
+        "cpu": {"shares": 2048, "quota": 200000, "period": 500000, "cpus": "0", "mems": "0"},
         "pids": {"limit": 1000},
         "blockIO": {"weight": 500, "throttleReadBpsDevice": [{"major": 254, "minor": 0, "rate": 1 << 20}]},
         "hugepageLimits": [{"pageSize": "2MB", "limit": 2 << 30}],
@@ -111,7 +110,7 @@ def test_resources_reach_the_kernel(rune, bundle):
         "memory/memory.limit_in_bytes": "50593792", "memory/memory.memsw.limit_in_bytes": "101187584",
         "memory/memory.soft_limit_in_bytes": "50593792", "memory/memory.kmem.tcp.limit_in_bytes": "50593792",
         "memory/memory.swappiness": "10", "cpu/cpu.shares": "2048", "cpu/cpu.cfs_quota_us": "200000",
-        "cpu/cpu.cfs_period_us": "500000", "cpu/cpu.rt_runtime_us": "950000", "cpuset/cpuset.cpus": "0",
+        "cpu/cpu.cfs_period_us": "500000", "cpuset/cpuset.cpus": "0",
         "pids/pids.max": "1000", "blkio/blkio.bfq.weight": "500",
         "blkio/blkio.throttle.read_bps_device": "254:0 1048576", "hugetlb/hugetlb.2MB.limit_in_bytes": str(2 << 30), "net_cls/net_cls.classid": "550",
     }  # fmt: skip
