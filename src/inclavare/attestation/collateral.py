@@ -111,7 +111,7 @@ class CollateralStore:
             raise CollateralError(f"{name}: empty file")
         if data.lstrip()[:1] == b"{":
             self._add_json(data, name)
-        elif b"-----BEGIN" in data[:4096]:
+        elif data.lstrip().startswith(b"-----BEGIN"):
             self._add_pem(data, name)
         else:
             self._add_der(data, name)
@@ -158,9 +158,9 @@ class CollateralStore:
 
     def _add_der(self, data: bytes, name: str) -> None:
         try:
-            self.add_crl(x509.load_der_x509_crl(data))
+            self.add_crl(xc.load_crl(data, name, CollateralError))
             return
-        except ValueError:
+        except CollateralError:
             pass
         for cert in xc.load_certificates(data, name, CollateralError):
             self.add_certificate(cert)

@@ -64,10 +64,9 @@ def fetch_for(
     kind = detect(evidence)
     store = CollateralStore()
     if kind == EvidenceKind.RATLS_CERTIFICATE:
-        from .hazmat import ratls
-        from .verifiers.ratls import load
+        from .hazmat import ratls, x509lite
 
-        evidence = ratls.extract(load(evidence)).evidence
+        evidence = ratls.extract(x509lite.load(evidence)).evidence
         kind = detect(evidence)
     if kind in (EvidenceKind.SGX_QUOTE, EvidenceKind.TDX_QUOTE):
         fetch_intel(evidence, store, base=pcs_url or PCS, get=get)

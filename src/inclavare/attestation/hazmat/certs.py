@@ -35,14 +35,17 @@ def _load_one(der_or_pem: bytes, pem: bool) -> x509.Certificate:
     # cryptography >= 42 warns about it. They are genuine, so load them quietly.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if pem:
-            return x509.load_pem_x509_certificate(der_or_pem)
-        return x509.load_der_x509_certificate(der_or_pem)
+        cert = x509.load_pem_x509_certificate(der_or_pem) if pem else x509.load_der_x509_certificate(der_or_pem)
+        # cryptography parses some fields lazily and raises ValueError on first
+        # access; touch them all here so later code never meets a foreign error.
+        _ = (cert.extensions, cert.subject, cert.issuer, cert.serial_number, cert.signature_hash_algorithm)
+        _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.public_key())
+    return cert
 
 
 def load_certificates(data: bytes, what: str, error: type[AttestationError]) -> list[x509.Certificate]:
     """Certificates from PEM (one or more blocks; NULs and whitespace around them allowed) or one DER."""
-    blocks = _PEM_BLOCK.findall(data)
+    blocks = _PEM_BLOCK.findall(data) if data.lstrip(b" \t\r\n\0").startswith(b"-----BEGIN") else []
     try:
         if blocks:
             leftover = _PEM_BLOCK.sub(b"", data).strip(b" \t\r\n\0")
@@ -59,8 +62,13 @@ def load_certificates(data: bytes, what: str, error: type[AttestationError]) -> 
 def load_crl(data: bytes, what: str, error: type[AttestationError]) -> x509.CertificateRevocationList:
     try:
         if _PEM_CRL.search(data):
-            return x509.load_pem_x509_crl(data.strip(b"\0"))
-        return x509.load_der_x509_crl(bytes(data))
+            crl = x509.load_pem_x509_crl(data.strip(b"\0"))
+        else:
+            crl = x509.load_der_x509_crl(bytes(data))
+        # Parse every lazily decoded part now (see _load_one).
+        _ = (crl.issuer, crl.last_update_utc, crl.next_update_utc, crl.extensions, crl.signature_hash_algorithm)
+        _ = [(r.serial_number, r.revocation_date_utc, r.extensions) for r in crl]
+        return crl
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise error(f"{what}: not a valid X.509 CRL ({_short(exc)})") from None
 

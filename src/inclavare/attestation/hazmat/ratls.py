@@ -26,11 +26,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import cbor2
-from cryptography import x509
 
 from ..errors import EvidenceFormatError
 from . import der
 from .cose import decode_exact
+from .x509lite import LiteCertificate
 
 DICE_TAGGED_EVIDENCE = "2.23.133.5.4.9"
 LEGACY_OIDS = {
@@ -53,13 +53,8 @@ class RatlsEvidence:
     claims_buffer: bytes | None
 
 
-def extract(cert: x509.Certificate) -> RatlsEvidence:
-    found = []
-    for ext in cert.extensions:
-        oid = ext.oid.dotted_string
-        raw = getattr(ext.value, "value", None)
-        if isinstance(raw, bytes) and (oid == DICE_TAGGED_EVIDENCE or oid in LEGACY_OIDS):
-            found.append((oid, raw))
+def extract(cert: LiteCertificate) -> RatlsEvidence:
+    found = [(oid, raw) for oid, _, raw in cert.extensions if oid == DICE_TAGGED_EVIDENCE or oid in LEGACY_OIDS]
     if len(found) != 1:
         raise EvidenceFormatError(
             f"{WHAT}: needs exactly one evidence extension (2.23.133.5.4.9 or a legacy RA-TLS OID), found {len(found)}"

@@ -10,7 +10,9 @@ Offsets (little-endian): version u32 0x00, guest_svn u32 0x04, policy u64
 cpuid family/model/stepping 0x188..0x18A (v3+), chip_id 64 0x1A0,
 committed_tcb 0x1E0, current build/minor/major 0x1E8, committed
 build/minor/major 0x1EC, launch_tcb 0x1F0, signature 0x2A0 (r 72 bytes, s 72
-bytes, both little-endian, zero-extended). The signature covers 0x000-0x29F.
+bytes, both little-endian, zero-extended). The signature covers 0x000-0x29F;
+the bytes after it are not signed, so the zero-extension of r and s (a
+P-384 scalar has 48 bytes) and the reserved tail up to 0x4A0 must be zero.
 
 TCB_VERSION layout: Milan/Genoa — bootloader, tee, 4 reserved, snp, microcode
 (one byte each); Turin — fmc, bootloader, tee, snp, 3 reserved, microcode.
@@ -95,6 +97,11 @@ def parse_report(data: bytes, *, allow_trailing_garbage: bool = False) -> SnpRep
         raise EvidenceFormatError(f"sev-snp report: version {version} is not supported (2..5)")
     if algo != SIG_ALGO_ECDSA_P384_SHA384:
         raise EvidenceFormatError(f"sev-snp report: signature algorithm {algo} is not ECDSA P-384/SHA-384 (1)")
+    if any(d[0x2A0 + 48 : 0x2E8]) or any(d[0x2E8 + 48 : 0x330]) or any(d[0x330:REPORT_SIZE]):
+        # Not covered by the signature: the zero-extension of r and s and the reserved tail must be zero.
+        raise EvidenceFormatError(
+            "sev-snp report: unsigned signature padding bytes (0x2D0-0x2E7, 0x318-0x4A0) are not zero"
+        )
     return SnpReport(
         raw=d,
         version=version,

@@ -1,7 +1,8 @@
 """RA-TLS certificates: a self-signed X.509 certificate whose extension carries TEE evidence.
 
-Checks: the certificate is self-signed (its own key verifies it) and valid
-at the instant; exactly one evidence extension (:mod:`..hazmat.ratls`); the
+Checks: the certificate is self-signed (its own key verifies it, over the
+TBS bytes as received; :mod:`..hazmat.x509lite` reads certificates that
+strict parsers refuse) and valid at the instant; exactly one evidence extension (:mod:`..hazmat.ratls`); the
 evidence inside passes its own verifier in full (SGX/TDX quote or SNP
 report, with the same collateral and instant); the extension's declared TEE
 matches the evidence; and the evidence's REPORT_DATA binds the certificate's
@@ -15,13 +16,11 @@ import dataclasses
 import hashlib
 from datetime import datetime
 
-from cryptography import x509
-
 from ..claims import EvidenceKind, VerifiedClaims
 from ..collateral import CollateralStore
 from ..errors import EvidenceFormatError, VerificationFailed
 from ..hazmat import certs as xc
-from ..hazmat import ratls
+from ..hazmat import ratls, x509lite
 
 _INNER = {
     "sgx": {EvidenceKind.SGX_QUOTE},
@@ -35,16 +34,17 @@ class RatlsCertificateVerifier:
     kind = EvidenceKind.RATLS_CERTIFICATE
 
     def inspect(self, data: bytes) -> dict[str, object]:
-        cert = load(data)
+        cert = x509lite.load(data)
         ev = ratls.extract(cert)
         inner_kind = _inner_kind(ev)
         from . import get_verifier
 
         return {
-            "subject": cert.subject.rfc4514_string(),
-            "not_before": xc.iso(cert.not_valid_before_utc),
-            "not_after": xc.iso(cert.not_valid_after_utc),
-            "public_key_sha256": hashlib.sha256(xc.spki_der(cert)).hexdigest(),
+            "subject": cert.subject_text,
+            "not_before": xc.iso(cert.not_before),
+            "not_after": xc.iso(cert.not_after),
+            "self_signed": x509lite.self_signed(cert),
+            "public_key_sha256": hashlib.sha256(cert.spki).hexdigest(),
             "evidence_encoding": ev.encoding,
             "evidence_oid": ev.oid,
             "evidence_kind": inner_kind.value,
@@ -54,13 +54,18 @@ class RatlsCertificateVerifier:
     def verify(self, data: bytes, *, at: datetime, collateral: CollateralStore) -> VerifiedClaims:
         from . import get_verifier
 
-        cert = load(data)
-        xc.check_issued_by(cert, cert, "ratls certificate")
-        xc.check_validity(cert, at, "ratls certificate")
+        cert = x509lite.load(data)
+        if not x509lite.self_signed(cert):
+            raise VerificationFailed("ratls certificate", f"{cert.subject_text!r} is not self-signed by its own key")
+        if not cert.not_before <= at <= cert.not_after:
+            raise VerificationFailed(
+                "ratls certificate",
+                f"{cert.subject_text!r} is not valid at {xc.iso(at)} (valid {xc.iso(cert.not_before)} .. {xc.iso(cert.not_after)})",
+            )
         ev = ratls.extract(cert)
         inner_kind = _inner_kind(ev)
         inner = get_verifier(inner_kind).verify(ev.evidence, at=at, collateral=collateral)
-        spki = xc.spki_der(cert)
+        spki = cert.spki
         prefix, rule = ratls.expected_binding(ev, spki)
         report_data = inner.claims.report_data or b""
         if not ratls.binds(report_data, prefix):
@@ -68,13 +73,6 @@ class RatlsCertificateVerifier:
                 "ratls certificate", f"REPORT_DATA does not bind the certificate key ({rule} || zeros)"
             )
         return dataclasses.replace(inner, kind=self.kind, inner_kind=inner_kind, bound_key=spki)
-
-
-def load(data: bytes) -> x509.Certificate:
-    certs = xc.load_certificates(data, "ratls certificate", EvidenceFormatError)
-    if len(certs) != 1:
-        raise EvidenceFormatError(f"ratls certificate: expected one certificate, found {len(certs)}")
-    return certs[0]
 
 
 def _inner_kind(ev: ratls.RatlsEvidence) -> EvidenceKind:
