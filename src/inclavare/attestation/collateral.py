@@ -210,6 +210,7 @@ class CollateralStore:
     # -- saving ------------------------------------------------------------
     def save(self, root: str) -> list[str]:
         """Write everything into the documented cache layout under ``root``; returns the paths written."""
+        os.makedirs(root, exist_ok=True)
         written: list[str] = []
         for t in self.tcb_infos:
             name = f"{t.id.lower()}-{t.fmspc.hex().upper()}-{_stamp(t.issue_date)}.json"
