@@ -81,13 +81,20 @@ __all__ = [
 ]
 
 
-def verify(evidence: bytes, *, at: datetime, collateral: CollateralStore, policy: Policy) -> VerifiedClaims:
-    """Verify ``evidence`` completely at instant ``at``, then apply ``policy``."""
+def verify(evidence: bytes | Evidence, *, at: datetime, collateral: CollateralStore, policy: Policy) -> VerifiedClaims:
+    """Verify ``evidence`` completely at instant ``at``, then apply ``policy``.
+
+    ``evidence`` is raw bytes, or an :class:`Evidence` whose declared kind
+    must match what the bytes are (an attester cannot relabel evidence).
+    """
     when = _utc(at)
-    kind = detect(evidence)
+    data = evidence.data if isinstance(evidence, Evidence) else evidence
+    kind = detect(data)
+    if isinstance(evidence, Evidence) and evidence.kind != kind:
+        raise EvidenceFormatError(f"evidence: declared {evidence.kind.value} but the bytes are a {kind.value}")
     if kind == EvidenceKind.SOFTWARE and not policy.allow_software:
         raise PolicyRejected("allow_software", "software evidence is not accepted by this policy")
-    result = get_verifier(kind).verify(evidence, at=when, collateral=collateral)
+    result = get_verifier(kind).verify(data, at=when, collateral=collateral)
     policy.check(result)
     return result
 

@@ -69,6 +69,7 @@ class CollateralStore:
         self.certificates: list[x509.Certificate] = []
         self.host_keys: list[Ed25519PublicKey] = []
         self._fingerprints: set[str] = set()
+        self._crls_by_issuer: dict[bytes, list[x509.CertificateRevocationList]] = {}
 
     # -- loading -----------------------------------------------------------
     @classmethod
@@ -176,6 +177,7 @@ class CollateralStore:
     def add_crl(self, crl: x509.CertificateRevocationList) -> None:
         if all(c.fingerprint(hashes.SHA256()) != crl.fingerprint(hashes.SHA256()) for c in self.crls):
             self.crls.append(crl)
+            self._crls_by_issuer.setdefault(crl.issuer.public_bytes(), []).append(crl)
 
     def add_certificate(self, cert: x509.Certificate) -> None:
         fp = xc.fingerprint(cert)
@@ -197,8 +199,9 @@ class CollateralStore:
         found = [q for q in self.qe_identities if q.id == ident]
         return _best(found, at, lambda q: (q.issue_date, q.next_update))
 
-    def crl(self, issuer: x509.Name, at: datetime) -> x509.CertificateRevocationList | None:
-        found = [c for c in self.crls if c.issuer == issuer]
+    def crl(self, issuer: x509.Certificate, at: datetime) -> x509.CertificateRevocationList | None:
+        """The CRL issued by ``issuer`` (matched by subject DER), preferring one current at ``at``."""
+        found = self._crls_by_issuer.get(xc.subject_der(issuer), [])
         return _best(found, at, lambda c: (c.last_update_utc, c.next_update_utc or c.last_update_utc))
 
     def certificates_named(self, subject: x509.Name | str) -> list[x509.Certificate]:

@@ -133,3 +133,17 @@ def test_missing_file_and_naive_at(tmp_path: Path) -> None:
     (tmp_path / "q").write_bytes(evidence(BY_ID["tdx-dcapqvl"]))
     rc, _, err = run_cli("verify", str(tmp_path / "q"), "--at", "2025-07-01T00:00:00")
     assert "needs a time zone" in err
+
+
+def test_evidence_objects_cannot_be_relabelled() -> None:
+    from inclavare.attestation import Evidence
+
+    s = BY_ID["tdx-dcapqvl"]
+    ok = verify(
+        Evidence(EvidenceKind.TDX_QUOTE, evidence(s)), at=at(s), collateral=store(s), policy=Policy.genuine_only()
+    )
+    assert ok.kind == EvidenceKind.TDX_QUOTE
+    with pytest.raises(EvidenceFormatError, match="declared sgx-quote but the bytes are a tdx-quote"):
+        verify(
+            Evidence(EvidenceKind.SGX_QUOTE, evidence(s)), at=at(s), collateral=store(s), policy=Policy.genuine_only()
+        )

@@ -6,6 +6,11 @@ is byte-identical to the pinned one. Every time check takes the verification
 instant as an argument; nothing here reads the clock (RFC 5280 6.1.3 (a)(2):
 "the certificate validity period includes the current time" — the "current
 time" is an input).
+
+Results that are pure functions of immutable bytes — parsing a certificate,
+"this certificate is signed by that one", "this CRL is signed by that CA" —
+are memoised in bounded LRU caches, so a long-lived verifier does not redo
+them for every quote. Validity windows and revocation are checked every time.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -30,6 +36,7 @@ _PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----[A-Za-z0-9+/=\s]+?-----END X509
 MAX_CHAIN = 8
 
 
+@lru_cache(maxsize=1024)
 def _load_one(der_or_pem: bytes, pem: bool) -> x509.Certificate:
     # AMD VCEK/VLEK certificates have serial number 0, which RFC 5280 forbids;
     # cryptography >= 42 warns about it. They are genuine, so load them quietly.
@@ -85,6 +92,12 @@ def spki_der(cert: x509.Certificate) -> bytes:
     return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
+@lru_cache(maxsize=1024)
+def subject_der(cert: x509.Certificate) -> bytes:
+    """The DER of the subject Name (memoised; building Name objects is slow)."""
+    return cert.subject.public_bytes()
+
+
 def common_name(name: x509.Name) -> str:
     attrs = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     value = attrs[0].value if attrs else name.rfc4514_string()
@@ -101,15 +114,23 @@ def check_validity(cert: x509.Certificate, at: datetime, check: str) -> None:
         )
 
 
-def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, check: str) -> None:
-    """Issuer name matches and ``issuer``'s key verifies ``cert``'s signature (ECDSA, RSA, RSA-PSS)."""
+@lru_cache(maxsize=4096)
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Pure function of the two DER encodings, so it is memoised (bounded)."""
     try:
         cert.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, check: str) -> None:
+    """Issuer name matches and ``issuer``'s key verifies ``cert``'s signature (ECDSA, RSA, RSA-PSS)."""
+    if not issued_by(cert, issuer):
         raise VerificationFailed(
             check,
             f"certificate {common_name(cert.subject)!r} is not signed by {common_name(issuer.subject)!r}",
-        ) from None
+        )
 
 
 def check_is_ca(cert: x509.Certificate, check: str) -> None:
@@ -137,20 +158,33 @@ def check_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at:
     A CRL whose thisUpdate is after ``at`` is rejected; one past nextUpdate is
     reported as stale (False) so the caller can decide (see CollateralExpired).
     """
-    if crl.issuer != issuer.subject:
+    if crl.issuer.public_bytes() != subject_der(issuer):
         raise VerificationFailed(
             check, f"CRL issuer {common_name(crl.issuer)!r} is not {common_name(issuer.subject)!r}"
         )
-    try:
-        valid = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-    except (TypeError, UnsupportedAlgorithm):
-        valid = False
-    if not valid:
+    if not _crl_signed_by(crl, issuer):
         raise VerificationFailed(check, f"CRL signature does not verify under {common_name(issuer.subject)!r}")
     if crl.last_update_utc > at:
         raise VerificationFailed(check, f"CRL thisUpdate {_iso(crl.last_update_utc)} is after {_iso(at)}")
     nxt = crl.next_update_utc
     return nxt is None or at <= nxt
+
+
+_CRL_MEMO: dict[tuple[bytes, x509.Certificate], bool] = {}
+
+
+def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    """Memoised by (CRL fingerprint, issuer); CRL objects are not hashable, so no lru_cache."""
+    key = (crl.fingerprint(hashes.SHA256()), issuer)
+    if key not in _CRL_MEMO:
+        try:
+            valid = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+        except (TypeError, UnsupportedAlgorithm):
+            valid = False
+        if len(_CRL_MEMO) >= 1024:
+            _CRL_MEMO.clear()
+        _CRL_MEMO[key] = valid
+    return _CRL_MEMO[key]
 
 
 def is_revoked(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool:

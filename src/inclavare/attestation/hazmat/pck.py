@@ -16,6 +16,7 @@ Specification", section "SGX Extensions"::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography import x509
 
@@ -49,7 +50,13 @@ def pck_extensions(cert: x509.Certificate) -> PckExtensions:
     raise err("the certificate has no SGX extensions (OID 1.2.840.113741.1.13.1)")
 
 
+@lru_cache(maxsize=1024)
 def parse_sgx_extensions(raw: bytes) -> PckExtensions:
+    """Parse (memoised: a pure function of the bytes; errors are not cached)."""
+    return _parse(raw)
+
+
+def _parse(raw: bytes) -> PckExtensions:
     err = der.DerError("pck certificate: sgx extensions", EvidenceFormatError)
     top = der.parse_single(raw, err, der.TAG_SEQUENCE)
     fields = dict(der.oid_value_pairs(top.value, err))

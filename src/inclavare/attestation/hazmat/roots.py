@@ -201,7 +201,7 @@ def root(name: str) -> x509.Certificate:
 
 def is_pinned(cert: x509.Certificate, name: str) -> bool:
     """True if ``cert`` is byte-for-byte the pinned root ``name``."""
-    return fingerprint(cert) == _ROOTS[name][1]
+    return cert == root(name)  # DER equality; root() checked the pinned fingerprint
 
 
 def amd_ark(product: str) -> x509.Certificate:

@@ -17,6 +17,7 @@ import binascii
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -71,7 +72,13 @@ def load(data: bytes) -> LiteCertificate:
     return parse(bytes(data))
 
 
+@lru_cache(maxsize=256)
 def parse(data: bytes) -> LiteCertificate:
+    """Parse one DER certificate (memoised: a pure function of the bytes; errors are not cached)."""
+    return _parse(data)
+
+
+def _parse(data: bytes) -> LiteCertificate:
     err = der.DerError(WHAT)
     cert = der.parse_single(data, err, der.TAG_SEQUENCE)
     parts = list(der.children(cert.value, err))
@@ -174,6 +181,7 @@ def name_text(name: bytes) -> str:
     return ",".join(parts)
 
 
+@lru_cache(maxsize=256)
 def self_signed(cert: LiteCertificate) -> bool:
     """Issuer equals subject and the certificate's own key verifies its signature."""
     kind, hash_cls = _HASHES.get(cert.signature_algorithm, (None, None))

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -109,7 +110,7 @@ def _pck_chain(
         )
     chain = xc.load_certificates(quote.cert_data, f"{t} quote: PCK certificate chain", EvidenceFormatError)
     if len(chain) == 3:
-        if not xc.fingerprint(chain[2]) == xc.fingerprint(anchor):
+        if chain[2] != anchor:  # DER equality
             raise VerificationFailed(check, "the root certificate in the quote is not the pinned Intel SGX Root CA")
         chain = chain[:2]
     if len(chain) != 2:
@@ -140,7 +141,7 @@ def _quote_signatures(quote: Quote, leaf: x509.Certificate, t: str) -> None:
 def _crl(
     store: CollateralStore, issuer: x509.Certificate, at: datetime, check: str, expired: list[str]
 ) -> x509.CertificateRevocationList:
-    crl = store.crl(issuer.subject, at)
+    crl = store.crl(issuer, at)
     if crl is None:
         raise CollateralError(f"{check}: no CRL issued by {xc.common_name(issuer.subject)!r} in the collateral")
     if not xc.check_crl(crl, issuer, at, check):
@@ -153,7 +154,7 @@ def _tcb_signer(
 ) -> x509.Certificate:
     """The Intel SGX TCB Signing certificate valid at ``at`` (it was re-issued with the same key)."""
     check = f"{t} tcb signing chain"
-    candidates = [c for c in store.certificates_named(TCB_SIGNING_CN) if xc.fingerprint(c) != xc.fingerprint(anchor)]
+    candidates = [c for c in store.certificates_named(TCB_SIGNING_CN) if c != anchor]
     if not candidates:
         raise CollateralError(f"{check}: no {TCB_SIGNING_CN!r} certificate in the collateral")
     failure: VerificationFailed | None = None
@@ -170,11 +171,17 @@ def _tcb_signer(
     raise failure
 
 
-def _check_signed(signed: Signed, signer: x509.Certificate, check: str) -> None:
+@lru_cache(maxsize=1024)
+def _signed_by(signed: Signed, signer: x509.Certificate) -> bool:
+    """TCB info / QE identity signature (memoised: a pure function of the bytes)."""
     key = signer.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey) or not xc.ecdsa_raw_verify(
+    return isinstance(key, ec.EllipticCurvePublicKey) and xc.ecdsa_raw_verify(
         key, signed.signature, signed.body, hashes.SHA256()
-    ):
+    )
+
+
+def _check_signed(signed: Signed, signer: x509.Certificate, check: str) -> None:
+    if not _signed_by(signed, signer):
         raise VerificationFailed(check, f"signature does not verify under {TCB_SIGNING_CN!r}")
 
 
