@@ -185,10 +185,12 @@ class _Parser:
         return value
 
     def int_list(self, key: str) -> list[int]:
-        items = self._list(key)
-        if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in items):
-            raise self.fail(key, "must be a list of non-negative integers")
-        return items  # type: ignore[return-value]
+        out: list[int] = []
+        for item in self._list(key):
+            if not isinstance(item, int) or isinstance(item, bool) or item < 0:
+                raise self.fail(key, "must be a list of non-negative integers")
+            out.append(item)
+        return out
 
     def statuses(self) -> frozenset[TcbStatus]:
         if "accept_tcb_status" not in self.doc:

@@ -98,7 +98,7 @@ def encode_report(
         },
         canonical=True,
     )
-    _fields(payload)  # refuse to sign anything decode_report would refuse
+    _fields(payload, b"")  # refuse to sign anything decode_report would refuse
     signature = host_key.sign(sig_structure(PROTECTED, payload))
     return _envelope(payload, signature)
 
@@ -114,10 +114,10 @@ def decode_report(data: bytes) -> SoftwareReport:
     payload, signature = value[2], value[3]
     if not isinstance(payload, bytes) or not isinstance(signature, bytes) or len(signature) != 64:
         raise EvidenceFormatError(f"{WHAT}: payload must be a byte string and the signature 64 bytes")
-    report = _fields(payload)
+    report = _fields(payload, signature)
     if _envelope(payload, signature) != bytes(data):
         raise EvidenceFormatError(f"{WHAT}: not in the deterministic CBOR encoding")
-    return SoftwareReport(**report, payload=payload, signature=signature)  # type: ignore[arg-type]
+    return report
 
 
 def verify_report(data: bytes, trusted_host_keys: Iterable[Ed25519PublicKey]) -> SoftwareReport:
@@ -140,7 +140,7 @@ def _envelope(payload: bytes, signature: bytes) -> bytes:
     return cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [PROTECTED, {}, payload, signature]), canonical=True)
 
 
-def _fields(payload: bytes) -> dict[str, object]:
+def _fields(payload: bytes, signature: bytes) -> SoftwareReport:
     doc = decode_exact(payload, f"{WHAT} payload")
     if not isinstance(doc, Mapping) or list(doc) != list(_KEYS):
         raise EvidenceFormatError(f"{WHAT}: payload must be a map with exactly the keys {', '.join(_KEYS)}")
@@ -153,15 +153,17 @@ def _fields(payload: bytes) -> dict[str, object]:
         raise EvidenceFormatError(f"{WHAT}: attributes.debug must be a boolean")
     if cbor2.dumps({**doc, "attributes": dict(attrs)}, canonical=True) != payload:
         raise EvidenceFormatError(f"{WHAT}: payload is not in the deterministic CBOR encoding")
-    return {
-        "measurement": _bstr(doc, "measurement", 32),
-        "signer": _bstr(doc, "signer", 32),
-        "product_id": _u16(doc, "product_id"),
-        "svn": _u16(doc, "svn"),
-        "debug": attrs["debug"],
-        "report_data": _bstr(doc, "report_data", 64),
-        "host_key_id": _bstr(doc, "host_key_id", 32),
-    }
+    return SoftwareReport(
+        measurement=_bstr(doc, "measurement", 32),
+        signer=_bstr(doc, "signer", 32),
+        product_id=_u16(doc, "product_id"),
+        svn=_u16(doc, "svn"),
+        debug=attrs["debug"],
+        report_data=_bstr(doc, "report_data", 64),
+        host_key_id=_bstr(doc, "host_key_id", 32),
+        payload=payload,
+        signature=signature,
+    )
 
 
 def _bstr(doc: Mapping[str, object], key: str, size: int) -> bytes:

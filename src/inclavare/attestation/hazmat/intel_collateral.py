@@ -105,7 +105,9 @@ def parse_tcb_info(signed: Signed, what: str = "tcb info") -> TcbInfo:
     if version not in (2, 3):
         raise CollateralError(f"{what}: version {version} is not supported (2, 3)")
     if doc.get("tcbType", 0) != 0:
-        raise CollateralError(f"{what}: tcbType {doc.get('tcbType')!r} is not supported (0: components compared as SVNs)")
+        raise CollateralError(
+            f"{what}: tcbType {doc.get('tcbType')!r} is not supported (0: components compared as SVNs)"
+        )
     tcb_id = doc.get("id", "SGX") if version == 3 else "SGX"
     if tcb_id not in ("SGX", "TDX"):
         raise CollateralError(f"{what}: id {tcb_id!r} is not SGX or TDX")

@@ -144,8 +144,8 @@ def _crl(
     crl = store.crl(issuer, at)
     if crl is None:
         raise CollateralError(f"{check}: no CRL issued by {xc.common_name(issuer.subject)!r} in the collateral")
-    if not xc.check_crl(crl, issuer, at, check):
-        expired.append(f"{check.split(' ', 1)[1]} (nextUpdate {xc.iso(crl.next_update_utc)})")  # type: ignore[arg-type]
+    if not xc.check_crl(crl, issuer, at, check) and crl.next_update_utc is not None:
+        expired.append(f"{check.split(' ', 1)[1]} (nextUpdate {xc.iso(crl.next_update_utc)})")
     return crl
 
 

@@ -43,14 +43,15 @@ def _chain(data: bytes) -> object:
         return {"error": str(exc)}
     out: list[dict[str, object]] = []
     for cert in chain:
+        subject = xc.common_name(cert.subject)
         item: dict[str, object] = {
-            "subject": xc.common_name(cert.subject),
+            "subject": subject,
             "issuer": xc.common_name(cert.issuer),
             "not_before": xc.iso(cert.not_valid_before_utc),
             "not_after": xc.iso(cert.not_valid_after_utc),
             "sha256": xc.fingerprint(cert),
         }
-        if "PCK Certificate" in item["subject"]:  # type: ignore[operator]
+        if "PCK Certificate" in subject:
             try:
                 item["sgx_extensions"] = jsonable(pck_extensions(cert))
             except AttestationError as exc:

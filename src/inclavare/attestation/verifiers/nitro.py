@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -56,11 +57,11 @@ class NitroDocumentVerifier:
         return VerifiedClaims(kind=self.kind, tee=Tee.NITRO, claims=claims, tcb=TcbResult(status=None), verified_at=at)
 
 
-def _load(der: bytes, what: str):  # type: ignore[no-untyped-def]
+def _load(der: bytes, what: str) -> x509.Certificate:
     return xc.load_certificates(der, f"nitro document: {what}", EvidenceFormatError)[0]
 
 
-def _chain(doc: NitroDocument, at: datetime):  # type: ignore[no-untyped-def]
+def _chain(doc: NitroDocument, at: datetime) -> x509.Certificate:
     anchor = roots.root("aws-nitro")
     bundle = [_load(c, f"cabundle[{i}]") for i, c in enumerate(doc.cabundle)]
     if not roots.is_pinned(bundle[0], "aws-nitro"):
