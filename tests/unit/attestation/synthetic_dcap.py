@@ -131,6 +131,8 @@ class World:
     revoke_pck_ca: bool = False
     pce_id: bytes = b"\0\0"
     fmspc: bytes = bytes.fromhex("00906ED50000")
+    version: int | None = None  # default: 4 for TDX, 3 for SGX; 5 adds the body descriptor
+    tee_tcb_svn2: bytes | None = None  # set (with version=5, tdx=True) for a TD 1.5 body
 
     def build(self) -> tuple[bytes, CollateralStore, x509.Certificate]:
         root_key, ca_key, leaf_key, tcb_key = _key(11), _key(12), _key(13), _key(14)
@@ -194,15 +196,19 @@ class World:
     def _quote(self, pck_key: ec.EllipticCurvePrivateKey, chain: bytes) -> bytes:
         att_key = _key(21)
         att_pub = att_key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)[1:]
-        version, tee = (4, 0x81) if self.tdx else (3, 0)
-        header = struct.pack("<HHIHH", version, 2, tee, 0, 0) + INTEL_QE_VENDOR_ID + bytes(20)
-        body = bytearray(584 if self.tdx else 384)
+        version = self.version or (4 if self.tdx else 3)
+        header = struct.pack("<HHIHH", version, 2, 0x81 if self.tdx else 0, 0, 0) + INTEL_QE_VENDOR_ID + bytes(20)
+        body = bytearray(648 if self.tee_tcb_svn2 else 584 if self.tdx else 384)
         if self.tdx:
             body[0:16] = self.tee_tcb_svn
             body[136:184] = b"T" * 48
+            if self.tee_tcb_svn2:
+                body[584:600] = self.tee_tcb_svn2
         else:
             body[48] = 0x05  # INIT | MODE64BIT
             body[64:96] = b"E" * 32
+        if version == 5:  # sgx_quote_5.h body descriptor: type (1 SGX, 2 TD 1.0, 3 TD 1.5), size
+            header += struct.pack("<HI", 3 if self.tee_tcb_svn2 else 2 if self.tdx else 1, len(body))
         signed = header + bytes(body)
         auth = b"auth-data"
         qe = bytearray(384)
@@ -213,7 +219,7 @@ class World:
         qe[320:352] = hashlib.sha256(att_pub + auth).digest()
         qe_block = bytes(qe) + _raw_sig(pck_key, bytes(qe)) + struct.pack("<H", len(auth)) + auth
         cert = struct.pack("<HI", 5, len(chain)) + chain
-        if self.tdx:
+        if version >= 4:
             inner = qe_block + cert
             sig_data = _raw_sig(att_key, signed) + att_pub + struct.pack("<HI", 6, len(inner)) + inner
         else:

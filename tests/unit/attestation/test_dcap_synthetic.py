@@ -130,3 +130,23 @@ def test_tdx_components_are_compared_from_index_2_when_a_module_version_is_set()
     assert appraise(world).tcb.status == S.OUT_OF_DATE
     world.tee_tcb_svn = bytes([3, 1, 1] + [0] * 13)  # components 0 and 1 (9, 9) are skipped
     assert appraise(world).tcb.status == S.UP_TO_DATE
+
+
+@pytest.mark.parametrize(("version", "tdx"), [(4, False), (5, False), (5, True)])
+def test_v4_and_v5_quotes_with_sgx_and_td_bodies(version: int, tdx: bool) -> None:
+    quote, store, anchor = World(version=version, tdx=tdx).build()
+    parsed = parse_quote(quote)
+    assert (parsed.header.version, parsed.tee) == (version, "tdx" if tdx else "sgx")
+    assert _dcap.appraise(parsed, store, NOW, anchor=anchor).tcb.status == S.UP_TO_DATE
+
+
+def test_td15_relaunch_advice() -> None:
+    """Module OutOfDate now, but TEE_TCB_SVN2 shows the latest module is loaded: relaunching the TD fixes it."""
+    base = {"tdx": True, "version": 5, "module_levels": [(3, "UpToDate"), (1, "OutOfDate")]}
+    stale = World(**base, tee_tcb_svn=bytes([2, 1] + [0] * 14), tee_tcb_svn2=bytes([2, 1] + [0] * 14))
+    assert appraise(stale).tcb.status == S.OUT_OF_DATE
+    fixed = World(**base, tee_tcb_svn=bytes([2, 1] + [0] * 14), tee_tcb_svn2=bytes([3, 1] + [0] * 14))
+    assert appraise(fixed).tcb.status == S.TD_RELAUNCH_ADVISED
+    config = World(**base, levels=[([5] * 16, 10, "ConfigurationNeeded")], tee_tcb_svn=bytes([2, 1] + [0] * 14),
+                   tee_tcb_svn2=bytes([3, 1] + [0] * 14))  # fmt: skip
+    assert appraise(config).tcb.status == S.TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED
