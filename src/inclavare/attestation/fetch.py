@@ -31,6 +31,7 @@ from .collateral import CollateralStore
 from .detect import detect
 from .errors import AttestationError, CollateralError
 from .hazmat import certs as xc
+from .hazmat import ratls, x509lite
 from .hazmat.hcl import parse_hcl_report
 from .hazmat.pck import pck_extensions
 from .hazmat.quote import parse_quote
@@ -64,8 +65,6 @@ def fetch_for(
     kind = detect(evidence)
     store = CollateralStore()
     if kind == EvidenceKind.RATLS_CERTIFICATE:
-        from .hazmat import ratls, x509lite
-
         evidence = ratls.extract(x509lite.load(evidence)).evidence
         kind = detect(evidence)
     if kind in (EvidenceKind.SGX_QUOTE, EvidenceKind.TDX_QUOTE):

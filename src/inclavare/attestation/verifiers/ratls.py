@@ -18,9 +18,11 @@ from datetime import datetime
 
 from ..claims import EvidenceKind, VerifiedClaims
 from ..collateral import CollateralStore
+from ..detect import detect
 from ..errors import EvidenceFormatError, VerificationFailed
 from ..hazmat import certs as xc
 from ..hazmat import ratls, x509lite
+from .interface import Verifier
 
 _INNER = {
     "sgx": {EvidenceKind.SGX_QUOTE},
@@ -37,8 +39,6 @@ class RatlsCertificateVerifier:
         cert = x509lite.load(data)
         ev = ratls.extract(cert)
         inner_kind = _inner_kind(ev)
-        from . import get_verifier
-
         return {
             "subject": cert.subject_text,
             "not_before": xc.iso(cert.not_before),
@@ -48,12 +48,10 @@ class RatlsCertificateVerifier:
             "evidence_encoding": ev.encoding,
             "evidence_oid": ev.oid,
             "evidence_kind": inner_kind.value,
-            "evidence": get_verifier(inner_kind).inspect(ev.evidence),
+            "evidence": _verifier(inner_kind).inspect(ev.evidence),
         }
 
     def verify(self, data: bytes, *, at: datetime, collateral: CollateralStore) -> VerifiedClaims:
-        from . import get_verifier
-
         cert = x509lite.load(data)
         if not x509lite.self_signed(cert):
             raise VerificationFailed("ratls certificate", f"{cert.subject_text!r} is not self-signed by its own key")
@@ -64,7 +62,7 @@ class RatlsCertificateVerifier:
             )
         ev = ratls.extract(cert)
         inner_kind = _inner_kind(ev)
-        inner = get_verifier(inner_kind).verify(ev.evidence, at=at, collateral=collateral)
+        inner = _verifier(inner_kind).verify(ev.evidence, at=at, collateral=collateral)
         spki = cert.spki
         prefix, rule = ratls.expected_binding(ev, spki)
         report_data = inner.claims.report_data or b""
@@ -75,9 +73,13 @@ class RatlsCertificateVerifier:
         return dataclasses.replace(inner, kind=self.kind, inner_kind=inner_kind, bound_key=spki)
 
 
-def _inner_kind(ev: ratls.RatlsEvidence) -> EvidenceKind:
-    from ..detect import detect
+def _verifier(kind: EvidenceKind) -> Verifier:
+    from . import get_verifier  # late: the registry in verifiers/__init__ imports this module
 
+    return get_verifier(kind)
+
+
+def _inner_kind(ev: ratls.RatlsEvidence) -> EvidenceKind:
     kind = detect(ev.evidence)
     if kind not in _INNER[ev.tee_hint]:
         raise EvidenceFormatError(

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from ..claims import EvidenceKind, SnpClaims, TcbResult, Tee, VerifiedClaims
+from ..claims import EvidenceKind, SnpClaims, TcbResult, Tee, VerifiedClaims, jsonable
 from ..collateral import CollateralStore
 from ..errors import AttestationError, CollateralError, VerificationFailed
 from ..hazmat import amd, roots
@@ -41,8 +41,6 @@ class SnpReportVerifier:
     def inspect(self, data: bytes) -> dict[str, object]:
         report = parse_report(data, allow_trailing_garbage=True)
         product = product_from_cpuid(report.cpuid) or "Milan"
-        from ..claims import jsonable
-
         out = jsonable(claims_of(report, product))
         assert isinstance(out, dict)
         out["product_assumed_from"] = "cpuid" if report.cpuid else "default (v2 report has no CPUID)"
