@@ -26,6 +26,14 @@ def recv_fd(sock: _socket.socket) -> int:
 
 
 class ForegroundConsole:
+    @classmethod
+    def for_master(cls, master: int) -> ForegroundConsole:
+        """A console for a pty master rune already holds (no socket involved)."""
+        console = cls.__new__(cls)
+        console.master = master
+        console._copy_winsize()
+        return console
+
     def __init__(self) -> None:
         self._dir = tempfile.mkdtemp(prefix="rune-console-")
         self.socket_path = os.path.join(self._dir, "console.sock")

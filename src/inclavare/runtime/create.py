@@ -16,7 +16,7 @@ from .._sys import dmz, proc
 from ..errors import InclavareError, SpecError
 from ..spec.load import load_bundle
 from ..spec.validate import validate
-from . import cgroups, config, hooks
+from . import cgroups, config, enclave_setup, hooks
 from . import state as st
 from .context import RuntimeContext
 from .process import intermediate
@@ -89,7 +89,7 @@ def _create(ctx: RuntimeContext, cid: str, bundle: str, spec: object, state_dir:
     os.chmod(fifo, 0o622)  # the umask must not take the container user's write bit away
 
     launch = Launch(cid, bundle, state.rootfs, spec, syscalls())  # type: ignore[arg-type]
-    _plan(launch, spec, opts, state_dir)
+    _plan(launch, spec, opts, state)
     undo.push(_close_fds, launch)
     cg = cgroups.manager_for(spec.linux.cgroups_path, cid, ctx.systemd_cgroup)  # type: ignore[attr-defined]
     cg.create()
@@ -121,7 +121,10 @@ def _initial_state(ctx: RuntimeContext, cid: str, bundle: str, spec: object, sta
     return state
 
 
-def _plan(launch: Launch, spec: object, opts: CreateOptions, state_dir: str) -> None:
+def _plan(launch: Launch, spec: object, opts: CreateOptions, state: st.State) -> None:
+    enclave_setup.prepare(launch, spec, state)  # type: ignore[arg-type]
+    if launch.executor is not None:
+        state.save()  # the enclave configuration, for exec and attest
     launch.mounts = config.mount_entries(spec, launch.bundle)  # type: ignore[arg-type]
     launch.new_flags, joins = config.namespace_plan(spec)  # type: ignore[arg-type]
     for i, (ns_type, path) in enumerate(joins):
@@ -129,7 +132,7 @@ def _plan(launch: Launch, spec: object, opts: CreateOptions, state_dir: str) -> 
     launch.no_pivot = opts.no_pivot
     launch.no_new_keyring = opts.no_new_keyring
     launch.preserve_fds = opts.preserve_fds
-    launch.state_dir_fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    launch.state_dir_fd = os.open(state.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     launch.dmz_fd = dmz.sealed_fd()
     if spec.linux.seccomp is not None:  # type: ignore[attr-defined]
         from . import seccomp
@@ -270,6 +273,9 @@ def _reap(pid: int) -> None:
 
 def _close_fds(launch: Launch) -> None:
     fds = [fd for _t, fd, _p in launch.join_fds] + [launch.state_dir_fd, launch.console_fd, launch.dmz_fd]
+    if launch.executor is not None:
+        fds.append(launch.executor.agent_fd)  # type: ignore[attr-defined]
+        launch.executor.agent_fd = -1  # type: ignore[attr-defined]
     for fd in fds:
         if fd >= 0:
             try:

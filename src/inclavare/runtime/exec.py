@@ -50,6 +50,8 @@ def exec_process(ctx: RuntimeContext, container_id: str, opts: ExecOptions) -> i
     if status not in (st.CREATED, st.RUNNING):
         raise ContainerError(f"cannot exec in a {status} container")
     process = process_for(state, opts)
+    if "enclave" in state.extra:
+        return _exec_in_enclave(state, process, opts)
     from .._sys import default as syscalls
 
     t = tenant.Tenant(syscalls(), process)
@@ -184,3 +186,45 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
+
+
+def _exec_in_enclave(state: st.State, process: Process, opts: ExecOptions) -> int:
+    """Through the init-runelet's agent: the program runs in the same enclave
+    instance, as the container's entrypoint does (see enclave/client.py)."""
+    from ..enclave.agent import ExecRequest
+    from ..enclave.client import run_runelet
+    from . import enclave_setup
+
+    env = [e for e in process.env if not e.startswith("ENCLAVE_")]
+    req = ExecRequest(list(process.args), env, process.cwd, bool(process.terminal))
+    stdio, master = (0, 1, 2), -1
+    if process.terminal:
+        master, slave = os.openpty()
+        stdio = (slave, slave, slave)
+        if opts.console_socket:
+            from .process.terminal import send_fd
+
+            sock_fd = _connect(opts.console_socket)
+            send_fd(sock_fd, master, b"/dev/ptmx")
+            os.close(sock_fd)
+            os.close(master)
+            master = -1
+        elif opts.detach:
+            raise InclavareError("cannot allocate a tty without --console-socket when detached (-t with -d)")
+    pid = os.fork()
+    if pid == 0:
+        if master >= 0:
+            os.close(master)
+        os._exit(run_runelet(lambda: enclave_setup.connect(state), req, stdio))  # type: ignore[arg-type,return-value]
+    if process.terminal:
+        os.close(stdio[0])
+    if opts.pid_file:
+        _write_pid_file(opts.pid_file, pid)
+    if opts.detach:
+        return 0
+    reaper.forward_signals(pid)
+    if master >= 0:
+        from .console import ForegroundConsole
+
+        ForegroundConsole.for_master(master).pump_until_exit(pid)
+    return reaper.wait_for(pid)

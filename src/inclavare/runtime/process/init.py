@@ -30,7 +30,11 @@ def run(launch: Launch) -> None:
         launch.sc.prctl(c.PR_SET_DUMPABLE, 0)
         launch.sc.set_name("rune:[2:INIT]")
         os.setsid()
+        if launch.executor is not None:
+            launch.executor.load()  # type: ignore[attr-defined]  # the PAL is a host file: before pivot_root
         build_container(launch)
+        if launch.executor is not None:
+            launch.executor.init_enclave()  # type: ignore[attr-defined]  # pal_init now, so start stays fast
         process = workload.prepare(launch)
         ch.send(READY)
         ch.close()

@@ -24,6 +24,7 @@ class Launch:
         "container_id",
         "dmz_fd",
         "executor",
+        "fifo_fd",
         "hook_state",
         "join_fds",
         "mounts",
@@ -47,6 +48,7 @@ class Launch:
         self.mounts: list[MountEntry] = []
         self.new_flags = 0  # CLONE_NEW* of the namespaces to create
         self.join_fds: list[tuple[str, int, str]] = []  # (type, fd, path) to setns into
+        self.fifo_fd = -1  # exec.fifo, written by init at start; its closing tells `rune start` we run
         self.state_dir_fd = -1  # O_PATH fd of <root>/<id>, for exec.fifo after pivot_root
         self.console_fd = -1  # connected --console-socket, or -1
         self.no_pivot = False

@@ -53,8 +53,9 @@ def prepare(launch: Launch) -> Exec:
 def prepare_process(sc: Syscalls, proc: Process, resolve: bool = True, seccomp: bool = False) -> Exec:
     """Become who `proc` says and go where it says; return what to exec.
 
-    `resolve`: look the program up in $PATH (not for enclave runtimes, whose
-    programs may live inside the enclave image rather than the rootfs).
+    `resolve`: the program must be found in $PATH (for enclave runtimes it is
+    looked up too, but kept as written when not found: it may live inside the
+    enclave image rather than the rootfs, inventory §1.3).
     `seccomp`: a filter will be loaded just before execve; without
     no_new_privs that needs CAP_SYS_ADMIN until then (see privileges.py).
     """
@@ -69,7 +70,12 @@ def prepare_process(sc: Syscalls, proc: Process, resolve: bool = True, seccomp: 
     if proc.user.umask is not None:
         os.umask(proc.user.umask)
     _chdir(sc, proc.cwd)
-    path = lookup(proc.args[0], env.get("PATH", DEFAULT_PATH)) if resolve else proc.args[0]
+    try:
+        path = lookup(proc.args[0], env.get("PATH", DEFAULT_PATH))
+    except InclavareError:
+        if resolve:
+            raise
+        path = proc.args[0]  # as the original rune: the program may live in the enclave image only
     return Exec(path, list(proc.args), env)
 
 
@@ -138,6 +144,7 @@ def wait_for_start(launch: Launch) -> None:
         fd = os.open(FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=launch.state_dir_fd)
         os.close(launch.state_dir_fd)
         os.write(fd, b"0")
+        launch.fifo_fd = fd  # closed by execve, or by an enclave executor once the entrypoint runs
     except OSError as exc:
         os.write(2, f"rune init: exec.fifo: {exc.strerror}\n".encode())
         os._exit(1)

@@ -1,0 +1,80 @@
+"""How an enclave container's init hands its workload to an enclave runtime.
+
+`rune create` makes an :class:`EnclaveExecutor` for a container whose
+bundle asks for an enclave (and imports this module only then: plain
+containers never load any of the enclave code). The container's init
+calls, in this order:
+
+1. :meth:`load` — before pivot_root: dlopen the PAL from the host, or
+   import the Python runtime (inventory §1.3: the PAL is a host file but
+   runs inside the container's namespaces and rootfs);
+2. :meth:`init_enclave` — after pivot_root, still privileged, during
+   `rune create` (``pal_init``; so `rune start` stays fast);
+3. :meth:`run` — on `rune start`, instead of execve: the init-runelet
+   (:mod:`.runelet`) runs the entrypoint in the enclave and exits with its
+   status.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import registry, runelet
+from .config import EnclaveConfig
+from .interface import EnclaveRuntime
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..runtime.process.launch import Launch
+    from ..runtime.process.workload import Exec
+
+
+class EnclaveExecutor:
+    def __init__(self, config: EnclaveConfig, agent_fd: int) -> None:
+        self.config = config
+        self.agent_fd = agent_fd  # listening socket <root>/<id>/agent.sock
+        self.rt: EnclaveRuntime | None = None
+
+    def load(self) -> None:
+        factory = registry.resolve(self.config.runtime)
+        self.rt = factory(tee=self.config.type, log=_debug)
+
+    def init_enclave(self) -> None:
+        assert self.rt is not None
+        self.rt.init(self.config.args, self.config.log_level)
+
+    def run(self, launch: Launch, prog: Exec) -> None:
+        """Never returns: runs the entrypoint and exits with its status."""
+        assert self.rt is not None
+        # The same fd hygiene as for plain containers: stdio and --preserve-fds only.
+        launch.sc.close_range_cloexec(3 + launch.preserve_fds)
+        if launch.seccomp is not None:
+            # The filter confines the runelet and everything the runtime starts.
+            launch.seccomp.load()  # type: ignore[attr-defined]
+            _drop_kept_admin(launch)
+        env = [f"{k}={v}" for k, v in prog.env.items()]
+        try:
+            started = lambda: os.close(launch.fifo_fd) if launch.fifo_fd >= 0 else None  # noqa: E731
+            status = runelet.Runelet(self.rt, self.agent_fd).serve(prog.path, prog.argv, env, started)
+        except Exception as exc:
+            os.write(2, f"rune init: {exc}\n".encode())
+            status = 1
+        os._exit(status)
+
+
+def _drop_kept_admin(launch: Launch) -> None:
+    """init kept CAP_SYS_ADMIN to load the filter without no_new_privs
+    (runtime/privileges.py). A plain container's execve drops it; the
+    init-runelet never execs, so it gives it back here, before anything of
+    the workload runs."""
+    from ..runtime.privileges import cap_mask
+
+    caps = launch.spec.process.capabilities if launch.spec.process else None
+    if caps is None:
+        launch.sc.capset(0, 0, 0)
+    else:
+        launch.sc.capset(cap_mask(caps.effective), cap_mask(caps.permitted), cap_mask(caps.inheritable))
+
+
+def _debug(_msg: str) -> None:
+    """Debug lines of the runtime: dropped (init has no log channel after create)."""

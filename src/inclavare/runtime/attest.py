@@ -1,0 +1,34 @@
+"""`rune attest`: attestation evidence from a running enclave container.
+
+Asks the container's init-runelet, over its agent socket, for a local
+report of the enclave instance (``pal_get_local_report`` for v3 PALs, the
+Python runtime's own for built-in ones; inventory §1.8). With ``is_ra``,
+remote-attestation evidence where the platform has it, and "not supported on
+this platform: ..." where it has not.
+"""
+
+from __future__ import annotations
+
+from ..errors import ContainerError
+from . import enclave_setup
+from . import state as st
+from .context import RuntimeContext
+
+
+def attest(ctx: RuntimeContext, container_id: str, report_data: bytes = b"", target_info: bytes = b"",
+           is_ra: bool = False, quote_type: str = "") -> bytes:  # fmt: skip
+    state = st.load(ctx.root, container_id)
+    if "enclave" not in state.extra:
+        raise ContainerError(f"container {container_id} is not an enclave container")
+    status = state.status()
+    if status not in (st.CREATED, st.RUNNING):
+        raise ContainerError(f"cannot attest container {container_id} in state {status}")
+    if len(report_data) > 64:
+        raise ContainerError("--report-data: at most 64 bytes")
+    from ..enclave.client import attest as request
+
+    sock = enclave_setup.connect(state)
+    try:
+        return request(sock, report_data, target_info, is_ra, quote_type)  # type: ignore[arg-type]
+    finally:
+        sock.close()  # type: ignore[attr-defined]

@@ -1,0 +1,155 @@
+"""Enclave containers through rune with the fixture PALs (v1, v2, v3).
+
+The fixture PALs (tests/fixtures/pal) are passthrough enclave runtimes: they
+run the program in a child of the init-runelet, which lets these tests check
+everything rune does around the PAL API (pal_init during create, the
+entrypoint on start, signals, exec through the agent, attest) end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from inclavare.testing.bundles import base_config
+
+pytestmark = pytest.mark.root
+
+
+def enclave_config(args: list[str], pal: str, runtime_args: str = "debug") -> dict:
+    cfg = base_config(args)
+    cfg["annotations"] = {"enclave.type": "software", "enclave.runtime.path": pal, "enclave.runtime.args": runtime_args}
+    return cfg
+
+
+def status(rune, cid: str) -> str:
+    r = rune("state", cid)
+    return json.loads(r.stdout)["status"] if r.returncode == 0 else "gone"
+
+
+def wait_for(rune, cid: str, want: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while status(rune, cid) != want:
+        assert time.monotonic() < deadline, f"{cid} is {status(rune, cid)}, not {want}"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "v3"])
+def test_run_stdio_and_exit_code(rune, bundle, pal, version):
+    b = bundle(enclave_config(["sh", "-c", "echo out $0; echo err >&2; exit 4"], pal(version)))
+    r = rune("run", "--bundle", b, f"run-{version}")
+    assert (r.returncode, r.stdout, r.stderr) == (4, "out sh\n", "err\n")
+
+
+def test_env_is_stripped_of_enclave_variables(rune, bundle, pal):
+    cfg = base_config(["sh", "-c", "env | grep -c ENCLAVE_ || true"])
+    cfg["process"]["env"] += ["ENCLAVE_TYPE=software", f"ENCLAVE_RUNTIME_PATH={pal('v2')}"]
+    r = rune("run", "--bundle", bundle(cfg), "env")
+    assert (r.returncode, r.stdout.strip()) == (0, "0")
+
+
+@pytest.mark.parametrize("version", ["v2", "v3"])
+def test_create_start_exec_kill_delete(rune, bundle, pal, version, tmp_path):
+    script = "trap 'echo got TERM; exit 42' TERM; while true; do sleep 0.05; done"
+    b = bundle(enclave_config(["sh", "-c", script], pal(version)))
+    cid = f"life-{version}"
+    out = tmp_path / "out"
+    with open(out, "w") as f:
+        rune("create", "--bundle", b, cid, stdout=f, check=True)
+    assert status(rune, cid) == "created"
+    state = json.loads(rune("state", cid).stdout)
+    rune("start", cid, check=True)
+    assert status(rune, cid) == "running"
+    r = rune("exec", "-e", "FOO=a b  c", cid, "sh", "-c", 'echo "[$FOO]" "$0"; exit 9', "one arg")
+    assert (r.returncode, r.stdout) == (9, "[a b  c] one arg\n")  # no space-joining of argv or env
+    rune("kill", cid, "TERM", check=True)
+    wait_for(rune, cid, "stopped")
+    assert "got TERM" in out.read_text()
+    rune("delete", cid, check=True)
+    assert status(rune, cid) == "gone"
+    assert state["pid"] > 0
+
+
+def test_v1_cannot_signal_so_a_stop_request_stops(rune, bundle, pal):
+    b = bundle(enclave_config(["sleep", "100"], pal("v1")))
+    rune("run", "-d", "--bundle", b, "v1kill", check=True)
+    rune("kill", "v1kill", "TERM", check=True)
+    wait_for(rune, "v1kill", "stopped")
+
+
+def test_exec_detached_gives_a_waitable_pid(rune, bundle, pal, tmp_path):
+    b = bundle(enclave_config(["sleep", "100"], pal("v2")))
+    rune("run", "-d", "--bundle", b, "det", check=True)
+    pid_file = tmp_path / "pid"
+    rune("exec", "-d", "--pid-file", str(pid_file), "det", "sh", "-c", "exit 5", check=True)
+    pid = int(pid_file.read_text())
+    from inclavare._sys.proc import is_alive
+
+    deadline = time.monotonic() + 10
+    while is_alive(pid, None):  # the runelet relays the exec's exit, then ends
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_attest_local_report(rune, bundle, pal, tmp_path):
+    b = bundle(enclave_config(["sleep", "100"], pal("v3")))
+    rune("run", "-d", "--bundle", b, "att", check=True)
+    report = tmp_path / "report.bin"
+    rune("attest", "--reportFile", str(report), "att", check=True)
+    assert len(report.read_bytes()) == 432
+    # A software TEE has no quoting service: its remote evidence is the signed report itself.
+    assert len(bytes.fromhex(rune("attest", "--isRA", "att", check=True).stdout.strip())) == 432
+
+
+def test_attest_needs_v3(rune, bundle, pal):
+    b = bundle(enclave_config(["sleep", "100"], pal("v2")))
+    rune("run", "-d", "--bundle", b, "att2", check=True)
+    r = rune("attest", "att2")
+    assert r.returncode == 1
+    assert "liberpal-v2.so" in r.stderr
+
+
+def test_failing_pal_init_fails_create_and_leaves_nothing(rune, bundle, pal, state_root):
+    b = bundle(enclave_config(["true"], pal("v2"), "fail=init:-22"))
+    r = rune("create", "--bundle", b, "badinit")
+    assert r.returncode == 1
+    assert "enclave runtime liberpal-v2.so: pal_init failed: -22 (Invalid argument)" in r.stderr
+    assert r.stderr.count("\n") == 1
+    assert not os.path.exists(os.path.join(state_root, "badinit"))
+    assert not os.path.exists("/sys/fs/cgroup/pids/badinit")
+
+
+@pytest.mark.parametrize(
+    ("runtime", "message"),
+    [
+        ("/nonexistent/liberpal.so", "/nonexistent/liberpal.so"),
+        ("no-such-runtime", "no-such-runtime"),
+    ],
+)
+def test_bad_runtime_path(rune, bundle, runtime, message, state_root):
+    r = rune("create", "--bundle", bundle(enclave_config(["true"], runtime)), "badpath")
+    assert r.returncode == 1
+    assert message in r.stderr
+    assert not os.path.exists(os.path.join(state_root, "badpath"))
+
+
+@pytest.mark.parametrize(
+    ("variant", "message"), [("v3-v4", "unsupported pal api version 4"), ("v2-noexec", "pal_exec")]
+)
+def test_version_and_symbol_errors(rune, bundle, pal, variant, message):
+    r = rune("create", "--bundle", bundle(enclave_config(["true"], pal(variant))), "badpal")
+    assert r.returncode == 1
+    assert message in r.stderr
+
+
+def test_intel_sgx_without_hardware_points_to_software(rune, bundle, pal):
+    cfg = enclave_config(["true"], pal("v2"))
+    cfg["annotations"]["enclave.type"] = "intelSgx"
+    r = rune("create", "--bundle", bundle(cfg), "sgx")
+    if os.path.exists("/dev/sgx_enclave"):
+        pytest.skip("this host has SGX")
+    assert r.returncode == 1
+    assert "software" in r.stderr
