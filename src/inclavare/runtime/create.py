@@ -16,7 +16,7 @@ from .._sys import dmz, proc
 from ..errors import InclavareError, SpecError
 from ..spec.load import load_bundle
 from ..spec.validate import validate
-from . import cgroups, config, enclave_setup, hooks
+from . import cgroups, config, enclave_setup, hooks, lsm, rdt
 from . import state as st
 from .context import RuntimeContext
 from .process import intermediate
@@ -134,6 +134,12 @@ def _plan(launch: Launch, spec: object, opts: CreateOptions, state: st.State) ->
     launch.preserve_fds = opts.preserve_fds
     launch.state_dir_fd = os.open(state.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     launch.dmz_fd = dmz.sealed_fd()
+    lsm.check(spec.process.apparmor_profile, spec.process.selinux_label)  # type: ignore[attr-defined]
+    rdt.check(spec.linux.intel_rdt)  # type: ignore[attr-defined]
+    context = lsm.mount_context(spec.linux.mount_label)  # type: ignore[attr-defined]
+    for m in launch.mounts:
+        if context and not m.is_bind and m.fstype in ("tmpfs", "devpts", "mqueue"):
+            m.data = f"{m.data},{context}" if m.data else context
     if spec.linux.seccomp is not None:  # type: ignore[attr-defined]
         from . import seccomp
 
@@ -210,6 +216,8 @@ def _spawn(launch: Launch, cg: object, state: st.State, undo: _Undo) -> int:
     init_pid = int(payload["pid"])  # type: ignore[index]
     undo.push(_kill_init, init_pid)
     cg.add(init_pid)  # type: ignore[attr-defined]
+    if launch.spec.linux is not None and launch.spec.linux.intel_rdt is not None:
+        rdt.apply(launch.spec.linux.intel_rdt, launch.container_id, init_pid)  # type: ignore[arg-type]
     os.waitpid(pid, 0)
     undo.actions.remove((_reap, (pid,)))
     return init_pid

@@ -25,8 +25,8 @@ from .process.messages import GO, PID, READY, Channel
 
 
 class ExecOptions:
-    __slots__ = ("args", "caps", "console_socket", "cwd", "detach", "env", "extra_gids", "no_new_privs",
-                 "pid_file", "preserve_fds", "process_file", "tty", "user")  # fmt: skip
+    __slots__ = ("apparmor", "args", "caps", "console_socket", "cwd", "detach", "env", "extra_gids",
+                 "no_new_privs", "pid_file", "preserve_fds", "process_file", "process_label", "tty", "user")  # fmt: skip
 
     def __init__(self) -> None:
         self.args: list[str] = []
@@ -42,6 +42,8 @@ class ExecOptions:
         self.caps: list[str] = []
         self.no_new_privs = False
         self.preserve_fds = 0
+        self.apparmor = ""
+        self.process_label = ""
 
 
 def exec_process(ctx: RuntimeContext, container_id: str, opts: ExecOptions) -> int:
@@ -50,6 +52,9 @@ def exec_process(ctx: RuntimeContext, container_id: str, opts: ExecOptions) -> i
     if status not in (st.CREATED, st.RUNNING):
         raise ContainerError(f"cannot exec in a {status} container")
     process = process_for(state, opts)
+    from . import lsm
+
+    lsm.check(process.apparmor_profile, process.selinux_label)
     if "enclave" in state.extra:
         return _exec_in_enclave(state, process, opts)
     from .._sys import default as syscalls
@@ -103,6 +108,10 @@ def process_for(state: st.State, opts: ExecOptions) -> Process:
         base.user.additional_gids = list(opts.extra_gids)
     if opts.no_new_privs:
         base.no_new_privileges = True
+    if opts.apparmor:
+        base.apparmor_profile = opts.apparmor
+    if opts.process_label:
+        base.selinux_label = opts.process_label
     if opts.caps:
         _add_caps(base, opts.caps)
     return base

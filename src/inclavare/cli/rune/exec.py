@@ -30,8 +30,6 @@ FLAGS = [
 def main(ctx: RuntimeContext, opts: dict[str, object], args: list[str]) -> int:
     from ...runtime.exec import ExecOptions, exec_process
 
-    if opts["process_label"] or opts["apparmor"]:
-        raise UsageError("--process-label/--apparmor: this host has no SELinux or AppArmor for rune to apply")
     if opts["cgroup"]:
         raise UsageError("--cgroup: running exec'd processes in sub-cgroups is not supported")
     o = ExecOptions()
@@ -51,4 +49,6 @@ def main(ctx: RuntimeContext, opts: dict[str, object], args: list[str]) -> int:
     o.caps = list(opts["cap"])  # type: ignore[call-overload]
     o.no_new_privs = bool(opts["no_new_privs"])
     o.preserve_fds = int(opts["preserve_fds"])  # type: ignore[call-overload]
+    o.apparmor = str(opts["apparmor"])
+    o.process_label = str(opts["process_label"])
     return exec_process(ctx, args[0], o)

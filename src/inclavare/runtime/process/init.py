@@ -87,6 +87,8 @@ def build_container(launch: Launch) -> None:
     _step("rootfsPropagation", mounts.apply_root_propagation, sc, linux.rootfs_propagation)
     if spec.root.readonly:
         _step("read-only root", mounts.readonly_root, sc)
+    if linux.personality is not None:
+        sc.personality(_persona(linux.personality))
     if spec.hostname:
         sc.sethostname(spec.hostname)
     if spec.domainname:
@@ -110,6 +112,17 @@ def _run_create_hooks(launch: Launch) -> None:
         launch.sc.unshare(c.CLONE_NEWCGROUP)
     hooks = launch.spec.hooks.create_container if launch.spec.hooks else []
     run_hooks("createContainer", hooks, launch.hook_state)
+
+
+# linux.personality.domain -> personality(2) persona (<linux/personality.h>)
+_PERSONAS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+
+def _persona(section: object) -> int:
+    domain = section.get("domain") if isinstance(section, dict) else None
+    if domain not in _PERSONAS:
+        raise InclavareError(f"linux.personality.domain: {domain!r} is not LINUX or LINUX32")
+    return _PERSONAS[domain]
 
 
 def _join_keyring(launch: Launch) -> None:

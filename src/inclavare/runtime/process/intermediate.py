@@ -35,6 +35,8 @@ def run(launch: Launch) -> None:
         rest = launch.new_flags & ~(c.CLONE_NEWUSER | c.CLONE_NEWCGROUP)
         if rest:
             launch.sc.unshare(rest)
+        if rest & c.CLONE_NEWTIME:
+            _time_offsets(launch)
         pid = os.fork()
         if pid == 0:
             init.run(launch)  # does not return
@@ -51,6 +53,21 @@ def _join(launch: Launch) -> None:
         launch.sc.setns(fd, c.NAMESPACES[ns_type][0], path)
         os.close(fd)
     launch.join_fds = []
+
+
+def _time_offsets(launch: Launch) -> None:
+    """linux.timeOffsets: written before any process enters the new time
+    namespace, i.e. before init is forked (time_namespaces(7))."""
+    offsets = launch.spec.linux.time_offsets if launch.spec.linux else None
+    if not isinstance(offsets, dict):
+        return
+    lines = []
+    for clock in ("monotonic", "boottime"):
+        value = offsets.get(clock)
+        if isinstance(value, dict):
+            lines.append(f"{clock} {int(value.get('secs', 0))} {int(value.get('nanosecs', 0))}\n")
+    with open("/proc/self/timens_offsets", "w") as f:
+        f.write("".join(lines))
 
 
 def _become_root() -> None:

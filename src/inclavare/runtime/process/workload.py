@@ -12,7 +12,7 @@ import os
 from ..._sys import consts as c
 from ..._sys import dmz
 from ...errors import InclavareError, SyscallError
-from .. import privileges
+from .. import lsm, privileges
 from ..rootfs import paths
 from ..state import FIFO
 from .launch import Launch
@@ -26,14 +26,16 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class Exec:
-    """The program to run: resolved path, argv and environment."""
+    """The program to run: resolved path, argv, environment and LSM labels."""
 
-    __slots__ = ("argv", "env", "path")
+    __slots__ = ("apparmor", "argv", "env", "path", "selinux")
 
     def __init__(self, path: str, argv: list[str], env: dict[str, str]) -> None:
         self.path = path
         self.argv = argv
         self.env = env
+        self.apparmor: str | None = None
+        self.selinux: str | None = None
 
 
 def environment(entries: list[str]) -> dict[str, str]:
@@ -76,7 +78,9 @@ def prepare_process(sc: Syscalls, proc: Process, resolve: bool = True, seccomp: 
         if resolve:
             raise
         path = proc.args[0]  # as the original rune: the program may live in the enclave image only
-    return Exec(path, list(proc.args), env)
+    prog = Exec(path, list(proc.args), env)
+    prog.apparmor, prog.selinux = proc.apparmor_profile, proc.selinux_label
+    return prog
 
 
 def _home_of(uid: int) -> str:
@@ -172,12 +176,14 @@ def final_exec(sc: Syscalls, dmz_fd: int, preserve_fds: int, seccomp: object, pr
     target: str | int = via_proc if os.path.exists(via_proc) else dmz_fd
     argv = dmz.argv_for(prog.path, prog.argv)
     sc.close_range_cloexec(3 + preserve_fds)
-    if seccomp is not None:
-        try:
+    try:
+        # After every hook ran: a pending exec label is inherited by forks.
+        lsm.apply_exec_labels(prog.apparmor, prog.selinux)
+        if seccomp is not None:
             seccomp.load()  # type: ignore[attr-defined]
-        except InclavareError as exc:
-            os.write(2, f"rune: {exc}\n".encode())
-            os._exit(1)
+    except InclavareError as exc:
+        os.write(2, f"rune: {exc}\n".encode())
+        os._exit(1)
     try:
         os.execve(target, argv, prog.env)
     except OSError as exc:
