@@ -97,3 +97,53 @@ def test_failed_create_leaves_nothing(rune, bundle, state_root):
     assert not os.path.exists("/sys/fs/cgroup/pids/bad")
     with open("/proc/self/mountinfo") as f:
         assert b not in f.read()
+
+
+def test_no_namespaces_shares_the_host_and_leaves_no_mounts(rune, bundle):
+    """A config listing no namespace inherits every one of rune's (config-linux.md);
+    the mounts it asks for are made in the host's mount namespace under the rootfs
+    and removed again on delete."""
+    cfg = base_config(["readlink", "/proc/self/ns/mnt"])
+    cfg["linux"]["namespaces"] = []
+    cfg["root"]["readonly"] = False
+    cfg.pop("hostname")
+    for key in ("maskedPaths", "readonlyPaths"):
+        cfg["linux"].pop(key)
+    b = bundle(cfg)
+    r = rune("run", "--bundle", b, "nons", check=True)
+    assert os.readlink("/proc/self/ns/mnt") in r.stdout
+    with open("/proc/self/mountinfo") as f:
+        assert b not in f.read()
+
+
+def test_no_mount_namespace_refuses_what_would_change_the_host(rune, bundle, state_root):
+    cfg = base_config(["true"])
+    cfg["linux"]["namespaces"] = [{"type": "pid"}]
+    cfg.pop("hostname")
+    r = rune("create", "--bundle", bundle(cfg), "nomnt")
+    assert r.returncode == 1
+    assert "linux.maskedPaths: needs a mount namespace" in r.stderr
+    assert not os.path.exists(os.path.join(state_root, "nomnt"))
+
+
+def test_failing_poststop_hook_is_a_warning_and_the_others_run(rune, bundle, tmp_path):
+    out = tmp_path / "out"
+    cfg = base_config(["true"])
+    cfg["hooks"] = {"poststop": [{"path": "/bin/false"},
+                                 {"path": "/bin/sh", "args": ["sh", "-c", f"echo ran >> {out}"]}]}  # fmt: skip
+    rune("run", "--bundle", bundle(cfg), "hooks", check=True)
+    assert out.read_text() == "ran\n"
+
+
+def test_hook_timeout_and_state_on_stdin(rune, bundle, tmp_path):
+    out = tmp_path / "state.json"
+    cfg = base_config(["true"])
+    cfg["annotations"] = {"k": "v"}
+    cfg["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", f"cat > {out}"]}]}
+    rune("run", "--bundle", bundle(cfg), "hst", check=True)
+    st = json.loads(out.read_text())
+    assert (st["id"], st["status"], st["annotations"]) == ("hst", "created", {"k": "v"})
+    cfg["hooks"] = {"prestart": [{"path": "/bin/sleep", "args": ["sleep", "5"], "timeout": 1}]}
+    r = rune("create", "--bundle", bundle(cfg), "slow")
+    assert r.returncode == 1
+    assert "prestart hook #0 (/bin/sleep) timed out after 1s" in r.stderr

@@ -73,9 +73,20 @@ def create(ctx: RuntimeContext, container_id: str, opts: CreateOptions) -> st.St
 
 
 def _check_required(spec: object) -> None:
+    """Without a mount namespace of its own the container shares the host's
+    (config-linux.md: a type not listed is inherited): its mounts are made
+    there, under the rootfs, and rune removes them on delete. What would
+    change the host itself is refused."""
     kinds = {ns.type for ns in spec.linux.namespaces}  # type: ignore[attr-defined]
-    if "mount" not in kinds:
-        raise SpecError("linux.namespaces", "a mount namespace is required (rune never changes the host's mounts)")
+    if "mount" in kinds:
+        return
+    reason = "needs a mount namespace of the container's own (it would change the host's mounts)"
+    linux = spec.linux  # type: ignore[attr-defined]
+    for field, value in (("linux.maskedPaths", linux.masked_paths), ("linux.readonlyPaths", linux.readonly_paths),
+                         ("linux.rootfsPropagation", linux.rootfs_propagation),
+                         ("root.readonly", spec.root.readonly)):  # type: ignore[attr-defined]  # fmt: skip
+        if value:
+            raise SpecError(field, reason)
 
 
 def _create(ctx: RuntimeContext, cid: str, bundle: str, spec: object, state_dir: str,
@@ -89,6 +100,10 @@ def _create(ctx: RuntimeContext, cid: str, bundle: str, spec: object, state_dir:
     os.chmod(fifo, 0o622)  # the umask must not take the container user's write bit away
 
     launch = Launch(cid, bundle, state.rootfs, spec, syscalls())  # type: ignore[arg-type]
+    if state.extra.get("shared_mount_namespace"):
+        from .rootfs.mounts import unmount_under
+
+        undo.push(unmount_under, launch.sc, state.rootfs)
     _plan(launch, spec, opts, state)
     undo.push(_close_fds, launch)
     cg = cgroups.manager_for(spec.linux.cgroups_path, cid, ctx.systemd_cgroup)  # type: ignore[attr-defined]
@@ -118,6 +133,8 @@ def _initial_state(ctx: RuntimeContext, cid: str, bundle: str, spec: object, sta
     state.owner = ""
     state.annotations = dict(spec.annotations)  # type: ignore[attr-defined]
     state.config = spec.raw  # type: ignore[attr-defined]
+    if not any(ns.type == "mount" for ns in spec.linux.namespaces):  # type: ignore[attr-defined]
+        state.extra["shared_mount_namespace"] = True  # delete unmounts what create mounted
     return state
 
 

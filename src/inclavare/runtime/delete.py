@@ -59,6 +59,11 @@ def wait_gone(state: st.State, timeout: float = 10.0) -> None:
 
 
 def destroy(ctx: RuntimeContext, state: st.State) -> None:
+    if state.extra.get("shared_mount_namespace") and state.rootfs:
+        from .._sys import default as syscalls
+        from .rootfs.mounts import unmount_under
+
+        unmount_under(syscalls(), state.rootfs)
     cg = cgroups.from_state(state.cgroup)
     if cg is not None:
         cg.destroy()

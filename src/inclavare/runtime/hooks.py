@@ -25,19 +25,27 @@ def run_hooks(kind: str, hooks: list[Hook], state: dict[str, object]) -> None:
         return
     stdin = _fastjson.dumps(state).encode()
     for i, hook in enumerate(hooks):
-        status = _run_one(hook, stdin)
-        if status is None:
-            raise HookError(f"{kind} hook #{i} ({hook.path}) timed out after {hook.timeout}s")
-        if status != 0:
-            raise HookError(f"{kind} hook #{i} ({hook.path}) failed: {_describe(status)}")
+        _run_checked(kind, i, hook, stdin)
+
+
+def _run_checked(kind: str, index: int, hook: Hook, stdin: bytes) -> None:
+    status = _run_one(hook, stdin)
+    if status is None:
+        raise HookError(f"{kind} hook #{index} ({hook.path}) timed out after {hook.timeout}s")
+    if status != 0:
+        raise HookError(f"{kind} hook #{index} ({hook.path}) failed: {_describe(status)}")
 
 
 def run_hooks_warn(kind: str, hooks: list[Hook], state: dict[str, object], warn: object) -> None:
-    """Like run_hooks, but report failures through `warn(msg)` and go on."""
-    try:
-        run_hooks(kind, hooks, state)
-    except HookError as exc:
-        warn(str(exc))  # type: ignore[operator]
+    """poststart/poststop: every hook runs; a failing one is a warning through
+    `warn(msg)`, and "the remaining hooks and lifecycle continue as if the hook
+    had succeeded" (runtime.md#lifecycle)."""
+    stdin = _fastjson.dumps(state).encode()
+    for i, hook in enumerate(hooks):
+        try:
+            _run_checked(kind, i, hook, stdin)
+        except HookError as exc:
+            warn(str(exc))  # type: ignore[operator]
 
 
 def _describe(status: int) -> str:

@@ -63,7 +63,9 @@ def build_container(launch: Launch) -> None:
     linux = spec.linux
     assert linux is not None
     assert spec.root is not None
-    mounts.prepare_root(sc, launch.rootfs)
+    own_mounts = bool(launch.new_flags & c.CLONE_NEWNS) or any(j[0] == "mount" for j in launch.join_fds)
+    if own_mounts:
+        mounts.prepare_root(sc, launch.rootfs)
     root_fd = os.open(launch.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         mounts.mount_all(sc, root_fd, launch.mounts, launch.cgroup_mounts)
@@ -80,7 +82,9 @@ def build_container(launch: Launch) -> None:
             _step(f"masked path {path}", masks.mask, sc, root_fd, path)
     finally:
         os.close(root_fd)
-    if launch.no_pivot:
+    if not own_mounts:
+        _step("chroot", mounts.chroot, launch.rootfs)  # pivot_root would swap the host's root
+    elif launch.no_pivot:
         _step("moving the root", mounts.move_root, sc, launch.rootfs)
     else:
         _step("pivot_root", mounts.pivot, sc, launch.rootfs)

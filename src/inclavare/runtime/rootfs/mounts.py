@@ -171,6 +171,26 @@ def move_root(sc: Syscalls, rootfs: str) -> None:
     os.chdir("/")
 
 
+def chroot(rootfs: str) -> None:
+    """Enter the rootfs of a container that shares the host's mount namespace."""
+    os.chdir(rootfs)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def unmount_under(sc: Syscalls, rootfs: str, mountinfo: str = "/proc/self/mountinfo") -> None:
+    """Lazily unmount everything mounted at or below `rootfs`, deepest first:
+    what a container without its own mount namespace left in the host's."""
+    prefix = rootfs.rstrip("/") + "/"
+    with open(mountinfo) as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted({p for p in points if p == rootfs or p.startswith(prefix)}, key=len, reverse=True):
+        try:
+            sc.umount2(point, c.MNT_DETACH)
+        except SyscallError:
+            pass  # already gone (a parent was detached with it)
+
+
 def apply_root_propagation(sc: Syscalls, propagation: str | None) -> None:
     if propagation:
         sc.mount(None, "/", None, PROPAGATION[propagation] | c.MS_REC)
