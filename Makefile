@@ -17,7 +17,8 @@ HARNESS ?= ../shared/harness
 
 APT_PKGS := python3 python3-venv python3-dev gcc make libc6-dev \
 	busybox-static libseccomp2 iproute2 procps util-linux \
-	runc crun containerd jq hyperfine clang lld wasi-libc
+	runc crun containerd jq hyperfine clang lld wasi-libc \
+	postgresql skopeo umoci
 
 .PHONY: setup apt demo test test-unit test-integration conformance bench lint clean
 
