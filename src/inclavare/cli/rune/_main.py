@@ -17,7 +17,7 @@ from ._args import Flag, parse, usage
 # subcommand -> module under inclavare.cli.rune, imported only when used.
 COMMANDS = {
     "create": "create", "start": "start", "exec": "exec", "run": "run", "state": "state", "kill": "kill",
-    "delete": "delete", "list": "list_", "ps": "ps", "pause": "pause", "resume": "resume", "attest": "attest", "spec": "spec", "features": "features",
+    "delete": "delete", "list": "list_", "ps": "ps", "pause": "pause", "resume": "resume", "attest": "attest", "update": "update", "events": "events", "spec": "spec", "features": "features",
 }  # fmt: skip
 
 GLOBAL_FLAGS = [

@@ -1,0 +1,98 @@
+"""`rune update`: change a running container's resource limits, and
+`rune events`: its statistics and OOM notifications (runc's formats)."""
+
+from __future__ import annotations
+
+import time
+
+from .. import _fastjson
+from ..errors import ContainerError, UsageError
+from . import cgroups
+from . import state as st
+from .context import RuntimeContext
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30,
+          "t": 1 << 40, "tb": 1 << 40}  # fmt: skip
+
+
+def parse_bytes(text: str) -> int:
+    """ "512m", "1g", "-1" -> bytes (docker/runc RAMInBytes; binary units)."""
+    value = text.strip().lower()
+    if value == "-1":
+        return -1
+    digits = value.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = value[len(digits) :]
+    try:
+        number = float(digits)
+    except ValueError:
+        raise UsageError(f"invalid size {text!r}") from None
+    if unit not in _UNITS or number < 0:
+        raise UsageError(f"invalid size {text!r}")
+    return int(number * _UNITS[unit])
+
+
+def update(ctx: RuntimeContext, container_id: str, resources: dict[str, object]) -> None:
+    state = st.load(ctx.root, container_id)
+    status = state.status()
+    if status not in (st.CREATED, st.RUNNING, st.PAUSED):
+        raise ContainerError(f"cannot update container {container_id} in state {status}")
+    cg = cgroups.from_state(state.cgroup)
+    if cg is None:
+        raise ContainerError(f"container {container_id} has no cgroup")
+    cg.update(resources)
+    # Keep the saved config in step, as runc does, so state and later updates see it.
+    linux = state.config.setdefault("linux", {})
+    saved = linux.setdefault("resources", {})  # type: ignore[union-attr]
+    _merge(saved, resources)  # type: ignore[arg-type]
+    state.save()
+
+
+def _merge(into: dict[str, object], new: dict[str, object]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)  # type: ignore[arg-type]
+        else:
+            into[key] = value
+
+
+def events(ctx: RuntimeContext, container_id: str, stats_only: bool, interval: float, out: object) -> None:
+    """Print stats events every `interval` seconds and an ``oom`` event per OOM
+    kill, one JSON object per line, until the container stops."""
+    state = st.load(ctx.root, container_id)
+    cg = cgroups.from_state(state.cgroup)
+    if cg is None or state.status() == st.STOPPED:
+        raise ContainerError(f"container {container_id} is not running")
+    if stats_only:
+        _emit(out, "stats", container_id, cg.stats())
+        return
+    watch = _oom_watch(cg)
+    deadline = time.monotonic()
+    try:
+        while state.status() != st.STOPPED:
+            if time.monotonic() >= deadline:
+                _emit(out, "stats", container_id, cg.stats())
+                deadline = time.monotonic() + interval
+            wait = max(0.0, min(deadline - time.monotonic(), 0.5))
+            if watch is not None:
+                for _ in range(watch.wait(wait)):
+                    _emit(out, "oom", container_id, None)
+            else:
+                time.sleep(wait)
+    finally:
+        if watch is not None:
+            watch.close()
+
+
+def _oom_watch(cg: object) -> object:
+    try:
+        return cg.oom_watch()  # type: ignore[attr-defined]
+    except OSError:
+        return None  # no memory controller to watch: stats only
+
+
+def _emit(out: object, kind: str, cid: str, data: object) -> None:
+    event: dict[str, object] = {"type": kind, "id": cid}
+    if data is not None:
+        event["data"] = data
+    out.write(_fastjson.dumps(event) + "\n")  # type: ignore[attr-defined]
+    out.flush()  # type: ignore[attr-defined]
