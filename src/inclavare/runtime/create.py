@@ -106,11 +106,9 @@ def _create(ctx: RuntimeContext, cid: str, bundle: str, spec: object, state_dir:
         undo.push(unmount_under, launch.sc, state.rootfs)
     _plan(launch, spec, opts, state)
     undo.push(_close_fds, launch)
-    cg = cgroups.manager_for(spec.linux.cgroups_path, cid, ctx.systemd_cgroup)  # type: ignore[attr-defined]
-    cg.create()
-    undo.push(cg.destroy)
-    cg.apply(spec.linux.resources, [(d.type, d.major, d.minor) for d in spec.linux.devices if d.type != "p"])  # type: ignore[attr-defined]
-    state.cgroup = cg.to_json()
+    cg = _cgroups(ctx, spec, cid, undo)
+    if cg is not None:
+        state.cgroup = cg.to_json()
     launch.cgroup_mounts = _cgroup_mount_map(cg)
     init_pid = _spawn(launch, cg, state, undo)
     state.pid = init_pid
@@ -197,7 +195,31 @@ def _connect(path: str) -> int:
     return sock.detach()
 
 
+def _cgroups(ctx: RuntimeContext, spec: object, cid: str, undo: _Undo) -> cgroups.Manager | None:
+    """The container's cgroups, created and configured. Rootless, where rune
+    may not write the hierarchy, a container that asks for no resources runs
+    without cgroups of its own (runc's --rootless auto); one that asks for
+    limits gets a clear error instead of limits silently not applied."""
+    linux = spec.linux  # type: ignore[attr-defined]
+    devices = [(d.type, d.major, d.minor) for d in linux.devices if d.type != "p"]
+    cg = cgroups.manager_for(linux.cgroups_path, cid, ctx.systemd_cgroup)
+    try:
+        cg.create()
+    except InclavareError as exc:
+        if not ctx.rootless or "ermission denied" not in str(exc):
+            raise
+        if linux.resources:
+            raise SpecError("linux.resources", f"rootless: no writable cgroup to apply them ({exc})") from None
+        ctx.trace(f"rootless: running without cgroups of its own ({exc})")
+        return None
+    undo.push(cg.destroy)
+    cg.apply(linux.resources, devices)
+    return cg
+
+
 def _cgroup_mount_map(cg: object) -> dict[str, str]:
+    if cg is None:
+        return {"": "/sys/fs/cgroup"}  # the host's, read-only (rootless without cgroups)
     if getattr(cg, "driver", "") == "v2":
         return {"": cg.path}  # type: ignore[attr-defined]
     by_dir: dict[str, str] = {}
@@ -232,7 +254,8 @@ def _spawn(launch: Launch, cg: object, state: st.State, undo: _Undo) -> int:
     payload = parent.expect(PID, early=(HOOKS,))
     init_pid = int(payload["pid"])  # type: ignore[index]
     undo.push(_kill_init, init_pid)
-    cg.add(init_pid)  # type: ignore[attr-defined]
+    if cg is not None:
+        cg.add(init_pid)  # type: ignore[attr-defined]
     if launch.spec.linux is not None and launch.spec.linux.intel_rdt is not None:
         rdt.apply(launch.spec.linux.intel_rdt, launch.container_id, init_pid)  # type: ignore[arg-type]
     os.waitpid(pid, 0)
@@ -242,6 +265,11 @@ def _spawn(launch: Launch, cg: object, state: st.State, undo: _Undo) -> int:
 
 def _write_id_maps(pid: int, spec: object) -> None:
     linux = spec.linux  # type: ignore[attr-defined]
+    if os.geteuid() != 0:
+        # An unprivileged writer may map only its own ids, and gid_map only
+        # after setgroups(2) is disabled for the namespace (user_namespaces(7)).
+        with open(f"/proc/{pid}/setgroups", "w") as f:
+            f.write("deny")
     for name, maps in (("uid_map", linux.uid_mappings), ("gid_map", linux.gid_mappings)):
         text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
         try:

@@ -56,7 +56,13 @@ def drop_bounding(sc: Syscalls, keep: int) -> None:
 def switch_user(sc: Syscalls, process: Process) -> None:
     user = process.user
     sc.prctl(c.PR_SET_KEEPCAPS, 1)
-    os.setgroups(user.additional_gids)
+    try:
+        os.setgroups(user.additional_gids)
+    except PermissionError:
+        # Rootless: setgroups(2) is denied in the user namespace; dropping to
+        # no supplementary groups was all that was asked, and there are none.
+        if user.additional_gids or os.getgroups():
+            raise
     os.setresgid(user.gid, user.gid, user.gid)
     os.setresuid(user.uid, user.uid, user.uid)
     sc.prctl(c.PR_SET_KEEPCAPS, 0)

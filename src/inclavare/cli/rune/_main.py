@@ -8,6 +8,7 @@ formatted line goes to stderr. Tracebacks only with ``--debug``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ... import OCI_VERSION, __version__
@@ -21,7 +22,12 @@ COMMANDS = {
 }  # fmt: skip
 
 GLOBAL_FLAGS = [
-    Flag("root", "str", "/run/rune", "root directory for storage of container state (tmpfs)"),
+    Flag(
+        "root",
+        "str",
+        "",
+        "root directory for storage of container state (default /run/rune, or $XDG_RUNTIME_DIR/rune when not root)",
+    ),
     Flag("log", "str", "", "set the log file to write rune logs to (default is stderr)"),
     Flag("log-format", "str", "text", "set the log format ('text' (default), or 'json')"),
     Flag("debug", help="enable debug logging"),
@@ -92,8 +98,18 @@ def _dispatch(opts: dict[str, object], rest: list[str], log: object) -> int:
         raise UsageError(f"rune: {name!r} {_nargs_text(lo, hi)}")
     from ...runtime.context import RuntimeContext
 
-    ctx = RuntimeContext(str(opts["root"]), bool(opts["systemd_cgroup"]), bool(opts["debug"]), log)
+    rootless = opts["rootless"] == "true" or (opts["rootless"] == "auto" and os.geteuid() != 0)
+    root = str(opts["root"]) or default_root()
+    ctx = RuntimeContext(root, bool(opts["systemd_cgroup"]), bool(opts["debug"]), log, rootless)
     return int(mod.main(ctx, cmd_opts, cmd_args) or 0)
+
+
+def default_root() -> str:
+    """runc's default: /run/<runtime> for root, $XDG_RUNTIME_DIR/<runtime> otherwise."""
+    if os.geteuid() == 0:
+        return "/run/rune"
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/rune-{os.geteuid()}"
+    return os.path.join(runtime_dir, "rune")
 
 
 def _nargs_text(lo: int, hi: int) -> str:
