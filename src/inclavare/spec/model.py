@@ -34,14 +34,23 @@ class Model:
         return f"{type(self).__name__}({shown})"
 
 
+_ATTRS: dict[str, str] = {}
+
+
 def _attr(json_name: str) -> str:
-    """JSON camelCase member -> Python attribute (``cgroupsPath`` -> ``cgroups_path``)."""
-    out = []
-    prev = ""
-    for ch in json_name:
-        out.append("_" + ch.lower() if ch.isupper() and prev.islower() else ch.lower())
-        prev = ch
-    return "".join(out)
+    """JSON camelCase member -> Python attribute (``cgroupsPath`` -> ``cgroups_path``).
+
+    Memoised: every config load asks for the same few dozen names hundreds of
+    times, on rune's start-up path."""
+    attr = _ATTRS.get(json_name)
+    if attr is None:
+        out = []
+        prev = ""
+        for ch in json_name:
+            out.append("_" + ch.lower() if ch.isupper() and prev.islower() else ch.lower())
+            prev = ch
+        attr = _ATTRS[json_name] = "".join(out)
+    return attr
 
 
 def _is_list(kind: Kind) -> bool:
