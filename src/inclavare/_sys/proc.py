@@ -8,8 +8,6 @@ differs as a different process.
 
 from __future__ import annotations
 
-import os
-
 
 def stat_fields(pid: int) -> list[str] | None:
     """Fields of /proc/<pid>/stat from field 3 (state) on, or None if gone.
@@ -51,7 +49,22 @@ def children_of(pid: int) -> list[int]:
         return []
 
 
+_NS_GET_NSTYPE = 0xB703  # _IO(NSIO, 0x3), <linux/nsfs.h>
+
+
 def ns_type(fd: int) -> str:
-    """The namespace kind ("net", "mnt", ...) an nsfs file descriptor refers to."""
-    link = os.readlink(f"/proc/self/fd/{fd}")  # e.g. "net:[4026531840]"
-    return link.split(":", 1)[0] if link.endswith("]") else ""
+    """The namespace kind ("net", "mnt", ...) an fd refers to, "" if it is no namespace.
+
+    Asked of the kernel (ioctl NS_GET_NSTYPE, ioctl_ns(2)) rather than read
+    from the fd's link text: a namespace bind-mounted elsewhere, as podman's
+    /run/netns/* files are, reads back as its mount path.
+    """
+    import fcntl
+
+    from .consts import NAMESPACES
+
+    try:
+        flag = fcntl.ioctl(fd, _NS_GET_NSTYPE)
+    except OSError:
+        return ""
+    return next((name for value, name in NAMESPACES.values() if value == flag), "")
