@@ -20,6 +20,7 @@ import os
 import resource  # imported here, not lazily: after pivot_root the host's stdlib is out of reach
 
 from .._sys import consts as c
+from ..errors import InclavareError
 from ..spec.model import Process
 
 TYPE_CHECKING = False
@@ -35,8 +36,14 @@ def cap_mask(names: list[str]) -> int:
 
 
 def apply_rlimits(process: Process) -> None:
-    for rl in process.rlimits:
-        resource.setrlimit(c.RLIMITS[rl.type], (rl.soft, rl.hard))
+    for i, rl in enumerate(process.rlimits):
+        try:
+            resource.setrlimit(c.RLIMITS[rl.type], (rl.soft, rl.hard))
+        except (ValueError, OSError) as exc:
+            _, current = resource.getrlimit(c.RLIMITS[rl.type])
+            why = (f"cannot raise the hard limit above {current} (needs CAP_SYS_RESOURCE)"
+                   if rl.hard > current else str(exc))  # fmt: skip
+            raise InclavareError(f"process.rlimits[{i}] {rl.type}: {why}") from None
 
 
 def last_cap() -> int:
