@@ -14,11 +14,13 @@
  *   sleep=S     sleep S seconds
  *   alloc=M     allocate and touch M MiB; "alloc M" or "alloc failed"
  *   cat         copy stdin to stdout until end of file
+ *   fds         list its open file descriptors ("fds 0 1 2")
  *
  * Statically linked (samples/Makefile) so it runs in a busybox rootfs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +70,17 @@ static void probe(void) {
     printf("uid=%d\n", (int)getuid());
 }
 
+static void fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    if (!d) { printf("fds ?\n"); return; }
+    printf("fds");
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d)) printf(" %s", e->d_name);
+    printf("\n");
+    closedir(d);
+}
+
 int main(int argc, char **argv) {
     int code = 0;
     for (int i = 0; i < argc; i++) printf("argv[%d]=%s\n", i, argv[i]);
@@ -78,6 +91,8 @@ int main(int argc, char **argv) {
             code = atoi(a + 5);
         } else if (!strcmp(a, "probe")) {
             probe();
+        } else if (!strcmp(a, "fds")) {
+            fds();
         } else if (!strcmp(a, "spin")) {
             fflush(stdout);
             volatile unsigned long n = 0;

@@ -23,6 +23,21 @@ preopened_dirs = [{ guest = "/data", path = "/srv/data", read_only = true }]
 """
 
 
+NATIVE_TEMPLATE = """\
+runtime = "native"
+entrypoint = "/app/hello"
+memory_limit = "64M"
+isv_prod_id = 5
+isv_svn = 1
+trusted_files = ["/app/hello", "/etc/app.conf"]
+[argv]
+policy = "host"
+[env]
+passthrough = ["GREETING"]
+fixed = { MODE = "enclave" }
+"""
+
+
 @pytest.fixture
 def enclave(tmp_path) -> Enclave:
     return Enclave(str(tmp_path / "rootfs"))
@@ -35,6 +50,15 @@ def wasm_enclave(enclave) -> Enclave:
     enclave.add("/srv/data/f.txt", b"data file\n", 0o644)
     enclave.add("/etc/secret", b"not preopened\n", 0o644)
     enclave.sign(WASM_TEMPLATE)
+    return enclave
+
+
+@pytest.fixture
+def native_enclave(enclave) -> Enclave:
+    """hello-native at /app/hello, /etc/app.conf, and a signed manifest at /app/enclave.toml."""
+    enclave.add_file("/app/hello", sample("hello-native"))
+    enclave.add("/etc/app.conf", b"mode=prod\n", 0o644)
+    enclave.sign(NATIVE_TEMPLATE)
     return enclave
 
 

@@ -204,10 +204,14 @@ class RuntimeBase:
         chosen = {k: e for e in env if (k := e.partition("=")[0]) in allowed and "=" in e}
         return [*chosen.values(), *(f"{k}={v}" for k, v in manifest.env_fixed)]
 
-    def _register(self, proc: Process) -> None:
-        """Enter `proc` in the table (under the lock: kill(PID_ALL) sees it from now on)."""
+    def _ensure_open(self) -> None:
+        """Under the lock, right before a process starts: destroy may have come in between."""
         if self._state != _READY:
             raise EnclaveStateError(f"enclave runtime {self.name}: create_process called after destroy")
+
+    def _register(self, proc: Process) -> None:
+        """Enter `proc` in the table (under the lock: kill(PID_ALL) sees it from now on)."""
+        self._ensure_open()
         self._procs[proc.handle] = proc
         self._latest = proc.handle
 
