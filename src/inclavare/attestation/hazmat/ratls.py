@@ -9,7 +9,9 @@ Three encodings are recognised (inclavare inventory section 6.3; Gramine RA-TLS)
   REPORT_DATA = CBOR ``[hash-alg, hash(SPKI)]`` zero-padded; with one:
   REPORT_DATA starts with SHA-256(claims-buffer) and the buffer's
   ``"pubkey-hash"`` is ``[hash-alg, hash(SPKI)]`` (hash-alg 1 SHA-256,
-  7 SHA-384, 8 SHA-512).
+  7 SHA-384, 8 SHA-512). inclavare's own software evidence uses the private
+  tag 0x1A75F0 (:data:`SOFTWARE_TAG`; no other RA-TLS stack knows it, and
+  none should accept evidence without hardware protection).
 * **Legacy rats-tls / enclave-tls OIDs**: 1.2.840.113741.1337.6 (SGX quote),
   .1337.8 (TDX quote), .1337.20 (SNP report), raw bytes as extnValue.
 * **Gramine's legacy mis-encoded OID**: old Gramine wrote the *whole DER TLV*
@@ -39,7 +41,8 @@ LEGACY_OIDS = {
     "1.2.840.113741.1337.20": "sev-snp",
     "0.6.9.42.840.113741.1337.6": "sgx",  # Gramine's mis-encoded legacy OID
 }
-CBOR_TAGS = {60000: "intel", 0x1A7501: "intel", 0x1A7504: "sev-snp"}
+SOFTWARE_TAG = 0x1A75F0  # inclavare software evidence (private; see docs/ratls.md)
+CBOR_TAGS = {60000: "intel", 0x1A7501: "intel", 0x1A7504: "sev-snp", SOFTWARE_TAG: "software"}
 HASH_ALGS = {1: "sha256", 7: "sha384", 8: "sha512"}
 WHAT = "ratls certificate"
 
@@ -70,7 +73,7 @@ def _dice(oid: str, raw: bytes) -> RatlsEvidence:
         raw = der.parse_single(raw, der.DerError(WHAT), der.TAG_OCTET_STRING).value
     item = decode_exact(raw, f"{WHAT}: tagged evidence")
     if not isinstance(item, cbor2.CBORTag) or item.tag not in CBOR_TAGS:
-        raise EvidenceFormatError(f"{WHAT}: tagged evidence has no supported CBOR tag (60000, 0x1A7501, 0x1A7504)")
+        raise EvidenceFormatError(f"{WHAT}: tagged evidence has no supported CBOR tag (60000, 0x1A7501, 0x1A7504, 0x1A75F0)")
     value = item.value
     if not isinstance(value, Sequence) or not 1 <= len(value) <= 2 or not all(isinstance(v, bytes) for v in value):
         raise EvidenceFormatError(f"{WHAT}: tagged evidence must be [evidence] or [evidence, claims-buffer]")

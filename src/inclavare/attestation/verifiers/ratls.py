@@ -3,8 +3,8 @@
 Checks: the certificate is self-signed (its own key verifies it, over the
 TBS bytes as received; :mod:`..hazmat.x509lite` reads certificates that
 strict parsers refuse) and valid at the instant; exactly one evidence extension (:mod:`..hazmat.ratls`); the
-evidence inside passes its own verifier in full (SGX/TDX quote or SNP
-report, with the same collateral and instant); the extension's declared TEE
+evidence inside passes its own verifier in full (SGX/TDX quote, SNP
+report or software evidence, with the same collateral and instant); the extension's declared TEE
 matches the evidence; and the evidence's REPORT_DATA binds the certificate's
 public key (SHA-256 of the DER SubjectPublicKeyInfo, or the DICE claims
 buffer). The result carries the inner claims and ``bound_key`` = the SPKI.
@@ -29,6 +29,7 @@ _INNER = {
     "tdx": {EvidenceKind.TDX_QUOTE},
     "intel": {EvidenceKind.SGX_QUOTE, EvidenceKind.TDX_QUOTE},
     "sev-snp": {EvidenceKind.SNP_REPORT},
+    "software": {EvidenceKind.SOFTWARE},
 }
 
 
