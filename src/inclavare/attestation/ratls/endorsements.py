@@ -1,0 +1,91 @@
+"""The RA-TLS endorsements extension (tcg-dice-endorsement-manifest, OID 2.23.133.5.4.2).
+
+rats-tls (inventory section 6.3 (b), ``-e``/``PROVIDE_ENDORSEMENTS``) puts
+the DCAP collateral the attester saw next to its SGX/TDX evidence, as the
+same CBOR tag as the evidence over an 8-entry array::
+
+    tag([version(uint), h'TCB_INFO', h'TCB_ISSUER_CHAIN', h'CRL_PCK_CERT', h'CRL_PCK_PROC_CA',
+         h'CRL_ISSUER_CHAIN_PCK_CERT', h'QE_ID_INFO', h'QE_ID_ISSUER_CHAIN'])
+
+The entries are the fields of DCAP's ``sgx_ql_qve_collateral_t`` (C strings:
+a trailing NUL is tolerated; CRLs as PEM, DER or hex DER). A verifier uses
+them as *untrusted input*: they only feed the collateral store of one
+verification, and every piece is still checked against Intel's pinned root
+(the TCB info and QE identity signatures, the CRL signatures, the chains).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, fields
+
+import cbor2
+
+from ..collateral import CollateralStore
+from ..detect import unwrap_text
+from ..errors import AttestationError, EvidenceFormatError
+from ..hazmat.cose import decode_exact
+
+OID_ENDORSEMENTS = "2.23.133.5.4.2"
+INTEL_TAGS = frozenset({60000, 0x1A7501})  # endorsements exist for Intel TEE quotes only
+WHAT = "ratls certificate: endorsements"
+
+
+@dataclass(frozen=True)
+class Endorsements:
+    """DCAP collateral in rats-tls order (``sgx_ql_qve_collateral_t``)."""
+
+    version: int
+    tcb_info: bytes
+    tcb_issuer_chain: bytes
+    crl_pck_cert: bytes
+    crl_pck_proc_ca: bytes
+    crl_issuer_chain_pck_cert: bytes
+    qe_id_info: bytes
+    qe_id_issuer_chain: bytes
+
+    def encode(self, tag: int) -> bytes:
+        if tag not in INTEL_TAGS:
+            raise AttestationError(f"{WHAT}: rats-tls defines them for SGX/TDX quotes only (tag 0x{tag:x})")
+        return cbor2.dumps(cbor2.CBORTag(tag, list(astuple(self))))
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Endorsements:
+        item = decode_exact(raw, WHAT)
+        if not isinstance(item, cbor2.CBORTag) or item.tag not in INTEL_TAGS:
+            raise EvidenceFormatError(f"{WHAT}: not a CBOR tag of an Intel TEE quote (60000, 0x1A7501)")
+        value = item.value
+        count = len(fields(cls))
+        if (
+            not isinstance(value, Sequence)
+            or len(value) != count
+            or not isinstance(value[0], int)
+            or isinstance(value[0], bool)
+            or not all(isinstance(v, bytes) for v in value[1:])
+        ):
+            raise EvidenceFormatError(f"{WHAT}: must be [version, {count - 1} byte strings]")
+        return cls(*value)
+
+    def add_to(self, store: CollateralStore) -> None:
+        """Index every non-empty entry in ``store`` (classified by content, as collateral files are)."""
+        for name, value in zip([f.name for f in fields(self)][1:], astuple(self)[1:], strict=True):
+            data = unwrap_text(bytes(value).rstrip(b"\0"))
+            if data.strip():
+                store.add_bytes(data, f"{WHAT}: {name}")
+
+
+def merged(base: CollateralStore, extra: Endorsements) -> CollateralStore:
+    """A new store with everything in ``base`` plus ``extra``; ``base`` is not modified."""
+    store = CollateralStore()
+    for info in base.tcb_infos:
+        store.add_tcb_info(info)
+    for identity in base.qe_identities:
+        store.add_qe_identity(identity)
+    for crl in base.crls:
+        store.add_crl(crl)
+    for cert in base.certificates:
+        store.add_certificate(cert)
+    for key in base.host_keys:
+        store.add_host_key(key)
+    extra.add_to(store)
+    return store
