@@ -60,8 +60,14 @@ conformance: setup
 	cd $(HARNESS) && ./oci-validation.sh $(CURDIR)/build/rune
 	cd $(HARNESS) && ./containerd-e2e.sh $(CURDIR)/build/rune
 
+# Every benchmark in bench/ (none is a test): each compares against its
+# reference (runc/crun, plain TLS, Intel's published QVL figure) in one run.
+BENCHES := $(filter-out bench/startup.py bench/profile_run.py,$(wildcard bench/*.py))
+
 bench: setup
 	$(VPY) bench/startup.py --harness $(HARNESS) --rune $(CURDIR)/build/rune
+	$(VPY) bench/profile_run.py --rune $(CURDIR)/build/rune
+	@for b in $(BENCHES); do echo "== $$b"; $(VPY) $$b || exit 1; done
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench tools
