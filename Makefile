@@ -20,9 +20,13 @@ APT_PKGS := python3 python3-venv python3-dev gcc make libc6-dev \
 	runc crun containerd jq hyperfine clang lld wasi-libc \
 	postgresql skopeo umoci
 
-.PHONY: setup apt demo test test-unit test-integration conformance bench lint clean
+.PHONY: setup apt samples demo test test-unit test-integration conformance bench lint clean
 
-setup: apt $(STAMP) build/rune
+setup: apt $(STAMP) build/rune samples
+
+# The sample enclaves (a WASI module, a static native program): demo and tests use them.
+samples: apt
+	$(MAKE) -C samples
 
 apt:
 	@missing=""; for p in $(APT_PKGS); do \
