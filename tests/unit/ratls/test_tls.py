@@ -100,7 +100,7 @@ def test_evidence_bound_to_another_key_is_refused(loop) -> None:
     error = refused(loop, server, client_context(software_policy()))
     assert isinstance(error.__cause__, VerificationFailed)
     assert str(error) == (
-        "ratls: peer refused: ratls certificate: REPORT_DATA does not bind the certificate key "
+        "ratls peer refused: ratls certificate: REPORT_DATA does not bind the certificate key "
         "(CBOR [1, SHA-256(SPKI)] || zeros)"
     )
 
@@ -111,14 +111,14 @@ def test_wrong_measurement_is_refused_by_policy(loop) -> None:
     )
     assert isinstance(error.__cause__, PolicyRejected)
     assert str(error) == (
-        "ratls: peer refused: policy: measurements: software measurement " + "4d" * 32 + " is not a reference value"
+        "ratls peer refused: policy: measurements: software measurement " + "4d" * 32 + " is not a reference value"
     )
 
 
 def test_software_evidence_needs_allow_software(loop) -> None:
     strict = VerifyPolicy(Policy(), trusted_store())
     error = refused(loop, server_context(attester()), client_context(strict))
-    assert str(error) == "ratls: peer refused: policy: allow_software: software evidence is not accepted by this policy"
+    assert str(error) == "ratls peer refused: policy: allow_software: software evidence is not accepted by this policy"
     untrusted = VerifyPolicy(Policy(allow_software=True), CollateralStore())
     error = refused(loop, server_context(attester()), client_context(untrusted))
     assert "no trusted software-TEE host keys" in str(error)
@@ -146,13 +146,13 @@ def test_tampered_extension_is_refused(loop) -> None:
     resigned = builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)
     server = RatlsContext(server_side=True, certificate=RatlsCertificate(resigned, key, evidence), verify_policy=None)
     error = refused(loop, server, client_context(software_policy()))
-    assert str(error) == "ratls: peer refused: software evidence: signature does not verify under the host key"
+    assert str(error) == "ratls peer refused: software evidence: signature does not verify under the host key"
     # Not re-signed: the certificate's own signature fails first (TLS itself would not mind).
     server = RatlsContext(server_side=True, certificate=RatlsCertificate(bytes(der), key, evidence), verify_policy=None)
     error = refused(loop, server, client_context(software_policy()))
     assert (
         str(error)
-        == "ratls: peer refused: ratls certificate: 'O=Inclavare Containers,CN=RATS-TLS' is not self-signed by its own key"
+        == "ratls peer refused: ratls certificate: 'O=Inclavare Containers,CN=RATS-TLS' is not self-signed by its own key"
     )
 
 
@@ -177,7 +177,7 @@ def test_mutual_server_refuses_a_client_without_certificate(loop) -> None:
         conn.close()
     except (RatlsError, OSError):
         pass
-    with pytest.raises(RatlsError, match=r"^ratls: handshake failed: peer did not return a certificate$"):
+    with pytest.raises(RatlsError, match=r"^ratls handshake failed: peer did not return a certificate$"):
         done.result(10)
 
 
@@ -198,9 +198,9 @@ def test_context_preconditions() -> None:
         RatlsContext(server_side=True, certificate=None, verify_policy=None)
     with pytest.raises(RatlsError, match="a client always verifies the server"):
         RatlsContext(server_side=False, certificate=None, verify_policy=None)
-    with pytest.raises(RatlsError, match=r"cannot connect to 127\.0\.0\.1:1: Connection refused"):
+    with pytest.raises(RatlsError, match=r"ratls connect to 127\.0\.0\.1:1: Connection refused"):
         connect(("127.0.0.1", 1), client_context(software_policy()), timeout=5)
     a, b = socket.socketpair()
     b.close()
-    with pytest.raises(RatlsError, match="ratls: handshake failed"):
+    with pytest.raises(RatlsError, match="ratls handshake failed"):
         client_context(software_policy()).wrap(a)

@@ -119,7 +119,7 @@ class RatlsContext:
             tls = self.ssl_context.wrap_socket(sock, server_side=self.server_side, do_handshake_on_connect=False)
         except (ssl.SSLError, OSError) as exc:
             sock.close()
-            raise RatlsError(f"ratls: cannot start TLS: {_reason(exc)}") from None
+            raise RatlsError(f"ratls handshake: cannot start TLS: {_reason(exc)}") from None
         return self.handshake(tls)
 
     def handshake(self, tls: ssl.SSLSocket) -> AttestedSocket:
@@ -128,19 +128,19 @@ class RatlsContext:
             tls.do_handshake()
         except (ssl.SSLError, OSError) as exc:
             tls.close()
-            raise RatlsError(f"ratls: handshake failed: {_reason(exc)}") from None
+            raise RatlsError(f"ratls handshake failed: {_reason(exc)}") from None
         if self.verify_policy is None:
             return AttestedSocket(tls, None)
         der = tls.getpeercert(binary_form=True)
         if not der:
             tls.close()
-            raise RatlsError("ratls: the peer sent no certificate")
+            raise RatlsError("ratls handshake: the peer sent no certificate")
         try:
             peer = self.verify_policy.verify_certificate(der)
         except BaseException as exc:
             tls.close()
             if isinstance(exc, AttestationError):
-                raise PeerRefused(f"ratls: peer refused: {exc}") from exc
+                raise PeerRefused(f"ratls peer refused: {exc}") from exc
             raise
         return AttestedSocket(tls, peer)
 
@@ -191,7 +191,7 @@ def connect(address: tuple[str, int], context: RatlsContext, *, timeout: float |
     try:
         sock = socket.create_connection(address, timeout=timeout)
     except OSError as exc:
-        raise RatlsError(f"ratls: cannot connect to {address[0]}:{address[1]}: {_reason(exc)}") from None
+        raise RatlsError(f"ratls connect to {address[0]}:{address[1]}: {_reason(exc)}") from None
     return context.wrap(sock)
 
 
