@@ -1,0 +1,237 @@
+"""Applying layer tar streams to a rootfs: safely, with whiteouts, owners and modes.
+
+Ref: OCI image-spec layer.md ("Applying Changesets", "Whiteouts"):
+
+- ``.wh.<name>`` removes ``<name>`` from the *lower* layers; ``.wh..wh..opq``
+  makes its directory opaque (children from lower layers are removed). A
+  whiteout never hides what the same layer adds, whatever the entry order;
+  entries are keyed by (parent directory inode, name) so a path reached
+  through a symlinked parent is still recognised. Other ``.wh..wh.`` names
+  (aufs metadata such as ``.wh..wh.plnk``) are skipped. Whiteouts are never
+  materialised.
+- An entry replaces what is at its path, except directory over directory,
+  which merges.
+
+``tarfile`` is used only to parse headers; nothing goes through its
+``extract``. Every write is an ``*at`` call relative to an fd from
+:class:`~inclavare.image.rootfs.RootFS` (parents resolved in-root, final
+components never followed, regular files created ``O_EXCL|O_NOFOLLOW``),
+so absolute names, ``..``, and symlinks or hard links aimed outside cannot
+touch anything outside the rootfs. Owners (numeric uid/gid), modes
+(including setuid/setgid/sticky, applied after chown), mtimes and
+``SCHILY.xattr.*`` PAX records are kept. Without root (``rootless``),
+ownership is left to the caller and device nodes are skipped and reported.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tarfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UnsafeArchive
+from .rootfs import RootFS, components
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+_CHUNK = 1 << 20
+_XATTR = "SCHILY.xattr."
+
+
+@dataclass
+class Report:
+    """What was applied, and what could not be (never an error: reported to the user)."""
+
+    entries: int = 0
+    whiteouts: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+class LayerApplier:
+    """Applies layers, lowest first, to one rootfs."""
+
+    def __init__(self, rootfs: str, rootless: bool | None = None) -> None:
+        self.root = RootFS(rootfs)
+        self.rootless = os.geteuid() != 0 if rootless is None else rootless
+        self.report = Report()
+
+    def close(self) -> None:
+        self.root.close()
+
+    def apply(self, stream: Any, where: str) -> None:
+        """Apply one uncompressed layer tar read from `stream` (``read(n)``)."""
+        self._added: set[tuple[int, int, str]] = set()
+        self._dirs: list[tuple[list[str], tarfile.TarInfo]] = []
+        try:
+            with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape") as tar:
+                for member in tar:
+                    self._entry(tar, member, where)
+        except tarfile.TarError as exc:
+            raise UnsafeArchive(where, "", f"malformed tar stream ({exc})") from None
+        for parts, member in reversed(self._dirs):  # children first: their writes would bump mtimes
+            self._finish_dir(parts, member, where)
+
+    def _entry(self, tar: tarfile.TarFile, m: tarfile.TarInfo, where: str) -> None:
+        parts = components(m.name, where)
+        self.report.entries += 1
+        if not parts:
+            if m.isdir():
+                self._dirs.append((parts, m))
+            return
+        base = parts[-1]
+        if base.startswith(WHITEOUT):
+            self._whiteout(parts, where)
+            return
+        dirfd = self.root.open_dir(parts[:-1], where, create=True)
+        try:
+            self._place(tar, m, dirfd, base, parts, where)
+            st = os.stat(".", dir_fd=dirfd)
+            self._added.add((st.st_dev, st.st_ino, base))
+        except OSError as exc:
+            raise UnsafeArchive(where, m.name[:120], f"cannot create ({exc.strerror})") from None
+        finally:
+            os.close(dirfd)
+
+    def _place(
+        self, tar: tarfile.TarFile, m: tarfile.TarInfo, dirfd: int, base: str, parts: list[str], where: str
+    ) -> None:
+        old = self.root.lstat(dirfd, base)
+        if old is not None and not (m.isdir() and stat.S_ISDIR(old.st_mode)):
+            self.root.remove(dirfd, base)
+        if m.isdir():
+            if old is None or not stat.S_ISDIR(old.st_mode):
+                os.mkdir(base, 0o700, dir_fd=dirfd)
+            self._xattrs_at(dirfd, base, m)
+            self._dirs.append((parts, m))  # mode, owner and times once the layer is done
+        elif m.isreg():
+            self._file(tar, m, dirfd, base)
+        elif m.issym():
+            os.symlink(m.linkname, base, dir_fd=dirfd)
+            self._meta(dirfd, base, m, symlink=True)
+        elif m.islnk():
+            self._hardlink(m, dirfd, base, where)
+        elif m.isfifo():
+            os.mkfifo(base, 0o600, dir_fd=dirfd)
+            self._meta(dirfd, base, m)
+        elif m.ischr() or m.isblk():
+            self._device(m, dirfd, base)
+        else:
+            raise UnsafeArchive(where, m.name[:120], f"unsupported tar entry type {m.type!r}")
+
+    def _file(self, tar: tarfile.TarFile, m: tarfile.TarInfo, dirfd: int, base: str) -> None:
+        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dirfd)
+        try:
+            src = tar.extractfile(m)
+            if src is not None:
+                while chunk := src.read(_CHUNK):
+                    _write_all(fd, chunk)
+            if not self.rootless:
+                os.fchown(fd, m.uid, m.gid)
+            os.fchmod(fd, m.mode & 0o7777)
+            self._xattrs_fd(fd, m)
+            os.utime(fd, ns=(int(m.mtime * 1e9), int(m.mtime * 1e9)))
+        finally:
+            os.close(fd)
+
+    def _hardlink(self, m: tarfile.TarInfo, dirfd: int, base: str, where: str) -> None:
+        target = components(m.linkname, where + ": hard link target")
+        if not target:
+            raise UnsafeArchive(where, m.name[:120], "hard link to the rootfs itself")
+        srcdir = self.root.open_dir(target[:-1], where)
+        try:
+            st = self.root.lstat(srcdir, target[-1])
+            if st is None or stat.S_ISDIR(st.st_mode):
+                raise UnsafeArchive(
+                    where, m.name[:120], f"hard link target {m.linkname[:120]!r} is missing or a directory"
+                )
+            os.link(target[-1], base, src_dir_fd=srcdir, dst_dir_fd=dirfd, follow_symlinks=False)
+        finally:
+            os.close(srcdir)
+
+    def _device(self, m: tarfile.TarInfo, dirfd: int, base: str) -> None:
+        kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+        if self.rootless:
+            self.report.skipped.append(f"{m.name}: device node skipped (not root)")
+            return
+        try:
+            os.mknod(base, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=dirfd)
+        except PermissionError:
+            self.report.skipped.append(f"{m.name}: device node skipped (mknod not permitted)")
+            return
+        self._meta(dirfd, base, m)
+
+    def _meta(self, dirfd: int, base: str, m: tarfile.TarInfo, symlink: bool = False) -> None:
+        if not self.rootless:
+            os.chown(base, m.uid, m.gid, dir_fd=dirfd, follow_symlinks=False)
+        if not symlink:  # we just made `base` and it is not a symlink: chmod cannot be redirected
+            os.chmod(base, m.mode & 0o7777, dir_fd=dirfd)
+        ns = int(m.mtime * 1e9)
+        os.utime(base, ns=(ns, ns), dir_fd=dirfd, follow_symlinks=False)
+
+    def _finish_dir(self, parts: list[str], m: tarfile.TarInfo, where: str) -> None:
+        if not parts:
+            fd = os.dup(self.root.fd)
+            base = "."
+        else:
+            fd, base = self.root.open_dir(parts[:-1], where), parts[-1]
+        try:
+            st = self.root.lstat(fd, base)
+            if st is not None and stat.S_ISDIR(st.st_mode):  # a later entry may have replaced it
+                self._meta(fd, base, m)
+        finally:
+            os.close(fd)
+
+    def _whiteout(self, parts: list[str], where: str) -> None:
+        self.report.whiteouts += 1
+        base = parts[-1]
+        try:
+            dirfd = self.root.open_dir(parts[:-1], where)
+        except UnsafeArchive:
+            return  # nothing below to hide
+        try:
+            st = os.stat(".", dir_fd=dirfd)
+            key = (st.st_dev, st.st_ino)
+            if base == OPAQUE:
+                for child in self.root.listdir(dirfd):
+                    if (*key, child) not in self._added:
+                        self.root.remove(dirfd, child)
+            elif base.startswith(WHITEOUT + WHITEOUT):
+                self.report.skipped.append(f"{'/'.join(parts)}: aufs metadata ignored")
+            else:
+                name = base[len(WHITEOUT) :]
+                if name and (*key, name) not in self._added:
+                    self.root.remove(dirfd, name)
+        finally:
+            os.close(dirfd)
+
+    def _xattrs_fd(self, fd: int, m: tarfile.TarInfo) -> None:
+        for name, value in _xattrs(m):
+            try:
+                os.setxattr(fd, name, value)
+            except OSError as exc:
+                self.report.skipped.append(f"{m.name}: xattr {name} not set ({exc.strerror})")
+
+    def _xattrs_at(self, dirfd: int, base: str, m: tarfile.TarInfo) -> None:
+        if not _xattrs(m):
+            return
+        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+        try:
+            self._xattrs_fd(fd, m)
+        finally:
+            os.close(fd)
+
+
+def _xattrs(m: tarfile.TarInfo) -> list[tuple[str, bytes]]:
+    return [
+        (k[len(_XATTR) :], v.encode("utf-8", "surrogateescape"))
+        for k, v in m.pax_headers.items()
+        if k.startswith(_XATTR)
+    ]
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -1,0 +1,216 @@
+"""``inclavare image unpack``: an OCI image layout (encrypted or not) into a rune bundle.
+
+Order of work, so that nothing is written for an image that will be refused:
+
+1. resolve the manifest (image-layout.md ``index.json``, ``ref.name``), read
+   the config; every JSON blob is digest-checked;
+2. classify every layer (mediatypes.py) and, for ``+encrypted`` ones, get the
+   private options through the key providers (ocicrypt protocol; for
+   inclavare's provider, from the KBS after attestation) and parse the
+   public options (``org.opencontainers.image.enc.pubopts``);
+3. pre-pass over every blob: size and digest against the descriptor and,
+   when encrypted, the HMAC over the ciphertext (encrypt-then-MAC: nothing
+   is decrypted before it authenticates);
+4. apply the layers lowest first: decrypt, check the plain blob against the
+   private options' ``digest``, decompress (gzip, zstd or none), check the
+   tar against ``rootfs.diff_ids[i]`` (config.md), extract safely (extract.py);
+   the blob digest is checked again at the end of the stream;
+5. write config.json (bundle.py).
+
+Any failure in 4-5 removes what this call created.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import hmac
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from . import mediatypes as mt
+from .bundle import runtime_config
+from .errors import DecryptionError, DigestMismatch, ImageError, LayoutError
+from .extract import LayerApplier, Report
+from .layercrypt import LayerDecryptor, PrivateOptions, PublicOptions, mac_of
+from .layout import CHUNK, Descriptor, Layout, VerifiedReader
+from .providers import Unwrapper
+
+
+@dataclass(frozen=True)
+class _Plan:
+    index: int
+    desc: Descriptor
+    compression: str
+    diff_id: str
+    private: PrivateOptions | None = None
+    public: PublicOptions | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    manifest: str  # digest of the manifest unpacked
+    layers: int
+    decrypted: int
+    report: Report
+
+
+def unpack(
+    layout_path: str, ref: str | None, bundle: str, unwrapper: Unwrapper | None = None, rootless: bool | None = None
+) -> Result:
+    """Unpack `ref` from the layout at `layout_path` into the bundle directory `bundle`."""
+    layout = Layout(layout_path)
+    manifest = layout.manifest(layout.resolve(ref))
+    config = layout.read_json(manifest.config)
+    plans = _plan(manifest.layers, config, manifest.config.digest, unwrapper)
+    for plan in plans:
+        _prepass(layout, plan)
+    rootless = os.geteuid() != 0 if rootless is None else rootless
+    rootfs, config_path = os.path.join(bundle, "rootfs"), os.path.join(bundle, "config.json")
+    for path in (rootfs, config_path):
+        if os.path.lexists(path):
+            raise LayoutError(path, "", "already exists; unpack into a new bundle directory")
+    made_bundle = not os.path.exists(bundle)
+    os.makedirs(rootfs, mode=0o755)
+    applier = LayerApplier(rootfs, rootless)
+    try:
+        for plan in plans:
+            _apply(layout, plan, applier)
+        spec = runtime_config(config, applier.root, rootless, manifest.config.digest)
+        tmp = config_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(spec, f, indent=1)
+        os.replace(tmp, config_path)
+    except BaseException:
+        applier.close()
+        shutil.rmtree(bundle if made_bundle else rootfs, ignore_errors=True)
+        for leftover in (config_path, config_path + ".tmp"):
+            if not made_bundle and os.path.lexists(leftover):
+                os.unlink(leftover)
+        raise
+    applier.close()
+    decrypted = sum(1 for p in plans if p.private is not None)
+    return Result(manifest.descriptor.digest, len(plans), decrypted, applier.report)
+
+
+def _plan(layers: list[Descriptor], config: dict[str, Any], where: str, unwrapper: Unwrapper | None) -> list[_Plan]:
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(layers) or not all(isinstance(d, str) for d in diff_ids):
+        raise LayoutError(where, "rootfs.diff_ids", f"must list one digest per layer ({len(layers)})")
+    plans = []
+    for i, desc in enumerate(layers):
+        kind = mt.parse_layer(desc.media_type, f"layers[{i}]")
+        if not kind.encrypted:
+            plans.append(_Plan(i, desc, kind.compression, diff_ids[i]))
+            continue
+        if unwrapper is None:
+            raise DecryptionError(
+                desc.digest,
+                "mediaType",
+                "layer is encrypted: name a key provider (--keyprovider-config, --decryption-key)",
+            )
+        pubopts = desc.annotations.get(mt.PUBOPTS_ANNOTATION)
+        if pubopts is None:
+            raise DecryptionError(desc.digest, f"annotations.{mt.PUBOPTS_ANNOTATION}", "missing on an encrypted layer")
+        public = PublicOptions.from_annotation(pubopts, desc.digest)
+        plans.append(_Plan(i, desc, kind.compression, diff_ids[i], unwrapper.private_options(desc), public))
+    return plans
+
+
+def _prepass(layout: Layout, plan: _Plan) -> None:
+    mac = mac_of(plan.private) if plan.private is not None else None
+    with layout.open_blob(plan.desc, [mac] if mac is not None else []) as reader:
+        reader.drain()
+    if mac is not None and plan.public is not None and not hmac.compare_digest(mac.digest(), plan.public.hmac):
+        raise DecryptionError(
+            plan.desc.digest, "hmac", "layer ciphertext does not authenticate under the unwrapped key"
+        )
+
+
+def _apply(layout: Layout, plan: _Plan, applier: LayerApplier) -> None:
+    where = f"layer {plan.index} ({plan.desc.digest})"
+    with layout.open_blob(plan.desc) as reader:
+        plain = _Plain(reader, plan)
+        tar = _Hashing(_decompress(plain, plan.compression), plan.diff_id, where)
+        applier.apply(tar, where)
+        tar.drain()
+        reader.drain()
+        plain.check()
+        tar.check()
+
+
+class _Plain:
+    """The layer blob as stored before encryption: decrypts on the fly, checks digest and MAC at EOF."""
+
+    def __init__(self, reader: VerifiedReader, plan: _Plan) -> None:
+        self._reader = reader
+        self._plan = plan
+        self._dec = (
+            LayerDecryptor(plan.private, plan.public, plan.desc.digest) if plan.private and plan.public else None
+        )
+        want = plan.private.digest if plan.private and plan.private.digest else ""
+        self._want = want
+        self._hash = hashlib.new(want.split(":", 1)[0]) if want else None
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._reader.read(n)
+        if self._dec is not None:
+            data = self._dec.update(data)
+        if self._hash is not None:
+            self._hash.update(data)
+        return data
+
+    def check(self) -> None:
+        if self._dec is not None:
+            self._dec.verify()
+        if self._hash is not None and f"{self._want.split(':', 1)[0]}:{self._hash.hexdigest()}" != self._want:
+            raise DigestMismatch(
+                self._plan.desc.digest, "digest", "decrypted layer does not match the digest in its private options"
+            )
+
+
+class _Hashing:
+    """The uncompressed tar stream, hashed for the ``rootfs.diff_ids`` check."""
+
+    def __init__(self, src: Any, diff_id: str, where: str) -> None:
+        self._src = src
+        self._want = diff_id
+        self._where = where
+        alg = diff_id.split(":", 1)[0]
+        if alg not in ("sha256", "sha512"):
+            raise LayoutError(where, "rootfs.diff_ids", f"unsupported digest {diff_id[:80]!r}")
+        self._hash = hashlib.new(alg)
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data = self._src.read(CHUNK if n is None or n < 0 else n)
+        except (OSError, EOFError, ValueError) as exc:
+            if isinstance(exc, ImageError):
+                raise
+            raise LayoutError(self._where, "", f"cannot decompress ({exc})") from None
+        self._hash.update(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+    def check(self) -> None:
+        if f"{self._want.split(':', 1)[0]}:{self._hash.hexdigest()}" != self._want:
+            raise DigestMismatch(
+                self._where, "rootfs.diff_ids", "uncompressed layer does not match the config's diff_id"
+            )
+
+
+def _decompress(src: Any, compression: str) -> Any:
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=src, mode="rb")
+    if compression == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
+    return src

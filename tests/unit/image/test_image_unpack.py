@@ -1,0 +1,198 @@
+"""unpack and encrypt end to end on layouts built here: digests, diff_ids, decryption, config.json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import KID, entry, make_tar
+from inclavare.image import mediatypes as mt
+from inclavare.image.build import build_image
+from inclavare.image.encrypt import encrypt
+from inclavare.image.errors import DecryptionError, DigestMismatch, KeyProviderError, LayoutError
+from inclavare.image.layout import Layout, split_ref
+from inclavare.image.providers import Unwrapper, load_config, parse_key_options
+from inclavare.image.unpack import unpack
+
+LOWER = make_tar(
+    entry("bin", "dir"),
+    entry("bin/tool", data=b"#!/bin/sh\n", mode=0o755),
+    entry("etc", "dir"),
+    entry("etc/passwd", data=b"root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"),
+    entry("etc/group", data=b"root:x:0:\napp:x:1000:\nwheel:x:10:app\naudio:x:29:other,app\n"),
+    entry("gone", data=b"old"),
+)
+UPPER = make_tar(entry(".wh.gone"), entry("etc/motd", data=b"hi\n"))
+CONFIG = {
+    "Entrypoint": ["/bin/tool"],
+    "Cmd": ["--flag"],
+    "Env": ["A=1"],
+    "WorkingDir": "/srv",
+    "User": "app",
+    "Labels": {"l": "v"},
+    "StopSignal": "SIGTERM",
+}
+
+
+@pytest.fixture
+def image(tmp_path) -> str:
+    path = str(tmp_path / "img")
+    build_image(path, "v1", [(LOWER, "gzip"), (UPPER, "zstd")], CONFIG)
+    return path
+
+
+def manifest_of(path: str, ref: str = "v1") -> dict:
+    layout = Layout(path)
+    return layout.read_json(layout.resolve(ref))
+
+
+def test_plain_unpack_and_config(image, tmp_path) -> None:
+    bundle = tmp_path / "b"
+    result = unpack(image, "v1", str(bundle), rootless=True)
+    assert (result.layers, result.decrypted) == (2, 0)
+    root = bundle / "rootfs"
+    assert sorted(os.listdir(root)) == ["bin", "etc"]
+    assert (root / "etc/motd").read_bytes() == b"hi\n"
+    spec = json.loads((bundle / "config.json").read_text())
+    proc = spec["process"]
+    assert proc["args"] == ["/bin/tool", "--flag"]
+    assert proc["cwd"] == "/srv"
+    assert proc["terminal"] is False
+    assert proc["env"][1:] == ["A=1"]
+    assert proc["env"][0].startswith("PATH=")
+    assert proc["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [10, 29]}
+    assert spec["annotations"]["l"] == "v"
+    assert spec["annotations"]["org.opencontainers.image.stopSignal"] == "SIGTERM"
+    assert spec["root"] == {"path": "rootfs", "readonly": False}
+    assert any(ns["type"] == "user" for ns in spec["linux"]["namespaces"])  # rootless template
+
+
+@pytest.mark.parametrize(
+    ("user", "expect"),
+    [("0", {"uid": 0, "gid": 0}), ("app:wheel", {"uid": 1000, "gid": 10}), ("1234:55", {"uid": 1234, "gid": 55})],
+)
+def test_user_forms(tmp_path, user, expect) -> None:
+    build_image(str(tmp_path / "i"), "t", [(LOWER, "")], {"User": user})
+    unpack(str(tmp_path / "i"), "t", str(tmp_path / "b"), rootless=True)
+    assert json.loads((tmp_path / "b/config.json").read_text())["process"]["user"] == expect
+
+
+def test_unknown_user_is_refused_and_cleaned_up(tmp_path) -> None:
+    build_image(str(tmp_path / "i"), "t", [(LOWER, "")], {"User": "nobody"})
+    with pytest.raises(LayoutError, match=r"config\.User: user 'nobody' is not in"):
+        unpack(str(tmp_path / "i"), "t", str(tmp_path / "b"), rootless=True)
+    assert not (tmp_path / "b").exists()
+
+
+def corrupt(path: str, digest: str, how: str) -> None:
+    blob = os.path.join(path, "blobs", *digest.split(":"))
+    data = bytearray(Path(blob).read_bytes())
+    if how == "flip":
+        data[len(data) // 2] ^= 1
+    else:
+        data += b"\0"
+    os.chmod(blob, 0o644)
+    Path(blob).write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("how", "field"), [("flip", "digest"), ("grow", "size")])
+def test_blob_mismatch_is_refused_before_writing(image, tmp_path, how, field) -> None:
+    layer = manifest_of(image)["layers"][1]["digest"]
+    corrupt(image, layer, how)
+    with pytest.raises(DigestMismatch, match=f"{layer}: {field}:"):
+        unpack(image, "v1", str(tmp_path / "b"), rootless=True)
+    assert not (tmp_path / "b").exists()
+
+
+def test_diff_id_mismatch_is_refused(tmp_path) -> None:
+    path = str(tmp_path / "i")
+    build_image(path, "t", [(LOWER, "gzip")])
+    layout = Layout(path)
+    man = layout.read_json(layout.resolve("t"))
+    cfg = layout.read_json(layout.manifest(layout.resolve("t")).config)
+    cfg["rootfs"]["diff_ids"] = ["sha256:" + hashlib.sha256(b"other").hexdigest()]
+    man["config"] = layout.write_json(cfg, mt.CONFIG).to_json()
+    layout.tag(layout.write_json(man, mt.MANIFEST), "t")
+    with pytest.raises(DigestMismatch, match=r"rootfs\.diff_ids: uncompressed layer does not match"):
+        unpack(path, "t", str(tmp_path / "b"), rootless=True)
+    assert not (tmp_path / "b").exists()
+
+
+def test_layout_errors(tmp_path, image) -> None:
+    with pytest.raises(LayoutError, match="oci-layout: cannot read"):
+        unpack(str(tmp_path), None, str(tmp_path / "b"))
+    with pytest.raises(LayoutError, match="no image tagged 'v2'"):
+        unpack(image, "v2", str(tmp_path / "b"))
+    build_image(image, "v3", [(UPPER, "")])
+    with pytest.raises(LayoutError, match="2 images match; name a tag"):
+        unpack(image, None, str(tmp_path / "b"))
+    (tmp_path / "exists" / "rootfs").mkdir(parents=True)
+    with pytest.raises(LayoutError, match="already exists"):
+        unpack(image, "v1", str(tmp_path / "exists"))
+    assert split_ref("/a/b:tag") == ("/a/b", "tag")
+    assert split_ref("/a:b/c") == ("/a:b/c", None)
+
+
+def encrypted(image: str, provider_config: str) -> str:
+    params, _ = parse_key_options([f"provider:inclavare:{KID}"])
+    encrypt(image, "v1", image, "enc", load_config(provider_config), params, [])
+    return image
+
+
+def test_encrypt_then_unpack_through_the_provider(image, provider_config, tmp_path) -> None:
+    encrypted(image, provider_config)
+    man = manifest_of(image, "enc")
+    assert [layer["mediaType"] for layer in man["layers"]] == [
+        mt.LAYER_TAR + "+gzip+encrypted",
+        mt.LAYER_TAR + "+zstd+encrypted",
+    ]
+    assert all(mt.PROVIDER_PREFIX + "inclavare" in layer["annotations"] for layer in man["layers"])
+    with pytest.raises(DecryptionError, match="layer is encrypted: name a key provider"):
+        unpack(image, "enc", str(tmp_path / "b"))
+    result = unpack(image, "enc", str(tmp_path / "b"), Unwrapper(load_config(provider_config), {}), rootless=True)
+    assert result.decrypted == 2
+    assert (tmp_path / "b/rootfs/etc/motd").read_bytes() == b"hi\n"
+
+
+def test_tampered_ciphertext_is_refused_before_writing(image, provider_config, tmp_path) -> None:
+    encrypted(image, provider_config)
+    layout = Layout(image)
+    man = manifest_of(image, "enc")
+    blob = layout.blob_path(man["layers"][0]["digest"])
+    data = bytearray(Path(blob).read_bytes())
+    data[10] ^= 4
+    digest, size = layout.write_blob([bytes(data)])
+    man["layers"][0].update(digest=digest, size=size)  # a consistent manifest around a forged blob
+    layout.tag(layout.write_json(man, mt.MANIFEST), "forged")
+    with pytest.raises(DecryptionError, match="hmac: layer ciphertext does not authenticate"):
+        unpack(image, "forged", str(tmp_path / "b"), Unwrapper(load_config(provider_config), {}), rootless=True)
+    assert not (tmp_path / "b").exists()
+
+
+def test_wrong_key_store_cannot_unwrap(image, provider_config, tmp_path) -> None:
+    encrypted(image, provider_config)
+    cfg = json.loads(Path(provider_config).read_text())
+    other = tmp_path / "other" / "default" / "key"
+    other.mkdir(parents=True)
+    (other / "1").write_bytes(os.urandom(32))
+    cfg["key-providers"]["inclavare"]["cmd"]["args"][-1] = str(tmp_path / "other")
+    (tmp_path / "other.json").write_text(json.dumps(cfg))
+    with pytest.raises(
+        DecryptionError, match="no key provider could unwrap the layer key: key provider inclavare: exited 1"
+    ):
+        unpack(image, "enc", str(tmp_path / "b"), Unwrapper(load_config(str(tmp_path / "other.json")), {}))
+    assert not (tmp_path / "b").exists()
+
+
+def test_provider_config_errors(tmp_path) -> None:
+    (tmp_path / "c.json").write_text('{"key-providers": {"x": {"cmd": {"path": 3}}}}')
+    with pytest.raises(KeyProviderError, match=r"key-providers\.x\.cmd\.path: must be a string"):
+        load_config(str(tmp_path / "c.json"))
+    (tmp_path / "g.json").write_text('{"key-providers": {"g": {"grpc": "127.0.0.1:1"}}}')
+    assert load_config(str(tmp_path / "g.json")) == {}
+    with pytest.raises(KeyProviderError, match="expected provider:<name>"):
+        parse_key_options(["pgp:someone"])
