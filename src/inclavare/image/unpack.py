@@ -11,10 +11,9 @@ Order of work, so that nothing is written for an image that will be refused:
 3. pre-pass over every blob: size and digest against the descriptor and,
    when encrypted, the HMAC over the ciphertext (encrypt-then-MAC: nothing
    is decrypted before it authenticates);
-4. apply the layers lowest first: decrypt, check the plain blob against the
-   private options' ``digest``, decompress (gzip, zstd or none), check the
-   tar against ``rootfs.diff_ids[i]`` (config.md), extract safely (extract.py);
-   the blob digest is checked again at the end of the stream;
+4. apply the layers lowest first: decrypt, decompress (gzip, zstd or none),
+   check the tar against ``rootfs.diff_ids[i]`` (config.md), extract safely
+   (extract.py); blob digest and MAC are checked again at the end of the stream;
 5. write config.json (bundle.py).
 
 Any failure in 4-5 removes what this call created.
@@ -144,33 +143,28 @@ def _apply(layout: Layout, plan: _Plan, applier: LayerApplier) -> None:
 
 
 class _Plain:
-    """The layer blob as stored before encryption: decrypts on the fly, checks digest and MAC at EOF."""
+    """The layer blob as it was before encryption: decrypts on the fly; the MAC is checked at EOF.
+
+    The private options' ``digest`` is not checked: it names the blob handed
+    to ocicrypt, and containers/image compresses uncompressed layers *before*
+    encrypting them while passing the source digest (so a skopeo-encrypted
+    ``tar`` layer decrypts to a gzip blob whose digest differs). Plaintext
+    integrity rests on the MAC and on ``rootfs.diff_ids``.
+    """
 
     def __init__(self, reader: VerifiedReader, plan: _Plan) -> None:
         self._reader = reader
-        self._plan = plan
         self._dec = (
             LayerDecryptor(plan.private, plan.public, plan.desc.digest) if plan.private and plan.public else None
         )
-        want = plan.private.digest if plan.private and plan.private.digest else ""
-        self._want = want
-        self._hash = hashlib.new(want.split(":", 1)[0]) if want else None
 
     def read(self, n: int = -1) -> bytes:
         data = self._reader.read(n)
-        if self._dec is not None:
-            data = self._dec.update(data)
-        if self._hash is not None:
-            self._hash.update(data)
-        return data
+        return self._dec.update(data) if self._dec is not None else data
 
     def check(self) -> None:
         if self._dec is not None:
             self._dec.verify()
-        if self._hash is not None and f"{self._want.split(':', 1)[0]}:{self._hash.hexdigest()}" != self._want:
-            raise DigestMismatch(
-                self._plan.desc.digest, "digest", "decrypted layer does not match the digest in its private options"
-            )
 
 
 class _Hashing:
