@@ -9,8 +9,8 @@ import stat
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from image_helpers import entry, make_tar
 
-from conftest import entry, make_tar
 from inclavare.image.errors import UnsafeArchive
 from inclavare.image.extract import LayerApplier
 

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from image_helpers import KID
 
-from conftest import KID
 from inclavare.image.errors import DecryptionError, ImageError, KeyNotFound, KeyProviderError
 from inclavare.image.keystore import FileKeyStore, ResourcePath
 from inclavare.image.keywrap import jwe_wrap

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
+from image_helpers import KID, entry, make_tar
 
-from conftest import KID, entry, make_tar
 from inclavare.image import mediatypes as mt
 from inclavare.image.build import build_image
 from inclavare.image.encrypt import encrypt
