@@ -182,10 +182,10 @@ class _Hashing:
     def read(self, n: int = -1) -> bytes:
         try:
             data = self._src.read(CHUNK if n is None or n < 0 else n)
-        except (OSError, EOFError, ValueError) as exc:
-            if isinstance(exc, ImageError):
-                raise
-            raise LayoutError(self._where, "", f"cannot decompress ({exc})") from None
+        except ImageError:
+            raise
+        except Exception as exc:  # gzip (OSError, zlib.error, EOFError) and zstandard.ZstdError share no base
+            raise LayoutError(self._where, "", f"cannot decompress ({exc.__class__.__name__}: {exc})") from None
         self._hash.update(data)
         return data
 

@@ -196,3 +196,29 @@ def test_provider_config_errors(tmp_path) -> None:
     assert load_config(str(tmp_path / "g.json")) == {}
     with pytest.raises(KeyProviderError, match="expected provider:<name>"):
         parse_key_options(["pgp:someone"])
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_garbage_compressed_layer_is_a_clean_error(tmp_path, compression) -> None:
+    path = str(tmp_path / "i")
+    build_image(path, "t", [(LOWER, compression)])
+    layout = Layout(path)
+    man = layout.read_json(layout.resolve("t"))
+    garbage = (b"\x1f\x8b\x08\x00" if compression == "gzip" else b"\x28\xb5\x2f\xfd") + os.urandom(600)
+    digest, size = layout.write_blob([garbage])
+    man["layers"][0].update(digest=digest, size=size)
+    layout.tag(layout.write_json(man, mt.MANIFEST), "t")
+    with pytest.raises(LayoutError, match="cannot decompress"):
+        unpack(path, "t", str(tmp_path / "b"), rootless=True)
+    assert not (tmp_path / "b").exists()
+
+
+def test_cli_usage_errors(tmp_path, capsys) -> None:
+    from inclavare.cli.tool._main import main
+
+    assert main(["image", "encrypt", "--encryption-key", "jwe:/nonexistent.pem", "a:b", "c:d"]) == 1
+    assert "nonexistent.pem" in capsys.readouterr().err
+    assert main(["image", "encrypt", "--encryption-key", "provider:x:y", f"{tmp_path}:b", str(tmp_path / "out")]) == 1
+    assert "needs a tag" in capsys.readouterr().err
+    assert main(["image", "unpack", "--decryption-key", "jwe:k.pem", "a:b", "c"]) == 1
+    assert "provider:NAME" in capsys.readouterr().err
