@@ -1,0 +1,180 @@
+"""The enclave side: attest to a KBS and fetch resources (synchronous, httpx).
+
+The recipe, for an init process that needs its secrets before it starts
+the workload::
+
+    from inclavare.kbs.client import attest_and_fetch
+    from inclavare.kbs.attester import SoftwareEvidenceProvider
+
+    provider = SoftwareEvidenceProvider.from_signed_enclave(manifest, sig, rootfs)
+    secrets = attest_and_fetch("https://kbs:8080", provider, ["default/key/db", "default/cert/tls"])
+
+It runs RCAR once (``/auth``, evidence over the challenge, ``/attest``),
+then GETs each resource with the session cookie and decrypts the JWE with
+the ephemeral TEE key, which never leaves this process. Robustness, so a
+restarting or failing-over KBS does not fail a container start:
+
+- ``url`` may list several replicas; a connection failure moves to the next;
+- a GET that fails in transit, or answers 502/503/504, is retried with the
+  *same* ``Idempotency-Key``, so the KBS records one release however many
+  attempts it takes (docs/kbs.md, "What released means");
+- a 401 on a GET (session expired, replica without the session) triggers one
+  fresh handshake; 403 and 404 are final.
+Errors are :class:`KbsClientError` with the KBS's RFC 7807 type and detail.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from .attester import EvidenceProvider
+from .errors import KbsError
+from .jwe import TeeKey
+from .protocol.handshake import ClientHandshake
+from .protocol.session import COOKIE_NAME
+
+RETRYABLE_STATUS = frozenset({502, 503, 504})
+
+
+class KbsClientError(KbsError):
+    """The KBS refused a request, or could not be reached; ``status`` 0 means no answer at all."""
+
+    def __init__(self, status: int, problem: str, detail: str) -> None:
+        self.status = status
+        self.problem = problem
+        self.detail = detail
+        super().__init__(f"KBS answered {status} {problem}: {detail}" if status else f"KBS unreachable: {detail}")
+
+
+class KbsClient:
+    """One attested session with a KBS (or several replicas of one); not thread-safe."""
+
+    def __init__(
+        self,
+        url: str | Sequence[str],
+        provider: EvidenceProvider,
+        *,
+        tee_key: TeeKey | None = None,
+        verify: bool | str = True,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+    ) -> None:
+        self.urls = [u.rstrip("/") for u in ([url] if isinstance(url, str) else url)]
+        self.provider = provider
+        self.tee_key = tee_key if tee_key is not None else TeeKey.generate()
+        self.retries = retries
+        self.backoff = backoff
+        self.token: str | None = None
+        self._cookie: str | None = None
+        self._current = 0
+        # Building a TLS context costs tens of ms (CA bundle): only when some URL is HTTPS.
+        tls = any(u.startswith("https:") for u in self.urls)
+        self._http = httpx.Client(verify=verify if tls else False, timeout=timeout)
+
+    def __enter__(self) -> KbsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def attest(self) -> str:
+        """Run RCAR; returns the attestation token (the session cookie is kept for GETs)."""
+        hs = ClientHandshake(self.provider.tee, self.tee_key.public_jwk())
+        self._cookie = None
+        challenge = self._request("POST", "/kbs/v0/auth", json=hs.request(), retry=True)
+        cookie = challenge.cookies.get(COOKIE_NAME)
+        if cookie is None:
+            raise KbsClientError(challenge.status_code, "NoCookie", "the KBS set no kbs-session-id cookie")
+        self._cookie = cookie
+        report_data = hs.challenge(_json(challenge))
+        evidence = self.provider.evidence(report_data)
+        self.token = hs.token(_json(self._request("POST", "/kbs/v0/attest", json=hs.attestation(evidence))))
+        return self.token
+
+    def get_resource(self, path: str, *, request_key: str | None = None) -> bytes:
+        """The plaintext of ``repository/type/tag``; attests first if needed."""
+        if self._cookie is None:
+            self.attest()
+        key = request_key or secrets.token_hex(16)
+        try:
+            response = self._get(path, key)
+        except KbsClientError as exc:
+            if exc.status != 401:
+                raise
+            self.attest()  # expired session, or a replica that lost it: one fresh handshake
+            response = self._get(path, key)
+        return self.tee_key.decrypt(_json(response))
+
+    def _get(self, path: str, key: str) -> httpx.Response:
+        return self._request("GET", f"/kbs/v0/resource/{path.strip('/')}", headers={"Idempotency-Key": key}, retry=True)
+
+    def _request(self, method: str, route: str, *, retry: bool = False, **kw: Any) -> httpx.Response:
+        attempts = self.retries + 1 if retry else 1
+        extra: dict[str, str] = kw.pop("headers", {})
+        last: KbsClientError | None = None
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(self.backoff * attempt)
+            url = self.urls[self._current % len(self.urls)] + route
+            headers = {**extra, **({"Cookie": f"{COOKIE_NAME}={self._cookie}"} if self._cookie else {})}
+            try:
+                response = self._http.request(method, url, headers=headers, **kw)
+            except httpx.TransportError as exc:
+                self._current += 1  # the next replica, if there is one
+                last = KbsClientError(0, "Unreachable", f"{type(exc).__name__} talking to {url}")
+                continue
+            finally:
+                self._http.cookies.clear()  # the session cookie is ours to send, to whichever replica
+            if response.status_code in RETRYABLE_STATUS and attempt + 1 < attempts:
+                self._current += 1
+                continue
+            if response.status_code >= 400:
+                raise problem_of(response)
+            return response
+        assert last is not None
+        raise last
+
+
+def attest_and_fetch(
+    url: str | Sequence[str],
+    evidence_provider: EvidenceProvider,
+    resources: Sequence[str],
+    *,
+    tee_key: TeeKey | None = None,
+    verify: bool | str = True,
+    timeout: float = 10.0,
+    retries: int = 3,
+) -> dict[str, bytes]:
+    """Attest once and fetch every resource: ``{"repo/type/tag": plaintext}``."""
+    with KbsClient(url, evidence_provider, tee_key=tee_key, verify=verify, timeout=timeout, retries=retries) as client:
+        client.attest()
+        return {path: client.get_resource(path) for path in resources}
+
+
+def _json(response: httpx.Response) -> Mapping[str, Any]:
+    try:
+        doc = response.json()
+    except ValueError:
+        raise KbsClientError(response.status_code, "NotJson", "the KBS answered something that is not JSON") from None
+    if not isinstance(doc, dict):
+        raise KbsClientError(response.status_code, "NotJson", "the KBS answered JSON that is not an object")
+    return doc
+
+
+def problem_of(response: httpx.Response) -> KbsClientError:
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = {}
+    doc = doc if isinstance(doc, dict) else {}
+    problem = str(doc.get("type", "")).rsplit("/", 1)[-1] or "HttpError"
+    return KbsClientError(response.status_code, problem, str(doc.get("detail", response.reason_phrase))[:300])

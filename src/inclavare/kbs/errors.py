@@ -1,0 +1,176 @@
+"""Key broker errors, and how each one answers on the wire.
+
+Every error the broker raises on purpose is a :class:`KbsError`. The server
+turns it into an RFC 7807 problem document (``application/problem+json``)
+whose ``type`` is ``ERROR_TYPE_PREFIX + problem``, as trustee does
+(``kbs/src/error.rs``: ``<prefix>/<VariantName>``). Statuses follow the KBS
+protocol (kbs_attestation_protocol.md, "Resource Requests"): 401 when the
+requester is not authenticated, 403 when it is but may not have the
+resource, 404 when the resource does not exist; 400 for malformed requests.
+
+    KbsError                      status  problem type
+    ├── InvalidRequest            400     InvalidRequest        malformed body, located (`attestation: runtime-data.nonce: missing`)
+    ├── PolicyInvalid             400     InvalidPolicy         an uploaded Rego policy does not compile
+    ├── AuthFailed                401     AttestationError      the /auth step refused the request (version, tee, hash algorithms)
+    ├── AttestationFailed         401     AttestationError      evidence, binding, nonce or appraisal failed: the wire says only
+    │                                                           "attestation failed" (no oracle); the reason goes to the log
+    ├── TokenNotFound             401     TokenNotFound         no usable session cookie or bearer token
+    ├── TokenInvalid              401     TokenVerifierError    a bearer token that does not verify or has expired
+    ├── AdminAuthFailed           401     AdminAuth             admin API without a valid admin token
+    ├── AdminForbidden            403     AdminAccessDenied     a valid admin token outside its scopes
+    ├── PolicyDeny                403     PolicyDeny            the resource policy said no
+    ├── InvalidRequestPath        404     InvalidRequestPath    not a resource path (repository/type/tag)
+    ├── ResourceNotFound          404     ResourceNotFound      no such resource
+    ├── PayloadTooLarge           413     PayloadTooLarge       a body over http.max_body
+    ├── RateLimited               429     TooManyRequests       carries ``retry_after`` seconds
+    ├── StorageUnavailable        503     StorageUnavailable    the database cannot be reached (retry)
+    ├── JweError                  500     JweError              a response cannot be encrypted or (client side) decrypted
+    └── ConfigError               --      (not a wire error)    the TOML config, with a dotted location
+
+``public_detail`` is what a remote peer sees; ``str(exc)`` is the detail for
+the server log. They differ only where telling the peer would be an oracle.
+Secret values (resources, cookies, tokens) never appear in either.
+"""
+
+from __future__ import annotations
+
+from ..errors import InclavareError
+
+# Ref: trustee kbs/src/error.rs, ERROR_TYPE_PREFIX; kbs_attestation_protocol.md "Error information".
+ERROR_TYPE_PREFIX = "https://github.com/confidential-containers/kbs/errors/"
+
+
+class KbsError(InclavareError):
+    """Base of every broker error; class attributes say how it answers on the wire."""
+
+    status = 500
+    problem = "InternalError"
+    title = "Internal error"
+
+    @property
+    def public_detail(self) -> str:
+        return str(self)
+
+    @property
+    def type_url(self) -> str:
+        return ERROR_TYPE_PREFIX + self.problem
+
+
+class InvalidRequest(KbsError):
+    status = 400
+    problem = "InvalidRequest"
+    title = "Malformed request"
+
+
+class PolicyInvalid(KbsError):
+    status = 400
+    problem = "InvalidPolicy"
+    title = "Invalid policy"
+
+
+class AuthFailed(KbsError):
+    status = 401
+    problem = "AttestationError"
+    title = "Authentication failed"
+
+
+class AttestationFailed(KbsError):
+    """An attestation was refused; the reason stays in the server log."""
+
+    status = 401
+    problem = "AttestationError"
+    title = "Attestation failed"
+
+    @property
+    def public_detail(self) -> str:
+        return "attestation failed"
+
+
+class TokenNotFound(KbsError):
+    status = 401
+    problem = "TokenNotFound"
+    title = "Not authenticated"
+
+
+class TokenInvalid(KbsError):
+    status = 401
+    problem = "TokenVerifierError"
+    title = "Invalid attestation token"
+
+    @property
+    def public_detail(self) -> str:
+        return "the attestation token is invalid or has expired"
+
+
+class AdminAuthFailed(KbsError):
+    status = 401
+    problem = "AdminAuth"
+    title = "Admin authentication failed"
+
+
+class AdminForbidden(KbsError):
+    status = 403
+    problem = "AdminAccessDenied"
+    title = "Admin access denied"
+
+
+class PolicyDeny(KbsError):
+    status = 403
+    problem = "PolicyDeny"
+    title = "Access denied by policy"
+
+    @property
+    def public_detail(self) -> str:
+        return "access denied by policy"
+
+
+class InvalidRequestPath(KbsError):
+    status = 404
+    problem = "InvalidRequestPath"
+    title = "Invalid request path"
+
+
+class ResourceNotFound(KbsError):
+    status = 404
+    problem = "ResourceNotFound"
+    title = "Resource not found"
+
+
+class PayloadTooLarge(KbsError):
+    status = 413
+    problem = "PayloadTooLarge"
+    title = "Request body too large"
+
+
+class RateLimited(KbsError):
+    status = 429
+    problem = "TooManyRequests"
+    title = "Too many requests"
+
+    def __init__(self, retry_after: float, key: str = "client") -> None:
+        self.retry_after = retry_after
+        super().__init__(f"rate limit exceeded for this {key}; retry after {retry_after:.1f} s")
+
+
+class StorageUnavailable(KbsError):
+    status = 503
+    problem = "StorageUnavailable"
+    title = "Storage unavailable"
+
+    @property
+    def public_detail(self) -> str:
+        return "storage is unavailable; retry"
+
+
+class JweError(KbsError):
+    problem = "JweError"
+    title = "JWE failed"
+
+
+class ConfigError(KbsError):
+    """The broker's TOML configuration is wrong; the message names file and dotted location."""
+
+    def __init__(self, location: str, reason: str, file: str = "kbs.toml") -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"{file}: {location}: {reason}" if location else f"{file}: {reason}")

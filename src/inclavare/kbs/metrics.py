@@ -1,0 +1,71 @@
+"""Prometheus metrics at ``/metrics``, in trustee's metric families (kbs/docs/prometheus.md).
+
+Same names and types as trustee's KBS so dashboards carry over; where
+trustee's HTTP families have no labels we add ``route`` (the route
+*template*, so cardinality stays bounded), ``method`` and ``status`` —
+``sum without (...)`` gives trustee's series back. Additions of our own:
+``kbs_rate_limited_total`` and ``kbs_resource_releases_total``.
+Each broker has its own registry, so several can live in one process.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# trustee: "Buckets: 0.5ms, 1ms, 5ms, 10ms, 50ms, 500ms, 1s".
+DURATION_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.5, 1.0)
+SIZE_BUCKETS = (32, 128, 512, 2048, 8192)
+
+
+class KbsMetrics:
+    def __init__(self, version: str = "0.1.0") -> None:
+        r = self.registry = CollectorRegistry()
+        Gauge("kbs_build_info", "KBS build information", ["version"], registry=r).labels(version).set(1)
+        self.requests = Counter(
+            "kbs_http_requests", "HTTP requests to KBS endpoints", ["route", "method", "status"], registry=r
+        )
+        self.duration = Histogram(
+            "kbs_http_request_duration_seconds",
+            "Request handling time",
+            ["route"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.request_size = Histogram(
+            "kbs_http_request_size_bytes", "Request body sizes", buckets=SIZE_BUCKETS, registry=r
+        )
+        self.response_size = Histogram(
+            "kbs_http_response_size_bytes", "Response body sizes", buckets=SIZE_BUCKETS, registry=r
+        )
+        self.active = Gauge("kbs_http_active_connections", "Requests being processed", registry=r)
+        self.auth_requests = Counter("kbs_auth_requests", "RCAR /auth requests", registry=r)
+        self.auth_successes = Counter("kbs_auth_successes", "Successful /auth requests", registry=r)
+        self.auth_errors = Counter("kbs_auth_errors", "Failed /auth requests", registry=r)
+        self.attestation_requests = Counter("kbs_attestation_requests", "RCAR /attest requests", registry=r)
+        self.attestation_successes = Counter(
+            "kbs_attestation_successes", "Successful attestations", ["tee_type"], registry=r
+        )
+        self.attestation_failures = Counter(
+            "kbs_attestation_failures", "Refused attestations", ["tee_type"], registry=r
+        )
+        self.attestation_errors = Counter("kbs_attestation_errors", "Malformed /attest requests", registry=r)
+        self.policy_evaluations = Counter("kbs_policy_evaluations", "Resource policy evaluations", registry=r)
+        self.policy_approvals = Counter("kbs_policy_approvals", "Requests approved by policy", registry=r)
+        self.policy_violations = Counter("kbs_policy_violations", "Requests denied by policy", registry=r)
+        self.policy_errors = Counter("kbs_policy_errors", "Policy evaluation errors", registry=r)
+        self.resource_reads = Counter("kbs_resource_reads", "Resource reads", ["resource_path"], registry=r)
+        self.resource_writes = Counter("kbs_resource_writes", "Resource writes", ["resource_path"], registry=r)
+        self.releases = Counter("kbs_resource_releases", "Release records written (replays excluded)", registry=r)
+        self.rate_limited = Counter("kbs_rate_limited", "Requests refused with 429", ["key"], registry=r)
+
+    def observe(
+        self, route: str, method: str, status: int, seconds: float, request_bytes: int, response_bytes: int
+    ) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.duration.labels(route).observe(seconds)
+        self.request_size.observe(request_bytes)
+        self.response_size.observe(response_bytes)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,80 @@
+"""Per-client rate limiting: token buckets per source address and per session (trustee#836).
+
+A bucket holds up to ``burst`` tokens and refills at ``rate`` tokens per
+second; each request takes one. An empty bucket answers 429 with
+``Retry-After`` = the seconds until one token is back (RFC 6585 §4,
+RFC 9110 §10.2.3). Buckets live in this replica's memory: with N replicas
+behind a load balancer a client gets at most N times the rate, which is
+what a per-replica limit can promise. The map of buckets is bounded (least
+recently used clients are forgotten, which only ever gives them a full
+bucket). The clock is injected (monotonic seconds).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class TokenBuckets:
+    """Token buckets keyed by client; ``take(key)`` -> 0.0 if allowed, else seconds to wait."""
+
+    def __init__(
+        self, rate: float, burst: int, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self.max_keys = max_keys
+        self.clock = clock
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        now = self.clock()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = _Bucket(float(self.burst), now)
+                if len(self._buckets) > self.max_keys:
+                    self._buckets.popitem(last=False)
+            else:
+                self._buckets.move_to_end(key)
+                bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
+                bucket.stamp = now
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                return 0.0
+            return (1.0 - bucket.tokens) / self.rate
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+class RateLimiter:
+    """The two limits a request passes: its address, then its session (if it has one)."""
+
+    def __init__(self, per_address: TokenBuckets, per_session: TokenBuckets) -> None:
+        self.per_address = per_address
+        self.per_session = per_session
+
+    def check(self, address: str, session: str | None) -> tuple[str, float] | None:
+        """None if allowed, else (which limit, seconds to wait)."""
+        wait = self.per_address.take(address)
+        if wait > 0:
+            return "address", wait
+        if session is not None:
+            wait = self.per_session.take(session)
+            if wait > 0:
+                return "session", wait
+        return None

@@ -1,0 +1,88 @@
+"""The broker itself, without HTTP: RCAR steps, resource releases and administration.
+
+The starlette app (:mod:`inclavare.kbs.server`) only maps routes to these
+calls; every protocol decision is made here, on top of the sans-IO core
+(:mod:`inclavare.kbs.protocol`). Time (``clock``, epoch seconds) and
+randomness (``rng``) are injected, so tests can expire sessions, tokens
+and reference values without sleeping.
+
+- :mod:`.rcar`        ``/auth`` and ``/attest``
+- :mod:`.resources`   ``GET /resource/...``: requester, policy, release, JWE
+- :mod:`.management`  the admin API
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ...attestation import CollateralStore
+from ..admin import AdminAuthenticator
+from ..audit import AuditLog
+from ..config import KbsConfig
+from ..metrics import KbsMetrics
+from ..policy import PolicyEngine
+from ..storage import Storage, open_storage
+from ..token import TokenBroker, TokenKey
+
+log = logging.getLogger("inclavare.kbs")
+
+
+@dataclass
+class Deps:
+    """What the three services share."""
+
+    config: KbsConfig
+    storage: Storage
+    tokens: TokenBroker
+    collateral: CollateralStore
+    admins: AdminAuthenticator
+    audit: AuditLog
+    metrics: KbsMetrics = field(default_factory=KbsMetrics)
+    engine: PolicyEngine = field(default_factory=PolicyEngine)
+    clock: Callable[[], float] = time.time
+    rng: Callable[[int], bytes] = os.urandom
+
+
+class KbsService:
+    def __init__(self, deps: Deps) -> None:
+        from .management import AdminService
+        from .rcar import RcarService
+        from .resources import ResourceService
+
+        self.deps = deps
+        self.rcar = RcarService(deps)
+        self.resources = ResourceService(deps)
+        self.admin = AdminService(deps)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: KbsConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[int], bytes] = os.urandom,
+        storage: Storage | None = None,
+    ) -> KbsService:
+        """Build every dependency the config describes (storage opened here unless given)."""
+        key = TokenKey.load(config.token.signing_key) if config.token.signing_key else TokenKey.generate()
+        if config.token.signing_key is None:
+            log.warning("token.signing_key not set: tokens are signed with a key that dies with this process")
+        deps = Deps(
+            config=config,
+            storage=storage if storage is not None else open_storage(config.storage),
+            tokens=TokenBroker(key, config.token.issuer, config.token.lifetime, rng),
+            collateral=CollateralStore.from_files(config.attestation.collateral),
+            admins=AdminAuthenticator(config.admin_keys, config.admin_max_token_lifetime),
+            audit=AuditLog(config.audit.replica, config.audit.path),
+            clock=clock,
+            rng=rng,
+        )
+        return cls(deps)
+
+    def close(self) -> None:
+        self.deps.storage.close()
+        self.deps.audit.close()

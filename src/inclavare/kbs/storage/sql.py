@@ -1,0 +1,299 @@
+"""The SQL both backends share: schema and one transaction per storage operation.
+
+Backends (:mod:`.sqlite`, :mod:`.postgres`) supply a :class:`Dialect` and a
+``transaction()`` context manager yielding a DB-API cursor; everything else
+— the schema and every statement — is written once, here, in the SQL
+SQLite 3.35+ and PostgreSQL 9.5+ share (``ON CONFLICT``, ``RETURNING``).
+Statements use ``?`` placeholders; PostgreSQL's dialect rewrites them.
+Timestamps are seconds since the epoch (floats).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from ..errors import InvalidRequest, TokenNotFound
+from ..protocol.session import Session, SessionState
+from .interface import AuditRecord, ReferenceValue, Release
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: str, params: Sequence[object] = ...) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    blob: str
+    real: str
+    serial_pk: str
+    lock_row: str  # appended to a SELECT that must lock the row until commit ("" where the DB is locked)
+
+    def sql(self, text: str) -> str:
+        return text if self.name == "sqlite" else text.replace("?", "%s")
+
+
+def schema(d: Dialect) -> list[str]:
+    return [
+        f"""CREATE TABLE IF NOT EXISTS kbs_sessions (
+            key TEXT PRIMARY KEY, state TEXT NOT NULL, tee TEXT NOT NULL, nonce TEXT NOT NULL,
+            hash_algorithm TEXT NOT NULL, created_at {d.real} NOT NULL, expires_at {d.real} NOT NULL,
+            tee_pubkey TEXT, claims TEXT, releases INTEGER NOT NULL DEFAULT 0)""",
+        f"""CREATE TABLE IF NOT EXISTS kbs_resources (
+            path TEXT PRIMARY KEY, value {d.blob} NOT NULL, updated_at {d.real} NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS kbs_policies (
+            kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, updated_at {d.real} NOT NULL,
+            PRIMARY KEY (kind, name))""",
+        f"""CREATE TABLE IF NOT EXISTS kbs_reference_values (
+            name TEXT NOT NULL, value TEXT NOT NULL, expires_at {d.real}, created_at {d.real} NOT NULL,
+            PRIMARY KEY (name, value))""",
+        f"""CREATE TABLE IF NOT EXISTS kbs_audit (
+            id {d.serial_pk}, at {d.real} NOT NULL, event TEXT NOT NULL, outcome TEXT NOT NULL,
+            subject TEXT NOT NULL, resource TEXT, request_key TEXT, tee TEXT, source TEXT NOT NULL,
+            replica TEXT NOT NULL, detail TEXT NOT NULL, deliveries INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (subject, request_key))""",
+    ]
+
+
+_AUDIT_COLUMNS = "at, event, outcome, subject, resource, request_key, tee, source, replica, detail, deliveries"
+_SESSION_COLUMNS = "key, state, tee, nonce, hash_algorithm, created_at, expires_at, tee_pubkey, claims"
+
+
+class SqlStorage:
+    """Storage over a DB-API connection; subclasses provide ``dialect`` and ``transaction()``."""
+
+    dialect: Dialect
+
+    def transaction(self) -> AbstractContextManager[Cursor]:
+        raise TypeError(f"{type(self).__name__} must define transaction()")
+
+    def _run(self, c: Cursor, sql: str, params: Sequence[object] = ()) -> Cursor:
+        c.execute(self.dialect.sql(sql), tuple(params))
+        return c
+
+    def _audit(self, c: Cursor, a: AuditRecord, conflict: str = "") -> int | None:
+        values = (
+            a.at,
+            a.event,
+            a.outcome,
+            a.subject,
+            a.resource,
+            a.request_key,
+            a.tee,
+            a.source,
+            a.replica,
+            a.detail,
+            1 if a.event == "release" else 0,
+        )
+        sql = f"INSERT INTO kbs_audit ({_AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) {conflict} RETURNING id"
+        row = self._run(c, sql, values).fetchone()
+        return int(row[0]) if row is not None else None
+
+    # -- sessions -----------------------------------------------------------
+    def insert_session(self, session: Session) -> None:
+        s = session
+        with self.transaction() as c:
+            self._run(
+                c,
+                f"INSERT INTO kbs_sessions ({_SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                (s.key, s.state.value, s.tee, s.nonce, s.hash_algorithm, s.created_at, s.expires_at, None, None),
+            )
+
+    def get_session(self, key: str) -> Session | None:
+        with self.transaction() as c:
+            row = self._run(c, f"SELECT {_SESSION_COLUMNS} FROM kbs_sessions WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        return Session(
+            key=row[0],
+            state=SessionState(row[1]),
+            tee=row[2],
+            nonce=row[3],
+            hash_algorithm=row[4],
+            created_at=float(row[5]),
+            expires_at=float(row[6]),
+            tee_pubkey=json.loads(row[7]) if row[7] else None,
+            claims=json.loads(row[8]) if row[8] else None,
+        )
+
+    def finish_attestation(self, session: Session, audit: AuditRecord) -> bool:
+        pubkey = json.dumps(dict(session.tee_pubkey)) if session.tee_pubkey is not None else None
+        claims = json.dumps(dict(session.claims)) if session.claims is not None else None
+        with self.transaction() as c:
+            # The conditional update is the state machine's guard: only one attempt per nonce wins.
+            cur = self._run(
+                c,
+                "UPDATE kbs_sessions SET state = ?, tee_pubkey = ?, claims = ? WHERE key = ? AND state = ?",
+                (session.state.value, pubkey, claims, session.key, SessionState.AUTHED.value),
+            )
+            won = cur.rowcount == 1
+            self._audit(c, audit if won else _refused_replay(audit))
+        return won
+
+    def purge_sessions(self, now: float) -> int:
+        with self.transaction() as c:
+            return self._run(c, "DELETE FROM kbs_sessions WHERE expires_at < ?", (now,)).rowcount
+
+    # -- releases and the audit log ------------------------------------------
+    def release(self, path: str, *, session_key: str | None, now: float, audit: AuditRecord) -> Release | None:
+        with self.transaction() as c:
+            if session_key is not None:
+                self._live_session(c, session_key, now)
+            row = self._run(c, "SELECT value FROM kbs_resources WHERE path = ?", (path,)).fetchone()
+            if row is None:
+                return None
+            new_id = self._audit(c, audit, "ON CONFLICT (subject, request_key) DO NOTHING")
+            if new_id is None:
+                return Release(bytes(row[0]), self._replay(c, audit, path), replayed=True)
+            if session_key is not None:
+                self._run(c, "UPDATE kbs_sessions SET releases = releases + 1 WHERE key = ?", (session_key,))
+            return Release(bytes(row[0]), new_id, replayed=False)
+
+    def _live_session(self, c: Cursor, key: str, now: float) -> None:
+        lock = self.dialect.lock_row
+        row = self._run(c, f"SELECT state, expires_at FROM kbs_sessions WHERE key = ? {lock}", (key,)).fetchone()
+        if row is None or row[0] != SessionState.ATTESTED.value or float(row[1]) <= now:
+            raise TokenNotFound("session: no longer attested or live")
+
+    def _replay(self, c: Cursor, audit: AuditRecord, path: str) -> int:
+        row = self._run(
+            c,
+            "SELECT id, resource FROM kbs_audit WHERE subject = ? AND request_key = ?",
+            (audit.subject, audit.request_key),
+        ).fetchone()
+        if row[1] != path:
+            raise InvalidRequest("Idempotency-Key: already used for another resource")
+        self._run(c, "UPDATE kbs_audit SET deliveries = deliveries + 1 WHERE id = ?", (row[0],))
+        return int(row[0])
+
+    def record(self, audit: AuditRecord) -> None:
+        with self.transaction() as c:
+            self._audit(c, audit)
+
+    def audit_log(self, since_id: int = 0, limit: int = 100) -> list[AuditRecord]:
+        with self.transaction() as c:
+            rows = self._run(
+                c, f"SELECT id, {_AUDIT_COLUMNS} FROM kbs_audit WHERE id > ? ORDER BY id LIMIT ?", (since_id, limit)
+            ).fetchall()
+        return [
+            AuditRecord(
+                id=int(r[0]),
+                at=float(r[1]),
+                event=r[2],
+                outcome=r[3],
+                subject=r[4],
+                resource=r[5],
+                request_key=r[6],
+                tee=r[7],
+                source=r[8],
+                replica=r[9],
+                detail=r[10],
+                deliveries=int(r[11]),
+            )
+            for r in rows
+        ]
+
+    # -- resources -----------------------------------------------------------
+    def put_resource(self, path: str, value: bytes, now: float, audit: AuditRecord) -> None:
+        with self.transaction() as c:
+            self._run(
+                c,
+                "INSERT INTO kbs_resources (path, value, updated_at) VALUES (?,?,?) "
+                "ON CONFLICT (path) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (path, value, now),
+            )
+            self._audit(c, audit)
+
+    def delete_resource(self, path: str, audit: AuditRecord) -> bool:
+        with self.transaction() as c:
+            gone = self._run(c, "DELETE FROM kbs_resources WHERE path = ?", (path,)).rowcount == 1
+            self._audit(c, audit)
+        return gone
+
+    def list_resources(self, prefix: str = "") -> list[str]:
+        with self.transaction() as c:
+            rows = self._run(c, "SELECT path FROM kbs_resources ORDER BY path").fetchall()
+        return [r[0] for r in rows if r[0].startswith(prefix)]
+
+    # -- policies ------------------------------------------------------------
+    def put_policy(self, kind: str, name: str, body: str, now: float, audit: AuditRecord) -> None:
+        with self.transaction() as c:
+            self._run(
+                c,
+                "INSERT INTO kbs_policies (kind, name, body, updated_at) VALUES (?,?,?,?) "
+                "ON CONFLICT (kind, name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                (kind, name, body, now),
+            )
+            self._audit(c, audit)
+
+    def delete_policy(self, kind: str, name: str, audit: AuditRecord) -> bool:
+        with self.transaction() as c:
+            gone = self._run(c, "DELETE FROM kbs_policies WHERE kind = ? AND name = ?", (kind, name)).rowcount == 1
+            self._audit(c, audit)
+        return gone
+
+    def policies(self, kind: str) -> Mapping[str, str]:
+        with self.transaction() as c:
+            rows = self._run(c, "SELECT name, body FROM kbs_policies WHERE kind = ?", (kind,)).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    # -- reference values ------------------------------------------------------
+    def put_reference_values(
+        self, name: str, values: list[str], expires_at: float | None, now: float, audit: AuditRecord
+    ) -> None:
+        with self.transaction() as c:
+            for value in values:
+                self._run(
+                    c,
+                    "INSERT INTO kbs_reference_values (name, value, expires_at, created_at) VALUES (?,?,?,?) "
+                    "ON CONFLICT (name, value) DO UPDATE SET expires_at = excluded.expires_at",
+                    (name, value, expires_at, now),
+                )
+            self._audit(c, audit)
+
+    def expire_reference_values(self, name: str, value: str | None, at: float, audit: AuditRecord) -> int:
+        where, params = _name_value(name, value)
+        with self.transaction() as c:
+            count = self._run(
+                c, f"UPDATE kbs_reference_values SET expires_at = ? WHERE {where}", (at, *params)
+            ).rowcount
+            self._audit(c, audit)
+        return count
+
+    def delete_reference_values(self, name: str, value: str | None, audit: AuditRecord) -> int:
+        where, params = _name_value(name, value)
+        with self.transaction() as c:
+            count = self._run(c, f"DELETE FROM kbs_reference_values WHERE {where}", params).rowcount
+            self._audit(c, audit)
+        return count
+
+    def reference_values(self, name: str | None = None) -> list[ReferenceValue]:
+        where, params = ("WHERE name = ?", (name,)) if name is not None else ("", ())
+        with self.transaction() as c:
+            rows = self._run(
+                c,
+                f"SELECT name, value, expires_at, created_at FROM kbs_reference_values {where} ORDER BY name, value",
+                params,
+            ).fetchall()
+        return [ReferenceValue(r[0], r[1], None if r[2] is None else float(r[2]), float(r[3])) for r in rows]
+
+
+def _name_value(name: str, value: str | None) -> tuple[str, tuple[str, ...]]:
+    if value is None:
+        return "name = ?", (name,)
+    return "name = ? AND value = ?", (name, value)
+
+
+def _refused_replay(audit: AuditRecord) -> AuditRecord:
+    return replace(audit, outcome="failed", detail="session already used its nonce (replay)")

@@ -1,0 +1,64 @@
+"""SQLite storage: the embedded default for a single broker.
+
+One connection, serialized by a lock; every operation is a ``BEGIN
+IMMEDIATE`` transaction, so a broker killed mid-request leaves either the
+whole operation or none of it (SQLite's rollback journal / WAL). WAL mode
+lets a second process (``inclavare kbs-client`` on the same host, tests)
+read while the broker writes. ``path = ":memory:"`` is a private database.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..errors import StorageUnavailable
+from .sql import Cursor, Dialect, SqlStorage, schema
+
+DIALECT = Dialect(name="sqlite", blob="BLOB", real="REAL", serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT", lock_row="")
+
+
+class SqliteStorage(SqlStorage):
+    dialect = DIALECT
+
+    def __init__(self, path: str) -> None:
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+            if path != ":memory:":
+                os.chmod(path, 0o600)  # resources are stored here
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageUnavailable(f"sqlite {path}: {exc}") from None
+        self._lock = threading.Lock()
+        with self.transaction() as c:
+            for statement in schema(DIALECT):
+                c.execute(statement)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        with self._lock:
+            cursor = self._db.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StorageUnavailable(f"sqlite: {exc}") from None
+            try:
+                yield cursor
+            except BaseException:
+                self._db.rollback()
+                raise
+            try:
+                self._db.commit()
+            except sqlite3.Error as exc:
+                self._db.rollback()
+                raise StorageUnavailable(f"sqlite: commit failed: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,146 @@
+"""JSON Web Tokens (RFC 7519) signed by the broker: attestation tokens and the JWS plumbing.
+
+The attestation token returned by ``/kbs/v0/attest`` carries EAR claims
+(:mod:`.protocol.ear`) and is signed with the KBS token key, ES256 (P-256,
+RFC 7518 §3.4) or EdDSA (Ed25519, RFC 8037). Replicas behind one load
+balancer must share that key, so any of them can verify a token another
+issued. Verification takes the instant as an argument, checks the signature
+with the algorithm pinned by the key (never the one the header asks for),
+then ``exp`` (required), ``iat`` (not in the future beyond a small skew) and
+``iss``. The admin API's tokens (:mod:`.admin`) use the same plumbing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from jwcrypto import jwk, jws
+
+from .errors import ConfigError, TokenInvalid
+from .jwe import b64url_decode
+
+MAX_TOKEN = 64 << 10
+CLOCK_SKEW = 60.0
+SigningKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+VerifyingKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+
+
+def algorithm_of(key: SigningKey | VerifyingKey) -> str:
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+        return "EdDSA"
+    if key.curve.name != "secp256r1":
+        raise ValueError("token keys must be P-256 (ES256) or Ed25519 (EdDSA)")
+    return "ES256"
+
+
+def key_id(key: SigningKey | VerifyingKey) -> str:
+    """RFC 7638 JWK thumbprint (SHA-256) of the public key: the ``kid``."""
+    public = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) else key
+    return str(jwk.JWK.from_pyca(public).thumbprint())
+
+
+def sign_jwt(claims: Mapping[str, object], key: SigningKey) -> str:
+    header = {"alg": algorithm_of(key), "typ": "JWT", "kid": key_id(key)}
+    token = jws.JWS(json.dumps(dict(claims), separators=(",", ":")).encode())
+    token.add_signature(jwk.JWK.from_pyca(key), alg=header["alg"], protected=json.dumps(header))
+    return str(token.serialize(compact=True))
+
+
+def verify_jwt(token: str, keys: Sequence[VerifyingKey], what: str = "token") -> tuple[dict[str, object], VerifyingKey]:
+    """The claims of a compact JWS signed by one of ``keys`` (picked by ``kid``), and that key; else TokenInvalid."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN or token.count(".") != 2:
+        raise TokenInvalid(f"{what}: not a compact JWT")
+    try:
+        header = json.loads(b64url_decode(token.split(".", 1)[0]))
+    except ValueError:
+        raise TokenInvalid(f"{what}: malformed JOSE header") from None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    candidates = [k for k in keys if kid is None or key_id(k) == kid]
+    for key in candidates:
+        try:
+            parsed = jws.JWS()
+            parsed.deserialize(token)
+            parsed.verify(jwk.JWK.from_pyca(key), alg=algorithm_of(key))
+        except Exception:  # jwcrypto raises InvalidJWSSignature, InvalidJWSObject, ...: all mean "no"
+            continue
+        claims = json.loads(parsed.payload)
+        if not isinstance(claims, dict):
+            break
+        return claims, key
+    raise TokenInvalid(f"{what}: signature does not verify under a trusted key")
+
+
+def check_times(claims: Mapping[str, object], now: float, what: str = "token") -> None:
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        raise TokenInvalid(f"{what}: no exp claim")
+    if now >= exp:
+        raise TokenInvalid(f"{what}: expired")
+    if isinstance(iat, int | float) and not isinstance(iat, bool) and iat > now + CLOCK_SKEW:
+        raise TokenInvalid(f"{what}: issued in the future")
+
+
+@dataclass(frozen=True)
+class TokenKey:
+    """The KBS token signing key."""
+
+    key: SigningKey
+
+    @classmethod
+    def load(cls, path: str, location: str = "token.signing_key") -> TokenKey:
+        try:
+            with open(path, "rb") as f:
+                key = serialization.load_pem_private_key(f.read(1 << 16), password=None)
+        except OSError as exc:
+            raise ConfigError(location, f"{path}: {exc.strerror}") from None
+        except (ValueError, TypeError):
+            raise ConfigError(location, f"{path}: not an unencrypted PEM private key") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+            raise ConfigError(location, f"{path}: must be a P-256 or Ed25519 key")
+        try:
+            algorithm_of(key)
+        except ValueError as exc:
+            raise ConfigError(location, f"{path}: {exc}") from None
+        return cls(key)
+
+    @classmethod
+    def generate(cls) -> TokenKey:
+        return cls(ec.generate_private_key(ec.SECP256R1()))
+
+    def __repr__(self) -> str:
+        return f"TokenKey({algorithm_of(self.key)}, kid={key_id(self.key)})"
+
+    def pem(self) -> bytes:
+        fmt = serialization.PrivateFormat.PKCS8
+        return self.key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+
+
+class TokenBroker:
+    """Issues and verifies the KBS's attestation tokens at injected instants."""
+
+    def __init__(self, key: TokenKey, issuer: str, lifetime: float, rng: Callable[[int], bytes] = os.urandom) -> None:
+        self.key = key
+        self.issuer = issuer
+        self.lifetime = lifetime
+        self.rng = rng
+        self._public = [key.key.public_key()]
+
+    def new_jti(self) -> str:
+        return self.rng(16).hex()
+
+    def issue(self, claims: Mapping[str, object]) -> str:
+        return sign_jwt(claims, self.key.key)
+
+    def verify(self, token: str, now: float) -> dict[str, object]:
+        claims, _ = verify_jwt(token, self._public, "attestation token")
+        check_times(claims, now, "attestation token")
+        if claims.get("iss") != self.issuer:
+            raise TokenInvalid("attestation token: issued by someone else")
+        if not isinstance(claims.get("jti"), str):
+            raise TokenInvalid("attestation token: no jti claim")
+        return claims
