@@ -8,17 +8,29 @@ file named by ``OCICRYPT_KEYPROVIDER_CONFIG``::
     {"key-providers": {"inclavare": {"cmd": {"path": "/usr/bin/inclavare-keyprovider",
                                              "args": ["--keys", "/etc/inclavare/keys"]}}}}
 
-``--keys DIR`` is a file key store (``DIR/<repository>/<type>/<tag>``): the
-owner's side, and tests; it is not attested. Errors are one line on stderr
-and exit status 1; keys and options are never printed there.
+Key stores (docs/encrypted-images.md, "Key stores"):
+
+- ``--kbs URL [--kbs URL]... --manifest M [--sig S] --rootfs R [--host-key K] [--cacert CA]``:
+  inside the TEE. The provider attests to the KBS (RCAR, software evidence
+  for the signed enclave, as ``inclavare kbs-client get-resource``) and the
+  KBS releases the key only if its policies accept the enclave;
+- ``--keys DIR``: a file key store (``DIR/<repository>/<type>/<tag>``): the
+  owner's side (wrapping needs only the KEK), and tests; not attested.
+
+Errors are one line on stderr and exit status 1; keys and options are never
+printed there.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from ..errors import InclavareError, UsageError
+
+if TYPE_CHECKING:
+    from ..kbs.client import KbsClient
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,19 +41,47 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     p = _Parser(prog="inclavare-keyprovider", description="ocicrypt key provider backed by KBS-held keys")
     p.add_argument("--keys", metavar="DIR", help="file key store: DIR/<repository>/<type>/<tag> (not attested)")
+    p.add_argument("--kbs", action="append", default=[], metavar="URL", help="attest to this KBS (replicas: repeat)")
+    p.add_argument("--manifest", help="the signed enclave manifest whose identity is attested")
+    p.add_argument("--sig", help="its signature (default: MANIFEST.sig)")
+    p.add_argument("--rootfs", help="the enclave's rootfs")
+    p.add_argument("--host-key", metavar="PEM", help="software-TEE host key (default: the host's)")
+    p.add_argument("--cacert", metavar="PEM", help="CA bundle for an https KBS")
     try:
         args = p.parse_args(sys.argv[1:] if argv is None else argv)
-        from ..image.keystore import FileKeyStore
         from ..image.provider import KeyProvider
 
-        provider = KeyProvider(FileKeyStore(args.keys) if args.keys else None)
-        out = provider.handle(sys.stdin.buffer.read())
+        if args.kbs and args.keys:
+            raise UsageError("inclavare-keyprovider: --kbs and --keys exclude each other")
+        if args.kbs:
+            with _kbs_client(args) as client:
+                from ..image.keystore import KbsKeyStore
+
+                out = KeyProvider(KbsKeyStore(client)).handle(sys.stdin.buffer.read())
+        else:
+            from ..image.keystore import FileKeyStore
+
+            out = KeyProvider(FileKeyStore(args.keys) if args.keys else None).handle(sys.stdin.buffer.read())
     except InclavareError as exc:
         sys.stderr.write(f"inclavare-keyprovider: {exc}\n")
         return exc.exit_code
     sys.stdout.buffer.write(out)
     sys.stdout.flush()
     return 0
+
+
+def _kbs_client(args: argparse.Namespace) -> KbsClient:
+    if not args.manifest or not args.rootfs:
+        raise UsageError("inclavare-keyprovider: --kbs needs --manifest and --rootfs (the enclave to attest)")
+    from ..enclave.identity import HostKey
+    from ..kbs.attester import SoftwareEvidenceProvider
+    from ..kbs.client import KbsClient
+
+    host_key = HostKey.load_or_create(args.host_key) if args.host_key else HostKey.load_or_create()
+    evidence = SoftwareEvidenceProvider.from_signed_enclave(
+        args.manifest, args.sig or args.manifest + ".sig", args.rootfs, host_key
+    )
+    return KbsClient(args.kbs, evidence, verify=args.cacert or True)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ is such a resource, and so is the private key of a JWE recipient.
   trustee's local-filesystem resource layout. This is the image *owner's*
   side (wrapping needs only the KEK) and the test fixture. Nothing is
   attested here: do not point an in-TEE unpack at it in production.
-- the broker-backed store, which attests first and asks the KBS for the
-  resource; it is added with the KBS client (docs/encrypted-images.md).
+- :class:`KbsKeyStore`: the TEE's side. It attests to the KBS (RCAR, through
+  :class:`inclavare.kbs.client.KbsClient` and an evidence provider) and GETs
+  the resource, which the broker releases only to an enclave its policies
+  accept; the resource travels as a JWE to the TEE's ephemeral key.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import KeyNotFound, KeyProviderError
+
+if TYPE_CHECKING:
+    from ..kbs.client import KbsClient
 
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_KEY_FILE = 64 << 10
@@ -107,6 +112,28 @@ class FileKeyStore:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+
+
+class KbsKeyStore:
+    """Keys released by a KBS to this attested TEE; see the module notes."""
+
+    def __init__(self, client: KbsClient) -> None:
+        from urllib.parse import urlsplit
+
+        self.client = client
+        self._brokers = {urlsplit(u).netloc for u in client.urls}
+
+    def get(self, resource: ResourcePath) -> bytes:
+        from ..kbs.client import KbsClientError
+
+        if resource.authority and resource.authority not in self._brokers:
+            raise KeyProviderError(str(resource), "", f"names broker {resource.authority}, not the configured KBS")
+        try:
+            return self.client.get_resource(resource.path)
+        except KbsClientError as exc:
+            if exc.status == 404:
+                raise KeyNotFound(str(resource), "", "the KBS has no such resource") from None
+            raise
 
 
 def _step(dirfd: int, name: str, flags: int, resource: ResourcePath) -> int:
