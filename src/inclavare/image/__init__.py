@@ -30,7 +30,7 @@ from .errors import (
     LayoutError,
     UnsafeArchive,
 )
-from .keystore import FileKeyStore, KeyStore, ResourcePath
+from .keystore import FileKeyStore, KbsKeyStore, KeyStore, ResourcePath
 from .provider import KeyProvider
 from .providers import ProviderCommand, Unwrapper, load_config
 from .unpack import unpack
@@ -40,6 +40,7 @@ __all__ = [
     "DigestMismatch",
     "FileKeyStore",
     "ImageError",
+    "KbsKeyStore",
     "KeyNotFound",
     "KeyProvider",
     "KeyProviderError",
