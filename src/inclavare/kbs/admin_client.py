@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..enclave.identity import verify_signature
 from .admin import admin_token
-from .client import KbsClientError, problem_of
+from .client import KbsClientError, problem_of, tls_verify
 from .errors import ConfigError
 
 
@@ -50,7 +50,8 @@ class KbsAdmin:
         self.url = url.rstrip("/")
         self.key = key
         self.token_lifetime = token_lifetime
-        self._http = httpx.Client(verify=verify if self.url.startswith("https:") else False, timeout=timeout)
+        tls = self.url.startswith("https:")
+        self._http = httpx.Client(verify=tls_verify(verify) if tls else False, timeout=timeout)
 
     def close(self) -> None:
         self._http.close()

@@ -15,6 +15,7 @@ the ephemeral TEE key, which never leaves this process. Robustness, so a
 restarting or failing-over KBS does not fail a container start:
 
 - ``url`` may list several replicas; a connection failure moves to the next;
+- a handshake cut off in transit starts again from /auth (a nonce is single-use);
 - a GET that fails in transit, or answers 502/503/504, is retried with the
   *same* ``Idempotency-Key``, so the KBS records one release however many
   attempts it takes (docs/kbs.md, "What released means");
@@ -26,6 +27,7 @@ Errors are :class:`KbsClientError` with the KBS's RFC 7807 type and detail.
 from __future__ import annotations
 
 import secrets
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -75,7 +77,7 @@ class KbsClient:
         self._current = 0
         # Building a TLS context costs tens of ms (CA bundle): only when some URL is HTTPS.
         tls = any(u.startswith("https:") for u in self.urls)
-        self._http = httpx.Client(verify=verify if tls else False, timeout=timeout)
+        self._http = httpx.Client(verify=tls_verify(verify) if tls else False, timeout=timeout)
 
     def __enter__(self) -> KbsClient:
         return self
@@ -87,10 +89,29 @@ class KbsClient:
         self._http.close()
 
     def attest(self) -> str:
-        """Run RCAR; returns the attestation token (the session cookie is kept for GETs)."""
+        """Run RCAR; returns the attestation token (the session cookie is kept for GETs).
+
+        A nonce is good for one attempt only, so a handshake interrupted in
+        transit (a replica dying mid-/attest) restarts from /auth, on the next
+        replica; refusals (4xx) are final.
+        """
+        last: KbsClientError | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * attempt)
+            try:
+                return self._handshake()
+            except KbsClientError as exc:
+                if exc.status and exc.status not in RETRYABLE_STATUS:
+                    raise
+                last = exc
+        assert last is not None
+        raise last
+
+    def _handshake(self) -> str:
         hs = ClientHandshake(self.provider.tee, self.tee_key.public_jwk())
         self._cookie = None
-        challenge = self._request("POST", "/kbs/v0/auth", json=hs.request(), retry=True)
+        challenge = self._request("POST", "/kbs/v0/auth", json=hs.request())
         cookie = challenge.cookies.get(COOKIE_NAME)
         if cookie is None:
             raise KbsClientError(challenge.status_code, "NoCookie", "the KBS set no kbs-session-id cookie")
@@ -134,14 +155,25 @@ class KbsClient:
                 continue
             finally:
                 self._http.cookies.clear()  # the session cookie is ours to send, to whichever replica
-            if response.status_code in RETRYABLE_STATUS and attempt + 1 < attempts:
+            if response.status_code in RETRYABLE_STATUS:
                 self._current += 1
-                continue
+                if attempt + 1 < attempts:
+                    continue
             if response.status_code >= 400:
                 raise problem_of(response)
             return response
         assert last is not None
         raise last
+
+
+def tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
+    """``True`` (system CAs), ``False``, or a CA bundle path made into a context (httpx wants a context)."""
+    if isinstance(verify, str):
+        try:
+            return ssl.create_default_context(cafile=verify)
+        except (OSError, ssl.SSLError) as exc:
+            raise KbsClientError(0, "BadCaBundle", f"{verify}: {exc}") from None
+    return verify
 
 
 def attest_and_fetch(
