@@ -326,3 +326,134 @@ def test_destroy_ends_running_processes(make_runtime, wasm_enclave, capture, dev
     waiter.join(5)
     assert waits == {pids[0]: 137}
     assert time.monotonic() - started < 1
+
+
+def test_bad_stdio_fd(rt):
+    with pytest.raises(EnclaveError, match="stdio fd 987: Bad file descriptor"):
+        rt.create_process(MODULE, ["hello"], [], (987, 1, 2))
+
+
+# poll_oneoff (WASI preview 1): subscription 0 is a monotonic clock (userdata 9), subscription 1
+# (only with NSUBS=2) is fd TAG (1 read, 2 write) on fd FD (userdata 7). Exits 50+errno on
+# failure, else 10*nevents + the first event's userdata.
+POLL_WAT = """
+(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (local $r i32)
+    (i64.store (i32.const 0) (i64.const 9))
+    (i32.store8 (i32.const 8) (i32.const 0))          ;; tag: clock
+    (i32.store (i32.const 16) (i32.const 1))          ;; monotonic
+    (i64.store (i32.const 24) (i64.const TIMEOUT))    ;; relative, ns
+    (i64.store (i32.const 48) (i64.const 7))
+    (i32.store8 (i32.const 56) (i32.const TAG))
+    (i32.store (i32.const 64) (i32.const FD))
+    (local.set $r (call $poll (i32.const IN) (i32.const 200) (i32.const NSUBS) (i32.const 400)))
+    (if (local.get $r) (then (call $exit (i32.add (i32.const 50) (local.get $r)))))
+    (call $exit (i32.add (i32.mul (i32.load (i32.const 400)) (i32.const 10)) (i32.load (i32.const 200))))))
+"""
+
+
+@pytest.fixture
+def poll_runtime(make_runtime, enclave):
+    def make(timeout_ns: int, nsubs: int = 1, tag: int = 2, fd: int = 1, in_ptr: int = 0):
+        wat = POLL_WAT
+        for key, value in {"TIMEOUT": timeout_ns, "NSUBS": nsubs, "TAG": tag, "FD": fd, "IN": in_ptr}.items():
+            wat = wat.replace(key, str(value))
+        enclave.add(MODULE, wasmtime.wat2wasm(wat))
+        enclave.sign('runtime = "wasm"\n[wasm]\nmodule = "/app/hello.wasm"\n')
+        runtime = make_runtime(WasmRuntime, enclave)
+        runtime.init(ARGS, "info")
+        return runtime
+
+    return make
+
+
+@pytest.fixture
+def full_pipe():
+    """(r, w): a pipe whose buffer is full, so w is not writable."""
+    r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        while True:
+            os.write(w, bytes(65536))
+    except BlockingIOError:
+        pass
+    yield r, w
+    os.close(r)
+    os.close(w)
+
+
+def test_poll_oneoff_clock(poll_runtime, devnull):
+    rt = poll_runtime(50_000_000)
+    started = time.monotonic()
+    assert rt.wait(rt.create_process(MODULE, ["p"], [], (devnull, devnull, devnull))) == 19
+    assert 0.05 <= time.monotonic() - started < 2
+
+
+def test_poll_oneoff_writable_stdout(poll_runtime, devnull, capture):
+    rt = poll_runtime(5_000_000_000, nsubs=2, tag=2, fd=1)
+    out = capture()
+    started = time.monotonic()
+    assert rt.wait(rt.create_process(MODULE, ["p"], [], (devnull, out.fd, out.fd))) == 17
+    assert time.monotonic() - started < 2
+
+
+def test_poll_oneoff_full_stdout_is_not_writable(poll_runtime, devnull, full_pipe):
+    rt = poll_runtime(100_000_000, nsubs=2, tag=2, fd=1)
+    assert rt.wait(rt.create_process(MODULE, ["p"], [], (devnull, full_pipe[1], devnull))) == 19
+
+
+def test_poll_oneoff_stdin_is_reported_readable(poll_runtime):
+    rt = poll_runtime(5_000_000_000, nsubs=2, tag=1, fd=0)
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        assert rt.wait(rt.create_process(MODULE, ["p"], [], (r, 1, 2))) == 17  # see _wasi_io: at once
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_poll_oneoff_kill(poll_runtime, devnull, full_pipe):
+    rt = poll_runtime(60_000_000_000, nsubs=2, tag=2, fd=1)
+    pid = rt.create_process(MODULE, ["p"], [], (devnull, full_pipe[1], devnull))
+    time.sleep(0.1)
+    started = time.monotonic()
+    rt.kill(pid, signal.SIGKILL)
+    assert rt.wait(pid) == 137
+    assert time.monotonic() - started < 0.5
+
+
+def test_poll_oneoff_bad_pointer(poll_runtime, devnull):
+    rt = poll_runtime(1, in_ptr=65530)  # the subscriptions would run past linear memory
+    assert rt.wait(rt.create_process(MODULE, ["p"], [], (devnull, 1, 2))) == 50 + 21  # ERRNO_FAULT
+
+
+def test_blocked_writer_is_killed(rt, full_pipe):
+    """A module blocked writing to a stdout nobody reads is still killed promptly."""
+    r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    pid = rt.create_process(MODULE, ["hello", "cat"], [], (r, full_pipe[1], full_pipe[1]))
+    try:
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:  # feed cat until every buffer on the way is full
+            try:
+                os.write(w, bytes(65536))
+            except BlockingIOError:
+                time.sleep(0.01)
+        assert rt._procs[pid].wait_status(0) is None
+        started = time.monotonic()
+        rt.kill(pid, signal.SIGTERM)
+        assert rt.wait(pid) == 143
+        assert time.monotonic() - started < 0.5
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_undeliverable_output_after_exit(rt, devnull, full_pipe):
+    """The module exited by itself, its output cannot be delivered: wait waits, a kill ends the
+    delivery, and the status stays the module's own."""
+    pid = rt.create_process(MODULE, ["hello", "exit=3"], [], (devnull, full_pipe[1], devnull))
+    assert rt._procs[pid].wait_status(0.3) is None  # argv lines pending for a full pipe
+    rt.kill(pid, signal.SIGKILL)
+    assert rt.wait(pid) == 3

@@ -14,6 +14,7 @@ open). Tests pass a directory instead; that directory is trusted.
 
 from __future__ import annotations
 
+import abc
 import os
 import signal
 import threading
@@ -75,7 +76,7 @@ def _quiet(_msg: str) -> None:
     """The default debug sink: drop the line."""
 
 
-class RuntimeBase:
+class RuntimeBase(abc.ABC):
     """The lifecycle and process table of a built-in runtime (see the module docstring)."""
 
     name = ""
@@ -186,6 +187,11 @@ class RuntimeBase:
                 raise EnclaveError(f"enclave runtime {self.name}: {one_line(item)!r} contains a NUL byte")
         if not argv:
             raise EnclaveError(f"enclave runtime {self.name}: create_process needs argv[0]")
+        for fd in stdio:
+            try:
+                os.fstat(fd)
+            except OSError as exc:
+                raise EnclaveError(f"enclave runtime {self.name}: stdio fd {fd}: {exc.strerror}") from None
         program = self._program(manifest)
         if not path.startswith("/") or os.path.normpath(path) != program:
             raise EnclaveError(
@@ -277,15 +283,18 @@ class RuntimeBase:
         return self.manifest
 
     # -- for subclasses ----------------------------------------------------
+    @abc.abstractmethod
     def _program(self, manifest: Manifest) -> str:
         """The rootfs path create_process must be asked to run."""
-        raise EnclaveError(f"enclave runtime {self.name}: no program")
 
+    @abc.abstractmethod
     def _prepare(self, opts: _options.Options, manifest: Manifest) -> None:
         """Load what will run (init, after verification)."""
 
+    @abc.abstractmethod
     def _spawn(self, argv: list[str], env: list[str], stdio: tuple[int, int, int]) -> Process:
-        raise EnclaveError(f"enclave runtime {self.name}: cannot start processes")
+        """Start one process and enter it with :meth:`_register` (under ``self._lock``)."""
 
+    @abc.abstractmethod
     def _release(self) -> None:
         """Free what _prepare and __init__ hold (destroy)."""

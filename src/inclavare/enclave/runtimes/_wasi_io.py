@@ -25,8 +25,13 @@ reader. ``/dev/null`` as stdin needs no pipe: wasmtime's default stdin is
 empty.
 
 ``poll_oneoff`` (WASI preview 1; how wasi-libc sleeps) is replaced by
-:meth:`Stdio.poll_oneoff`, which waits in poll(2) on the pipes/fds *and*
-the process's stop eventfd, so a sleeping module is killed promptly too.
+:meth:`Stdio.poll_oneoff`, which waits in poll(2) on the caller's stdout
+and stderr fds, the clocks *and* the process's stop eventfd, so a sleeping
+module is killed promptly too. wasmtime reads stdin ahead from its pipe
+(measured), so nothing outside wasmtime knows what the module could read:
+fd 0 is reported readable at once, and a read then blocks until data, end
+of file or a stop — a module that waits for "input or timeout" waits for
+input. Other fds (files) are ready at once, as regular files are in poll(2).
 A host call that wasmtime itself blocks in (a read of a FIFO opened inside
 a preopened directory) is not covered: such a module stops when the call
 returns. Host functions here never raise: wasmtime-py keeps the exception
@@ -84,10 +89,15 @@ class Stdio:
         self.clock_origin = time.monotonic_ns()
         self._open: set[int] = set()
         self._pump: threading.Thread | None = None
-        self._ended = os.eventfd(0, os.EFD_CLOEXEC)  # readable once the module ended
-        self._open.add(self._ended)
-        self._in = None if _is_dev_null(fds[0]) else self._pipe()
-        self._out, self._err = self._pipe(), self._pipe()
+        try:
+            self._ended = os.eventfd(0, os.EFD_CLOEXEC)  # readable once the module ended
+            self._open.add(self._ended)
+            self._in = None if _is_dev_null(fds[0]) else self._pipe()
+            self._out, self._err = self._pipe(), self._pipe()
+        except BaseException:  # EMFILE: give back what was opened
+            for fd in list(self._open):
+                self._close(fd)
+            raise
 
     def _pipe(self) -> tuple[int, int]:
         r, w = os.pipe2(os.O_CLOEXEC)
@@ -229,11 +239,12 @@ class Stdio:
         return ERRNO_SUCCESS
 
     def _poll_target(self, fd: int, tag: int) -> int | None:
-        """The real fd behind WASI fd 0-2 (-1: wrong direction); None for any other fd."""
+        """The fd to poll for WASI fd 1/2 (-1: wrong direction); None: ready at once."""
         if fd == 0:
-            if tag != EVENTTYPE_FD_READ:
-                return -1
-            return self._in[0] if self._in is not None else None  # /dev/null: ready (end of file)
+            # Always "ready": wasmtime reads stdin ahead from our pipe (measured), so
+            # the pipe's state says nothing about what the module can read. A read
+            # then blocks in wasmtime until data or end of file — or a stop.
+            return None if tag == EVENTTYPE_FD_READ else -1
         if fd in (1, 2):
             return self.fds[fd] if tag == EVENTTYPE_FD_WRITE else -1
         return None

@@ -44,7 +44,7 @@ STOPPING = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIG
 class Settings:
     """What every process of one enclave gets (fixed in init)."""
 
-    __slots__ = ("cwd", "fuel", "memory_bytes", "module", "preopens", "serialized")
+    __slots__ = ("fuel", "memory_bytes", "module", "preopens", "serialized")
 
     def __init__(self, module: str, serialized: bytes, memory_bytes: int, fuel: int | None,
                  preopens: list[tuple[str, str, bool]]) -> None:  # fmt: skip
@@ -69,15 +69,20 @@ class WasmProcess:
                  stdio: tuple[int, int, int], cwd: tuple[str, bool] | None, log: Callable[[str], None]) -> None:  # fmt: skip
         self.handle = handle
         self._log = log
-        self._stop_fd = os.eventfd(0, os.EFD_CLOEXEC)
-        self._stdio = Stdio(stdio, self._stop_fd)
+        self._engine = wasmtime.Engine(engine_config(settings.fuel is not None))
+        self._store = wasmtime.Store(self._engine)
         self._stop_status: int | None = None
-        self._ended = False  # under _stop_lock: the stop fd may be closed, stop() is a no-op
+        self._ended = False  # under _stop_lock: the status is decided (output may still be draining)
+        self._closed = False  # under _stop_lock: the stop fd is closed, stop() is a no-op
         self._stop_lock = threading.Lock()
         self._done = threading.Event()
         self._status: int | None = None
-        self._engine = wasmtime.Engine(engine_config(settings.fuel is not None))
-        self._store = wasmtime.Store(self._engine)
+        self._stop_fd = os.eventfd(0, os.EFD_CLOEXEC)
+        try:
+            self._stdio = Stdio(stdio, self._stop_fd)
+        except BaseException:
+            os.close(self._stop_fd)
+            raise
         self._settings = settings
         self._argv, self._env, self._cwd = argv, env, cwd
         self._instance: wasmtime.Instance | None = None
@@ -112,7 +117,7 @@ class WasmProcess:
                 self._finish(self._stop_status)
                 return
             with self._stop_lock:
-                self._ended = True
+                self._ended = self._closed = True
                 os.close(self._stop_fd)
             self._store.close()
             self._stdio.close()
@@ -154,8 +159,9 @@ class WasmProcess:
             self._ended = True
         self._instance = None
         self._store.close()  # now, whatever still refers to it: frees the memory, closes wasmtime's pipe ends
-        self._stdio.close()  # delivers what the module wrote
+        self._stdio.close()  # delivers what the module wrote, unless a stop comes first
         with self._stop_lock:
+            self._closed = True
             os.close(self._stop_fd)
         self._done.set()
 
@@ -169,16 +175,23 @@ class WasmProcess:
         self.stop(128 + sig)
 
     def stop(self, status: int) -> None:
-        """End the process with `status` (first stop wins); returns at once."""
+        """End the process with `status` (first stop wins); returns at once.
+
+        After the module ended by itself its status stands (kill(2) on a zombie),
+        but the stop still cuts short the delivery of output nobody reads."""
         with self._stop_lock:
-            if self._stop_status is not None or self._ended:
+            if self._closed:
                 return
-            self._stop_status = status
-            self._engine.increment_epoch()  # running wasm code traps at its next check
-            os.eventfd_write(self._stop_fd, 1)  # host calls in _wasi_io return
+            if self._stop_status is None and not self._ended:
+                self._stop_status = status
+                self._engine.increment_epoch()  # running wasm code traps at its next check
+            os.eventfd_write(self._stop_fd, 1)  # host calls and the stdio pump in _wasi_io give up
 
     def terminate(self) -> None:
         self.stop(128 + signal.SIGKILL)
+
+    def done(self) -> bool:
+        return self._done.is_set()
 
     def wait_status(self, timeout: float | None = None) -> int | None:
         if not self._done.wait(timeout):

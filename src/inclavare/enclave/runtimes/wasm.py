@@ -204,6 +204,9 @@ class _Ticker:
 
     def add(self, proc: WasmProcess, seconds: float) -> None:
         with self._cond:
+            if len(self._heap) > 64:  # forget processes that ended long before their deadline
+                self._heap = [entry for entry in self._heap if not entry[2].done()]
+                heapq.heapify(self._heap)
             heapq.heappush(self._heap, (time.monotonic() + seconds, proc.handle, proc))
             if self._thread is None:
                 self._thread = _base.start_thread(self._run, "wasm-ticker")
