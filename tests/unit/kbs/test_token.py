@@ -78,3 +78,21 @@ def test_token_key_files(tmp_path):
     for bad, message in ((tmp_path / "missing.pem", "No such file"), (p384, "P-256")):
         with pytest.raises(ConfigError, match=message):
             TokenKey.load(str(bad))
+
+
+@pytest.mark.parametrize("private", [ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate()])
+def test_interoperates_with_jwcrypto(private):
+    from jwcrypto import jwk, jws
+
+    from inclavare.kbs.token import key_id
+
+    public = jwk.JWK.from_pyca(private.public_key())
+    assert key_id(private) == public.thumbprint()  # RFC 7638
+    ours = sign_jwt({"x": 1}, private)
+    theirs = jws.JWS()
+    theirs.deserialize(ours)
+    theirs.verify(public)  # an independent implementation accepts our signature
+    alg = "ES256" if isinstance(private, ec.EllipticCurvePrivateKey) else "EdDSA"
+    made = jws.JWS(b'{"y":2}')
+    made.add_signature(jwk.JWK.from_pyca(private), alg=alg, protected=json.dumps({"alg": alg}))
+    assert verify_jwt(made.serialize(compact=True), [private.public_key()])[0] == {"y": 2}
