@@ -36,9 +36,9 @@ def run(rt, argv, capture, devnull, env=()):
     return status, out.text()
 
 
-def test_registered_and_probed():
+def test_registered_and_probed(tmp_path):
     assert registry.resolve("wasm") is WasmRuntime
-    rt = WasmRuntime(tee="software", host_key=HOST_KEY, cache_dir="/nonexistent/x")
+    rt = WasmRuntime(tee="software", host_key=HOST_KEY, cache_dir=str(tmp_path / "cache"))
     caps = rt.probe()
     assert caps["kind"] == "python"
     assert caps["source"] == "inclavare.enclave.runtimes.wasm:WasmRuntime"
