@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import os
 
-from . import registry, runelet
+from . import provision, registry, runelet
 from .config import EnclaveConfig
 from .interface import EnclaveRuntime
+from .provision import KbsPlan
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,18 +31,26 @@ if TYPE_CHECKING:
 
 
 class EnclaveExecutor:
-    def __init__(self, config: EnclaveConfig, agent_fd: int) -> None:
+    def __init__(self, config: EnclaveConfig, agent_fd: int, kbs: KbsPlan | None = None) -> None:
         self.config = config
         self.agent_fd = agent_fd  # listening socket <root>/<id>/agent.sock
+        self.kbs = kbs  # secret provisioning at launch (enclave/provision.py), or None
         self.rt: EnclaveRuntime | None = None
 
     def load(self) -> None:
         factory = registry.resolve(self.config.runtime)
         self.rt = factory(tee=self.config.type, log=_debug)
+        if self.kbs is not None:
+            provision.preload()  # after pivot_root the host's libraries are out of reach
 
-    def init_enclave(self) -> None:
+    def init_enclave(self, launch: Launch) -> None:
+        """pal_init; then, if the bundle names a KBS, attest and receive the secrets."""
         assert self.rt is not None
         self.rt.init(self.config.args, self.config.log_level)
+        if self.kbs is not None:
+            user = launch.spec.process.user if launch.spec.process else None
+            owner = (user.uid, user.gid) if user else (0, 0)
+            provision.receive(launch.channel, self.rt, self.kbs, owner)
 
     def run(self, launch: Launch, prog: Exec) -> None:
         """Never returns: runs the entrypoint and exits with its status."""

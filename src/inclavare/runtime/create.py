@@ -294,6 +294,11 @@ def _handshake(launch: Launch, state: st.State) -> None:
         hooks.run_hooks("prestart", spec_hooks.prestart, hook_state)
         hooks.run_hooks("createRuntime", spec_hooks.create_runtime, hook_state)
     ch.send(HOOKS_DONE, hook_state)
+    kbs = getattr(launch.executor, "kbs", None)
+    if kbs is not None:
+        from ..enclave.provision import relay
+
+        relay(ch, kbs)  # the enclave attests to its key broker before it is ready
     ch.expect(READY)
 
 

@@ -32,10 +32,17 @@ def wants_enclave(spec: Spec) -> bool:
 def prepare(launch: Launch, spec: Spec, state: st.State) -> None:
     """Everything above; a no-op (and no import) for a plain container."""
     if not wants_enclave(spec):
+        if "enclave.kbs.url" in spec.annotations:
+            from ..errors import SpecError
+
+            raise SpecError(
+                "annotations.enclave.kbs.url", "secret provisioning needs an enclave container (enclave.type)"
+            )
         return
     from ..enclave import registry
     from ..enclave.config import enclave_config, host_resources
     from ..enclave.executor import EnclaveExecutor
+    from ..enclave.provision import KbsPlan
 
     assert spec.process is not None
     assert spec.linux is not None
@@ -50,7 +57,12 @@ def prepare(launch: Launch, spec: Spec, state: st.State) -> None:
     targets = {m.destination for m in spec.mounts}
     spec.mounts.extend(m for m in mounts if m.destination not in targets)
     state.extra["enclave"] = cfg.to_json()
-    launch.executor = EnclaveExecutor(cfg, _listen(state.dir))
+    kbs = KbsPlan.from_annotations(spec.annotations)
+    if kbs is not None and kbs.secrets_dir not in targets:
+        from ..enclave.provision import secrets_mount
+
+        spec.mounts.append(secrets_mount(kbs.secrets_dir))
+    launch.executor = EnclaveExecutor(cfg, _listen(state.dir), kbs)
 
 
 def _listen(state_dir: str) -> int:

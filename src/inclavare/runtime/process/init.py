@@ -34,7 +34,7 @@ def run(launch: Launch) -> None:
             launch.executor.load()  # type: ignore[attr-defined]  # the PAL is a host file: before pivot_root
         build_container(launch)
         if launch.executor is not None:
-            launch.executor.init_enclave()  # type: ignore[attr-defined]  # pal_init now, so start stays fast
+            launch.executor.init_enclave(launch)  # type: ignore[attr-defined]  # pal_init now: start stays fast
         process = workload.prepare(launch)
         ch.send(READY)
         ch.close()

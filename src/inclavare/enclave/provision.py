@@ -1,0 +1,179 @@
+"""Secret provisioning at launch: an enclave container gets its secrets from a
+key broker (KBS) before its workload starts — as Gramine's secret
+provisioning and Occlum's init-RA do.
+
+Who does what (the untrusted host never sees a secret):
+
+* the **init-runelet** (in the container, holding the enclave) makes an
+  ephemeral TEE key, computes the report data the KBS challenge asks for,
+  produces evidence with the enclave runtime (``local_report``) and decrypts
+  the resources, which the KBS encrypts to the TEE key (JWE);
+* **`rune create`** (on the host, where the network is — the container may
+  have a network namespace with no route out) only relays the RCAR messages
+  over HTTP: /auth, /attest and the resource GETs. It carries ciphertext.
+
+Over the spawn channel, after the enclave is initialised::
+
+    init                                        rune create             KBS
+     |-- kbs-start {tee, tee_pubkey} ------------->| POST /kbs/v0/auth --->|
+     |<------------------ kbs-challenge {challenge}|<----------------------|
+     | report data = H(nonce, tee_pubkey)           |                       |
+     | evidence = local_report(report data)         |                       |
+     |-- kbs-evidence {evidence} ------------------>| POST /kbs/v0/attest ->|
+     |                                              | GET resource/... ---->|
+     |<------------------ kbs-resources {path: jwe}|<-- JWE to the TEE key|
+     | decrypt; files in the secrets tmpfs          |                       |
+
+Configuration (annotations): ``enclave.kbs.url`` (comma-separated replicas),
+``enclave.kbs.resources`` (comma-separated ``repository/type/tag``),
+``enclave.kbs.secrets_dir`` (default ``/run/secrets``), ``enclave.kbs.cacert``
+(a CA bundle on the host, for https). If attestation fails, the container
+does not start: `rune create` fails with the KBS's one-line answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+
+from ..errors import EnclaveError
+from ..spec.model import Mount
+
+START, CHALLENGE, EVIDENCE, RESOURCES = "kbs-start", "kbs-challenge", "kbs-evidence", "kbs-resources"
+DEFAULT_SECRETS_DIR = "/run/secrets"
+
+
+class KbsPlan:
+    """What to fetch from where, parsed from the annotations in `rune create`."""
+
+    __slots__ = ("cacert", "resources", "secrets_dir", "urls")
+
+    def __init__(self, urls: list[str], resources: list[str], secrets_dir: str, cacert: str | None) -> None:
+        self.urls = urls
+        self.resources = resources
+        self.secrets_dir = secrets_dir
+        self.cacert = cacert
+
+    @classmethod
+    def from_annotations(cls, annotations: dict[str, str]) -> KbsPlan | None:
+        url = annotations.get("enclave.kbs.url", "").strip()
+        if not url:
+            return None
+        resources = [r.strip().strip("/") for r in annotations.get("enclave.kbs.resources", "").split(",") if r.strip()]
+        for r in resources:
+            if r.count("/") != 2 or ".." in r.split("/"):
+                raise EnclaveError(f"annotation enclave.kbs.resources: {r!r} is not repository/type/tag")
+        secrets_dir = annotations.get("enclave.kbs.secrets_dir", DEFAULT_SECRETS_DIR)
+        if not secrets_dir.startswith("/"):
+            raise EnclaveError(f"annotation enclave.kbs.secrets_dir: {secrets_dir!r} is not an absolute path")
+        cacert = annotations.get("enclave.kbs.cacert") or None
+        if cacert is not None and not os.path.isfile(cacert):
+            raise EnclaveError(f"annotation enclave.kbs.cacert: {cacert}: no such file")
+        return cls([u.strip() for u in url.split(",") if u.strip()], resources, secrets_dir, cacert)
+
+
+# -- the host side: rune create relays -------------------------------------------------
+
+
+def relay(channel: object, plan: KbsPlan) -> None:
+    """Run the KBS exchange for init over HTTP; raises EnclaveError (one line) on refusal."""
+    import httpx
+
+    from ..kbs.client import problem_of, tls_verify
+    from ..kbs.protocol.handshake import ClientHandshake
+    from ..kbs.protocol.session import COOKIE_NAME
+
+    start = channel.expect(START)  # type: ignore[attr-defined]
+    hs = ClientHandshake(start["tee"], start["tee_pubkey"])
+    tls = any(u.startswith("https:") for u in plan.urls)
+    with httpx.Client(verify=tls_verify(plan.cacert or True) if tls else False, timeout=10.0) as http:
+        base, challenge = _first_answer(http, plan.urls, hs.request())
+        cookie = {COOKIE_NAME: challenge.cookies.get(COOKIE_NAME, "")}
+        doc = _ok(challenge, problem_of).json()
+        hs.challenge(doc)  # checks the KBS chose an algorithm we offered
+        channel.send(CHALLENGE, {"challenge": doc})  # type: ignore[attr-defined]
+        evidence = base64.b64decode(channel.expect(EVIDENCE)["evidence"])  # type: ignore[attr-defined]
+        _ok(http.post(f"{base}/kbs/v0/attest", json=hs.attestation(evidence), cookies=cookie), problem_of)
+        sealed = {}
+        for path in plan.resources:
+            response = http.get(f"{base}/kbs/v0/resource/{path}", cookies=cookie,
+                                headers={"Idempotency-Key": os.urandom(16).hex()})  # fmt: skip
+            sealed[path] = _ok(response, problem_of).json()
+    channel.send(RESOURCES, {"resources": sealed})  # type: ignore[attr-defined]
+
+
+def _first_answer(http: object, urls: list[str], body: dict[str, object]) -> tuple[str, object]:
+    """POST /auth to the first replica that answers; the session then stays with it."""
+    last = ""
+    for url in urls:
+        base = url.rstrip("/")
+        try:
+            return base, http.post(f"{base}/kbs/v0/auth", json=body)  # type: ignore[attr-defined]
+        except Exception as exc:  # httpx.TransportError and friends: try the next replica
+            last = f"{type(exc).__name__} talking to {base}"
+    raise EnclaveError(f"secret provisioning: KBS unreachable ({last})")
+
+
+def _ok(response: object, problem_of: object) -> object:
+    if response.status_code >= 400:  # type: ignore[attr-defined]
+        raise EnclaveError(f"secret provisioning: {problem_of(response)}")  # type: ignore[operator]
+    return response
+
+
+# -- the enclave side: the init-runelet ---------------------------------------------------
+
+
+def preload() -> None:
+    """Load everything :func:`receive` needs while the host's Python is still
+    reachable (after pivot_root an import — or a codec lookup, such as the
+    UTF-16 one canonical JSON uses to sort keys — fails): by doing it once, a
+    full dry run of the enclave side against a throw-away key and nonce."""
+    from ..kbs import jwe
+    from ..kbs.protocol.handshake import ClientHandshake
+
+    key = jwe.TeeKey.generate()
+    hs = ClientHandshake("software", key.public_jwk())
+    hs.challenge({"nonce": base64.b64encode(bytes(32)).decode(), "extra-params": {}})
+    key.decrypt(jwe.encrypt(key.public_jwk(), b"dry run"))
+
+
+def receive(channel: object, rt: object, plan: KbsPlan, owner: tuple[int, int]) -> None:
+    """Attest through the relay and write the secrets into plan.secrets_dir."""
+    from ..kbs.jwe import TeeKey
+    from ..kbs.protocol.handshake import ClientHandshake
+
+    tee = rt.probe()["tee"]  # type: ignore[attr-defined]
+    key = TeeKey.generate()
+    hs = ClientHandshake(tee, key.public_jwk())
+    channel.send(START, {"tee": tee, "tee_pubkey": key.public_jwk()})  # type: ignore[attr-defined]
+    report_data = hs.challenge(channel.expect(CHALLENGE)["challenge"])  # type: ignore[attr-defined]
+    evidence = rt.local_report(b"", report_data)  # type: ignore[attr-defined]
+    channel.send(EVIDENCE, {"evidence": base64.b64encode(evidence).decode()})  # type: ignore[attr-defined]
+    sealed = channel.expect(RESOURCES)["resources"]  # type: ignore[attr-defined]
+    write_secrets(plan.secrets_dir, {path: key.decrypt(jwe) for path, jwe in sealed.items()}, owner)
+
+
+def secrets_mount(directory: str) -> Mount:
+    """The secrets' home: a tmpfs of its own (secrets never touch the rootfs's
+    disk), added to the container's mounts, so it exists before the enclave
+    starts (a runtime can be told to expose it, e.g. a wasm preopen) and is
+    filled once attestation succeeded."""
+    return Mount(destination=directory, type="tmpfs", source="tmpfs",
+                 options=["nosuid", "nodev", "noexec", "mode=0700", "size=4m"])  # fmt: skip
+
+
+def write_secrets(directory: str, secrets: dict[str, bytes], owner: tuple[int, int]) -> None:
+    """Each resource as a file named by its tag (``default/key/db`` -> ``db``),
+    0400, owned by the workload's user."""
+    try:
+        for path, plaintext in secrets.items():
+            name = path.rsplit("/", 1)[-1]
+            fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o400)
+            try:
+                os.write(fd, plaintext)
+                os.fchown(fd, *owner)
+            finally:
+                os.close(fd)
+        os.chown(directory, *owner)
+    except OSError as exc:
+        raise EnclaveError(f"secret provisioning: writing into {directory}: {exc.strerror}") from None
