@@ -8,10 +8,12 @@ The story, each step a real command (printed before it runs):
    enclave; the runtime checks the signature and the module's hash first;
 3. a verifier asks the running enclave for evidence bound to a fresh nonce
    (`rune attest`) and checks it against the tenant's reference values;
-4. a tampered module is refused before anything runs.
-
-With the key broker (docs/kbs.md) the demo continues in ``demo_kbs``: the
-enclave proves itself to a KBS and only then receives its secret.
+4. a tampered module is refused before anything runs;
+5. a key broker (`inclavare kbs serve`, trustee's KBS protocol) holds a
+   secret and a policy admitting the tenant's measurement: the enclave
+   container attests at launch, receives the secret and prints it;
+6. a workload with another measurement asks for the same secret: the KBS
+   refuses, and the container does not start.
 """
 
 from __future__ import annotations
@@ -153,7 +155,116 @@ def story(tmp: str, state: str) -> int:
     if refused.returncode == 0:
         raise SystemExit("the tampered enclave ran: the demo failed")
     print("refused, as it must be")
+
+    kbs_story(tmp, state, key)
     return 0
+
+
+def kbs_story(tmp: str, state: str, key_path: str) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from .testing.enclaves import set_enclave, wasm_bundle
+
+    step("5. a key broker admits the tenant's measurement; the enclave attests at launch and gets its secret")
+    kbs = KeyBroker(os.path.join(tmp, "kbs"))
+    try:
+        with open(key_path, "rb") as f:
+            tenant = serialization.load_pem_private_key(f.read(), None)
+        bundle, _ = wasm_bundle(os.path.join(tmp, "kbs-bundle"), tenant)  # type: ignore[arg-type]
+        rootfs = os.path.join(bundle, "rootfs")
+        manifest = os.path.join(rootfs, "app", "hello-wasm.toml")
+        kbs.admin(
+            "set-resource",
+            "--path",
+            "default/secret/greeting",
+            "--value",
+            "the tenant's secret, for attested enclaves only",
+        )
+        kbs.admin("set-resource-policy", "--builtin", "approved-executables", "--scope", "default/*")
+        kbs.admin("reference-value", "add-from-enclave", manifest, "--sig", manifest + ".sig", "--rootfs", rootfs)
+        provision = {"enclave.kbs.url": kbs.url, "enclave.kbs.resources": "default/secret/greeting"}
+        set_enclave(bundle, "preopen=/run/secrets", provision, ["/app/hello.wasm", "read=/run/secrets/greeting"])
+        sh(RUNE, "--root", state, "run", "--bundle", bundle, f"demo-kbs-{os.getpid()}")
+        print()
+
+        step("6. another workload (not the measured one) asks for the same secret: refused, it does not start")
+        other, _ = wasm_bundle(os.path.join(tmp, "kbs-other"), tenant, variant=b"not the approved build")  # type: ignore[arg-type]
+        set_enclave(other, "preopen=/run/secrets", provision, ["/app/hello.wasm", "read=/run/secrets/greeting"])
+        denied = sh(RUNE, "--root", state, "run", "--bundle", other, f"demo-kbs-other-{os.getpid()}", check=False)
+        if denied.returncode == 0:
+            raise SystemExit("an unapproved enclave got the secret: the demo failed")
+        print("the KBS's audit log (no secret values in it):")
+        for record in json.loads(kbs.admin("audit", quiet=True).stdout)[-2:]:
+            what = {k: record.get(k) for k in ("event", "resource", "reason") if record.get(k)}
+            print("  " + json.dumps(what))
+    finally:
+        kbs.stop()
+
+
+class KeyBroker:
+    """`inclavare kbs serve` on an ephemeral port, trusting this host's software-TEE key."""
+
+    def __init__(self, root: str) -> None:
+        os.makedirs(root)
+        self.root = root
+        with open(f"{root}/host.pub.pem", "w") as f:
+            f.write(json.loads(sh(TOOL, "enclave", "host-key", quiet=True).stdout)["public_key"])
+        admin_pub = sh(TOOL, "kbs", "keygen", "--admin", f"{root}/admin.pem", quiet=True).stdout.strip()
+        with open(f"{root}/admin.pub.pem", "w") as f:
+            f.write(admin_pub + "\n")
+        sh(TOOL, "kbs", "keygen", "--token", f"{root}/token.pem", quiet=True)
+        config = f"{root}/kbs.toml"
+        with open(config, "w") as f:
+            f.write(KBS_CONFIG.format(root=root))
+        self.log = open(f"{root}/kbs.log", "wb")  # noqa: SIM115 - closed in stop()
+        print(f"$ inclavare kbs serve --config {config}")
+        self.proc = subprocess.Popen([TOOL, "kbs", "serve", "--config", config, "--ready-file", f"{root}/ready"],
+                                     stdout=self.log, stderr=self.log)  # fmt: skip
+        self.url = "http://" + self._ready(f"{root}/ready")
+
+    def _ready(self, path: str) -> str:
+        import time
+
+        for _ in range(600):
+            if self.proc.poll() is not None:
+                raise SystemExit(f"the KBS exited: see {self.root}/kbs.log")
+            if os.path.exists(path):
+                with open(path) as f:
+                    return f.read().strip()
+            time.sleep(0.05)
+        raise SystemExit("the KBS did not come up in 30 s")
+
+    def admin(self, *args: str, quiet: bool = False) -> subprocess.CompletedProcess[bytes]:
+        return sh(TOOL, "kbs-client", "--url", self.url, "--admin-key", f"{self.root}/admin.pem", *args, quiet=quiet)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+KBS_CONFIG = """\
+[http]
+listen = "127.0.0.1:0"
+
+[attestation]
+collateral = ["{root}/host.pub.pem"]
+policy = "allow-software"
+
+[token]
+signing_key = "{root}/token.pem"
+
+[audit]
+path = "{root}/audit.jsonl"
+
+[storage]
+path = "{root}/kbs.db"
+
+[[admin.keys]]
+name = "tenant"
+public_key = "{root}/admin.pub.pem"
+scopes = ["*"]
+"""
 
 
 if __name__ == "__main__":

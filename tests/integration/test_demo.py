@@ -17,3 +17,6 @@ def test_demo_story():
     assert "verified: tee=software" in r.stdout
     assert "mismatch for /app/hello.wasm" in r.stdout
     assert "refused, as it must be" in r.stdout
+    assert "the tenant's secret, for attested enclaves only" in r.stdout
+    assert "403 PolicyDeny" in r.stdout
+    assert '"event": "deny"' in r.stdout
