@@ -292,18 +292,24 @@ def test_no_secret_in_server_log_or_audit_file(kbs, world):
 
 
 def test_rate_limit_answers_429(world):
-    extra = "\n[rate_limit]\nper_address = { rate = 0.5, burst = 3 }\n"
+    extra = "\n[rate_limit]\nper_address = { rate = 0.5, burst = 3 }\nper_session = { rate = 0.5, burst = 2 }\ntrust_forwarded_for = true\n"
     with KbsProcess(world.config("limited", extra=extra)) as k:
         http = httpx.Client(base_url=k.url)
-        statuses = [
-            http.post("/kbs/v0/auth", json={"version": "0.4.0", "tee": "software"}).status_code for _ in range(4)
-        ]
+        hello = {"version": "0.4.0", "tee": "software"}
+        statuses = [http.post("/kbs/v0/auth", json=hello).status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
-        response = http.post("/kbs/v0/auth", json={"version": "0.4.0", "tee": "software"})
+        response = http.post("/kbs/v0/auth", json=hello)
         problem(response, 429, "TooManyRequests")
         assert 1 <= int(response.headers["Retry-After"]) <= 2
         assert http.get("/healthz").status_code == 200  # operations endpoints are not limited
-        assert 'kbs_rate_limited_total{key="address"} 2.0' in http.get("/metrics").text
+        # behind a trusted proxy each client address has its own bucket; one session still has one
+        for i, expected in enumerate([401, 401, 429]):
+            headers = {"X-Forwarded-For": f"10.0.0.{i}", "Cookie": "kbs-session-id=one-session"}
+            assert http.get("/kbs/v0/resource/default/key/db", headers=headers).status_code == expected
+        assert http.post("/kbs/v0/auth", json=hello, headers={"X-Forwarded-For": "10.0.0.9"}).status_code == 200
+        metrics = http.get("/metrics").text
+        assert 'kbs_rate_limited_total{key="address"} 2.0' in metrics
+        assert 'kbs_rate_limited_total{key="session"} 1.0' in metrics
 
 
 def self_signed(root: str) -> tuple[str, str]:

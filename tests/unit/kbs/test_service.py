@@ -241,3 +241,21 @@ def test_no_secret_in_logs_or_audit(broker: Broker, caplog, tmp_path):
     for blob in (logged, audit_file, audit_db):
         for secret in (SECRET, SECRET[:12], cookie.encode(), token.encode(), token.split(".")[2].encode()):
             assert secret not in blob
+
+
+def test_refusals_are_audited_and_counted(broker: Broker):
+    broker.setup_release()
+    cookie, hs, report_data = broker.auth()
+    body = json.dumps(hs.attestation(broker.provider.evidence(report_data))).encode()
+    broker.service.rcar.attest(body, cookie, "10.1.2.3")
+    with pytest.raises(AttestationFailed):
+        broker.service.rcar.attest(body, cookie, "10.1.2.3")
+    attests = [(r.outcome, r.source, r.detail) for r in broker.service.deps.storage.audit_log() if r.event == "attest"]
+    assert attests[0][:2] == ("ok", "10.1.2.3")
+    assert attests[1][:2] == ("failed", "10.1.2.3")
+    assert "nonce already used" in attests[1][2]
+    m = broker.service.deps.metrics
+    assert (
+        m.attestation_successes.labels("software")._value.get(),
+        m.attestation_failures.labels("software")._value.get(),
+    ) == (1, 1)

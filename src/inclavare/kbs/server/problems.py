@@ -36,9 +36,9 @@ def for_error(exc: KbsError) -> Response:
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
-    if exc.status >= 500 or isinstance(exc, AttestationFailed):
+    if exc.status >= 500:
         log.warning("%s: %s", exc.problem, exc)
-    else:
+    elif not isinstance(exc, AttestationFailed):  # refused attestations are logged, with their subject, by the service
         log.info("%s (%d): %s", exc.problem, exc.status, exc)
     return problem_response(exc.status, exc.problem, exc.title, exc.public_detail, headers)
 

@@ -83,7 +83,13 @@ class RcarService:
             m.attestation_errors.inc()
             raise AttestationFailed("no kbs-session-id cookie (call /kbs/v0/auth first)")
         now = self.d.clock()
-        session = awaiting_attestation(self.d.storage.get_session(session_key(cookie)), now)
+        found = self.d.storage.get_session(session_key(cookie))
+        try:
+            session = awaiting_attestation(found, now)
+        except AttestationFailed as exc:  # a spent nonce: a replay, recorded like any refusal
+            assert found is not None
+            self._refuse(found, exc, now, source)
+            raise
         try:
             result, vector = self._appraise(session, parsed, now)
             token, done = self._issue(session, parsed, result, vector, now, source)
@@ -175,7 +181,9 @@ class RcarService:
         )
         if session.state is SessionState.AUTHED:
             self.d.storage.finish_attestation(session.transition(SessionState.FAILED), record)
-            self.d.audit.emit(record)
+        else:
+            self.d.storage.record(record)
+        self.d.audit.emit(record)
 
     def _purge(self, now: float) -> None:
         self._auths += 1
