@@ -30,15 +30,17 @@ import secrets
 import ssl
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .attester import EvidenceProvider
 from .errors import KbsError
 from .jwe import TeeKey
 from .protocol.handshake import ClientHandshake
 from .protocol.session import COOKIE_NAME
+
+if TYPE_CHECKING:  # the attester pulls in the enclave identity code; the client only needs the protocol
+    from .attester import EvidenceProvider
 
 RETRYABLE_STATUS = frozenset({502, 503, 504})
 
