@@ -167,3 +167,32 @@ def test_keygen_and_check_config(world, tmp_path):
     assert "File exists" in again.stderr.decode()
     checked = run("kbs", "check-config", world.config("checked"))
     assert checked.stdout.decode().endswith(": ok (sqlite storage, 2 admin key(s))\n")
+
+
+def test_serve_startup_errors_are_one_line(world):
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    busy = world.config("busy").replace(".toml", "-busy.toml")
+    with open(world.config("busy")) as f, open(busy, "w") as out:
+        out.write(f.read().replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"'))
+    result = run("kbs", "serve", "--config", busy)
+    taken.close()
+    assert result.returncode == 1
+    assert (
+        result.stderr.decode()
+        .splitlines()[-1]
+        .startswith("inclavare kbs: busy-busy.toml: http.listen: cannot listen on 127.0.0.1:")
+    )
+    tls = world.config("badtls").replace(".toml", "-tls.toml")
+    with open(world.config("badtls")) as f, open(tls, "w") as out:
+        out.write(
+            f.read().replace("[http]\n", '[http]\ntls_cert = "/nonexistent.crt"\ntls_key = "/nonexistent.key"\n', 1)
+        )
+    result = run("kbs", "serve", "--config", tls)
+    assert result.returncode == 1
+    assert "http.tls_cert: /nonexistent.crt / /nonexistent.key: No such file or directory" in result.stderr.decode()
+    assert "Traceback" not in result.stderr.decode()

@@ -123,6 +123,7 @@ class KbsConfig:
     admin_max_token_lifetime: float = 3600.0
     rate_limit: RateLimitConfig = RateLimitConfig()
     audit: AuditConfig = field(default_factory=AuditConfig)
+    source: str = "kbs.toml"  # the file's name, for located errors found later (keys, sockets)
 
 
 def load_config(path: str) -> KbsConfig:
@@ -152,6 +153,7 @@ def parse_config(doc: Mapping[str, object], file: str = "kbs.toml", base: str = 
         audit=_audit(top.table("audit")),
         admin_keys=admin_keys,
         admin_max_token_lifetime=admin_lifetime,
+        source=file,
     )
     if config.storage.type == "postgres" and config.token.signing_key is None:
         raise ConfigError("token.signing_key", "required with PostgreSQL storage (replicas must share it)", file)

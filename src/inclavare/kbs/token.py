@@ -66,20 +66,20 @@ class TokenKey:
     key: SigningKey
 
     @classmethod
-    def load(cls, path: str, location: str = "token.signing_key") -> TokenKey:
+    def load(cls, path: str, location: str = "token.signing_key", file: str = "kbs.toml") -> TokenKey:
         try:
             with open(path, "rb") as f:
                 key = serialization.load_pem_private_key(f.read(1 << 16), password=None)
         except OSError as exc:
-            raise ConfigError(location, f"{path}: {exc.strerror}") from None
+            raise ConfigError(location, f"{path}: {exc.strerror}", file) from None
         except (ValueError, TypeError):
-            raise ConfigError(location, f"{path}: not an unencrypted PEM private key") from None
+            raise ConfigError(location, f"{path}: not an unencrypted PEM private key", file) from None
         if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
-            raise ConfigError(location, f"{path}: must be a P-256 or Ed25519 key")
+            raise ConfigError(location, f"{path}: must be a P-256 or Ed25519 key", file)
         try:
             algorithm_of(key)
         except ValueError as exc:
-            raise ConfigError(location, f"{path}: {exc}") from None
+            raise ConfigError(location, f"{path}: {exc}", file) from None
         return cls(key)
 
     @classmethod

@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import ssl
 
 import uvicorn
 
 from ..config import KbsConfig
+from ..errors import ConfigError
 from ..service import KbsService
 from .app import create_app
 
@@ -34,6 +36,15 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def check_tls(cert: str, key: str, file: str = "kbs.toml") -> None:
+    """Load the certificate and key once up front, so a mistake is one located line, not a traceback."""
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError("http.tls_cert", f"{cert} / {key}: {reason}", file) from None
+
+
 def write_ready(path: str, host: str, port: int) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
@@ -43,14 +54,32 @@ def write_ready(path: str, host: str, port: int) -> None:
 
 def serve(config: KbsConfig, *, ready_file: str | None = None, service: KbsService | None = None) -> None:
     """Serve until stopped."""
-    service = service if service is not None else KbsService.from_config(config)
     http = config.http
-    tls = http.tls_cert is not None
-    app = create_app(service, tls=tls)
-    sock = bind(http.host, http.port)
+    tls = http.tls_cert is not None and http.tls_key is not None
+    if http.tls_cert is not None and http.tls_key is not None:
+        check_tls(http.tls_cert, http.tls_key, config.source)
+    try:
+        sock = bind(http.host, http.port)
+    except OSError as exc:
+        where = f"cannot listen on {http.host}:{http.port}: {exc.strerror}"
+        raise ConfigError("http.listen", where, config.source) from None
+    try:
+        service = service if service is not None else KbsService.from_config(config)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        _run(config, service, sock, tls, ready_file)
+    finally:
+        sock.close()
+        service.close()
+
+
+def _run(config: KbsConfig, service: KbsService, sock: socket.socket, tls: bool, ready_file: str | None) -> None:
+    http = config.http
     port = sock.getsockname()[1]
     uv = uvicorn.Config(
-        app,
+        create_app(service, tls=tls),
         ssl_certfile=http.tls_cert,
         ssl_keyfile=http.tls_key,
         log_config=None,  # the CLI configures logging; uvicorn must not replace it
@@ -59,14 +88,8 @@ def serve(config: KbsConfig, *, ready_file: str | None = None, service: KbsServi
         timeout_keep_alive=15,
         server_header=False,
     )
-    server = uvicorn.Server(uv)
-    log.info(
-        "KBS (replica %s) listening on %s://%s:%d", config.audit.replica, "https" if tls else "http", http.host, port
-    )
+    scheme = "https" if tls else "http"
+    log.info("KBS (replica %s) listening on %s://%s:%d", config.audit.replica, scheme, http.host, port)
     if ready_file is not None:
         write_ready(ready_file, http.host, port)
-    try:
-        server.run(sockets=[sock])
-    finally:
-        sock.close()
-        service.close()
+    uvicorn.Server(uv).run(sockets=[sock])

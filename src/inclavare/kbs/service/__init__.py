@@ -68,7 +68,8 @@ class KbsService:
         storage: Storage | None = None,
     ) -> KbsService:
         """Build every dependency the config describes (storage opened here unless given)."""
-        key = TokenKey.load(config.token.signing_key) if config.token.signing_key else TokenKey.generate()
+        signing_key = config.token.signing_key
+        key = TokenKey.load(signing_key, file=config.source) if signing_key else TokenKey.generate()
         if config.token.signing_key is None:
             log.warning("token.signing_key not set: tokens are signed with a key that dies with this process")
         deps = Deps(
