@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -147,3 +148,16 @@ def test_hook_timeout_and_state_on_stdin(rune, bundle, tmp_path):
     r = rune("create", "--bundle", bundle(cfg), "slow")
     assert r.returncode == 1
     assert "prestart hook #0 (/bin/sleep) timed out after 1s" in r.stderr
+
+
+def test_run_foreground_terminal(rune, bundle):
+    """process.terminal without --console-socket: rune holds the pty itself (under script(1) for a tty)."""
+    cfg = base_config(["sh", "-c", "tty; [ -t 0 ] && echo STDIN-IS-TTY; exit 5"])
+    cfg["process"]["terminal"] = True
+    b = bundle(cfg)
+    rune_bin = rune("--version").args[0]
+    cmd = f"{rune_bin} --root {rune.root} run --bundle {b} tty1"
+    r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 5
+    assert "/dev/pts/0" in r.stdout  # the container's own devpts instance
+    assert "STDIN-IS-TTY" in r.stdout

@@ -15,6 +15,7 @@ from .._sys import consts as c
 from .._sys import dmz, proc
 from ..errors import InclavareError, SpecError
 from ..spec.load import load_bundle
+from ..spec.model import Spec
 from ..spec.validate import validate
 from . import cgroups, config, enclave_setup, hooks, lsm, rdt
 from . import state as st
@@ -55,11 +56,11 @@ class _Undo:
                 ctx.warn(f"cleanup after failed create: {exc}")
 
 
-def create(ctx: RuntimeContext, container_id: str, opts: CreateOptions) -> st.State:
+def create(ctx: RuntimeContext, container_id: str, opts: CreateOptions, spec: Spec | None = None) -> st.State:
     """Create the container; return its state with init waiting on exec.fifo."""
     bundle = os.path.abspath(opts.bundle)
     st.validate_id(container_id)
-    spec = load_bundle(bundle)
+    spec = spec if spec is not None else load_bundle(bundle)  # `run` has loaded it already
     validate(spec, bundle)
     _check_required(spec)
     state_dir = st.make_dir(ctx.root, container_id)

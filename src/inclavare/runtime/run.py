@@ -26,15 +26,17 @@ def run(ctx: RuntimeContext, container_id: str, opts: CreateOptions, detach: boo
         start(ctx, container_id)
         return 0
     from .._sys import default as syscalls
+    from ..spec.load import load_bundle
 
     syscalls().prctl(c.PR_SET_CHILD_SUBREAPER, 1)
+    spec = load_bundle(os.path.abspath(opts.bundle))
     console = None
-    if _wants_tty(opts):
+    if not opts.console_socket and spec.process is not None and spec.process.terminal:
         from .console import ForegroundConsole
 
         console = ForegroundConsole()
         opts.console_socket = console.socket_path
-    state = create(ctx, container_id, opts)
+    state = create(ctx, container_id, opts, spec)
     try:
         if console is not None:
             console.receive()
@@ -44,15 +46,6 @@ def run(ctx: RuntimeContext, container_id: str, opts: CreateOptions, detach: boo
         if not keep:
             delete(ctx, container_id, force=True)
     return code
-
-
-def _wants_tty(opts: CreateOptions) -> bool:
-    if opts.console_socket:
-        return False
-    from ..spec.load import load_bundle
-
-    spec = load_bundle(os.path.abspath(opts.bundle))
-    return bool(spec.process and spec.process.terminal)
 
 
 def _wait(state: st.State, console: object) -> int:
