@@ -29,7 +29,7 @@ class _Context:
         raise ValueError(f"invalid JSON constant {name}")
 
 
-_scan = _json.make_scanner(_Context())
+_scan = _json.make_scanner(_Context())  # type: ignore[arg-type]  # typeshed wants a scanner; any attribute bag works
 
 
 class JSONError(ValueError):

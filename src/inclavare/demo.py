@@ -38,16 +38,17 @@ def step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def sh(*cmd: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[bytes]:
+def sh(*cmd: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[str]:
     shown = " ".join(os.path.basename(c) if c in (RUNE, TOOL) else c for c in cmd)
     print(f"$ {shown}", flush=True)
     # Files, not pipes: a detached container inherits rune's stdout and would
     # hold a pipe open (and this step waiting) for as long as it runs.
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.run(cmd, stdout=out, stderr=err)
+        code = subprocess.run(cmd, stdout=out, stderr=err).returncode
         out.seek(0)
         err.seek(0)
-        proc.stdout, proc.stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        text = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    proc = subprocess.CompletedProcess(list(cmd), code, *text)
     if not quiet:
         sys.stdout.write(proc.stdout)
     sys.stdout.write(proc.stderr)
@@ -234,7 +235,7 @@ class KeyBroker:
             time.sleep(0.05)
         raise SystemExit("the KBS did not come up in 30 s")
 
-    def admin(self, *args: str, quiet: bool = False) -> subprocess.CompletedProcess[bytes]:
+    def admin(self, *args: str, quiet: bool = False) -> subprocess.CompletedProcess[str]:
         return sh(TOOL, "kbs-client", "--url", self.url, "--admin-key", f"{self.root}/admin.pem", *args, quiet=quiet)
 
     def stop(self) -> None:

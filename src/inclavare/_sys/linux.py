@@ -108,7 +108,7 @@ class LinuxSyscalls:
         hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
         data = (_CapData * 2)()
         self._check(self._syscall(_SYS_CAPGET, ctypes.byref(hdr), data), "capget")
-        return tuple(getattr(data[0], f) | getattr(data[1], f) << 32 for f in ("effective", "permitted", "inheritable"))  # type: ignore[return-value]
+        return tuple(getattr(data[0], f) | getattr(data[1], f) << 32 for f in ("effective", "permitted", "inheritable"))
 
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:
         hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)

@@ -39,6 +39,12 @@ import os
 from ..errors import EnclaveError
 from ..spec.model import Mount
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import httpx
+
 START, CHALLENGE, EVIDENCE, RESOURCES = "kbs-start", "kbs-challenge", "kbs-evidence", "kbs-resources"
 DEFAULT_SECRETS_DIR = "/run/secrets"
 
@@ -88,7 +94,7 @@ def relay(channel: object, plan: KbsPlan) -> None:
     tls = any(u.startswith("https:") for u in plan.urls)
     with httpx.Client(verify=tls_verify(plan.cacert or True) if tls else False, timeout=10.0) as http:
         base, challenge = _first_answer(http, plan.urls, hs.request())
-        cookie = {COOKIE_NAME: challenge.cookies.get(COOKIE_NAME, "")}
+        cookie = {COOKIE_NAME: challenge.cookies.get(COOKIE_NAME) or ""}
         doc = _ok(challenge, problem_of).json()
         hs.challenge(doc)  # checks the KBS chose an algorithm we offered
         channel.send(CHALLENGE, {"challenge": doc})  # type: ignore[attr-defined]
@@ -102,21 +108,21 @@ def relay(channel: object, plan: KbsPlan) -> None:
     channel.send(RESOURCES, {"resources": sealed})  # type: ignore[attr-defined]
 
 
-def _first_answer(http: object, urls: list[str], body: dict[str, object]) -> tuple[str, object]:
+def _first_answer(http: httpx.Client, urls: list[str], body: dict[str, object]) -> tuple[str, httpx.Response]:
     """POST /auth to the first replica that answers; the session then stays with it."""
     last = ""
     for url in urls:
         base = url.rstrip("/")
         try:
-            return base, http.post(f"{base}/kbs/v0/auth", json=body)  # type: ignore[attr-defined]
+            return base, http.post(f"{base}/kbs/v0/auth", json=body)
         except Exception as exc:  # httpx.TransportError and friends: try the next replica
             last = f"{type(exc).__name__} talking to {base}"
     raise EnclaveError(f"secret provisioning: KBS unreachable ({last})")
 
 
-def _ok(response: object, problem_of: object) -> object:
-    if response.status_code >= 400:  # type: ignore[attr-defined]
-        raise EnclaveError(f"secret provisioning: {problem_of(response)}")  # type: ignore[operator]
+def _ok(response: httpx.Response, problem_of: Callable[[httpx.Response], Exception]) -> httpx.Response:
+    if response.status_code >= 400:
+        raise EnclaveError(f"secret provisioning: {problem_of(response)}")
     return response
 
 

@@ -62,7 +62,7 @@ class MountEntry:
         return [self.destination, self.source, self.fstype, self.flags, self.propagation, self.data, self.copy_up]
 
     @classmethod
-    def from_json(cls, v: list) -> MountEntry:  # type: ignore[type-arg]
+    def from_json(cls, v: list) -> MountEntry:
         return cls(*v)
 
 

@@ -100,7 +100,7 @@ class ForegroundConsole:
                         stdin_open = False
 
 
-def _raw_mode(fd: int) -> list | None:  # type: ignore[type-arg]
+def _raw_mode(fd: int) -> list | None:
     import termios
     import tty
 

@@ -24,6 +24,10 @@ from .process import intermediate
 from .process.launch import Launch
 from .process.messages import GO, HOOKS, HOOKS_DONE, MAPPED, PID, READY, USERNS, Channel
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 class CreateOptions:
     __slots__ = ("bundle", "console_socket", "no_new_keyring", "no_pivot", "pid_file", "preserve_fds")
@@ -42,14 +46,14 @@ class _Undo:
     """A stack of cleanup actions, run newest first when create fails."""
 
     def __init__(self) -> None:
-        self.actions: list[object] = []
+        self.actions: list[tuple[Callable[..., object], tuple[object, ...]]] = []
 
-    def push(self, fn: object, *args: object) -> None:
+    def push(self, fn: Callable[..., object], *args: object) -> None:
         self.actions.append((fn, args))
 
     def run(self, ctx: RuntimeContext) -> None:
         while self.actions:
-            fn, args = self.actions.pop()  # type: ignore[misc]
+            fn, args = self.actions.pop()
             try:
                 fn(*args)
             except Exception as exc:  # keep undoing; report what could not be undone

@@ -23,6 +23,10 @@ from .create import _connect, _write_pid_file
 from .process import tenant
 from .process.messages import GO, PID, READY, Channel
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .console import ForegroundConsole
+
 
 class ExecOptions:
     __slots__ = ("apparmor", "args", "caps", "console_socket", "cwd", "detach", "env", "extra_gids",
@@ -129,19 +133,20 @@ def _add_caps(process: Process, names: list[str]) -> None:
 
 def _prepare(t: tenant.Tenant, state: st.State, opts: ExecOptions) -> None:
     linux = state.config.get("linux") or {}
-    for ns in linux.get("namespaces") or []:  # type: ignore[attr-defined]
+    assert isinstance(linux, dict)
+    for ns in linux.get("namespaces") or []:
         name = c.NAMESPACES[ns["type"]][1]
         t.ns_fds.append((ns["type"], os.open(f"/proc/{state.pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
     if not proc.is_alive(state.pid, state.start_time):  # the fds might name a recycled pid's namespaces
         raise ContainerError("cannot exec: the container stopped")
-    if linux.get("seccomp") is not None:  # type: ignore[union-attr]
+    if linux.get("seccomp") is not None:
         from . import seccomp
 
-        t.seccomp = seccomp.compile_filter(linux["seccomp"])  # type: ignore[index]
+        t.seccomp = seccomp.compile_filter(linux["seccomp"])
     t.dmz_fd = dmz.sealed_fd()
 
 
-def _console(t: tenant.Tenant, opts: ExecOptions) -> object:
+def _console(t: tenant.Tenant, opts: ExecOptions) -> ForegroundConsole | None:
     if opts.console_socket:
         t.console_fd = _connect(opts.console_socket)
         return None

@@ -25,11 +25,11 @@ def check(rdt: object) -> None:
         raise SpecError("linux.intelRdt", f"this host has no Intel RDT (resctrl is not mounted at {RESCTRL})")
 
 
-def group_dir(rdt: dict, container_id: str) -> str:  # type: ignore[type-arg]
+def group_dir(rdt: dict, container_id: str) -> str:
     return os.path.join(RESCTRL, str(rdt.get("closID") or container_id))
 
 
-def apply(rdt: dict, container_id: str, pid: int) -> str:  # type: ignore[type-arg]
+def apply(rdt: dict, container_id: str, pid: int) -> str:
     """Create (or join) the group, write its schemata, move `pid` in; the group dir."""
     group = group_dir(rdt, container_id)
     os.makedirs(group, exist_ok=True)

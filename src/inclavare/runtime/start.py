@@ -57,7 +57,7 @@ def _await_exec(state: st.State, fd: int, fifo: str) -> None:
         pass  # EOF: init's fifo fd was closed by execve (or init died)
 
 
-def _hooks(spec_hooks: object, kind: str) -> list:  # type: ignore[type-arg]
+def _hooks(spec_hooks: object, kind: str) -> list:
     from ..spec.load import build
     from ..spec.model import Hook
 

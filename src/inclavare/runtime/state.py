@@ -84,7 +84,7 @@ class State:
         }  # fmt: skip
 
     @classmethod
-    def from_json(cls, container_id: str, directory: str, doc: dict) -> State:  # type: ignore[type-arg]
+    def from_json(cls, container_id: str, directory: str, doc: dict) -> State:
         st = cls(container_id, directory)
         st.pid = doc.get("init_process_pid") or 0
         st.start_time = doc.get("init_process_start")

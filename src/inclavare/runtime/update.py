@@ -11,6 +11,10 @@ from . import cgroups
 from . import state as st
 from .context import RuntimeContext
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .cgroups.oom import OomWatch
+
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30,
           "t": 1 << 40, "tb": 1 << 40}  # fmt: skip
 
@@ -42,8 +46,10 @@ def update(ctx: RuntimeContext, container_id: str, resources: dict[str, object])
     cg.update(resources)
     # Keep the saved config in step, as runc does, so state and later updates see it.
     linux = state.config.setdefault("linux", {})
-    saved = linux.setdefault("resources", {})  # type: ignore[union-attr]
-    _merge(saved, resources)  # type: ignore[arg-type]
+    assert isinstance(linux, dict)
+    saved = linux.setdefault("resources", {})
+    assert isinstance(saved, dict)
+    _merge(saved, resources)
     state.save()
 
 
@@ -83,7 +89,7 @@ def events(ctx: RuntimeContext, container_id: str, stats_only: bool, interval: f
             watch.close()
 
 
-def _oom_watch(cg: object) -> object:
+def _oom_watch(cg: object) -> OomWatch | None:
     try:
         return cg.oom_watch()  # type: ignore[attr-defined]
     except OSError:

@@ -50,7 +50,7 @@ def example() -> dict[str, object]:
     }  # fmt: skip
 
 
-def to_rootless(spec: dict, uid: int | None = None, gid: int | None = None) -> dict:  # type: ignore[type-arg]
+def to_rootless(spec: dict, uid: int | None = None, gid: int | None = None) -> dict:
     """runc's ToRootless: a user namespace mapping the caller to root, no
     network namespace (no privilege to configure one), /sys bind-mounted
     (sysfs needs a network namespace), no device cgroup rules and no gid= on

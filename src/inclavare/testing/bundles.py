@@ -40,7 +40,7 @@ def build_rootfs(path: str) -> str:
     return path
 
 
-def base_config(args: list[str] | None = None) -> dict:  # type: ignore[type-arg]
+def base_config(args: list[str] | None = None) -> dict:
     """runc's template made non-interactive, running `args` (default: true)."""
     from ..spec.template import example
 
@@ -50,7 +50,7 @@ def base_config(args: list[str] | None = None) -> dict:  # type: ignore[type-arg
     return copy.deepcopy(spec)
 
 
-def make_bundle(directory: str, config: dict | None = None, rootfs_cache: str | None = None) -> str:  # type: ignore[type-arg]
+def make_bundle(directory: str, config: dict | None = None, rootfs_cache: str | None = None) -> str:
     """Write config.json and a rootfs into `directory` (rootfs copied from a
     cache when given, so many tests share one busybox tree)."""
     os.makedirs(directory, exist_ok=True)

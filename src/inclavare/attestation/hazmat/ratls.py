@@ -73,7 +73,9 @@ def _dice(oid: str, raw: bytes) -> RatlsEvidence:
         raw = der.parse_single(raw, der.DerError(WHAT), der.TAG_OCTET_STRING).value
     item = decode_exact(raw, f"{WHAT}: tagged evidence")
     if not isinstance(item, cbor2.CBORTag) or item.tag not in CBOR_TAGS:
-        raise EvidenceFormatError(f"{WHAT}: tagged evidence has no supported CBOR tag (60000, 0x1A7501, 0x1A7504, 0x1A75F0)")
+        raise EvidenceFormatError(
+            f"{WHAT}: tagged evidence has no supported CBOR tag (60000, 0x1A7501, 0x1A7504, 0x1A75F0)"
+        )
     value = item.value
     if not isinstance(value, Sequence) or not 1 <= len(value) <= 2 or not all(isinstance(v, bytes) for v in value):
         raise EvidenceFormatError(f"{WHAT}: tagged evidence must be [evidence] or [evidence, claims-buffer]")

@@ -6,7 +6,7 @@ from ...runtime.context import RuntimeContext
 
 SYNOPSIS = "<container-id>"
 NARGS = (1, 1)
-FLAGS: list = []  # type: ignore[type-arg]
+FLAGS: list = []
 
 
 def main(ctx: RuntimeContext, opts: dict[str, object], args: list[str]) -> int:

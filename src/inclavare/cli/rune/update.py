@@ -52,7 +52,7 @@ def resources_from_flags(opts: dict[str, object]) -> dict[str, object]:
     put("pids", "limit", opts["pids_limit"])
     if opts["l3_cache_schema"] is not None or opts["mem_bw_schema"] is not None:
         raise UsageError("--l3-cache-schema/--mem-bw-schema: Intel RDT updates are not supported")
-    return res
+    return dict[str, object](res)
 
 
 def main(ctx: RuntimeContext, opts: dict[str, object], args: list[str]) -> int:
@@ -69,5 +69,5 @@ def main(ctx: RuntimeContext, opts: dict[str, object], args: list[str]) -> int:
             raise UsageError(f"--resources {path}: must be a linux.resources object")
     else:
         resources = resources_from_flags(opts)
-    update(ctx, args[0], resources)  # type: ignore[arg-type]
+    update(ctx, args[0], resources)
     return 0

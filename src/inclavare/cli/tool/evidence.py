@@ -57,9 +57,9 @@ def main(argv: list[str]) -> int:
         _print(att.inspect(data))
         return 0
     if args.command == "fetch":
-        from ...attestation import fetch
+        from ...attestation.fetch import fetch_for
 
-        for path in fetch.fetch_for(data, args.cache, pcs_url=args.pcs, kds_url=args.kds):
+        for path in fetch_for(data, args.cache, pcs_url=args.pcs, kds_url=args.kds):
             print(path)
         return 0
     store = att.CollateralStore.from_files(args.collateral)
