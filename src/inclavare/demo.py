@@ -9,9 +9,12 @@ The story, each step a real command (printed before it runs):
 3. a verifier asks the running enclave for evidence bound to a fresh nonce
    (`rune attest`) and checks it against the tenant's reference values;
 4. a tampered module is refused before anything runs;
-5. a key broker (`inclavare kbs serve`, trustee's KBS protocol) holds a
-   secret and a policy admitting the tenant's measurement: the enclave
-   container attests at launch, receives the secret and prints it;
+5. a key broker (`inclavare kbs serve`, trustee's KBS protocol) holds the
+   image key, a secret and a policy admitting the tenant's measurement; the
+   tenant ships the workload as an encrypted OCI image, whose layer key is
+   released only after attestation (`inclavare image unpack` through
+   `inclavare-keyprovider`); the decrypted enclave container attests again
+   at launch, receives the secret and prints it;
 6. a workload with another measurement asks for the same secret: the KBS
    refuses, and the container does not start.
 """
@@ -32,6 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RUNE = os.path.join(ROOT, "build", "rune")
 TOOL = os.path.join(os.path.dirname(sys.executable), "inclavare")
 SAMPLES = os.path.join(ROOT, "samples")
+HOST_KEY = "/var/lib/inclavare/software-tee-key.pem"  # this host's software-TEE key (identity/hostkey.py)
 
 
 def step(title: str) -> None:
@@ -166,7 +170,7 @@ def kbs_story(tmp: str, state: str, key_path: str) -> None:
 
     from .testing.enclaves import set_enclave, wasm_bundle
 
-    step("5. a key broker admits the tenant's measurement; the enclave attests at launch and gets its secret")
+    step("5. a key broker admits the tenant's measurement: the encrypted image and the secret reach only it")
     kbs = KeyBroker(os.path.join(tmp, "kbs"))
     try:
         with open(key_path, "rb") as f:
@@ -183,6 +187,7 @@ def kbs_story(tmp: str, state: str, key_path: str) -> None:
         )
         kbs.admin("set-resource-policy", "--builtin", "approved-executables", "--scope", "default/*")
         kbs.admin("reference-value", "add-from-enclave", manifest, "--sig", manifest + ".sig", "--rootfs", rootfs)
+        bundle = encrypted_image_round_trip(tmp, kbs, bundle, manifest)
         provision = {"enclave.kbs.url": kbs.url, "enclave.kbs.resources": "default/secret/greeting"}
         set_enclave(bundle, "preopen=/run/secrets", provision, ["/app/hello.wasm", "read=/run/secrets/greeting"])
         sh(RUNE, "--root", state, "run", "--bundle", bundle, f"demo-kbs-{os.getpid()}")
@@ -200,6 +205,53 @@ def kbs_story(tmp: str, state: str, key_path: str) -> None:
             print("  " + json.dumps(what))
     finally:
         kbs.stop()
+
+
+def encrypted_image_round_trip(tmp: str, kbs: KeyBroker, bundle: str, manifest: str) -> str:
+    """Pack the signed enclave as an OCI image, encrypt its layer with a key
+    the KBS holds, then unpack it through the attesting key provider."""
+    from .image.build import build_image, tar_directory
+    from .image.keystore import FileKeyStore, ResourcePath
+
+    kek, keys = secrets.token_bytes(32), os.path.join(tmp, "owner-keys")
+    os.makedirs(keys)
+    FileKeyStore(keys).put(ResourcePath.parse("kbs:///default/key/image"), kek)  # the owner's copy
+    kek_file = os.path.join(tmp, "kek.bin")
+    with open(os.open(kek_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+        f.write(kek)
+    kbs.admin("set-resource", "--path", "default/key/image", "--resource-file", kek_file)
+    os.unlink(kek_file)
+    layout = os.path.join(tmp, "image")
+    config = {"Cmd": ["/app/hello.wasm"], "Env": ["PATH=/bin"]}
+    build_image(layout, "plain", [(tar_directory(os.path.join(bundle, "rootfs")), "gzip")], config)
+    owner = provider_config(os.path.join(tmp, "owner.json"), ["--keys", keys])
+    key = "provider:inclavare:kbs:///default/key/image"
+    sh(
+        TOOL,
+        "image",
+        "encrypt",
+        "--keyprovider-config",
+        owner,
+        "--encryption-key",
+        key,
+        f"{layout}:plain",
+        f"{layout}:enc",
+    )
+    rootfs = os.path.join(bundle, "rootfs")
+    tee_args = ["--kbs", kbs.url, "--manifest", manifest, "--rootfs", rootfs, "--host-key", HOST_KEY]
+    tee = provider_config(os.path.join(tmp, "tee.json"), tee_args)
+    unpacked = os.path.join(tmp, "unpacked")
+    sh(TOOL, "image", "unpack", "--keyprovider-config", tee, f"{layout}:enc", unpacked)
+    print("the layer key was released to the attested enclave identity; the image is decrypted")
+    return unpacked
+
+
+def provider_config(path: str, args: list[str]) -> str:
+    """An ocicrypt key-provider config naming inclavare-keyprovider with `args`."""
+    provider = os.path.join(os.path.dirname(TOOL), "inclavare-keyprovider")
+    with open(path, "w") as f:
+        json.dump({"key-providers": {"inclavare": {"cmd": {"path": provider, "args": args}}}}, f)
+    return path
 
 
 class KeyBroker:

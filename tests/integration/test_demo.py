@@ -18,5 +18,6 @@ def test_demo_story():
     assert "mismatch for /app/hello.wasm" in r.stdout
     assert "refused, as it must be" in r.stdout
     assert "the tenant's secret, for attested enclaves only" in r.stdout
+    assert "1 layers (1 decrypted)" in r.stdout
     assert "403 PolicyDeny" in r.stdout
     assert '"event": "deny"' in r.stdout
