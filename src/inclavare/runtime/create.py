@@ -20,7 +20,7 @@ from ..spec.validate import validate
 from . import cgroups, config, enclave_setup, hooks, lsm, rdt
 from . import state as st
 from .context import RuntimeContext
-from .process import intermediate
+from .process import intermediate, terminal
 from .process.launch import Launch
 from .process.messages import GO, HOOKS, HOOKS_DONE, MAPPED, PID, READY, USERNS, Channel
 
@@ -122,7 +122,7 @@ def _create(ctx: RuntimeContext, cid: str, bundle: str, spec: object, state_dir:
     state.creating = False
     state.save()
     if opts.pid_file:
-        _write_pid_file(opts.pid_file, init_pid)
+        st.write_pid_file(opts.pid_file, init_pid)
     launch.channel.close()  # type: ignore[union-attr]
     _close_fds(launch)
     return state
@@ -165,7 +165,7 @@ def _plan(launch: Launch, spec: object, opts: CreateOptions, state: st.State) ->
 
         launch.seccomp = seccomp.compile_filter(spec.linux.seccomp)  # type: ignore[attr-defined]
     if opts.console_socket:
-        launch.console_fd = _connect(opts.console_socket)
+        launch.console_fd = terminal.connect(opts.console_socket)
     elif spec.process.terminal:  # type: ignore[attr-defined]
         raise InclavareError("cannot allocate a tty without --console-socket when detached (process.terminal is true)")
 
@@ -186,18 +186,6 @@ def _open_namespace(index: int, ns_type: str, path: str, spec: object) -> int:
 
 def _ns_index(spec: object, ns_type: str) -> int:
     return next(i for i, ns in enumerate(spec.linux.namespaces) if ns.type == ns_type)  # type: ignore[attr-defined]
-
-
-def _connect(path: str) -> int:
-    import _socket
-
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except OSError as exc:
-        sock.close()
-        raise InclavareError(f"--console-socket {path}: {exc.strerror}") from None
-    return sock.detach()
 
 
 def _cgroups(ctx: RuntimeContext, spec: object, cid: str, undo: _Undo) -> cgroups.Manager | None:
@@ -305,14 +293,6 @@ def _handshake(launch: Launch, state: st.State) -> None:
 
         relay(ch, kbs)  # the enclave attests to its key broker before it is ready
     ch.expect(READY)
-
-
-def _write_pid_file(path: str, pid: int) -> None:
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.replace(tmp, path)
 
 
 def _kill_init(pid: int) -> None:

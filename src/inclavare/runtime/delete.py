@@ -16,7 +16,6 @@ from ..errors import ContainerError, ContainerNotFound
 from . import cgroups, hooks
 from . import state as st
 from .context import RuntimeContext
-from .start import _hooks
 
 
 def delete(ctx: RuntimeContext, container_id: str, force: bool = False) -> None:
@@ -67,7 +66,7 @@ def destroy(ctx: RuntimeContext, state: st.State) -> None:
     cg = cgroups.from_state(state.cgroup)
     if cg is not None:
         cg.destroy()
-    poststop = _hooks(state.config.get("hooks") or {}, "poststop")
+    poststop = hooks.saved_hooks(state.config, "poststop")
     if poststop:
         hooks.run_hooks_warn("poststop", poststop, state.oci_state(status=st.STOPPED), ctx.warn)
     _remove_dir(state.dir)

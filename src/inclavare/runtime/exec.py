@@ -19,8 +19,7 @@ from ..spec.model import Capabilities, Process
 from . import cgroups, reaper
 from . import state as st
 from .context import RuntimeContext
-from .create import _connect, _write_pid_file
-from .process import tenant
+from .process import tenant, terminal
 from .process.messages import GO, PID, READY, Channel
 
 TYPE_CHECKING = False
@@ -74,7 +73,7 @@ def exec_process(ctx: RuntimeContext, container_id: str, opts: ExecOptions) -> i
             if fd >= 0:
                 os.close(fd)
     if opts.pid_file:
-        _write_pid_file(opts.pid_file, pid)
+        st.write_pid_file(opts.pid_file, pid)
     if opts.detach:
         return 0
     reaper.forward_signals(pid)
@@ -148,7 +147,7 @@ def _prepare(t: tenant.Tenant, state: st.State, opts: ExecOptions) -> None:
 
 def _console(t: tenant.Tenant, opts: ExecOptions) -> ForegroundConsole | None:
     if opts.console_socket:
-        t.console_fd = _connect(opts.console_socket)
+        t.console_fd = terminal.connect(opts.console_socket)
         return None
     if not t.process.terminal:
         return None
@@ -157,7 +156,7 @@ def _console(t: tenant.Tenant, opts: ExecOptions) -> ForegroundConsole | None:
     from .console import ForegroundConsole
 
     console = ForegroundConsole()
-    t.console_fd = _connect(console.socket_path)
+    t.console_fd = terminal.connect(console.socket_path)
     return console
 
 
@@ -216,10 +215,8 @@ def _exec_in_enclave(state: st.State, process: Process, opts: ExecOptions) -> in
         master, slave = os.openpty()
         stdio = (slave, slave, slave)
         if opts.console_socket:
-            from .process.terminal import send_fd
-
-            sock_fd = _connect(opts.console_socket)
-            send_fd(sock_fd, master, b"/dev/ptmx")
+            sock_fd = terminal.connect(opts.console_socket)
+            terminal.send_fd(sock_fd, master, b"/dev/ptmx")
             os.close(sock_fd)
             os.close(master)
             master = -1
@@ -233,7 +230,7 @@ def _exec_in_enclave(state: st.State, process: Process, opts: ExecOptions) -> in
     if process.terminal:
         os.close(stdio[0])
     if opts.pid_file:
-        _write_pid_file(opts.pid_file, pid)
+        st.write_pid_file(opts.pid_file, pid)
     if opts.detach:
         return 0
     reaper.forward_signals(pid)

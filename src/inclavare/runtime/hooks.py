@@ -36,6 +36,16 @@ def _run_checked(kind: str, index: int, hook: Hook, stdin: bytes) -> None:
         raise HookError(f"{kind} hook #{index} ({hook.path}) failed: {_describe(status)}")
 
 
+def saved_hooks(config: dict[str, object], kind: str) -> list[Hook]:
+    """The `kind` hooks of a container's saved config (state.json), as models:
+    `start` and `delete` run them long after create parsed the bundle."""
+    from ..spec.load import build
+
+    section = config.get("hooks")
+    raw = section.get(kind) if isinstance(section, dict) else None
+    return build(("list", Hook), raw, f"hooks.{kind}", "state.json") if raw else []  # type: ignore[return-value]
+
+
 def run_hooks_warn(kind: str, hooks: list[Hook], state: dict[str, object], warn: object) -> None:
     """poststart/poststop: every hook runs; a failing one is a warning through
     `warn(msg)`, and "the remaining hooks and lifecycle continue as if the hook

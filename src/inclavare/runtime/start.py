@@ -34,8 +34,7 @@ def start(ctx: RuntimeContext, container_id: str) -> st.State:
         _await_exec(state, fd, fifo)
     finally:
         os.close(fd)
-    spec_hooks = state.config.get("hooks") or {}
-    poststart = _hooks(spec_hooks, "poststart")
+    poststart = hooks.saved_hooks(state.config, "poststart")
     if poststart:
         hooks.run_hooks_warn("poststart", poststart, state.oci_state(status=st.RUNNING), ctx.warn)
     return state
@@ -55,11 +54,3 @@ def _await_exec(state: st.State, fd: int, fifo: str) -> None:
     os.set_blocking(fd, True)
     while os.read(fd, 4096):
         pass  # EOF: init's fifo fd was closed by execve (or init died)
-
-
-def _hooks(spec_hooks: object, kind: str) -> list:
-    from ..spec.load import build
-    from ..spec.model import Hook
-
-    raw = spec_hooks.get(kind) if isinstance(spec_hooks, dict) else None
-    return build(("list", Hook), raw, f"hooks.{kind}", "config.json") if raw else []  # type: ignore[return-value]

@@ -184,3 +184,12 @@ def list_ids(root: str) -> list[str]:
     except FileNotFoundError:
         return []
     return sorted(n for n in names if os.path.isfile(os.path.join(root, n, STATE_FILE)))
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """--pid-file, written atomically (a temp file renamed into place), as runc does."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.replace(tmp, path)

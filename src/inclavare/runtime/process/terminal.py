@@ -60,3 +60,14 @@ def send_fd(sock_fd: int, fd: int, name: bytes) -> None:
         sock.sendmsg([name], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, "little"))])
     finally:
         sock.detach()
+
+
+def connect(path: str) -> int:
+    """A connected --console-socket, as a plain fd (it crosses fork into init)."""
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise InclavareError(f"--console-socket {path}: {exc.strerror}") from None
+    return sock.detach()
