@@ -23,35 +23,37 @@ small module, :mod:`.software`. Design notes: docs/attestation.md.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import importlib
 
-from .claims import (
-    Evidence,
-    EvidenceKind,
-    NitroClaims,
-    Role,
-    SgxClaims,
-    SnpClaims,
-    SoftwareClaims,
-    TcbResult,
-    TcbStatus,
-    TdxClaims,
-    Tee,
-    VerifiedClaims,
-)
-from .collateral import CollateralStore
-from .detect import detect
-from .errors import (
-    AttestationError,
-    CollateralError,
-    CollateralExpired,
-    EvidenceFormatError,
-    PolicyFileError,
-    PolicyRejected,
-    VerificationFailed,
-)
-from .policy import Policy
-from .verifiers import get_verifier
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._recipes import inspect, verify
+    from .claims import (
+        Evidence,
+        EvidenceKind,
+        NitroClaims,
+        Role,
+        SgxClaims,
+        SnpClaims,
+        SoftwareClaims,
+        TcbResult,
+        TcbStatus,
+        TdxClaims,
+        Tee,
+        VerifiedClaims,
+    )
+    from .collateral import CollateralStore
+    from .detect import detect
+    from .errors import (
+        AttestationError,
+        CollateralError,
+        CollateralExpired,
+        EvidenceFormatError,
+        PolicyFileError,
+        PolicyRejected,
+        VerificationFailed,
+    )
+    from .policy import Policy
 
 __all__ = [
     "AttestationError",
@@ -80,32 +82,30 @@ __all__ = [
     "verify",
 ]
 
-
-def verify(evidence: bytes | Evidence, *, at: datetime, collateral: CollateralStore, policy: Policy) -> VerifiedClaims:
-    """Verify ``evidence`` completely at instant ``at``, then apply ``policy``.
-
-    ``evidence`` is raw bytes, or an :class:`Evidence` whose declared kind
-    must match what the bytes are (an attester cannot relabel evidence).
-    """
-    when = _utc(at)
-    data = evidence.data if isinstance(evidence, Evidence) else evidence
-    kind = detect(data)
-    if isinstance(evidence, Evidence) and evidence.kind != kind:
-        raise EvidenceFormatError(f"evidence: declared {evidence.kind.value} but the bytes are a {kind.value}")
-    if kind == EvidenceKind.SOFTWARE and not policy.allow_software:
-        raise PolicyRejected("allow_software", "software evidence is not accepted by this policy")
-    result = get_verifier(kind).verify(data, at=when, collateral=collateral)
-    policy.check(result)
-    return result
+# Names are imported on first use (PEP 562): `inclavare.attestation.software`,
+# which every software enclave loads to sign its reports, must not pull in
+# the X.509, collateral and verifier machinery (~60 ms) it never uses.
+_WHERE = {
+    **dict.fromkeys(("Evidence", "EvidenceKind", "NitroClaims", "Role", "SgxClaims", "SnpClaims", "SoftwareClaims",
+                     "TcbResult", "TcbStatus", "TdxClaims", "Tee", "VerifiedClaims"), ".claims"),
+    **dict.fromkeys(("AttestationError", "CollateralError", "CollateralExpired", "EvidenceFormatError",
+                     "PolicyFileError", "PolicyRejected", "VerificationFailed"), ".errors"),
+    "CollateralStore": ".collateral",
+    "Policy": ".policy",
+    "detect": ".detect",
+    "inspect": "._recipes",
+    "verify": "._recipes",
+}  # fmt: skip
 
 
-def inspect(evidence: bytes) -> dict[str, object]:
-    """Decode evidence without verifying anything (for humans and debugging)."""
-    kind = detect(evidence)
-    return {"kind": kind.value, "verified": False, **get_verifier(kind).inspect(evidence)}
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 
-def _utc(at: datetime) -> datetime:
-    if at.tzinfo is None:
-        raise VerificationFailed("verification instant", "must be timezone-aware (UTC), not a naive datetime")
-    return at.astimezone(UTC)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

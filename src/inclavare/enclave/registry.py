@@ -21,11 +21,20 @@ tens of milliseconds, and a PAL path never needs it.
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from .errors import EnclaveRuntimeNotFound
 
 GROUP = "inclavare.enclave_runtimes"
+# The runtimes inclavare ships, found without scanning installed distributions'
+# metadata (importlib.metadata costs ~50 ms, paid twice per enclave container:
+# in `rune create` and in init). They are registered in GROUP too, for
+# `available()`; a third-party entry point cannot shadow them.
+BUILTIN = {
+    "native": "inclavare.enclave.runtimes.native:NativeRuntime",
+    "wasm": "inclavare.enclave.runtimes.wasm:WasmRuntime",
+}
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing alone costs ~15 ms; `rune create` checks paths with this module
@@ -50,7 +59,7 @@ def check(value: str) -> None:
         raise EnclaveRuntimeNotFound("enclave runtime path is not configured")
     if is_path(value):
         _check_pal_path(value)
-    else:
+    elif value not in BUILTIN:
         _entry_point(value)
 
 
@@ -59,13 +68,14 @@ def resolve(value: str) -> RuntimeFactory:
     check(value)
     if is_path(value):
         return _pal_factory(value)
-    ep = _entry_point(value)
+    target = BUILTIN.get(value) or _entry_point(value).value
     try:
-        factory = ep.load()
+        module, _, attr = target.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
     except Exception as exc:  # an entry point's import can fail in any way
-        raise EnclaveRuntimeNotFound(f"enclave runtime {value}: cannot load {ep.value}: {exc}") from exc
+        raise EnclaveRuntimeNotFound(f"enclave runtime {value}: cannot load {target}: {exc}") from exc
     if not callable(factory):
-        raise EnclaveRuntimeNotFound(f"enclave runtime {value}: {ep.value} is not callable")
+        raise EnclaveRuntimeNotFound(f"enclave runtime {value}: {target} is not callable")
     return factory
 
 
@@ -74,7 +84,7 @@ def available() -> list[str]:
 
     PAL libraries are not listed: any absolute path to one will do.
     """
-    return sorted({ep.name for ep in _entry_points()})
+    return sorted({*BUILTIN, *(ep.name for ep in _entry_points())})
 
 
 def _check_pal_path(path: str) -> None:

@@ -32,7 +32,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from importlib import metadata
 
 import wasmtime
 
@@ -59,10 +58,7 @@ class WasmRuntime(_base.RuntimeBase):
         super().__init__(tee=tee, log=log, rootfs=rootfs, host_key=host_key)
         # Before pivot_root: the cache directory and the package metadata are host files.
         self._cache = ModuleCache(cache_dir, self._log)
-        try:
-            self._version = "wasmtime-py " + metadata.version("wasmtime")
-        except metadata.PackageNotFoundError:
-            self._version = "wasmtime-py unknown"
+        self._version = _wasmtime_version()
         self._settings: Settings | None = None
         self._preopen_paths: list[tuple[str, bool]] = []  # (rootfs path, read_only), for the cwd
         self._timeout: float | None = None
@@ -231,3 +227,18 @@ class _Ticker:
             self._cond.notify()
         if self._thread is not None:
             self._thread.join()
+
+
+def _wasmtime_version() -> str:
+    """wasmtime-py's version, for the cache key, from its dist-info directory name:
+    importlib.metadata would scan every installed distribution (~50 ms of an
+    enclave container's start). wasmtime also refuses to deserialize a module
+    compiled by another version, so this only keeps stale entries apart."""
+    site = os.path.dirname(os.path.dirname(wasmtime.__file__))
+    try:
+        names = os.listdir(site)
+    except OSError:
+        names = []
+    found = sorted(n[len("wasmtime-") : -len(".dist-info")] for n in names
+                   if n.startswith("wasmtime-") and n.endswith(".dist-info"))  # fmt: skip
+    return "wasmtime-py " + (found[-1] if found else "unknown")
