@@ -161,3 +161,22 @@ def test_run_foreground_terminal(rune, bundle):
     assert r.returncode == 5
     assert "/dev/pts/0" in r.stdout  # the container's own devpts instance
     assert "STDIN-IS-TTY" in r.stdout
+
+
+def test_killed_create_leaves_a_deletable_container(rune, state_root):
+    """A `rune create` killed half-way leaves state.json saying "creating" with no
+    init pid. It must read as stopped once its creator is gone, and `delete
+    --force` must remove it — without signalling pid 0 (its own process group)."""
+    from inclavare.runtime import state as st
+
+    d = st.make_dir(state_root, "half")
+    s = st.State("half", d)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    s.extra["creator"] = [dead.pid, None]
+    s.save()
+    assert json.loads(rune("state", "half", check=True).stdout)["status"] == "stopped"
+    r = subprocess.run(["setsid", "--wait", rune("--version").args[0], "--root", state_root, "delete", "--force", "half"],
+                       capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(d)

@@ -20,6 +20,7 @@ from ..spec.validate import validate
 from . import cgroups, config, enclave_setup, hooks, lsm, rdt
 from . import state as st
 from .context import RuntimeContext
+from .kill import kill_checked
 from .process import intermediate, terminal
 from .process.launch import Launch
 from .process.messages import GO, HOOKS, HOOKS_DONE, MAPPED, PID, READY, USERNS, Channel
@@ -114,12 +115,14 @@ def _create(ctx: RuntimeContext, cid: str, bundle: str, spec: object, state_dir:
     cg = _cgroups(ctx, spec, cid, undo)
     if cg is not None:
         state.cgroup = cg.to_json()
+        state.save()  # so a delete after a create killed from here on finds the cgroups
     launch.cgroup_mounts = _cgroup_mount_map(cg)
     init_pid = _spawn(launch, cg, state, undo)
     state.pid = init_pid
     state.start_time = proc.start_time(init_pid)
     _handshake(launch, state)
     state.creating = False
+    state.extra.pop("creator", None)
     state.save()
     if opts.pid_file:
         st.write_pid_file(opts.pid_file, init_pid)
@@ -136,6 +139,7 @@ def _initial_state(ctx: RuntimeContext, cid: str, bundle: str, spec: object, sta
     state.owner = ""
     state.annotations = dict(spec.annotations)  # type: ignore[attr-defined]
     state.config = spec.raw  # type: ignore[attr-defined]
+    state.extra["creator"] = [os.getpid(), proc.start_time(os.getpid())]
     if not any(ns.type == "mount" for ns in spec.linux.namespaces):  # type: ignore[attr-defined]
         state.extra["shared_mount_namespace"] = True  # delete unmounts what create mounted
     return state
@@ -296,12 +300,11 @@ def _handshake(launch: Launch, state: st.State) -> None:
 
 
 def _kill_init(pid: int) -> None:
-    try:
-        os.kill(pid, 9)
-    except ProcessLookupError:
+    started = proc.start_time(pid)
+    if started is None or not kill_checked(pid, started, 9):
         return
     for _ in range(2000):  # it is not our child: wait until it is gone (or a zombie)
-        if not proc.is_alive(pid, None):
+        if not proc.is_alive(pid, started):
             return
         time.sleep(0.001)
 

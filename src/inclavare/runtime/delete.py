@@ -16,6 +16,7 @@ from ..errors import ContainerError, ContainerNotFound
 from . import cgroups, hooks
 from . import state as st
 from .context import RuntimeContext
+from .kill import kill_checked
 
 
 def delete(ctx: RuntimeContext, container_id: str, force: bool = False) -> None:
@@ -42,11 +43,8 @@ def _force_stop(state: st.State, status: str) -> None:
     cg = cgroups.from_state(state.cgroup)
     if status == st.PAUSED and cg is not None:
         cg.thaw()
-    try:
-        os.kill(state.pid, 9)
-    except ProcessLookupError:
-        pass
-    wait_gone(state)
+    if kill_checked(state.pid, state.start_time, 9):
+        wait_gone(state)
 
 
 def wait_gone(state: st.State, timeout: float = 10.0) -> None:

@@ -45,18 +45,29 @@ def kill(ctx: RuntimeContext, container_id: str, sig: int, all_processes: bool =
 
 
 def signal_init(state: st.State, sig: int) -> None:
-    """Signal init through a pidfd checked against the recorded start time,
-    so a recycled pid is never signalled by mistake."""
+    """Signal init, refusing a pid that no longer is the container's."""
+    if not kill_checked(state.pid, state.start_time, sig):
+        raise ContainerError("container not running")
+
+
+def kill_checked(pid: int, started: int | None, sig: int) -> bool:
+    """Send `sig` to `pid` through a pidfd, after checking — with the pidfd
+    held, so the pid cannot be recycled in between — that it still is the
+    process that started at `started`. False if it is gone or another one.
+    Never signals pid 0 or below (kill(2): a process group)."""
     import _signal
 
+    if pid <= 0:
+        return False
     try:
-        pidfd = os.pidfd_open(state.pid)
+        pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
-        raise ContainerError("container not running") from None
+        return False
     try:
-        if not proc.is_alive(state.pid, state.start_time):
-            raise ContainerError("container not running")
+        if not proc.is_alive(pid, started):
+            return False
         _signal.pidfd_send_signal(pidfd, sig)
+        return True
     finally:
         os.close(pidfd)
 

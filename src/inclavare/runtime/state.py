@@ -116,6 +116,13 @@ class State:
     # -- derived status --------------------------------------------------
     def status(self) -> str:
         if self.creating:
+            # Still being made only while the `rune create` that makes it lives:
+            # a create killed half-way leaves a "stopped" container that
+            # `delete` can remove, never a "creating" one forever.
+            creator = self.extra.get("creator")
+            making = isinstance(creator, list) and proc.is_alive(int(creator[0]), creator[1])
+            if not making:
+                return STOPPED
             return CREATING if self.pid == 0 or proc.is_alive(self.pid, self.start_time) else STOPPED
         if not proc.is_alive(self.pid, self.start_time):
             return STOPPED
