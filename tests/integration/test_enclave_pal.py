@@ -94,6 +94,15 @@ def test_exec_detached_gives_a_waitable_pid(rune, bundle, pal, tmp_path):
         time.sleep(0.02)
 
 
+def test_exec_refuses_options_that_cannot_apply_in_an_enclave(rune, bundle, pal):
+    b = bundle(enclave_config(["sleep", "100"], pal("v2")))
+    rune("run", "-d", "--bundle", b, "hostopts", check=True)
+    r = rune("exec", "--user", "1000", "--cap", "CAP_SYS_ADMIN", "hostopts", "true")
+    assert r.returncode == 1
+    assert "--user, --cap cannot apply to a process run in an enclave" in r.stderr
+    assert rune("exec", "hostopts", "true").returncode == 0
+
+
 def test_attest_local_report(rune, bundle, pal, tmp_path):
     b = bundle(enclave_config(["sleep", "100"], pal("v3")))
     rune("run", "-d", "--bundle", b, "att", check=True)

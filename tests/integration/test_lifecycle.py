@@ -127,6 +127,27 @@ def test_no_mount_namespace_refuses_what_would_change_the_host(rune, bundle, sta
     assert not os.path.exists(os.path.join(state_root, "nomnt"))
 
 
+def test_exec_without_a_mount_namespace_stays_in_the_rootfs(rune, bundle, tmp_path):
+    """Joining the namespaces does not carry the init's chroot over: the exec'd
+    process must take the container's root, not see the host's filesystem."""
+    marker = tmp_path / "host-only-marker"
+    marker.write_text("host")
+    cfg = base_config(["sleep", "30"])
+    cfg["linux"]["namespaces"] = [{"type": "pid"}]
+    cfg["root"]["readonly"] = False
+    cfg.pop("hostname")
+    for key in ("maskedPaths", "readonlyPaths"):
+        cfg["linux"].pop(key)
+    rune("run", "-d", "--bundle", bundle(cfg), "nomntexec", check=True)
+    try:
+        r = rune("exec", "nomntexec", "sh", "-c", f"test -e {marker} && echo escaped; ls /; readlink /proc/1/root")
+        assert r.returncode == 0, r.stderr
+        assert "escaped" not in r.stdout
+        assert "bin" in r.stdout.split()
+    finally:
+        rune("delete", "-f", "nomntexec")
+
+
 def test_failing_poststop_hook_is_a_warning_and_the_others_run(rune, bundle, tmp_path):
     out = tmp_path / "out"
     cfg = base_config(["true"])

@@ -25,3 +25,12 @@ def test_bool_with_value():
 def test_usage_errors(argv):
     with pytest.raises(UsageError):
         parse(argv, FLAGS)
+
+
+def test_uint_flag_refuses_negative_values():
+    flags = [Flag("preserve-fds", "uint", 0), Flag("cpu-quota", "int", None)]
+    assert parse(["--cpu-quota", "-1"], flags)[0]["cpu_quota"] == -1
+    with pytest.raises(UsageError, match="invalid value '-1' for flag -preserve-fds"):
+        parse(["--preserve-fds", "-1"], flags)
+    with pytest.raises(UsageError, match="parse error"):
+        parse(["--cpu-quota=x"], flags)

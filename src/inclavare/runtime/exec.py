@@ -69,7 +69,7 @@ def exec_process(ctx: RuntimeContext, container_id: str, opts: ExecOptions) -> i
     try:
         pid = _spawn(t, state)
     finally:
-        for fd in [fd for _t, fd in t.ns_fds] + [t.console_fd, t.dmz_fd]:
+        for fd in [fd for _t, fd in t.ns_fds] + [t.console_fd, t.dmz_fd, t.root_fd]:
             if fd >= 0:
                 os.close(fd)
     if opts.pid_file:
@@ -136,6 +136,8 @@ def _prepare(t: tenant.Tenant, state: st.State, opts: ExecOptions) -> None:
     for ns in linux.get("namespaces") or []:
         name = c.NAMESPACES[ns["type"]][1]
         t.ns_fds.append((ns["type"], os.open(f"/proc/{state.pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
+    if not any(ns["type"] == "mount" for ns in linux.get("namespaces") or []):
+        t.root_fd = os.open(f"/proc/{state.pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     if not proc.is_alive(state.pid, state.start_time):  # the fds might name a recycled pid's namespaces
         raise ContainerError("cannot exec: the container stopped")
     if linux.get("seccomp") is not None:
@@ -208,6 +210,7 @@ def _exec_in_enclave(state: st.State, process: Process, opts: ExecOptions) -> in
     from ..enclave.client import run_runelet
     from . import enclave_setup
 
+    _refuse_host_only_options(opts)
     env = [e for e in process.env if not e.startswith("ENCLAVE_")]
     req = ExecRequest(list(process.args), env, process.cwd, bool(process.terminal))
     stdio, master = (0, 1, 2), -1
@@ -239,3 +242,15 @@ def _exec_in_enclave(state: st.State, process: Process, opts: ExecOptions) -> in
 
         ForegroundConsole.for_master(master).pump_until_exit(pid)
     return reaper.wait_for(pid)
+
+
+def _refuse_host_only_options(opts: ExecOptions) -> None:
+    """The program runs inside the enclave the init-runelet holds, as that
+    enclave's identity: a Linux user, capabilities or LSM label would not
+    apply to it, and saying nothing would let a caller believe they did."""
+    named = {"--user": opts.user, "--additional-gids": opts.extra_gids, "--cap": opts.caps,
+             "--no-new-privs": opts.no_new_privs, "--apparmor": opts.apparmor,
+             "--process-label": opts.process_label, "--preserve-fds": opts.preserve_fds}  # fmt: skip
+    given = [flag for flag, value in named.items() if value]
+    if given:
+        raise InclavareError(f"rune exec: {', '.join(given)} cannot apply to a process run in an enclave")

@@ -19,7 +19,7 @@ class Flag:
 
     def __init__(self, names: str, kind: str = "bool", default: object = None, help: str = "") -> None:
         self.names = tuple(n.strip() for n in names.split(","))
-        self.kind = kind  # "bool" | "str" | "int" | "list"
+        self.kind = kind  # "bool" | "str" | "int" | "uint" | "list"
         self.default = ([] if kind == "list" else False if kind == "bool" else None) if default is None else default
         self.help = help
         self.dest = self.names[0].replace("-", "_")
@@ -61,12 +61,19 @@ def _bool(name: str, text: str) -> bool:
     raise UsageError(f"invalid boolean value {text!r} for -{name}")
 
 
+def _int(name: str, text: str, signed: bool) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or (value < 0 and not signed):  # Go's flag.Uint rejects "-1" the same way
+        raise UsageError(f"invalid value {text!r} for flag -{name}: parse error")
+    return value
+
+
 def _store(values: dict[str, object], flag: Flag, name: str, text: str) -> None:
-    if flag.kind == "int":
-        try:
-            values[flag.dest] = int(text)
-        except ValueError:
-            raise UsageError(f"invalid value {text!r} for flag -{name}: parse error") from None
+    if flag.kind in ("int", "uint"):
+        values[flag.dest] = _int(name, text, signed=flag.kind == "int")
     elif flag.kind == "list":
         values[flag.dest].append(text)  # type: ignore[attr-defined]
     else:

@@ -13,7 +13,7 @@ CREATE_FLAGS = [
     Flag("pid-file", "str", "", "specify the file to write the process id to"),
     Flag("no-pivot", help="do not use pivot root to jail process inside rootfs"),
     Flag("no-new-keyring", help="do not create a new session keyring for the container"),
-    Flag("preserve-fds", "int", 0, "pass N additional file descriptors to the container"),
+    Flag("preserve-fds", "uint", 0, "pass N additional file descriptors to the container"),
 ]
 FLAGS = CREATE_FLAGS
 

@@ -22,7 +22,7 @@ FLAGS = [
     Flag("apparmor", "str", "", "set the apparmor profile for the process"),
     Flag("no-new-privs", help="set the no new privileges value for the process"),
     Flag("cap, c", "list", help="add a capability to the bounding set for the process"),
-    Flag("preserve-fds", "int", 0, "pass N additional file descriptors to the container"),
+    Flag("preserve-fds", "uint", 0, "pass N additional file descriptors to the container"),
     Flag("cgroup", "list", help="run the process in a (sub)cgroup of the container (not supported)"),
 ]
 

@@ -38,12 +38,13 @@ if TYPE_CHECKING:
 class Tenant:
     """What the exec'ing children need (read from their copy of main's memory)."""
 
-    __slots__ = ("console_fd", "dmz_fd", "exec_fd", "ns_fds", "preserve_fds", "process", "sc", "seccomp")
+    __slots__ = ("console_fd", "dmz_fd", "exec_fd", "ns_fds", "preserve_fds", "process", "root_fd", "sc", "seccomp")
 
     def __init__(self, sc: Syscalls, process: Process) -> None:
         self.sc = sc
         self.process = process
         self.ns_fds: list[tuple[str, int]] = []  # (OCI type, fd of /proc/<init>/ns/<name>)
+        self.root_fd = -1  # /proc/<init>/root, for a container without its own mount namespace
         self.console_fd = -1
         self.dmz_fd = -1
         self.exec_fd = -1  # write end of the exec-detection pipe (close-on-exec)
@@ -73,6 +74,8 @@ def _run_tenant(t: Tenant, ch: Channel) -> None:
         t.sc.prctl(c.PR_SET_DUMPABLE, 0)
         t.sc.set_name("rune:[2:EXEC]")
         os.setsid()
+        if t.root_fd >= 0:
+            _enter_root(t.root_fd)
         if t.process.terminal:
             terminal.attach(t.console_fd, t.process)
             t.console_fd = -1
@@ -82,3 +85,15 @@ def _run_tenant(t: Tenant, ch: Channel) -> None:
     except BaseException as exc:
         report_and_exit(ch, exc)
     workload.final_exec(t.sc, t.dmz_fd, t.preserve_fds, t.seccomp, prog)
+
+
+def _enter_root(root_fd: int) -> None:
+    """A container sharing the host's mount namespace is confined by its
+    init's chroot only; joining the namespaces does not carry that over, so
+    the tenant takes the same root (runc's setns process does not, and an
+    exec there sees the host's filesystem). Like any chroot, it confines only
+    processes without CAP_SYS_CHROOT; give such containers a mount namespace."""
+    os.fchdir(root_fd)
+    os.chroot(".")
+    os.chdir("/")
+    os.close(root_fd)
