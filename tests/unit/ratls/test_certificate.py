@@ -10,10 +10,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from inclavare.attestation import (
     AttestationError,
     CollateralError,
+    CollateralStore,
     Evidence,
     EvidenceFormatError,
     EvidenceKind,
@@ -22,6 +24,7 @@ from inclavare.attestation import (
     inspect,
     verify,
 )
+from inclavare.attestation.attesters import AttesterOptions, create
 from inclavare.attestation.ratls import (
     OID_ENDORSEMENTS,
     Endorsements,
@@ -35,9 +38,10 @@ from inclavare.attestation.ratls import (
     spki_of,
     tagged_evidence,
 )
+from inclavare.enclave.identity import HostKey
 
 from . import gramine
-from .world import attester, trusted_store
+from .world import IDENTITY, attester, self_signed, trusted_store
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DICE = x509.ObjectIdentifier("2.23.133.5.4.9")
@@ -151,6 +155,23 @@ def test_malformed_endorsements_are_refused() -> None:
     der = build_certificate(key, Evidence(EvidenceKind.SGX_QUOTE, gramine.QUOTE), now=gramine.AT, endorsements=bad)
     with pytest.raises(CollateralError, match="ratls certificate: endorsements: tcb_info"):
         VerifyPolicy(Policy.genuine_only(), clock=lambda: gramine.AT).verify_certificate(der)
+
+
+def test_endorsements_cannot_vouch_for_a_host_key() -> None:
+    """A peer must not be able to make its own software host key trusted by
+    shipping it as 'collateral' next to its evidence."""
+    rogue_key = HostKey.from_seed(b"\x22" * 32)
+    rogue = create("software", AttesterOptions(identity=IDENTITY, host_key=rogue_key))
+    cert = issue(rogue, now=NOW)
+    dice = x509.load_der_x509_certificate(cert.der).extensions.get_extension_for_oid(DICE).value.value
+    pem = rogue_key.public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    smuggled = Endorsements(3, pem, b"", b"", b"", b"", b"", b"").encode(0x1A7501)
+    der = self_signed(cert.key, {DICE.dotted_string: dice, OID_ENDORSEMENTS: smuggled}, NOW - timedelta(hours=1), NOW)
+    peer = VerifyPolicy(ALLOW_SOFTWARE, CollateralStore(), clock=lambda: NOW)
+    with pytest.raises(EvidenceFormatError, match="endorsements accompany SGX/TDX quotes only"):
+        peer.verify_certificate(der)
+    with pytest.raises(EvidenceFormatError, match="a public key is not collateral"):
+        Endorsements.decode(smuggled).add_to(CollateralStore())
 
 
 def test_evidence_must_carry_the_binding_the_certificate_claims() -> None:

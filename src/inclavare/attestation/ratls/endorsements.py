@@ -67,11 +67,27 @@ class Endorsements:
         return cls(*value)
 
     def add_to(self, store: CollateralStore) -> None:
-        """Index every non-empty entry in ``store`` (classified by content, as collateral files are)."""
+        """Index every non-empty entry in ``store`` (classified by content, as
+        collateral files are). Only what is checked against Intel's pinned root
+        may come from a peer: a public key would be taken as a trusted
+        software-TEE host key, letting a peer endorse itself."""
+        scratch = CollateralStore()
         for name, value in zip([f.name for f in fields(self)][1:], astuple(self)[1:], strict=True):
             data = unwrap_text(bytes(value).rstrip(b"\0"))
             if data.strip():
-                store.add_bytes(data, f"{WHAT}: {name}")
+                scratch.add_bytes(data, f"{WHAT}: {name}")
+        if scratch.host_keys:
+            raise EvidenceFormatError(
+                f"{WHAT}: a public key is not collateral; host keys are trusted only from the verifier's store"
+            )
+        for info in scratch.tcb_infos:
+            store.add_tcb_info(info)
+        for identity in scratch.qe_identities:
+            store.add_qe_identity(identity)
+        for crl in scratch.crls:
+            store.add_crl(crl)
+        for cert in scratch.certificates:
+            store.add_certificate(cert)
 
 
 def merged(base: CollateralStore, extra: Endorsements) -> CollateralStore:

@@ -89,6 +89,8 @@ class VerifyPolicy:
             raw = [value for oid, _, value in cert.extensions if oid == OID_ENDORSEMENTS]
             if len(raw) > 1:
                 raise EvidenceFormatError("ratls certificate: more than one endorsements extension")
+            if raw and _kind(evidence.evidence) not in (EvidenceKind.SGX_QUOTE, EvidenceKind.TDX_QUOTE):
+                raise EvidenceFormatError("ratls certificate: endorsements accompany SGX/TDX quotes only")
             if raw:
                 store = merged(store, Endorsements.decode(raw[0]))
         result = verify(der, at=self.clock(), collateral=store, policy=self.policy)
@@ -100,7 +102,11 @@ class VerifyPolicy:
 
 
 def _is_software(evidence: bytes) -> bool:
+    return _kind(evidence) == EvidenceKind.SOFTWARE
+
+
+def _kind(evidence: bytes) -> EvidenceKind | None:
     try:
-        return detect(evidence) == EvidenceKind.SOFTWARE
+        return detect(evidence)
     except EvidenceFormatError:
-        return False  # the verifier names the format problem
+        return None  # the verifier names the format problem
