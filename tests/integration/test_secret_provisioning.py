@@ -85,3 +85,31 @@ def test_unreachable_kbs_is_one_line(rune, tmp_path, rootfs_cache, tenant_key, s
     assert r.returncode == 1
     assert "secret provisioning: KBS unreachable" in r.stderr
     assert not os.path.exists(os.path.join(state_root, "prov-unreach"))
+
+
+@pytest.mark.parametrize("change", ["bind-over-secrets", "no-mount-namespace"])
+def test_secrets_never_land_outside_a_private_tmpfs(rune, tmp_path, rootfs_cache, tenant_key, state_root, change):
+    import json
+
+    bundle, _ = wasm_bundle(str(tmp_path / "b"), tenant_key, rootfs_cache)
+    provisioned(bundle, "http://127.0.0.1:9")
+    path = os.path.join(bundle, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    if change == "bind-over-secrets":
+        (tmp_path / "hostdir").mkdir()
+        cfg["mounts"].append({"destination": "/run/secrets", "type": "bind", "source": str(tmp_path / "hostdir"),
+                              "options": ["rbind"]})  # fmt: skip
+        want = "mounts: /run/secrets is where provisioned secrets go"
+    else:
+        cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"] if ns["type"] != "mount"]
+        cfg["root"]["readonly"] = False
+        for key in ("maskedPaths", "readonlyPaths"):
+            cfg["linux"].pop(key, None)
+        want = "annotations.enclave.kbs.url: secret provisioning needs a mount namespace"
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    r = rune("create", "--bundle", bundle, "prov-home")
+    assert r.returncode == 1
+    assert want in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(state_root, "prov-home"))

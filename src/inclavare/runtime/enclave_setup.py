@@ -58,11 +58,25 @@ def prepare(launch: Launch, spec: Spec, state: st.State) -> None:
     spec.mounts.extend(m for m in mounts if m.destination not in targets)
     state.extra["enclave"] = cfg.to_json()
     kbs = KbsPlan.from_annotations(spec.annotations)
-    if kbs is not None and kbs.secrets_dir not in targets:
+    if kbs is not None:
+        _check_secrets_home(spec, kbs.secrets_dir, targets)
         from ..enclave.provision import secrets_mount
 
         spec.mounts.append(secrets_mount(kbs.secrets_dir))
     launch.executor = EnclaveExecutor(cfg, _listen(state.dir), kbs)
+
+
+def _check_secrets_home(spec: Spec, directory: str, targets: set[str]) -> None:
+    """Secrets go to a tmpfs private to the container: without a mount
+    namespace it would be mounted in the host's, and a bundle mount at the
+    same place (a host bind, a volume) would put them on someone's disk."""
+    from ..errors import SpecError
+
+    assert spec.linux is not None
+    if not any(ns.type == "mount" for ns in spec.linux.namespaces):
+        raise SpecError("annotations.enclave.kbs.url", "secret provisioning needs a mount namespace (linux.namespaces)")
+    if directory in targets:
+        raise SpecError("mounts", f"{directory} is where provisioned secrets go; no bundle mount may be there")
 
 
 def _listen(state_dir: str) -> int:
