@@ -9,6 +9,7 @@ import pytest
 
 from inclavare._sys import consts as c
 from inclavare._sys.fake import FakeSyscalls
+from inclavare.errors import SyscallError
 from inclavare.runtime import config, privileges
 from inclavare.runtime.rootfs import mounts
 from inclavare.spec.load import parse_spec
@@ -17,15 +18,25 @@ from inclavare.spec.template import example
 
 class DirFakeSyscalls(FakeSyscalls):
     """openat2 hands out real O_PATH fds of a scratch directory, so the code
-    under test can close them; everything else is only recorded."""
+    under test can close them and read their mount ids; everything else is
+    only recorded. Once something was "mounted", fds are of /proc (another
+    mount), as reopening a real mount target would give — unless `swapped`,
+    which plays a path replaced between mounting and reopening."""
 
-    def __init__(self, scratch: str) -> None:
+    def __init__(self, scratch: str, swapped: bool = False) -> None:
         super().__init__()
         self.scratch = scratch
+        self.mounted = False
+        self.swapped = swapped
+
+    def mount(self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+        super().mount(source, target, fstype, flags, data)
+        self.mounted = True
 
     def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
         self._record("openat2", path, dirfd, flags, resolve)
-        return os.open(self.scratch, os.O_PATH | os.O_CLOEXEC)
+        where = "/proc" if self.mounted and not self.swapped else self.scratch
+        return os.open(where, os.O_PATH | os.O_CLOEXEC)
 
 
 @pytest.mark.parametrize(
@@ -70,6 +81,15 @@ def test_readonly_bind_is_remounted(tmp_path):
     assert calls[1][4] == c.MS_RDONLY | c.MS_BIND | c.MS_REMOUNT  # ... so it is remounted read-only
     opened = [call[1] for call in sc.calls if call[0] == "openat2"]
     assert opened.count("data") == 2  # re-opened after mounting: the old fd names the covered directory
+
+
+def test_remount_refuses_a_target_that_no_longer_is_the_new_mount(tmp_path):
+    sc = DirFakeSyscalls(str(tmp_path), swapped=True)
+    (tmp_path / "src").mkdir()
+    entry = config.MountEntry("/data", str(tmp_path / "src"), "bind", c.MS_BIND | c.MS_REC | c.MS_RDONLY, [], "", False)
+    with pytest.raises(SyscallError, match="/data no longer resolves to the new mount"):
+        mounts.mount_one(sc, os.open(str(tmp_path), os.O_PATH), entry)
+    assert [call[4] for call in sc.calls if call[0] == "mount"] == [c.MS_BIND | c.MS_REC]  # no remount
 
 
 def test_bounding_set_drops_everything_not_kept(monkeypatch):

@@ -51,11 +51,12 @@ def readonly(sc: Syscalls, root_fd: int, path: str) -> None:
     if fd is None:
         return
     try:
+        covered = paths.mount_id(fd)
         target = paths.fd_path(fd)
         sc.mount(target, target, "bind", c.MS_BIND | c.MS_REC)
     finally:
         os.close(fd)
-    mounts.remount(sc, root_fd, path, c.MS_RDONLY | c.MS_REC)
+    mounts.remount(sc, root_fd, path, c.MS_RDONLY | c.MS_REC, covered)
 
 
 def write_sysctl(sc: Syscalls, root_fd: int, key: str, value: str) -> None:

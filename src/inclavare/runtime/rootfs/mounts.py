@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 # Flags that only mean something to the first mount(2) call of a bind mount,
 # not to the read-only/nosuid remount that follows it.
 _BIND_ONLY = c.MS_BIND | c.MS_REC | c.MS_REMOUNT
+_EBUSY = 16
 # statvfs f_flag bits (ST_*) a remount in a user namespace must keep: the
 # kernel locks them on mounts inherited from a more privileged namespace.
 _ST_LOCKED = ((1, c.MS_RDONLY), (2, c.MS_NOSUID), (4, c.MS_NODEV), (8, c.MS_NOEXEC),
@@ -74,9 +75,11 @@ def mount_cgroup(sc: Syscalls, root_fd: int, m: MountEntry, cgroups: dict[str, s
     hierarchies are bound into a tmpfs, as runc lays them out.
     """
     flags = m.flags & (c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC | c.MS_RDONLY)
+    tmpfs_covered = -1
     if list(cgroups) != [""]:
         fd = paths.mkdir_all(sc, root_fd, m.destination)
         try:
+            tmpfs_covered = paths.mount_id(fd)
             sc.mount("tmpfs", paths.fd_path(fd), "tmpfs", flags & ~c.MS_RDONLY, "mode=755")
         finally:
             os.close(fd)
@@ -84,12 +87,13 @@ def mount_cgroup(sc: Syscalls, root_fd: int, m: MountEntry, cgroups: dict[str, s
         dest = m.destination + ("/" + name if name else "")
         fd = paths.mkdir_all(sc, root_fd, dest)
         try:
+            covered = paths.mount_id(fd)
             sc.mount(host_dir, paths.fd_path(fd), "bind", c.MS_BIND | c.MS_REC)
         finally:
             os.close(fd)
-        remount(sc, root_fd, dest, flags)
+        remount(sc, root_fd, dest, flags, covered)
     if list(cgroups) != [""] and flags & c.MS_RDONLY:
-        remount(sc, root_fd, m.destination, flags)
+        remount(sc, root_fd, m.destination, flags, tmpfs_covered)
 
 
 def _bind(sc: Syscalls, root_fd: int, m: MountEntry) -> None:
@@ -100,21 +104,27 @@ def _bind(sc: Syscalls, root_fd: int, m: MountEntry) -> None:
         raise SyscallError("bind mount", exc.errno or 2, f"source {m.source}") from None
     fd = paths.mkdir_all(sc, root_fd, m.destination) if is_dir else paths.create_file(sc, root_fd, m.destination)
     try:
+        covered = paths.mount_id(fd)
         sc.mount(m.source, paths.fd_path(fd), "bind", m.flags & (c.MS_BIND | c.MS_REC))
     finally:
         os.close(fd)
     if m.flags & ~_BIND_ONLY:
-        remount(sc, root_fd, m.destination, m.flags & ~_BIND_ONLY)
+        remount(sc, root_fd, m.destination, m.flags & ~_BIND_ONLY, covered)
 
 
-def remount(sc: Syscalls, root_fd: int, destination: str, flags: int) -> None:
+def remount(sc: Syscalls, root_fd: int, destination: str, flags: int, covered: int) -> None:
     """Apply `flags` (ro, nosuid, ...) to the bind mount now at `destination`.
 
     The target is opened again after mounting: the old fd names the covered
-    mount point, not the new mount.
+    mount point, not the new mount. `covered` is the id of the mount the old
+    fd was on; if the path now resolves there again, something swapped it
+    between the two steps and the flags would land on the wrong object
+    (the CVE-2021-30465 class), so nothing is remounted.
     """
     fd = paths.open_in_root(sc, root_fd, destination)
     try:
+        if paths.mount_id(fd) == covered:
+            raise SyscallError("remount", _EBUSY, f"{destination} no longer resolves to the new mount (path changed)")
         target = paths.fd_path(fd)
         try:
             sc.mount(None, target, None, flags | c.MS_BIND | c.MS_REMOUNT)
