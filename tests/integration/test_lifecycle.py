@@ -169,6 +169,29 @@ def test_hook_timeout_and_state_on_stdin(rune, bundle, tmp_path):
     r = rune("create", "--bundle", bundle(cfg), "slow")
     assert r.returncode == 1
     assert "prestart hook #0 (/bin/sleep) timed out after 1s" in r.stderr
+    # A state bigger than a pipe, to a hook that never reads it: the timeout still holds.
+    cfg["annotations"] = {"big": "x" * (256 << 10)}
+    started = time.monotonic()
+    r = rune("create", "--bundle", bundle(cfg), "slowbig")
+    assert r.returncode == 1
+    assert "timed out after 1s" in r.stderr
+    assert time.monotonic() - started < 4
+    cfg["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"cat > {out}"], "timeout": 5}]}
+    rune("create", "--bundle", bundle(cfg), "bigread", check=True)
+    assert len(json.loads(out.read_text())["annotations"]["big"]) == 256 << 10
+    rune("delete", "-f", "bigread", check=True)
+
+
+def test_failed_terminal_run_leaves_no_console_socket(rune, bundle, tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    cfg = base_config(["true"])
+    cfg["process"]["terminal"] = True
+    cfg["hooks"] = {"createRuntime": [{"path": "/bin/false"}]}  # create fails after the console socket exists
+    r = rune("run", "--bundle", bundle(cfg), "ttyfail", env={**os.environ, "TMPDIR": str(scratch)})
+    assert r.returncode == 1
+    assert "createRuntime hook #0" in r.stderr
+    assert list(scratch.iterdir()) == []
 
 
 def test_run_foreground_terminal(rune, bundle):

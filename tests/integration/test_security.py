@@ -125,6 +125,30 @@ def test_mount_destination_symlink_stays_inside_rootfs(rune, bundle, tmp_path):
     assert not os.path.exists("/inside")
 
 
+def test_tmpcopyup_copies_the_image_files_and_never_follows_its_links(rune, bundle, tmp_path):
+    """tmpcopyup (podman's --tmpfs default): the tmpfs starts with the image's
+    files, owners and modes; a symlink to a host path is copied as a link."""
+    secret = tmp_path / "host-secret"
+    secret.write_text("host data")
+    cfg = base_config(["sh", "-c", "cat /data/a; stat -c '%u:%g %a' /data/sub/b; readlink /data/link; "
+                                   "cat /data/link 2>/dev/null || echo no-host-file; touch /data/new || echo ro"])  # fmt: skip
+    cfg["mounts"].append({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
+                          "options": ["tmpcopyup", "ro", "nosuid", "mode=755"]})  # fmt: skip
+    b = bundle(cfg)
+    data = os.path.join(b, "rootfs", "data")
+    os.makedirs(os.path.join(data, "sub"))
+    with open(os.path.join(data, "a"), "w") as f:
+        f.write("from the image\n")
+    with open(os.path.join(data, "sub", "b"), "w") as f:
+        f.write("x")
+    os.chown(os.path.join(data, "sub", "b"), 1234, 5678)
+    os.chmod(os.path.join(data, "sub", "b"), 0o640)
+    os.symlink(str(secret), os.path.join(data, "link"))
+    r = rune("run", "--bundle", b, "copyup")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["from the image", "1234:5678 640", str(secret), "no-host-file", "ro"]
+
+
 def test_dangling_symlink_mount_target_is_refused(rune, bundle, tmp_path, state_root):
     """A mount target through a symlink to a path missing in the rootfs (here a host
     directory) is refused: no directory is made on the host, nothing is left behind."""

@@ -47,7 +47,9 @@ def run_runelet(connect: Callable[[], socket.socket], req: ExecRequest, stdio: t
         except OSError:
             pass
 
-    for signum in (n for n in range(1, 32) if n not in (9, 17, 19, 23, 28)):
+    from ..runtime.reaper import FORWARDED
+
+    for signum in FORWARDED:
         _signal.signal(signum, forward)
     resp = _exchange(sock, conn)
     if not isinstance(resp, ExecResponse):

@@ -2,7 +2,7 @@
 key broker (KBS) before its workload starts — as Gramine's secret
 provisioning and Occlum's init-RA do.
 
-Who does what (the untrusted host never sees a secret):
+Who does what (the relay on the host only ever carries ciphertext):
 
 * the **init-runelet** (in the container, holding the enclave) makes an
   ephemeral TEE key, computes the report data the KBS challenge asks for,
@@ -11,6 +11,16 @@ Who does what (the untrusted host never sees a secret):
 * **`rune create`** (on the host, where the network is — the container may
   have a network namespace with no route out) only relays the RCAR messages
   over HTTP: /auth, /attest and the resource GETs. It carries ciphertext.
+
+What that protects depends on the TEE. On SGX/TDX/SNP hardware the TEE key
+and the plaintext stay in enclave memory the host cannot read. The built-in
+runtimes (wasm, native) are *software* enclaves: an ordinary process on the
+host, whose memory root can read — their evidence is marked software so
+that a KBS refuses it for secrets that matter (our ``default`` attestation
+policy calls it contraindicated hardware; ``allow-software`` is for
+development and can never make it *affirming*).
+The secrets tmpfs is in the container's mount namespace and is likewise
+readable by the host's root.
 
 Over the spawn channel, after the enclave is initialised::
 

@@ -49,10 +49,19 @@ class ForegroundConsole:
             self.master = recv_fd(sock)
         finally:
             sock.close()
-            self._listener.close()
-            os.unlink(self.socket_path)
-            os.rmdir(self._dir)
+            self.discard()
         self._copy_winsize()
+
+    def discard(self) -> None:
+        """Close and remove the socket and its directory (idempotent): after
+        the pty arrived, or when the container never got to send it."""
+        if self._listener.fileno() >= 0:
+            self._listener.close()
+        for remove, path in ((os.unlink, self.socket_path), (os.rmdir, self._dir)):
+            try:
+                remove(path)
+            except FileNotFoundError:
+                pass
 
     def _copy_winsize(self) -> None:
         import fcntl

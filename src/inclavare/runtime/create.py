@@ -17,7 +17,7 @@ from ..errors import InclavareError, SpecError
 from ..spec.load import load_bundle
 from ..spec.model import Spec
 from ..spec.validate import validate
-from . import cgroups, config, enclave_setup, hooks, lsm, rdt
+from . import cgroups, config, enclave_setup, hooks, lsm, rdt, reaper
 from . import state as st
 from .context import RuntimeContext
 from .kill import kill_checked
@@ -70,7 +70,7 @@ def create(ctx: RuntimeContext, container_id: str, opts: CreateOptions, spec: Sp
     _check_required(spec)
     state_dir = st.make_dir(ctx.root, container_id)
     undo = _Undo()
-    undo.push(_rmtree, state_dir)
+    undo.push(st.remove_dir, state_dir)
     try:
         return _create(ctx, container_id, bundle, spec, state_dir, opts, undo)
     except BaseException:
@@ -242,7 +242,7 @@ def _spawn(launch: Launch, cg: object, state: st.State, undo: _Undo) -> int:
         intermediate.run(launch)  # never returns
     child.close()
     launch.channel = parent
-    undo.push(_reap, pid)
+    undo.push(reaper.kill_and_reap, pid)
     parent.send(GO)
     if launch.new_flags & c.CLONE_NEWUSER:
         parent.expect(USERNS)
@@ -256,7 +256,7 @@ def _spawn(launch: Launch, cg: object, state: st.State, undo: _Undo) -> int:
     if launch.spec.linux is not None and launch.spec.linux.intel_rdt is not None:
         rdt.apply(launch.spec.linux.intel_rdt, launch.container_id, init_pid)  # type: ignore[arg-type]
     os.waitpid(pid, 0)
-    undo.actions.remove((_reap, (pid,)))
+    undo.actions.remove((reaper.kill_and_reap, (pid,)))
     return init_pid
 
 
@@ -309,14 +309,6 @@ def _kill_init(pid: int) -> None:
         time.sleep(0.001)
 
 
-def _reap(pid: int) -> None:
-    try:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
-
-
 def _close_fds(launch: Launch) -> None:
     fds = [fd for _t, fd, _p in launch.join_fds] + [launch.state_dir_fd, launch.console_fd, launch.dmz_fd]
     if launch.executor is not None:
@@ -330,12 +322,6 @@ def _close_fds(launch: Launch) -> None:
                 pass
     launch.join_fds = []
     launch.state_dir_fd = launch.console_fd = launch.dmz_fd = -1
-
-
-def _rmtree(path: str) -> None:
-    for name in os.listdir(path):
-        os.unlink(os.path.join(path, name))
-    os.rmdir(path)
 
 
 def _now() -> str:

@@ -26,7 +26,7 @@ def delete(ctx: RuntimeContext, container_id: str, force: bool = False) -> None:
         # A create killed before state.json existed leaves a bare directory.
         leftover = st.container_dir(ctx.root, container_id)
         if force and os.path.isdir(leftover):
-            _remove_dir(leftover)
+            st.remove_dir(leftover)
             return
         if force:
             return
@@ -67,16 +67,4 @@ def destroy(ctx: RuntimeContext, state: st.State) -> None:
     poststop = hooks.saved_hooks(state.config, "poststop")
     if poststop:
         hooks.run_hooks_warn("poststop", poststop, state.oci_state(status=st.STOPPED), ctx.warn)
-    _remove_dir(state.dir)
-
-
-def _remove_dir(path: str) -> None:
-    for name in os.listdir(path):
-        try:
-            os.unlink(os.path.join(path, name))
-        except FileNotFoundError:
-            pass
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        pass
+    st.remove_dir(state.dir)

@@ -68,6 +68,10 @@ def exec_process(ctx: RuntimeContext, container_id: str, opts: ExecOptions) -> i
     console = _console(t, opts)
     try:
         pid = _spawn(t, state)
+    except BaseException:
+        if console is not None:
+            console.discard()
+        raise
     finally:
         for fd in [fd for _t, fd in t.ns_fds] + [t.console_fd, t.dmz_fd, t.root_fd]:
             if fd >= 0:
@@ -185,7 +189,7 @@ def _spawn(t: tenant.Tenant, state: st.State) -> int:
         os.waitpid(pid, 0)
         parent.expect(READY)
     except BaseException:
-        _reap(pid)
+        reaper.kill_and_reap(pid)
         raise
     finally:
         parent.close()
@@ -193,14 +197,6 @@ def _spawn(t: tenant.Tenant, state: st.State) -> int:
         pass  # EOF once the tenant has exec'd (its end is close-on-exec) or died
     os.close(exec_r)
     return tenant_pid
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
 
 
 def _exec_in_enclave(state: st.State, process: Process, opts: ExecOptions) -> int:

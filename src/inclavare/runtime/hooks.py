@@ -77,13 +77,38 @@ def _run_one(hook: Hook, stdin: bytes) -> int | None:
             os.write(2, f"hook {hook.path}: {exc}\n".encode())
         os._exit(127)
     os.close(rfd)
-    try:
-        os.write(wfd, stdin)
-    except BrokenPipeError:
-        pass  # the hook does not read its stdin; that is its right
-    finally:
-        os.close(wfd)
-    return _wait(pid, hook.timeout)
+    # Fed without blocking, between wait polls: a state bigger than the pipe
+    # (64 KiB; large annotations) must not hang rune past the hook's timeout
+    # when the hook never reads it.
+    os.set_blocking(wfd, False)
+    return _wait(pid, hook.timeout, _Feeder(wfd, stdin))
+
+
+class _Feeder:
+    """The hook's stdin, written as far as the pipe takes it on each call."""
+
+    __slots__ = ("fd", "pending")
+
+    def __init__(self, fd: int, data: bytes) -> None:
+        self.fd = fd
+        self.pending = memoryview(data)
+
+    def feed(self) -> None:
+        if self.fd < 0:
+            return
+        try:
+            while self.pending:
+                self.pending = self.pending[os.write(self.fd, self.pending) :]
+        except BlockingIOError:
+            return
+        except BrokenPipeError:
+            pass  # the hook does not read its stdin; that is its right
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _env(env: list[str]) -> dict[str, str]:
@@ -94,20 +119,22 @@ def _env(env: list[str]) -> dict[str, str]:
     return out
 
 
-def _wait(pid: int, timeout: int | None) -> int | None:
-    if timeout is None:
-        return os.waitpid(pid, 0)[1]
+def _wait(pid: int, timeout: int | None, stdin: _Feeder) -> int | None:
     # Poll with backoff: a pidfd + select would need the select module, and
     # hooks are rare enough that 1-20 ms of polling latency does not matter.
-    deadline = time.monotonic() + timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.001
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        if time.monotonic() >= deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            return None
-        time.sleep(delay)
-        delay = min(delay * 2, 0.02)
+    try:
+        while True:
+            stdin.feed()
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            if deadline is not None and time.monotonic() >= deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+    finally:
+        stdin.close()

@@ -14,6 +14,15 @@ import os
 FORWARDED = tuple(n for n in range(1, 32) if n not in (9, 17, 19, 23, 28))
 
 
+def kill_and_reap(pid: int) -> None:
+    """SIGKILL and reap a child of ours that a failed setup leaves behind."""
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
 def forward_signals(pid: int) -> None:
     import _signal
 

@@ -36,7 +36,12 @@ def run(ctx: RuntimeContext, container_id: str, opts: CreateOptions, detach: boo
 
         console = ForegroundConsole()
         opts.console_socket = console.socket_path
-    state = create(ctx, container_id, opts, spec)
+    try:
+        state = create(ctx, container_id, opts, spec)
+    except BaseException:
+        if console is not None:
+            console.discard()
+        raise
     try:
         if console is not None:
             console.receive()

@@ -197,6 +197,26 @@ def write_pid_file(path: str, pid: int) -> None:
     """--pid-file, written atomically (a temp file renamed into place), as runc does."""
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
+    # The name is predictable: in a shared directory a planted symlink must
+    # not make root write through it (O_EXCL fails on any existing name).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
+
+
+def remove_dir(path: str) -> None:
+    """Remove a container's state directory (flat: files only); missing is fine."""
+    if not os.path.isdir(path):
+        return
+    for name in os.listdir(path):
+        try:
+            os.unlink(os.path.join(path, name))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 # not to the read-only/nosuid remount that follows it.
 _BIND_ONLY = c.MS_BIND | c.MS_REC | c.MS_REMOUNT
 _EBUSY = 16
+_EINVAL = 22
 # statvfs f_flag bits (ST_*) a remount in a user namespace must keep: the
 # kernel locks them on mounts inherited from a more privileged namespace.
 _ST_LOCKED = ((1, c.MS_RDONLY), (2, c.MS_NOSUID), (4, c.MS_NODEV), (8, c.MS_NOEXEC),
@@ -57,6 +58,8 @@ def mount_all(sc: Syscalls, root_fd: int, entries: list[MountEntry], cgroups: di
 def mount_one(sc: Syscalls, root_fd: int, m: MountEntry) -> None:
     if m.is_bind:
         _bind(sc, root_fd, m)
+    elif m.copy_up:
+        _tmpfs_copy_up(sc, root_fd, m)
     else:
         fd = paths.mkdir_all(sc, root_fd, m.destination)
         try:
@@ -64,6 +67,37 @@ def mount_one(sc: Syscalls, root_fd: int, m: MountEntry) -> None:
         finally:
             os.close(fd)
     _propagate(sc, root_fd, m)
+
+
+def _tmpfs_copy_up(sc: Syscalls, root_fd: int, m: MountEntry) -> None:
+    """tmpcopyup (see :mod:`.copyup`): mounted writable, filled, then made
+    read-only if asked, as runc does."""
+    if m.fstype != "tmpfs":
+        raise SyscallError("tmpcopyup", _EINVAL, "applies to tmpfs mounts only")
+    from . import copyup
+
+    fd = paths.mkdir_all(sc, root_fd, m.destination)
+    try:
+        below = os.open(paths.fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        covered = paths.mount_id(fd)
+        flags = m.flags & ~(c.MS_REMOUNT | c.MS_RDONLY)
+        sc.mount(m.source or m.fstype, paths.fd_path(fd), m.fstype, flags, m.data or None)
+    finally:
+        os.close(fd)
+    try:
+        top = paths.open_in_root(sc, root_fd, m.destination, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if paths.mount_id(top) == covered:
+                raise SyscallError("tmpcopyup", _EBUSY, f"{m.destination} no longer resolves to the new tmpfs")
+            copyup.copy_tree(below, top)
+        except OSError as exc:
+            raise SyscallError("tmpcopyup", exc.errno or _EINVAL, f"copying {exc.filename or ''}".strip()) from None
+        finally:
+            os.close(top)
+    finally:
+        os.close(below)
+    if m.flags & c.MS_RDONLY:
+        remount(sc, root_fd, m.destination, m.flags & ~_BIND_ONLY, covered)
 
 
 def mount_cgroup(sc: Syscalls, root_fd: int, m: MountEntry, cgroups: dict[str, str]) -> None:
