@@ -43,7 +43,6 @@ if TYPE_CHECKING:
         VerifiedClaims,
     )
     from .collateral import CollateralStore
-    from .detect import detect
     from .errors import (
         AttestationError,
         CollateralError,
@@ -53,6 +52,7 @@ if TYPE_CHECKING:
         PolicyRejected,
         VerificationFailed,
     )
+    from .formats import detect
     from .policy import Policy
 
 __all__ = [
@@ -92,7 +92,7 @@ _WHERE = {
                      "PolicyFileError", "PolicyRejected", "VerificationFailed"), ".errors"),
     "CollateralStore": ".collateral",
     "Policy": ".policy",
-    "detect": ".detect",
+    "detect": ".formats",
     "inspect": "._recipes",
     "verify": "._recipes",
 }  # fmt: skip

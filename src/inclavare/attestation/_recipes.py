@@ -10,12 +10,12 @@ from .claims import (
     VerifiedClaims,
 )
 from .collateral import CollateralStore
-from .detect import detect
 from .errors import (
     EvidenceFormatError,
     PolicyRejected,
     VerificationFailed,
 )
+from .formats import detect
 from .policy import Policy
 from .verifiers import get_verifier
 

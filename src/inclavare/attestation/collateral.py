@@ -190,6 +190,19 @@ class CollateralStore:
         if all(k.public_bytes(Encoding.Raw, PublicFormat.Raw) != raw for k in self.host_keys):
             self.host_keys.append(key)
 
+    def update(self, other: CollateralStore, *, host_keys: bool = True) -> None:
+        """Add everything indexed in ``other`` (its host keys only if ``host_keys``)."""
+        for info in other.tcb_infos:
+            self.add_tcb_info(info)
+        for identity in other.qe_identities:
+            self.add_qe_identity(identity)
+        for crl in other.crls:
+            self.add_crl(crl)
+        for cert in other.certificates:
+            self.add_certificate(cert)
+        for key in other.host_keys if host_keys else ():
+            self.add_host_key(key)
+
     # -- lookups -----------------------------------------------------------
     def tcb_info(self, tee: str, fmspc: bytes, at: datetime) -> TcbInfo | None:
         found = [t for t in self.tcb_infos if t.id == tee and t.fmspc == fmspc]

@@ -28,8 +28,8 @@ from collections.abc import Callable, Mapping
 
 from .claims import EvidenceKind
 from .collateral import CollateralStore
-from .detect import detect
 from .errors import AttestationError, CollateralError
+from .formats import detect
 from .hazmat import certs as xc
 from .hazmat import ratls, x509lite
 from .hazmat.hcl import parse_hcl_report

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect as pyinspect
 
 import inclavare.attestation as att
 from inclavare.attestation import software
 from inclavare.attestation.verifiers import REGISTRY
+
+
+def test_no_export_is_shadowed_by_a_submodule() -> None:
+    """Names are loaded lazily (PEP 562 __getattr__): a submodule with an
+    exported name would replace it on the package once anything imports that
+    submodule, and `from inclavare.attestation import detect` would then give
+    a module (this broke when detect() lived in detect.py)."""
+    for name in att.__all__:
+        assert importlib.util.find_spec(f"inclavare.attestation.{name}") is None, name
 
 
 def test_exported_names() -> None:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from ...errors import InclavareError
 from ..claims import Evidence, EvidenceKind, Tee
-from ..detect import detect
 from ..errors import AttestationError, EvidenceFormatError
+from ..formats import detect
 from .aesm import REPORT_SIZE, AesmClient
 from .interface import AttesterError, AttesterOptions, LocalReporter, check_report_data
 from .peek import claimed

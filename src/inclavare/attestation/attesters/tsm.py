@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..claims import Evidence, EvidenceKind, Tee
-from ..detect import detect
 from ..errors import EvidenceFormatError
+from ..formats import detect
 from .interface import (
     DEFAULT_TSM_ROOT,
     AttesterError,

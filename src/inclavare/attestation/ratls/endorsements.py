@@ -22,8 +22,8 @@ from dataclasses import astuple, dataclass, fields
 import cbor2
 
 from ..collateral import CollateralStore
-from ..detect import unwrap_text
 from ..errors import AttestationError, EvidenceFormatError
+from ..formats import unwrap_text
 from ..hazmat.cose import decode_exact
 
 OID_ENDORSEMENTS = "2.23.133.5.4.2"
@@ -80,28 +80,12 @@ class Endorsements:
             raise EvidenceFormatError(
                 f"{WHAT}: a public key is not collateral; host keys are trusted only from the verifier's store"
             )
-        for info in scratch.tcb_infos:
-            store.add_tcb_info(info)
-        for identity in scratch.qe_identities:
-            store.add_qe_identity(identity)
-        for crl in scratch.crls:
-            store.add_crl(crl)
-        for cert in scratch.certificates:
-            store.add_certificate(cert)
+        store.update(scratch, host_keys=False)
 
 
 def merged(base: CollateralStore, extra: Endorsements) -> CollateralStore:
     """A new store with everything in ``base`` plus ``extra``; ``base`` is not modified."""
     store = CollateralStore()
-    for info in base.tcb_infos:
-        store.add_tcb_info(info)
-    for identity in base.qe_identities:
-        store.add_qe_identity(identity)
-    for crl in base.crls:
-        store.add_crl(crl)
-    for cert in base.certificates:
-        store.add_certificate(cert)
-    for key in base.host_keys:
-        store.add_host_key(key)
+    store.update(base)
     extra.add_to(store)
     return store

@@ -32,8 +32,8 @@ from datetime import UTC, datetime
 from .. import verify
 from ..claims import EvidenceKind, TcbStatus, VerifiedClaims
 from ..collateral import CollateralStore
-from ..detect import detect
 from ..errors import EvidenceFormatError, PolicyRejected, VerificationFailed
+from ..formats import detect
 from ..hazmat import ratls, x509lite
 from ..policy import Policy
 from .endorsements import OID_ENDORSEMENTS, Endorsements, merged

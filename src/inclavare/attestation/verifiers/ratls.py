@@ -18,8 +18,8 @@ from datetime import datetime
 
 from ..claims import EvidenceKind, VerifiedClaims
 from ..collateral import CollateralStore
-from ..detect import detect
 from ..errors import EvidenceFormatError, VerificationFailed
+from ..formats import detect
 from ..hazmat import certs as xc
 from ..hazmat import ratls, x509lite
 from .interface import Verifier

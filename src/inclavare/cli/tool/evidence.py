@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     from ... import attestation as att
-    from ...attestation.detect import unwrap_text
+    from ...attestation.formats import unwrap_text
 
     data = unwrap_text(_read(args.file))
     if args.command == "inspect":
