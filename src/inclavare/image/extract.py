@@ -40,6 +40,23 @@ _CHUNK = 1 << 20
 _XATTR = "SCHILY.xattr."
 
 
+MAX_HEADER = 1 << 20  # a long name or PAX record set bigger than this is not a file system entry
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile reads a GNU long name or a PAX header whole into memory before
+    handing over the member; a 100 GB one from a small gzip would exhaust it.
+    Refused here, at the one place it is dispatched (a CPython internal, stable
+    since 3.0; pinned by the interpreter the Makefile installs)."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        extension = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+                     tarfile.SOLARIS_XHDTYPE)  # fmt: skip
+        if self.type in extension and self.size > MAX_HEADER:
+            raise tarfile.HeaderError(f"extension header of {self.size} bytes (over {MAX_HEADER})")
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
+
+
 @dataclass
 class Report:
     """What was applied, and what could not be (never an error: reported to the user)."""
@@ -65,7 +82,7 @@ class LayerApplier:
         self._added: set[tuple[int, int, str]] = set()
         self._dirs: list[tuple[list[str], tarfile.TarInfo]] = []
         try:
-            with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape") as tar:
+            with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape", tarinfo=_BoundedTarInfo) as tar:
                 for member in tar:
                     self._entry(tar, member, where)
         except tarfile.TarError as exc:
@@ -201,7 +218,9 @@ class LayerApplier:
                 self.report.skipped.append(f"{'/'.join(parts)}: aufs metadata ignored")
             else:
                 name = base[len(WHITEOUT) :]
-                if name and (*key, name) not in self._added:
+                if name in ("", ".", ".."):
+                    raise UnsafeArchive(where, "/".join(parts), f"a whiteout must name an entry, not {name!r}")
+                if (*key, name) not in self._added:
                     self.root.remove(dirfd, name)
         finally:
             os.close(dirfd)

@@ -95,9 +95,12 @@ class RootFS:
             return None
 
     def remove(self, dirfd: int, name: str) -> None:
-        """Remove `name` (a whole tree if a directory) without following any symlink."""
+        """Remove `name` (a whole tree if a directory) without following any symlink.
+        `name` is one entry of `dirfd`: never empty, ".", ".." or a path."""
         import shutil
 
+        if name in ("", ".", "..") or "/" in name:
+            raise UnsafeArchive("rootfs", name, "not an entry of the directory: refusing to remove it")
         st = self.lstat(dirfd, name)
         if st is None:
             return

@@ -17,6 +17,14 @@ Order of work, so that nothing is written for an image that will be refused:
 5. write config.json (bundle.py).
 
 Any failure in 4-5 removes what this call created.
+
+The bundle directory is made (or left) mode 0700, as umoci does: unpacked as
+root, the rootfs holds the image's setuid binaries, file capabilities and
+device nodes with the image's owners and modes, which other users of the
+machine must not be able to reach. The rootfs keeps the image's own mode
+(the container's processes resolve every path through it). Decompression
+is bounded: ``max_bytes`` of tar stream over all layers (a gzip/zstd bomb
+stops there), and tar extension headers are capped in extract.py.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from typing import Any
 
 from . import mediatypes as mt
 from .bundle import runtime_config
-from .errors import DecryptionError, DigestMismatch, ImageError, LayoutError
+from .errors import DecryptionError, DigestMismatch, ImageError, LayoutError, UnsafeArchive
 from .extract import LayerApplier, Report
 from .layercrypt import LayerDecryptor, PrivateOptions, PublicOptions, mac_of
 from .layout import CHUNK, Descriptor, Layout, VerifiedReader
@@ -57,8 +65,16 @@ class Result:
     report: Report
 
 
+MAX_BYTES = 64 << 30  # uncompressed tar bytes over all layers; --max-size
+
+
 def unpack(
-    layout_path: str, ref: str | None, bundle: str, unwrapper: Unwrapper | None = None, rootless: bool | None = None
+    layout_path: str,
+    ref: str | None,
+    bundle: str,
+    unwrapper: Unwrapper | None = None,
+    rootless: bool | None = None,
+    max_bytes: int = MAX_BYTES,
 ) -> Result:
     """Unpack `ref` from the layout at `layout_path` into the bundle directory `bundle`."""
     layout = Layout(layout_path)
@@ -73,11 +89,14 @@ def unpack(
         if os.path.lexists(path):
             raise LayoutError(path, "", "already exists; unpack into a new bundle directory")
     made_bundle = not os.path.exists(bundle)
-    os.makedirs(rootfs, mode=0o755)
+    os.makedirs(bundle, mode=0o700, exist_ok=True)
+    os.chmod(bundle, 0o700)
+    os.mkdir(rootfs, 0o755)
     applier = LayerApplier(rootfs, rootless)
+    budget = _Budget(max_bytes)
     try:
         for plan in plans:
-            _apply(layout, plan, applier)
+            _apply(layout, plan, applier, budget)
         spec = runtime_config(config, applier.root, rootless, manifest.config.digest)
         tmp = config_path + ".tmp"
         with open(tmp, "w") as f:
@@ -130,11 +149,11 @@ def _prepass(layout: Layout, plan: _Plan) -> None:
         )
 
 
-def _apply(layout: Layout, plan: _Plan, applier: LayerApplier) -> None:
+def _apply(layout: Layout, plan: _Plan, applier: LayerApplier, budget: _Budget) -> None:
     where = f"layer {plan.index} ({plan.desc.digest})"
     with layout.open_blob(plan.desc) as reader:
         plain = _Plain(reader, plan)
-        tar = _Hashing(_decompress(plain, plan.compression), plan.diff_id, where)
+        tar = _Hashing(_decompress(plain, plan.compression), plan.diff_id, where, budget)
         applier.apply(tar, where)
         tar.drain()
         reader.drain()
@@ -167,10 +186,23 @@ class _Plain:
             self._dec.verify()
 
 
+class _Budget:
+    """Uncompressed bytes left for the whole unpack."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max = self.left = max_bytes
+
+    def spend(self, n: int, where: str) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise UnsafeArchive(where, "", f"layers decompress to more than {self.max} bytes (--max-size)")
+
+
 class _Hashing:
     """The uncompressed tar stream, hashed for the ``rootfs.diff_ids`` check."""
 
-    def __init__(self, src: Any, diff_id: str, where: str) -> None:
+    def __init__(self, src: Any, diff_id: str, where: str, budget: _Budget) -> None:
+        self._budget = budget
         self._src = src
         self._want = diff_id
         self._where = where
@@ -186,6 +218,7 @@ class _Hashing:
             raise
         except Exception as exc:  # gzip (OSError, zlib.error, EOFError) and zstandard.ZstdError share no base
             raise LayoutError(self._where, "", f"cannot decompress ({exc.__class__.__name__}: {exc})") from None
+        self._budget.spend(len(data), self._where)
         self._hash.update(data)
         return data
 

@@ -177,6 +177,16 @@ def test_whiteouts_remove_lower_entries(rootfs) -> None:
     assert applier.report.whiteouts == 4
 
 
+@pytest.mark.parametrize("name", [".wh...", "sub/.wh...", ".wh..", ".wh."])
+def test_whiteout_of_dot_or_dotdot_is_refused(rootfs, outside, name) -> None:
+    """'.wh...' whites out '..': it must not empty the directory holding the rootfs."""
+    (rootfs / "kept").write_text("x")
+    with pytest.raises(UnsafeArchive, match="a whiteout must name an entry"):
+        apply(rootfs, make_tar(entry("sub", "dir"), entry(name)))
+    assert untouched(outside)
+    assert (rootfs / "kept").exists()
+
+
 def test_whiteout_does_not_hide_the_same_layer(rootfs) -> None:
     apply(rootfs, make_tar(entry("a", data=b"new"), entry(".wh.a")))
     assert (rootfs / "a").read_bytes() == b"new"

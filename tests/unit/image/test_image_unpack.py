@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import stat
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from image_helpers import KID, entry, make_tar
 from inclavare.image import mediatypes as mt
 from inclavare.image.build import build_image
 from inclavare.image.encrypt import encrypt
-from inclavare.image.errors import DecryptionError, DigestMismatch, KeyProviderError, LayoutError
+from inclavare.image.errors import DecryptionError, DigestMismatch, KeyProviderError, LayoutError, UnsafeArchive
 from inclavare.image.layout import Layout, split_ref
 from inclavare.image.providers import Unwrapper, load_config, parse_key_options
 from inclavare.image.unpack import unpack
@@ -209,6 +212,33 @@ def test_garbage_compressed_layer_is_a_clean_error(tmp_path, compression) -> Non
     man["layers"][0].update(digest=digest, size=size)
     layout.tag(layout.write_json(man, mt.MANIFEST), "t")
     with pytest.raises(LayoutError, match="cannot decompress"):
+        unpack(path, "t", str(tmp_path / "b"), rootless=True)
+    assert not (tmp_path / "b").exists()
+
+
+def test_bundle_is_private_and_decompression_is_bounded(image, tmp_path) -> None:
+    """The rootfs may hold setuid-root files and device nodes: the bundle
+    around it is 0700 (made so, or made so if it existed). A layer stream
+    bigger than --max-size stops there and leaves nothing behind."""
+    existing = tmp_path / "existing"
+    existing.mkdir(mode=0o755)
+    (existing / "mine").write_text("kept")
+    unpack(image, "v1", str(existing), rootless=True)
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o700
+    assert (existing / "rootfs/etc/motd").exists()
+    with pytest.raises(UnsafeArchive, match="layers decompress to more than 4096 bytes"):
+        unpack(image, "v1", str(tmp_path / "small"), rootless=True, max_bytes=4096)
+    assert not (tmp_path / "small").exists()
+
+
+def test_huge_tar_extension_header_is_refused_before_it_is_read(tmp_path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("n" * (2 << 20))
+        tar.addfile(info, io.BytesIO(b""))
+    path = str(tmp_path / "i")
+    build_image(path, "t", [(buf.getvalue(), "gzip")])
+    with pytest.raises(UnsafeArchive, match=r"extension header of 2097153 bytes \(over 1048576\)"):
         unpack(path, "t", str(tmp_path / "b"), rootless=True)
     assert not (tmp_path / "b").exists()
 

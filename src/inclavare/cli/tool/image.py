@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     un.add_argument("--keyprovider-config", metavar="FILE", help="ocicrypt key provider config")
     un.add_argument("--decryption-key", action="append", default=[], metavar="provider:NAME[:PARAMS]")
     un.add_argument("--rootless", action="store_true", default=None, help="no chown, no device nodes, rootless config")
+    un.add_argument("--max-size", type=int, default=None, metavar="BYTES",
+                    help="refuse layers that decompress to more than this in total (default 64 GiB)")  # fmt: skip
     en = sub.add_parser("encrypt", help="encrypt every layer (ocicrypt format)")
     en.add_argument("source", metavar="SRC_LAYOUT[:TAG]")
     en.add_argument("dest", metavar="DST_LAYOUT:TAG")
@@ -55,7 +57,8 @@ def main(argv: list[str]) -> int:
         configured = providers.load_config(args.keyprovider_config)
         unwrapper = providers.Unwrapper(configured, params) if configured else None
         path, ref = layout.split_ref(args.image)
-        result = unpack(path, ref, args.bundle, unwrapper, args.rootless)
+        limit = {} if args.max_size is None else {"max_bytes": args.max_size}
+        result = unpack(path, ref, args.bundle, unwrapper, args.rootless, **limit)
         for line in result.report.skipped:
             sys.stderr.write(f"inclavare image: warning: {line}\n")
         sys.stdout.write(f"{result.manifest}: {result.layers} layers ({result.decrypted} decrypted) -> {args.bundle}\n")
