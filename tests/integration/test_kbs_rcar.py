@@ -274,9 +274,10 @@ def test_metrics_in_trustee_families(kbs, provider):
         'kbs_attestation_successes_total{tee_type="software"}',
         'kbs_attestation_failures_total{tee_type="software"}',
         "kbs_policy_violations_total",
-        'kbs_resource_reads_total{resource_path="default/key/db"}',
+        'kbs_resource_reads_total{repository="default"}',
     ):
         assert family in text
+    assert "key/db" not in text  # /metrics is unauthenticated: no resource names
     assert 'route="/kbs/v0/resource/{repository}/{type}/{tag}"' in text
     assert "/healthz" not in text  # not counted, as in trustee
 

@@ -182,3 +182,22 @@ def test_a_writer_killed_mid_transaction_leaves_nothing(store, tmp_path, request
     assert [r.event for r in store.audit_log()] == ["resource.set"]
     store.put_resource("after/the/kill", b"ok", 2.0, rec("resource.set"))  # the database is not wedged
     assert store.list_resources() == ["after/the/kill", "before/the/kill"]
+
+
+def test_sqlite_file_is_private_from_its_first_byte(tmp_path):
+    """Created 0600 (not chmod'ed after sqlite made it 0644: a reader could
+    open it in between and keep reading every resource stored later)."""
+    import stat
+
+    from inclavare.kbs.storage.sqlite import SqliteStorage
+
+    old = os.umask(0o022)
+    try:
+        s = SqliteStorage(str(tmp_path / "fresh.db"))
+    finally:
+        os.umask(old)
+    made = sorted(name for name in os.listdir(tmp_path) if name.startswith("fresh.db"))
+    assert "fresh.db" in made
+    for name in made:  # the WAL and shared-memory files take the database's mode
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
+    del s

@@ -33,7 +33,7 @@ _SCOPE = re.compile(rf"^(\*|{_NAME}/\*|{_NAME}/{_NAME}/\*|{_NAME}/{_NAME}/{_NAME
 
 def valid_scope(scope: str) -> bool:
     """``*``, ``repo/*``, ``repo/type/*``, or an exact ``repo/type/tag``."""
-    return bool(_SCOPE.match(scope))
+    return bool(_SCOPE.fullmatch(scope))
 
 
 def covers(scope: str, target: str) -> bool:

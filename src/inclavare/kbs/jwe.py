@@ -41,6 +41,7 @@ ECDH_ES_A256KW = "ECDH-ES+A256KW"
 A256GCM = "A256GCM"
 CURVES: dict[str, ec.EllipticCurve] = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}
 MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 8192  # every encryption to the key costs the KBS; 8192 bits is already beyond any TEE key
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 
@@ -61,8 +62,10 @@ def public_key_from_jwk(jwk: Mapping[str, object], where: str = "tee-pubkey") ->
         if alg != RSA_OAEP_256:
             raise InvalidRequest(f"{where}.alg: RSA keys must say {RSA_OAEP_256!r} (RSA1_5 is refused)")
         n, e = _int_member(jwk, "n", where), _int_member(jwk, "e", where)
-        if n.bit_length() < MIN_RSA_BITS or e < 3 or e % 2 == 0:
-            raise InvalidRequest(f"{where}: RSA key must have at least {MIN_RSA_BITS} bits and an odd exponent")
+        if not MIN_RSA_BITS <= n.bit_length() <= MAX_RSA_BITS or not 3 <= e < 1 << 32 or e % 2 == 0:
+            raise InvalidRequest(
+                f"{where}: RSA key must have {MIN_RSA_BITS}-{MAX_RSA_BITS} bits and an odd exponent below 2^32"
+            )
         return rsa.RSAPublicNumbers(e, n).public_key()
     if kty == "EC":
         if alg != ECDH_ES_A256KW:

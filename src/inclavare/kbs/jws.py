@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from .jwe import b64url, b64url_decode
-from .protocol.canonical import canonical_json
+from .protocol.canonical import canonical_json, loads
 
 SigningKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 VerifyingKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
@@ -29,6 +29,10 @@ VerifyingKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
 class JwsError(ValueError):
     """Not a compact JWS, or its signature does not verify under the given key."""
+
+
+class JwsPayloadError(JwsError):
+    """The signature verifies, but the payload is not a JSON object."""
 
 
 def algorithm_of(key: SigningKey | VerifyingKey) -> str:
@@ -79,7 +83,7 @@ def header_of(token: str) -> dict[str, object]:
     if len(parts) != 3:
         raise JwsError("not a compact JWS")
     try:
-        header = json.loads(b64url_decode(parts[0]))
+        header = loads(b64url_decode(parts[0]))
     except (ValueError, UnicodeDecodeError):
         raise JwsError("malformed JOSE header") from None
     if not isinstance(header, dict):
@@ -103,11 +107,14 @@ def verify(token: str, key: VerifyingKey) -> dict[str, object]:
                 raise InvalidSignature
             der = encode_dss_signature(int.from_bytes(signature[:32]), int.from_bytes(signature[32:]))
             key.verify(der, data, ec.ECDSA(hashes.SHA256()))
-        payload = json.loads(b64url_decode(body))
     except (InvalidSignature, ValueError, UnicodeError):
         raise JwsError("signature does not verify") from None
+    try:
+        payload = loads(b64url_decode(body))
+    except (ValueError, UnicodeError) as exc:
+        raise JwsPayloadError(f"payload is not JSON ({exc})") from None
     if not isinstance(payload, dict):
-        raise JwsError("payload is not a JSON object")
+        raise JwsPayloadError("payload is not a JSON object")
     return payload
 
 

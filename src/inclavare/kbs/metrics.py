@@ -54,8 +54,10 @@ class KbsMetrics:
         self.policy_approvals = Counter("kbs_policy_approvals", "Requests approved by policy", registry=r)
         self.policy_violations = Counter("kbs_policy_violations", "Requests denied by policy", registry=r)
         self.policy_errors = Counter("kbs_policy_errors", "Policy evaluation errors", registry=r)
-        self.resource_reads = Counter("kbs_resource_reads", "Resource reads", ["resource_path"], registry=r)
-        self.resource_writes = Counter("kbs_resource_writes", "Resource writes", ["resource_path"], registry=r)
+        # By repository, not trustee's full resource_path: /metrics is unauthenticated, and
+        # resource names must not leak to whoever can reach it (a denied GET tells nothing either).
+        self.resource_reads = Counter("kbs_resource_reads", "Resource reads", ["repository"], registry=r)
+        self.resource_writes = Counter("kbs_resource_writes", "Resource writes", ["repository"], registry=r)
         self.releases = Counter("kbs_resource_releases", "Release records written (replays excluded)", registry=r)
         self.rate_limited = Counter("kbs_rate_limited", "Requests refused with 429", ["key"], registry=r)
 

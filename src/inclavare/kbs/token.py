@@ -44,6 +44,8 @@ def verify_jwt(token: str, keys: Sequence[VerifyingKey], what: str = "token") ->
             continue
         try:
             return jws.verify(token, key), key
+        except jws.JwsPayloadError as exc:  # signed by this key: no other key will do better
+            raise TokenInvalid(f"{what}: {exc}") from None
         except jws.JwsError:
             continue
     raise TokenInvalid(f"{what}: signature does not verify under a trusted key")

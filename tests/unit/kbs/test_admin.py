@@ -53,6 +53,7 @@ def test_covers(scope, target, ok):
         ("a b", False),
         ("", False),
         ("*/x", False),
+        ("a/b/c\n", False),  # `$` would match before a final newline
     ],
 )
 def test_valid_scope(scope, ok):
@@ -82,6 +83,8 @@ def test_authenticate_and_scopes():
         ("Bearer " + admin_token(OPS, NOW, lifetime=3600), "lives longer than 600 s"),
         ("Bearer " + sign_jwt({"exp": int(NOW) + 60}, OPS), "no iat"),
         ("Bearer " + sign_jwt({"iat": int(NOW)}, OPS), "no exp"),
+        # NaN compares false with everything: as an exp it would never expire.
+        ("Bearer " + sign_jwt({"iat": int(NOW), "exp": float("nan")}, OPS), "NaN is not JSON"),
     ],
 )
 def test_refused_admin_tokens(header, message):

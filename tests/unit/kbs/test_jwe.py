@@ -85,7 +85,13 @@ def test_unusable_rsa_keys(rsa_key):
     with pytest.raises(InvalidRequest, match="RSA1_5 is refused"):
         public_key_from_jwk({**good, "alg": "RSA1_5"})
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    with pytest.raises(InvalidRequest, match="at least 2048 bits"):
+    with pytest.raises(InvalidRequest, match="2048-8192 bits"):
         public_key_from_jwk(TeeKey(small).public_jwk())
+    # A huge modulus or exponent would make every encryption to it expensive for the KBS.
+    huge_n = b64url(((1 << 65535) | 1).to_bytes(8192))
+    with pytest.raises(InvalidRequest, match="2048-8192 bits"):
+        public_key_from_jwk({**good, "n": huge_n})
+    with pytest.raises(InvalidRequest, match="odd exponent below 2"):
+        public_key_from_jwk({**good, "e": b64url(((1 << 3071) | 1).to_bytes(384))})
     with pytest.raises(InvalidRequest, match=r"tee-pubkey.n: empty"):
         public_key_from_jwk({**good, "n": ""})

@@ -139,3 +139,10 @@ def test_parse_json_requires_an_object():
 def test_decode_b64_is_strict():
     with pytest.raises(ValueError, match=r"(?i)base64|invalid"):
         decode_b64("ab$d")
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000, b'{"a": NaN}', b'{"a": -Infinity}', b"{"])
+def test_bodies_that_are_not_json_are_a_400(body):
+    """Deep nesting used to escape as RecursionError (a 500); NaN is not JSON."""
+    with pytest.raises(InvalidRequest, match="request: not valid JSON"):
+        parse_json(body, "request")

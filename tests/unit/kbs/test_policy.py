@@ -153,7 +153,8 @@ def test_engine_is_usable_from_threads():
 
 
 @pytest.mark.parametrize(
-    "segments", [("..", "b", "c"), ("a", "", "c"), ("a", "b", "c/d"), ("a", "b", "-x"), ("a", "b", "x" * 129)]
+    "segments",
+    [("..", "b", "c"), ("a", "", "c"), ("a", "b", "c/d"), ("a", "b", "-x"), ("a", "b", "x" * 129), ("a\n", "b", "c")],
 )
 def test_resource_paths(segments):
     with pytest.raises(InvalidRequestPath):

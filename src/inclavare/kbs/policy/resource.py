@@ -30,7 +30,7 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 def check_path(repository: str, type_: str, tag: str) -> str:
     """``repo/type/tag`` if every segment is a plain name, else InvalidRequestPath (404, as trustee)."""
     for segment in (repository, type_, tag):
-        if not _SEGMENT.match(segment):
+        if not _SEGMENT.fullmatch(segment):
             raise InvalidRequestPath(f"resource path segment {segment[:40]!r} is not a plain name")
     return f"{repository}/{type_}/{tag}"
 

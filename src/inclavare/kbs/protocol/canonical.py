@@ -94,3 +94,20 @@ def _string(text: str) -> str:
             parts.append(ch)
     parts.append('"')
     return "".join(parts)
+
+
+def loads(data: bytes | str) -> object:
+    """``json.loads`` for what a peer sends: NaN and ±Infinity (which Python
+    accepts, and which compare false with everything — an ``exp`` of NaN
+    would never expire) and nesting deep enough to exhaust the stack are
+    refused as ValueError, like any other malformed JSON."""
+    import json
+
+    try:
+        return json.loads(data, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ...attestation.claims import EvidenceKind
 from ..errors import AuthFailed, InvalidRequest
+from .canonical import loads
 
 PROTOCOL_VERSION = "0.4.0"
 # Ref: trustee kbs/src/attestation/backend.rs VERSION_REQ ("=0.4.0"); we accept any 0.4.x patch.
@@ -47,7 +47,7 @@ TEE_EVIDENCE: dict[str, frozenset[EvidenceKind]] = {
 def parse_json(body: bytes, what: str) -> dict[str, object]:
     """Decode a request body that must be a JSON object."""
     try:
-        doc = json.loads(body)
+        doc = loads(body)
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest(f"{what}: not valid JSON") from None
     if not isinstance(doc, dict):

@@ -50,7 +50,7 @@ class AdminService:
             raise InvalidRequest(f"resource {path}: must not be empty")
         record = self._record(admin, "resource.set", source, resource=path, detail=f"{len(value)} bytes")
         self.d.storage.put_resource(path, value, self.d.clock(), record)
-        self.d.metrics.resource_writes.labels(path).inc()
+        self.d.metrics.resource_writes.labels(path.split("/", 1)[0]).inc()
         self.d.audit.emit(record)
         return path
 
@@ -70,7 +70,7 @@ class AdminService:
         admin.require(GLOBAL)
         doc = parse_json(body, "attestation-policy")
         policy_id = _string(doc, "policy_id", "attestation-policy", "default")
-        if not _POLICY_ID.match(policy_id):
+        if not _POLICY_ID.fullmatch(policy_id):
             raise InvalidRequest("attestation-policy: policy_id: 1-64 of A-Z a-z 0-9 . _ -")
         if doc.get("type", "rego") != "rego":
             raise InvalidRequest("attestation-policy: type: only 'rego' is supported")
@@ -190,7 +190,7 @@ def _policy_text(doc: Mapping[str, object], builtins: Mapping[str, str], where: 
 
 
 def _rv_name(name: str) -> str:
-    if not _RV_NAME.match(name):
+    if not _RV_NAME.fullmatch(name):
         raise InvalidRequest(f"reference value name {name[:80]!r}: must be <tee>.<claim>, e.g. software.measurement")
     return name
 

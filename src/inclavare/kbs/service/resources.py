@@ -78,7 +78,7 @@ class ResourceService:
             self._deny(who, path, now, source, "not-found", "no such resource")
             raise ResourceNotFound(f"resource {path} does not exist")
         m = self.d.metrics
-        m.resource_reads.labels(path).inc()
+        m.resource_reads.labels(path.split("/", 1)[0]).inc()
         if not released.replayed:
             m.releases.inc()
             self.d.audit.emit(record, released.audit_id)

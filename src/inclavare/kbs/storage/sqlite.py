@@ -28,9 +28,11 @@ class SqliteStorage(SqlStorage):
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
         try:
+            if path != ":memory:":  # resources are stored here: 0600 from the first byte, not chmod'ed later
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+                os.chmod(path, 0o600)  # an existing file made by an older version
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
             if path != ":memory:":
-                os.chmod(path, 0o600)  # resources are stored here
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
         except (sqlite3.Error, OSError) as exc:
