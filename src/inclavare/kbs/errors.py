@@ -24,6 +24,7 @@ resource, 404 when the resource does not exist; 400 for malformed requests.
     ├── PayloadTooLarge           413     PayloadTooLarge       a body over http.max_body
     ├── RateLimited               429     TooManyRequests       carries ``retry_after`` seconds
     ├── StorageUnavailable        503     StorageUnavailable    the database cannot be reached (retry)
+    ├── PolicyBusy                503     PolicyBusy            a repository's resource policies are all being evaluated (retry)
     ├── JweError                  500     JweError              a response cannot be encrypted or (client side) decrypted
     └── ConfigError               --      (not a wire error)    the TOML config, with a dotted location
 
@@ -150,6 +151,15 @@ class RateLimited(KbsError):
     def __init__(self, retry_after: float, key: str = "client") -> None:
         self.retry_after = retry_after
         super().__init__(f"rate limit exceeded for this {key}; retry after {retry_after:.1f} s")
+
+
+class PolicyBusy(KbsError):
+    """Every evaluation slot of one repository is taken: a slow policy there
+    must not take the worker threads every other tenant needs."""
+
+    status = 503
+    problem = "PolicyBusy"
+    title = "Policy evaluation busy"
 
 
 class StorageUnavailable(KbsError):

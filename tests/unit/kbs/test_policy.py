@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
-from inclavare.kbs.errors import InvalidRequestPath, PolicyInvalid
+from inclavare.kbs.errors import InvalidRequestPath, PolicyBusy, PolicyInvalid
 from inclavare.kbs.policy import (
     ATTESTATION_POLICIES,
     RESOURCE_POLICIES,
@@ -150,6 +151,47 @@ def test_engine_is_usable_from_threads():
     for t in threads:
         t.join()
     assert not errors
+
+
+SLOW = """package policy
+import rego.v1
+default allow := false
+allow if {
+  input.slow
+  count([1 | some i in numbers.range(1, 700); some j in numbers.range(1, 700)]) < 0
+}
+"""
+FAST = "package policy\nimport rego.v1\nallow := true\n"
+
+
+def test_a_slow_tenant_policy_holds_only_its_own_lane():
+    """rego-cpp has no time budget: a policy slow on purpose must not take the
+    worker threads of other tenants. Its repository's lane fills, and further
+    requests there are answered PolicyBusy (503) at once."""
+    engine = PolicyEngine(lane_slots=2)
+    slow = {"tenant-a/*": SLOW, "tenant-b/*": FAST}
+    workers = [threading.Thread(target=authorize, args=(engine, slow, "tenant-a/k/x", {"slow": True}))
+               for _ in range(2)]  # fmt: skip
+    for w in workers:
+        w.start()
+    busy = _until_busy(engine, time.monotonic() + 5)  # both slow evaluations hold their slots
+    assert "all 2 policy evaluation slots of 'tenant-a'" in str(busy)
+    started = time.monotonic()
+    assert authorize(engine, slow, "tenant-b/k/x", {}).allow
+    assert time.monotonic() - started < 0.5
+    for w in workers:
+        w.join()
+    assert authorize(engine, {"tenant-a/*": FAST}, "tenant-a/k/y", {}).allow  # slots given back
+
+
+def _until_busy(engine: PolicyEngine, deadline: float) -> PolicyBusy:
+    while time.monotonic() < deadline:
+        try:
+            authorize(engine, {"tenant-a/*": FAST}, "tenant-a/k/y", {})
+        except PolicyBusy as exc:
+            return exc
+        time.sleep(0.005)
+    raise AssertionError("the lane never filled")
 
 
 @pytest.mark.parametrize(

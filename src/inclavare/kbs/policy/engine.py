@@ -11,6 +11,13 @@ A module that does not parse is refused when it is uploaded
 (:func:`check_module` -> 400); an evaluation that fails at request time
 raises :class:`PolicyEvaluationError`, which callers turn into a refusal
 (never into an allow).
+
+rego-cpp has no evaluation budget, and a policy can be made slow on purpose
+(a rule that only runs with a real ``input``). So evaluations run in
+*lanes* — one per repository for resource policies — each with
+``LANE_SLOTS`` concurrent evaluations; a request finding its lane full is
+answered 503 at once instead of waiting on a worker thread. A tenant's slow
+policy then delays only that tenant's requests.
 """
 
 from __future__ import annotations
@@ -23,9 +30,10 @@ from collections.abc import Mapping
 
 import regopy
 
-from ..errors import KbsError, PolicyInvalid
+from ..errors import KbsError, PolicyBusy, PolicyInvalid
 
 CACHE_PER_THREAD = 16
+LANE_SLOTS = 4
 MAX_POLICY = 256 << 10
 
 
@@ -67,10 +75,29 @@ def _package_policy(text: str) -> bool:
 class PolicyEngine:
     """Evaluates ``query`` over a module with ``input`` and ``data``; thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, lane_slots: int = LANE_SLOTS) -> None:
         self._local = threading.local()
+        self._slots = lane_slots
+        self._lanes: dict[str, threading.BoundedSemaphore] = {}
+        self._lanes_lock = threading.Lock()
 
-    def evaluate(self, module: str, query: str, input: Mapping[str, object], data: Mapping[str, object]) -> object:
+    def evaluate(
+        self, module: str, query: str, input: Mapping[str, object], data: Mapping[str, object], lane: str | None = None
+    ) -> object:
+        """``lane``: whose slots the evaluation takes (None: the operator's own
+        policies, e.g. the attestation policy, which are not limited)."""
+        if lane is None:
+            return self._evaluate(module, query, input, data)
+        with self._lanes_lock:
+            slots = self._lanes.setdefault(lane, threading.BoundedSemaphore(self._slots))
+        if not slots.acquire(blocking=False):
+            raise PolicyBusy(f"all {self._slots} policy evaluation slots of {lane!r} are in use")
+        try:
+            return self._evaluate(module, query, input, data)
+        finally:
+            slots.release()
+
+    def _evaluate(self, module: str, query: str, input: Mapping[str, object], data: Mapping[str, object]) -> object:
         rego, bundle = self._compiled(module, query, data)
         try:
             rego.set_input(regopy.Input(dict(input)))

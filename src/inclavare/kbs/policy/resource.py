@@ -61,4 +61,5 @@ def authorize(engine: PolicyEngine, policies: Mapping[str, str], path: str, clai
     if scope is None:
         return Decision(False, None)
     data = {"plugin": "resource", "resource-path": path, "resource-segments": path.split("/"), "scope": scope}
-    return Decision(engine.evaluate(policies[scope], "data.policy.allow", claims, data) is True, scope)
+    lane = path.split("/", 1)[0]  # one tenant's policies cannot hold the slots of another's
+    return Decision(engine.evaluate(policies[scope], "data.policy.allow", claims, data, lane) is True, scope)
