@@ -12,6 +12,14 @@ Who does what (the relay on the host only ever carries ciphertext):
   have a network namespace with no route out) only relays the RCAR messages
   over HTTP: /auth, /attest and the resource GETs. It carries ciphertext.
 
+What the relay cannot do is read a secret; what it *can* do is substitute
+one: the JWE is anonymous encryption to the TEE's public key, which the
+host sees, and TLS to the KBS ends in `rune create`, on the host. Closing
+that needs the KBS to sign its answers under a key measured into the
+enclave (or TLS ending inside it); until then a substituted secret is a
+known limitation (docs/kbs.md). ``enclave.kbs.url`` must be https unless it
+names this machine, so at least nobody on the network can substitute.
+
 What that protects depends on the TEE. On SGX/TDX/SNP hardware the TEE key
 and the plaintext stay in enclave memory the host cannot read. The built-in
 runtimes (wasm, native) are *software* enclaves: an ordinary process on the
@@ -85,7 +93,25 @@ class KbsPlan:
         cacert = annotations.get("enclave.kbs.cacert") or None
         if cacert is not None and not os.path.isfile(cacert):
             raise EnclaveError(f"annotation enclave.kbs.cacert: {cacert}: no such file")
-        return cls([u.strip() for u in url.split(",") if u.strip()], resources, secrets_dir, cacert)
+        urls = [u.strip() for u in url.split(",") if u.strip()]
+        for u in urls:
+            _check_url(u)
+        return cls(urls, resources, secrets_dir, cacert)
+
+
+def _check_url(url: str) -> None:
+    """https, or plain http to this machine only: the JWE keeps a resource
+    secret, but not authentic — anyone on the path could substitute one
+    encrypted to the (public) TEE key."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return
+    host = parts.hostname or ""
+    if parts.scheme == "http" and (host in ("localhost", "::1") or host.startswith("127.")):
+        return
+    raise EnclaveError(f"annotation enclave.kbs.url: {url!r} must be https (plain http only to a loopback address)")
 
 
 # -- the host side: rune create relays -------------------------------------------------
@@ -166,7 +192,9 @@ def receive(channel: object, rt: object, plan: KbsPlan, owner: tuple[int, int]) 
     evidence = rt.local_report(b"", report_data)  # type: ignore[attr-defined]
     channel.send(EVIDENCE, {"evidence": base64.b64encode(evidence).decode()})  # type: ignore[attr-defined]
     sealed = channel.expect(RESOURCES)["resources"]  # type: ignore[attr-defined]
-    write_secrets(plan.secrets_dir, {path: key.decrypt(jwe) for path, jwe in sealed.items()}, owner)
+    if not isinstance(sealed, dict) or sorted(sealed) != sorted(plan.resources):
+        raise EnclaveError("secret provisioning: the relay answered other resources than the ones asked for")
+    write_secrets(plan.secrets_dir, {path: key.decrypt(sealed[path]) for path in plan.resources}, owner)
 
 
 def secrets_mount(directory: str) -> Mount:
@@ -184,7 +212,8 @@ def write_secrets(directory: str, secrets: dict[str, bytes], owner: tuple[int, i
     try:
         for path, plaintext in secrets.items():
             name = path.rsplit("/", 1)[-1]
-            fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o400)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(os.path.join(directory, name), flags, 0o400)
             try:
                 os.write(fd, plaintext)
                 os.fchown(fd, *owner)
