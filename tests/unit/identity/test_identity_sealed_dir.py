@@ -92,6 +92,20 @@ def test_export_and_import(tmp_path, sdir):
     assert sdir.read_all() == {"one": b"1", "three": b"3", "two": b"2 changed by the workload"}
 
 
+def test_a_name_swapped_after_listing_is_never_followed(tmp_path):
+    """import_from lists, then opens: what is at the name by then must still be
+    a regular file — a symlink to another file (or a fifo) is skipped."""
+    from inclavare.enclave.identity.sealed_dir import _read_regular
+
+    (tmp_path / "secret").write_bytes(b"not the workload's")
+    (tmp_path / "link").symlink_to(tmp_path / "secret")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "plain").write_bytes(b"ok")
+    assert _read_regular(str(tmp_path / "link")) is None
+    assert _read_regular(str(tmp_path / "fifo")) is None
+    assert _read_regular(str(tmp_path / "plain")) == b"ok"
+
+
 def test_export_fails_before_writing_anything(tmp_path, sdir):
     sdir.write("good", b"g")
     sdir.write("bad", b"b")

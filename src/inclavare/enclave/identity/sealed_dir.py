@@ -102,8 +102,9 @@ class SealedDir:
             for entry in sorted(os.scandir(src), key=lambda e: e.name):
                 if entry.name.startswith(".") or not stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
                     continue
-                with open(entry.path, "rb") as f:
-                    data = f.read()
+                data = _read_regular(entry.path)
+                if data is None:
+                    continue  # replaced by a symlink or something else since the listing
                 self.write(entry.name, data)
                 names.append(entry.name)
         except OSError as exc:
@@ -113,6 +114,21 @@ class SealedDir:
     def _blob_path(self, name: str) -> str:
         check_name(name, self.path)
         return os.path.join(self.path, name + SUFFIX)
+
+
+def _read_regular(path: str) -> bytes | None:
+    """The content of `path` if it still is a regular file (never through a
+    symlink swapped in after the directory was listed), else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP: a symlink now
+            return None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return f.read()
 
 
 def check_name(name: str, where: str) -> None:
