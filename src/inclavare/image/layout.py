@@ -132,6 +132,9 @@ class VerifiedReader:
     def close(self) -> None:
         self._file.close()
 
+    def fileno(self) -> int:
+        return self._file.fileno()
+
     def __enter__(self) -> VerifiedReader:
         return self
 

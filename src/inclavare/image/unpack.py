@@ -81,9 +81,21 @@ def unpack(
     manifest = layout.manifest(layout.resolve(ref))
     config = layout.read_json(manifest.config)
     plans = _plan(manifest.layers, config, manifest.config.digest, unwrapper)
-    for plan in plans:
-        _prepass(layout, plan)
-    rootless = os.geteuid() != 0 if rootless is None else rootless
+    checked: list[int] = []  # the pre-passed blobs, applied from the very files that were checked
+    try:
+        for plan in plans:
+            checked.append(_prepass(layout, plan))
+        rootless = os.geteuid() != 0 if rootless is None else rootless
+        applier = _apply_all(bundle, plans, checked, rootless, _Budget(max_bytes), config, manifest.config.digest)
+    finally:
+        for fd in checked:
+            os.close(fd)
+    decrypted = sum(1 for p in plans if p.private is not None)
+    return Result(manifest.descriptor.digest, len(plans), decrypted, applier.report)
+
+
+def _apply_all(bundle: str, plans: list[_Plan], checked: list[int], rootless: bool, budget: _Budget,
+               config: dict[str, Any], config_digest: str) -> LayerApplier:  # fmt: skip
     rootfs, config_path = os.path.join(bundle, "rootfs"), os.path.join(bundle, "config.json")
     for path in (rootfs, config_path):
         if os.path.lexists(path):
@@ -93,11 +105,10 @@ def unpack(
     os.chmod(bundle, 0o700)
     os.mkdir(rootfs, 0o755)
     applier = LayerApplier(rootfs, rootless)
-    budget = _Budget(max_bytes)
     try:
-        for plan in plans:
-            _apply(layout, plan, applier, budget)
-        spec = runtime_config(config, applier.root, rootless, manifest.config.digest)
+        for plan, fd in zip(plans, checked, strict=True):
+            _apply(fd, plan, applier, budget)
+        spec = runtime_config(config, applier.root, rootless, config_digest)
         tmp = config_path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(spec, f, indent=1)
@@ -110,8 +121,7 @@ def unpack(
                 os.unlink(leftover)
         raise
     applier.close()
-    decrypted = sum(1 for p in plans if p.private is not None)
-    return Result(manifest.descriptor.digest, len(plans), decrypted, applier.report)
+    return applier
 
 
 def _plan(layers: list[Descriptor], config: dict[str, Any], where: str, unwrapper: Unwrapper | None) -> list[_Plan]:
@@ -139,19 +149,25 @@ def _plan(layers: list[Descriptor], config: dict[str, Any], where: str, unwrappe
     return plans
 
 
-def _prepass(layout: Layout, plan: _Plan) -> None:
+def _prepass(layout: Layout, plan: _Plan) -> int:
+    """Check the blob; return a descriptor of the same open file for :func:`_apply`
+    (opening it by path again would read whatever is at the path by then)."""
     mac = mac_of(plan.private) if plan.private is not None else None
     with layout.open_blob(plan.desc, [mac] if mac is not None else []) as reader:
         reader.drain()
+        fd = os.dup(reader.fileno())
     if mac is not None and plan.public is not None and not hmac.compare_digest(mac.digest(), plan.public.hmac):
+        os.close(fd)
         raise DecryptionError(
             plan.desc.digest, "hmac", "layer ciphertext does not authenticate under the unwrapped key"
         )
+    return fd
 
 
-def _apply(layout: Layout, plan: _Plan, applier: LayerApplier, budget: _Budget) -> None:
+def _apply(fd: int, plan: _Plan, applier: LayerApplier, budget: _Budget) -> None:
     where = f"layer {plan.index} ({plan.desc.digest})"
-    with layout.open_blob(plan.desc) as reader:
+    os.lseek(fd, 0, os.SEEK_SET)
+    with VerifiedReader(os.dup(fd), plan.desc) as reader:
         plain = _Plain(reader, plan)
         tar = _Hashing(_decompress(plain, plan.compression), plan.diff_id, where, budget)
         applier.apply(tar, where)

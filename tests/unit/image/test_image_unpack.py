@@ -243,6 +243,27 @@ def test_huge_tar_extension_header_is_refused_before_it_is_read(tmp_path) -> Non
     assert not (tmp_path / "b").exists()
 
 
+def test_blob_swapped_after_its_check_is_not_what_gets_applied(image, tmp_path, monkeypatch) -> None:
+    """The pre-pass checks each blob; the apply pass reads the same open file,
+    not whatever a writer of the layout put at the path in between."""
+    import importlib
+
+    unpack_mod = importlib.import_module("inclavare.image.unpack")  # the package's `unpack` is the function
+    checked = unpack_mod._prepass
+
+    def check_then_swap(lay, plan):
+        fd = checked(lay, plan)
+        path = lay.blob_path(plan.desc.digest)
+        with open(path + ".new", "wb") as f:
+            f.write(b"swapped in after the check")
+        os.replace(path + ".new", path)
+        return fd
+
+    monkeypatch.setattr(unpack_mod, "_prepass", check_then_swap)
+    unpack(image, "v1", str(tmp_path / "b"), rootless=True)
+    assert (tmp_path / "b/rootfs/etc/motd").read_bytes() == b"hi\n"
+
+
 def test_cli_usage_errors(tmp_path, capsys) -> None:
     from inclavare.cli.tool._main import main
 
