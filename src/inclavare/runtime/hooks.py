@@ -127,6 +127,8 @@ def _wait(pid: int, timeout: int | None, stdin: _Feeder) -> int | None:
     try:
         while True:
             stdin.feed()
+            if deadline is None and stdin.fd < 0:  # all fed, no timeout: nothing left to poll for
+                return os.waitpid(pid, 0)[1]
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 return status
