@@ -110,6 +110,14 @@ def skopeo(world: dict[str, str], *args: str, check: bool = True) -> subprocess.
     return done
 
 
+def encrypt_for_both(world: dict, source: str, dest: str) -> None:
+    """Encrypt `source` (a tag-v1 layout under the world's base) for our key
+    provider and for the world's JWE key, so both sides can decrypt it."""
+    base = world["base"]
+    inclavare("encrypt", "--keyprovider-config", world["config"], "--encryption-key", f"provider:inclavare:{KEK_ID}",
+              "--encryption-key", f"jwe:{base}/pub.pem", f"{base}/{source}:v1", f"{dest}:v1")  # fmt: skip
+
+
 def inclavare(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-m", "inclavare.cli.tool._main", "image", *args],
@@ -191,17 +199,7 @@ def test_skopeo_encrypted_image_unpacks_through_our_provider(world, tmp_path) ->
 def test_our_encrypted_image_decrypts_with_skopeo(world, tmp_path) -> None:
     base = world["base"]
     enc, dec = str(tmp_path / "enc"), str(tmp_path / "dec")
-    inclavare(
-        "encrypt",
-        "--keyprovider-config",
-        world["config"],
-        "--encryption-key",
-        f"provider:inclavare:{KEK_ID}",
-        "--encryption-key",
-        f"jwe:{base}/pub.pem",
-        f"{base}/plain:v1",
-        f"{enc}:v1",
-    )
+    encrypt_for_both(world, "plain", enc)
     lay = Layout(enc)
     layers = lay.manifest(lay.resolve("v1")).layers
     assert [d.media_type.rsplit(".", 1)[-1] for d in layers] == [
@@ -246,17 +244,7 @@ def test_skopeo_rejects_a_tampered_layer_we_encrypted(world, tmp_path) -> None:
 def test_umoci_agrees_on_the_rootfs(world, tmp_path) -> None:
     base = world["base"]
     enc, dec = str(tmp_path / "enc"), str(tmp_path / "dec")
-    inclavare(
-        "encrypt",
-        "--keyprovider-config",
-        world["config"],
-        "--encryption-key",
-        f"provider:inclavare:{KEK_ID}",
-        "--encryption-key",
-        f"jwe:{base}/pub.pem",
-        f"{base}/plain-gz:v1",
-        f"{enc}:v1",
-    )
+    encrypt_for_both(world, "plain-gz", enc)
     skopeo(world, "--decryption-key", f"{base}/priv.pem", f"oci:{enc}:v1", f"oci:{dec}:v1")
     done = subprocess.run(
         [UMOCI or "umoci", "unpack", "--image", f"{dec}:v1", str(tmp_path / "umoci")],
