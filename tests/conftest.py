@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import subprocess
 import tempfile
 
@@ -33,10 +34,11 @@ def state_root(tmp_path) -> str:
 
 
 class Rune:
-    """Runs the real `build/rune` binary with a private --root."""
+    """Runs the real `build/rune` binary with a private --root (and the test node's --config)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, config: str | None = None) -> None:
         self.root = root
+        self.globals = ["--root", root, *(["--config", config] if config else [])]
 
     def __call__(self, *args: str, check: bool = False, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
         # Output goes through files, not pipes: a detached container inherits
@@ -44,7 +46,7 @@ class Rune:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             kw.setdefault("stdout", out)
             kw.setdefault("stderr", err)
-            proc = subprocess.run([RUNE, "--root", self.root, *args], timeout=timeout, **kw)
+            proc = subprocess.run([RUNE, *self.globals, *args], timeout=timeout, **kw)
             out.seek(0)
             err.seek(0)
             proc.stdout = out.read().decode(errors="replace") if kw["stdout"] is out else proc.stdout
@@ -61,10 +63,24 @@ class Rune:
 
 
 @pytest.fixture
-def rune(state_root: str):
-    r = Rune(state_root)
+def rune(state_root: str, node_config: str):
+    r = Rune(state_root, node_config)
     yield r
     r.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pal_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The test node's PAL directory: where `pal` builds the fixture PALs."""
+    return str(tmp_path_factory.mktemp("pal"))
+
+
+@pytest.fixture(scope="session")
+def node_config(tmp_path_factory: pytest.TempPathFactory, pal_dir: str) -> str:
+    """The test node's rune configuration (runtime/nodeconfig.py): PALs load from `pal_dir` only."""
+    path = tmp_path_factory.mktemp("etc") / "rune.toml"
+    path.write_text(f'[enclave]\npal_dirs = ["{pal_dir}"]\n')
+    return str(path)
 
 
 @pytest.fixture
@@ -115,9 +131,9 @@ def cc():
 
 
 @pytest.fixture(scope="session")
-def pal(tmp_path_factory: pytest.TempPathFactory):
-    """pal(variant) -> absolute path of that fixture PAL."""
-    out_dir = tmp_path_factory.mktemp("pal")
+def pal(pal_dir: str):
+    """pal(variant) -> absolute path of that fixture PAL, in the test node's PAL directory."""
+    out_dir = pathlib.Path(pal_dir)
     built: dict[str, str] = {}
 
     def build(variant: str) -> str:

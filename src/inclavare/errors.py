@@ -9,6 +9,7 @@
     │   ├── InvalidTransition      e.g. start of a running container
     │   └── InitFailed             the container's init reported an error during create
     ├── SyscallError               a kernel call failed (op, path, errno)
+    ├── UntrustedPath              a file rune would trust is not the administrator's
     ├── HookError                  an OCI hook failed or timed out
     ├── PalError                   an enclave runtime (PAL) call failed
     ├── EnclaveError               enclave configuration or runtime problems
@@ -82,6 +83,16 @@ class SyscallError(InclavareError):
         self.errno = errno
         text = os.strerror(errno) if errno else "failed"
         super().__init__(f"{op}{' ' + detail if detail else ''}: {text}")
+
+
+class UntrustedPath(InclavareError):
+    """A file rune would load or read with root's authority fails the ownership
+    walk of :mod:`inclavare._sys.trusted` (names the path and the rule)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
 
 
 class HookError(InclavareError):

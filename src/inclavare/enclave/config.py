@@ -1,7 +1,7 @@
 """Is this an enclave container, and how? ``enclave.*`` annotations and ``ENCLAVE_*`` env.
 
-Ref: inventory §1.2. Each setting comes from an entry of ``process.env`` if
-there is a non-empty one, else from the OCI annotation:
+Each setting comes from an entry of ``process.env`` if there is a non-empty
+one, else from the OCI annotation (the original rune's rule, kept):
 
 ==================  ==========================  ==========================
 setting             env (wins)                  annotation
@@ -10,11 +10,27 @@ type                ENCLAVE_TYPE                enclave.type
 runtime             ENCLAVE_RUNTIME_PATH        enclave.runtime.path
 args                ENCLAVE_RUNTIME_ARGS        enclave.runtime.args
 log level           ENCLAVE_RUNTIME_LOGLEVEL    enclave.runtime.loglevel
+kbs url             ENCLAVE_KBS_URL             enclave.kbs.url
+kbs resources       ENCLAVE_KBS_RESOURCES       enclave.kbs.resources
+kbs secrets dir     (annotation only)           enclave.kbs.secrets_dir
+kbs CA bundle       (annotation only)           enclave.kbs.cacert
 ==================  ==========================  ==========================
 
-No type means no enclave: rune then behaves exactly like runc and leaves the
-environment alone. For an enclave container the ``ENCLAVE_*`` entries above
-are only parameters for rune and are removed from the workload's environment.
+Kubernetes passes env, not annotations, to a container by default, hence
+the KBS pair as variables too. The two host paths stay annotations: a file
+on the host is not something a container's environment should name.
+
+Fail closed (docs/architecture.md, "Enclave containers"): a setting that
+rune would otherwise not see must not silently turn an enclave container into
+a plain one. So every annotation or variable that *looks like* an enclave
+setting must be one: unknown names under ``enclave.`` / ``ENCLAVE_`` and
+near-misses (``enclave-type``, ``Enclave.Type``, ``ENCLAVE-TYPE``,
+``encalve.type``, ``ENCLAVE_TYPE`` as an annotation) are refused with the
+name that was probably meant; settings without a type are refused too.
+No setting at all means no enclave: rune then behaves exactly like runc and
+leaves the environment alone. For an enclave container the ``ENCLAVE_*``
+entries are parameters for rune and are removed from the workload's
+environment.
 
 Deliberate differences from the original rune: a one-character value counts
 (it ignored values of length 1); an invalid log level is an error (it
@@ -23,8 +39,8 @@ Types are ``intelSgx`` and ``software`` (no hardware protection, for
 development and the built-in runtimes); Nitro and Jailhouse are not supported.
 
 Only ``os``, ``stat`` and the spec model are imported here (not even
-``typing``, which costs ~15 ms): `rune create` calls :func:`enclave_config`
-for every container.
+``typing``, which costs ~15 ms): `rune create` reads every container's
+settings with this module.
 """
 
 from __future__ import annotations
@@ -33,85 +49,144 @@ import os
 import stat
 
 from ..spec.model import Device, Mount
-from .errors import EnclaveConfigError, EnclaveRuntimeNotFound, EnclaveUnavailable
+from .errors import EnclaveConfigError, EnclaveUnavailable
 
 # enclave.type values: real SGX, or no hardware protection.
 TEE_KINDS = ("intelSgx", "software")
-# enclave.runtime.loglevel values, as the PAL API defines them (§1.2).
+# enclave.runtime.loglevel values, as the PAL API defines them (docs/pal-abi.md).
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal", "panic", "off")
+DEFAULT_LOG_LEVEL = "info"
 
-# setting -> (env variable, annotation)
+# setting -> (env variable or None, annotation)
 SOURCES = {
     "type": ("ENCLAVE_TYPE", "enclave.type"),
     "runtime": ("ENCLAVE_RUNTIME_PATH", "enclave.runtime.path"),
     "args": ("ENCLAVE_RUNTIME_ARGS", "enclave.runtime.args"),
     "log_level": ("ENCLAVE_RUNTIME_LOGLEVEL", "enclave.runtime.loglevel"),
+    "kbs_url": ("ENCLAVE_KBS_URL", "enclave.kbs.url"),
+    "kbs_resources": ("ENCLAVE_KBS_RESOURCES", "enclave.kbs.resources"),
+    "kbs_secrets_dir": (None, "enclave.kbs.secrets_dir"),
+    "kbs_cacert": (None, "enclave.kbs.cacert"),
 }
-DEFAULT_LOG_LEVEL = "info"
+_BY_ANNOTATION = {a: s for s, (_, a) in SOURCES.items()}
+_BY_ENV = {e: s for s, (e, _) in SOURCES.items() if e}
+_PREFIX = "enclave"
 
-# inventory §1.2: SGX device nodes rune passes through (in-tree driver, DCAP
+# inventory of SGX device nodes rune passes through (in-tree driver, DCAP
 # and legacy out-of-tree drivers, Graphene's gsgx), all misc devices.
 SGX_DEVICES = ("/dev/sgx_enclave", "/dev/sgx/enclave", "/dev/sgx_provision",
                "/dev/sgx/provision", "/dev/isgx", "/dev/gsgx")  # fmt: skip
 MISC_MAJOR = 10
-AESMD_DIR = "/var/run/aesmd"  # aesm.socket: launch tokens, quotes (§1.8)
+AESMD_DIR = "/var/run/aesmd"  # aesm.socket: launch tokens, quotes (docs/attestation.md)
 
 
 class EnclaveConfig:
     """The enclave settings of one container, persisted in its state."""
 
-    __slots__ = ("args", "log_level", "runtime", "type")
+    __slots__ = ("args", "log_level", "runtime", "sources", "type")
 
-    def __init__(self, type: str, runtime: str, args: str = "", log_level: str = DEFAULT_LOG_LEVEL) -> None:
+    def __init__(self, type: str, runtime: str, args: str = "", log_level: str = DEFAULT_LOG_LEVEL,
+                 sources: dict[str, str] | None = None) -> None:  # fmt: skip
         self.type = type  # one of TEE_KINDS
         self.runtime = runtime  # PAL path or registered runtime name (registry.resolve)
         self.args = args  # options, space-separated
         self.log_level = log_level
+        self.sources = sources or {}  # setting -> where it came from ("annotations.enclave.type", ...)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, EnclaveConfig) and self.to_json() == other.to_json()
+        """The same enclave, wherever its settings came from."""
+        mine = (self.type, self.runtime, self.args, self.log_level)
+        return isinstance(other, EnclaveConfig) and mine == (other.type, other.runtime, other.args, other.log_level)
 
     def __repr__(self) -> str:
         return f"EnclaveConfig({self.type!r}, {self.runtime!r}, {self.args!r}, {self.log_level!r})"
 
-    def to_json(self) -> dict[str, str]:
-        """The original's state.json ``enclave_config.Enclave`` keys (§1.9)."""
-        return {"type": self.type, "path": self.runtime, "args": self.args, "loglevel": self.log_level}
+    def to_json(self) -> dict[str, object]:
+        """The original's state.json ``enclave_config.Enclave`` keys, and where each came from."""
+        doc: dict[str, object] = {"type": self.type, "path": self.runtime, "args": self.args,
+                                  "loglevel": self.log_level}  # fmt: skip
+        if self.sources:
+            doc["sources"] = dict(self.sources)
+        return doc
 
     @classmethod
     def from_json(cls, value: object) -> EnclaveConfig:
         keys = ("type", "path", "args", "loglevel")
         if not isinstance(value, dict) or not all(isinstance(value.get(k), str) for k in keys):
             raise EnclaveConfigError("state.json: enclave_config", f"expected strings {', '.join(keys)}")
-        return cls(value["type"], value["path"], value["args"], value["loglevel"])
+        sources = value.get("sources")
+        sources = sources if isinstance(sources, dict) else {}
+        return cls(value["type"], value["path"], value["args"], value["loglevel"], sources)
 
 
-def enclave_config(annotations: dict[str, str], env: list[str]) -> tuple[EnclaveConfig | None, list[str]]:
-    """(config, the workload's env) of a container; (None, env) if not an enclave container.
+class Settings:
+    """Every enclave setting a container's config gives, checked for spelling.
 
-    Raises :class:`EnclaveConfigError` naming the annotation or variable at fault.
+    ``found`` maps a setting (a key of :data:`SOURCES`) to (value, source),
+    the source being ``annotations.enclave.type`` or ``process.env ENCLAVE_TYPE``.
+    ``env`` is the workload's environment without rune's ``ENCLAVE_*`` entries.
     """
+
+    __slots__ = ("env", "found")
+
+    def __init__(self, found: dict[str, tuple[str, str]], env: list[str]) -> None:
+        self.found = found
+        self.env = env
+
+    def get(self, setting: str, default: str = "") -> str:
+        return self.found[setting][0] if setting in self.found else default
+
+    def source(self, setting: str) -> str:
+        _env, annotation = SOURCES[setting]
+        return self.found[setting][1] if setting in self.found else f"annotations.{annotation}"
+
+
+def read_settings(annotations: dict[str, str], env: list[str]) -> Settings:
+    """The enclave settings of a container; refuses unknown and misspelled ones.
+
+    Raises :class:`EnclaveConfigError` naming the annotation or variable.
+    """
+    for key in annotations:
+        if key not in _BY_ANNOTATION:
+            _refuse_lookalike(key, f"annotations.{key}", env_style=False)
     from_env = _env_values(env)
-    found: dict[str, tuple[str, str]] = {}  # setting -> (value, where it came from)
+    for key in from_env:
+        if key not in _BY_ENV:
+            _refuse_lookalike(key, f"process.env {key}", env_style=True)
+    found: dict[str, tuple[str, str]] = {}
     for setting, (var, annotation) in SOURCES.items():
-        if from_env.get(var):
-            found[setting] = (from_env[var], var)
+        if var and from_env.get(var):
+            found[setting] = (from_env[var], f"process.env {var}")
         elif annotations.get(annotation):
-            found[setting] = (annotations[annotation], annotation)
-    if "type" not in found:
-        return None, list(env)
-    kind = _check_type(*found["type"])
-    if "runtime" not in found:
+            found[setting] = (annotations[annotation], f"annotations.{annotation}")
+    return Settings(found, [e for e in env if e.partition("=")[0] not in _BY_ENV])
+
+
+def enclave_config(settings: Settings) -> EnclaveConfig | None:
+    """The container's enclave, or None for a plain container (no setting at all)."""
+    if "type" not in settings.found:
+        if settings.found:
+            setting = next(iter(settings.found))
+            raise EnclaveConfigError(
+                settings.found[setting][1],
+                "is an enclave setting, but enclave.type (or ENCLAVE_TYPE) is not set: refusing to run "
+                f"the container without an enclave (set the type to one of {', '.join(TEE_KINDS)})",
+            )
+        return None
+    kind = _check_type(*settings.found["type"])
+    if "runtime" not in settings.found:
         var, annotation = SOURCES["runtime"]
-        raise EnclaveConfigError(annotation, f"not set, but an enclave runtime is needed (or set {var})")
-    config = EnclaveConfig(
+        raise EnclaveConfigError(f"annotations.{annotation}", f"not set, but an enclave runtime is needed (or set {var})")
+    runtime, source = settings.found["runtime"]
+    if not runtime.strip():
+        raise EnclaveConfigError(source, "is empty")
+    return EnclaveConfig(
         type=kind,
-        runtime=_check_runtime(*found["runtime"]),
-        args=found.get("args", ("", ""))[0].replace(",", " "),  # §1.2: commas become spaces
-        log_level=_check_log_level(*found.get("log_level", (DEFAULT_LOG_LEVEL, ""))),
+        runtime=runtime,
+        args=settings.get("args").replace(",", " "),  # commas become spaces, as in the original rune
+        log_level=_check_log_level(*settings.found.get("log_level", (DEFAULT_LOG_LEVEL, ""))),
+        sources={s: src for s, (_v, src) in settings.found.items() if s in ("type", "runtime", "args", "log_level")},
     )
-    own = {var for var, _ in SOURCES.values()}
-    return config, [e for e in env if e.partition("=")[0] not in own]
 
 
 def _env_values(env: list[str]) -> dict[str, str]:
@@ -123,19 +198,54 @@ def _env_values(env: list[str]) -> dict[str, str]:
     return values
 
 
+def _normal(key: str) -> str:
+    """enclave.type, enclave-type, ENCLAVE_TYPE, Enclave.Type -> enclave.type"""
+    return key.lower().replace("-", ".").replace("_", ".").replace(" ", ".")
+
+
+_NORMAL = {_normal(a): s for s, (_, a) in SOURCES.items()}
+
+
+def _refuse_lookalike(key: str, where: str, env_style: bool) -> None:
+    """Raise if `key` is not an enclave setting but looks like one."""
+    normal = _normal(key)
+    head = normal.partition(".")[0]
+    if head != _PREFIX and not _near(head, _PREFIX):
+        return
+    setting = _NORMAL.get(_PREFIX + normal[len(head):])
+    if setting is None:
+        raise EnclaveConfigError(where, f"unknown enclave setting{_closest(normal, env_style)}")
+    var, annotation = SOURCES[setting]
+    if env_style and var is None:
+        raise EnclaveConfigError(where, f"{annotation} can only be given as an annotation")
+    raise EnclaveConfigError(where, f"not an enclave setting: did you mean {var if env_style else annotation}?")
+
+
+def _near(word: str, target: str) -> bool:
+    """Edit distance at most 2 (typos of the prefix: encalve, enclav, nclave)."""
+    if not 5 <= len(word) <= len(target) + 2:
+        return False
+    previous = list(range(len(target) + 1))
+    for i, a in enumerate(word, 1):
+        row = [i]
+        for j, b in enumerate(target, 1):
+            row.append(min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a != b)))
+        previous = row
+    return previous[-1] <= 2
+
+
+def _closest(normal: str, env_style: bool) -> str:
+    import difflib  # error path only
+
+    names = {_normal(a): (e or a if env_style else a) for _s, (e, a) in SOURCES.items() if e or not env_style}
+    match = difflib.get_close_matches(normal, list(names), n=1, cutoff=0.6)
+    valid = ", ".join(sorted(names.values()))
+    return f" (did you mean {names[match[0]]}? valid: {valid})" if match else f" (valid: {valid})"
+
+
 def _check_type(value: str, source: str) -> str:
     if value not in TEE_KINDS:
         raise EnclaveConfigError(source, f"unsupported enclave type {value!r} (supported: {', '.join(TEE_KINDS)})")
-    return value
-
-
-def _check_runtime(value: str, source: str) -> str:
-    from . import registry
-
-    try:
-        registry.check(value)
-    except EnclaveRuntimeNotFound as exc:
-        raise EnclaveConfigError(source, str(exc)) from None
     return value
 
 

@@ -31,15 +31,26 @@ if TYPE_CHECKING:
 
 
 class EnclaveExecutor:
-    def __init__(self, config: EnclaveConfig, agent_fd: int, kbs: KbsPlan | None = None) -> None:
+    def __init__(self, config: EnclaveConfig, agent_fd: int, kbs: KbsPlan | None = None, pal_fd: int = -1) -> None:
         self.config = config
         self.agent_fd = agent_fd  # listening socket <root>/<id>/agent.sock
         self.kbs = kbs  # secret provisioning at launch (enclave/provision.py), or None
+        self.pal_fd = pal_fd  # the PAL library registry.select opened and checked, or -1
         self.rt: EnclaveRuntime | None = None
 
+    def close_fds(self) -> None:
+        """`rune create`'s copies, once init has its own (init inherited them by fork)."""
+        for fd in (self.agent_fd, self.pal_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.agent_fd = self.pal_fd = -1
+
     def load(self) -> None:
-        factory = registry.resolve(self.config.runtime)
+        factory = registry.resolve(self.config.runtime, self.pal_fd)
         self.rt = factory(tee=self.config.type, log=_debug)
+        if self.pal_fd >= 0:
+            os.close(self.pal_fd)  # dlopen holds the mapping; the workload must not inherit the fd
+            self.pal_fd = -1
         if self.kbs is not None:
             provision.preload()  # after pivot_root the host's libraries are out of reach
 

@@ -65,7 +65,8 @@ def _quiet(_msg: str) -> None:
 class PalRuntime:
     """One loaded PAL library: the enclave it creates and its processes."""
 
-    def __init__(self, path: str, *, tee: str = "intelSgx", log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, path: str, *, tee: str = "intelSgx", log: Callable[[str], None] | None = None,
+                 fd: int = -1) -> None:  # fmt: skip
         if tee not in TEE_KINDS:
             raise EnclaveConfigError(
                 "enclave.type", f"unsupported enclave type {tee!r} (supported: intelSgx, software)"
@@ -74,7 +75,7 @@ class PalRuntime:
         self.name = os.path.basename(path)
         self.tee = tee
         self._log = log or _quiet
-        self._lib = _open(path)
+        self._lib = _open(path, fd)
         self.api_version = self._negotiate()
         self._lib.bind(self.api_version)
         for symbol in REQUIRED[self.api_version]:
@@ -237,8 +238,19 @@ class PalRuntime:
         return f"enclave runtime {self.name}: {what} need pal api version 3, this PAL has {self.api_version}"
 
 
-def _open(path: str) -> abi.PalLibrary:
-    """dlopen the PAL, turning every way that fails into one clear line."""
+def _open(path: str, fd: int = -1) -> abi.PalLibrary:
+    """dlopen the PAL, turning every way that fails into one clear line.
+
+    With `fd` (opened and checked by registry.select in `rune create`), the
+    library is loaded through /proc/self/fd: the file that was checked, even
+    if its path now names another one.
+    """
+    if fd >= 0:
+        try:
+            return abi.PalLibrary(f"/proc/self/fd/{fd}")
+        except OSError as exc:
+            reason = str(exc).removeprefix(f"/proc/self/fd/{fd}: ")
+            raise PalLoadError(f"enclave runtime {path}: cannot load: {reason}") from None
     if not os.path.isabs(path):
         raise PalLoadError(f"enclave runtime {path}: not an absolute path")
     if not os.path.exists(path):

@@ -42,7 +42,9 @@ Over the spawn channel, after the enclave is initialised::
      |<------------------ kbs-resources {path: jwe}|<-- JWE to the TEE key|
      | decrypt; files in the secrets tmpfs          |                       |
 
-Configuration (annotations): ``enclave.kbs.url`` (comma-separated replicas),
+Configuration (annotations; the first two also as ``ENCLAVE_KBS_URL`` and
+``ENCLAVE_KBS_RESOURCES`` in process.env, enclave/config.py):
+``enclave.kbs.url`` (comma-separated replicas),
 ``enclave.kbs.resources`` (comma-separated ``repository/type/tag``),
 ``enclave.kbs.secrets_dir`` (default ``/run/secrets``), ``enclave.kbs.cacert``
 (a CA bundle on the host, for https). If attestation fails, the container
@@ -56,12 +58,15 @@ import os
 
 from ..errors import EnclaveError
 from ..spec.model import Mount
+from .errors import EnclaveConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import httpx
+
+    from .config import Settings
 
 START, CHALLENGE, EVIDENCE, RESOURCES = "kbs-start", "kbs-challenge", "kbs-evidence", "kbs-resources"
 DEFAULT_SECRETS_DIR = "/run/secrets"
@@ -79,27 +84,29 @@ class KbsPlan:
         self.cacert = cacert
 
     @classmethod
-    def from_annotations(cls, annotations: dict[str, str]) -> KbsPlan | None:
-        url = annotations.get("enclave.kbs.url", "").strip()
-        if not url:
+    def from_settings(cls, settings: Settings) -> KbsPlan | None:
+        """The plan of a container's enclave settings (enclave/config.py), or None
+        without a KBS url; errors name the annotation or variable at fault."""
+        url, url_source = settings.found.get("kbs_url", ("", ""))
+        if not url.strip():
             return None
-        resources = [r.strip().strip("/") for r in annotations.get("enclave.kbs.resources", "").split(",") if r.strip()]
+        resources = [r.strip().strip("/") for r in settings.get("kbs_resources").split(",") if r.strip()]
         for r in resources:
             if r.count("/") != 2 or ".." in r.split("/"):
-                raise EnclaveError(f"annotation enclave.kbs.resources: {r!r} is not repository/type/tag")
-        secrets_dir = annotations.get("enclave.kbs.secrets_dir", DEFAULT_SECRETS_DIR)
+                raise EnclaveConfigError(settings.source("kbs_resources"), f"{r!r} is not repository/type/tag")
+        secrets_dir = settings.get("kbs_secrets_dir", DEFAULT_SECRETS_DIR)
         if not secrets_dir.startswith("/"):
-            raise EnclaveError(f"annotation enclave.kbs.secrets_dir: {secrets_dir!r} is not an absolute path")
-        cacert = annotations.get("enclave.kbs.cacert") or None
+            raise EnclaveConfigError(settings.source("kbs_secrets_dir"), f"{secrets_dir!r} is not an absolute path")
+        cacert = settings.get("kbs_cacert") or None
         if cacert is not None and not os.path.isfile(cacert):
-            raise EnclaveError(f"annotation enclave.kbs.cacert: {cacert}: no such file")
+            raise EnclaveConfigError(settings.source("kbs_cacert"), f"{cacert}: no such file")
         urls = [u.strip() for u in url.split(",") if u.strip()]
         for u in urls:
-            _check_url(u)
+            _check_url(u, url_source)
         return cls(urls, resources, secrets_dir, cacert)
 
 
-def _check_url(url: str) -> None:
+def _check_url(url: str, source: str) -> None:
     """https, or plain http to this machine only: the JWE keeps a resource
     secret, but not authentic — anyone on the path could substitute one
     encrypted to the (public) TEE key."""
@@ -111,7 +118,7 @@ def _check_url(url: str) -> None:
     host = parts.hostname or ""
     if parts.scheme == "http" and (host in ("localhost", "::1") or host.startswith("127.")):
         return
-    raise EnclaveError(f"annotation enclave.kbs.url: {url!r} must be https (plain http only to a loopback address)")
+    raise EnclaveConfigError(source, f"{url!r} must be https (plain http only to a loopback address)")
 
 
 # -- the host side: rune create relays -------------------------------------------------

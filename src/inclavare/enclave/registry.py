@@ -2,8 +2,15 @@
 
 The value is one of two things:
 
-- an absolute path to a PAL shared library on the host (inventory §2), e.g.
-  ``/usr/lib/liberpal-skeleton-v3.so``: loaded by :class:`~.pal.PalRuntime`;
+- an absolute path to a PAL shared library on the host (docs/pal-abi.md),
+  e.g. ``/usr/lib/inclavare/pal/liberpal-skeleton-v3.so``: loaded by
+  :class:`~.pal.PalRuntime`. The library runs as root with the host's view
+  of the filesystem (in the container's init, before pivot_root), and the
+  value comes from a bundle — perhaps from an untrusted image. So `rune
+  create` opens it with :func:`select` only from the directories the node's
+  operator configured (``pal_dirs``, runtime/nodeconfig.py), by an ownership
+  walk that returns an fd (:mod:`inclavare._sys.trusted`), and init dlopens
+  that fd: nothing else is ever opened, and nothing is resolved twice;
 - the name of a Python enclave runtime, e.g. ``wasm``: looked up in the entry
   point group ``inclavare.enclave_runtimes``. inclavare's own runtimes are
   registered there, and so can any third-party package::
@@ -24,6 +31,7 @@ from __future__ import annotations
 import importlib
 import os
 
+from ..errors import UntrustedPath
 from .errors import EnclaveRuntimeNotFound
 
 GROUP = "inclavare.enclave_runtimes"
@@ -49,25 +57,49 @@ def is_path(value: str) -> bool:
     return "/" in value
 
 
-def check(value: str) -> None:
-    """Raise unless `value` resolves, without loading anything.
+def select(value: str, *, pal_dirs: tuple[str, ...], forbidden: tuple[str, ...] = ()) -> int:
+    """Check `value` for `rune create` without loading anything.
 
-    For `rune create`: a PAL file must exist on the host (as the original's
-    os.Stat at create time); a name must be registered.
+    A name must be registered (-1 is returned). A PAL path must pass the
+    ownership walk inside `pal_dirs` and outside `forbidden` (the bundle and
+    the rootfs); its open fd is returned, for init to dlopen.
     """
     if not value:
         raise EnclaveRuntimeNotFound("enclave runtime path is not configured")
-    if is_path(value):
-        _check_pal_path(value)
-    elif value not in BUILTIN:
+    if not is_path(value):
+        if value not in BUILTIN:
+            _entry_point(value)
+        return -1
+    from .._sys.trusted import open_trusted
+
+    owners = (0,) if os.geteuid() == 0 else (0, os.geteuid())
+    try:
+        return open_trusted(value, allowed=pal_dirs, forbidden=forbidden, owners=owners)
+    except UntrustedPath as exc:
+        raise EnclaveRuntimeNotFound(
+            f"enclave runtime {exc}; PAL libraries are loaded only from the node's pal_dirs "
+            f"({', '.join(pal_dirs) or 'none'}), in the administrator's files"
+        ) from None
+
+
+def check(value: str) -> None:
+    """Raise unless the registered runtime `value` exists (names only; paths go through :func:`select`)."""
+    if is_path(value) or not value:
+        raise EnclaveRuntimeNotFound(f"enclave runtime {value or '(empty)'}: not a registered runtime name")
+    if value not in BUILTIN:
         _entry_point(value)
 
 
-def resolve(value: str) -> RuntimeFactory:
-    """The factory for `value`: a PAL path or a registered runtime name."""
-    check(value)
+def resolve(value: str, pal_fd: int = -1) -> RuntimeFactory:
+    """The factory for `value`: a registered runtime name, or a PAL path.
+
+    For a PAL, `pal_fd` is the fd :func:`select` opened: the library is
+    loaded from it. Without one the path itself is loaded — only for callers
+    whose path comes from the operator (``inclavare ratls --pal``, tests).
+    """
     if is_path(value):
-        return _pal_factory(value)
+        return _pal_factory(value, pal_fd)
+    check(value)
     target = BUILTIN.get(value) or _entry_point(value).value
     try:
         module, _, attr = target.partition(":")
@@ -87,20 +119,11 @@ def available() -> list[str]:
     return sorted({*BUILTIN, *(ep.name for ep in _entry_points())})
 
 
-def _check_pal_path(path: str) -> None:
-    if not os.path.isabs(path):
-        raise EnclaveRuntimeNotFound(f"enclave runtime {path}: a PAL library path must be absolute")
-    if not os.path.exists(path):
-        raise EnclaveRuntimeNotFound(f"enclave runtime {path}: no such file")
-    if not os.path.isfile(path):
-        raise EnclaveRuntimeNotFound(f"enclave runtime {path}: not a regular file")
-
-
-def _pal_factory(path: str) -> RuntimeFactory:
+def _pal_factory(path: str, fd: int) -> RuntimeFactory:
     def factory(*, tee: str, log: Callable[[str], None] | None = None) -> EnclaveRuntime:
         from .pal import PalRuntime  # ctypes only for PAL containers
 
-        return PalRuntime(path, tee=tee, log=log)
+        return PalRuntime(path, tee=tee, log=log, fd=fd)
 
     return factory
 

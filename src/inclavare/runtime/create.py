@@ -110,7 +110,7 @@ def _create(ctx: RuntimeContext, cid: str, bundle: str, spec: object, state_dir:
         from .rootfs.mounts import unmount_under
 
         undo.push(unmount_under, launch.sc, state.rootfs)
-    _plan(launch, spec, opts, state)
+    _plan(ctx, launch, spec, opts, state)
     undo.push(_close_fds, launch)
     cg = _cgroups(ctx, spec, cid, undo)
     if cg is not None:
@@ -145,8 +145,8 @@ def _initial_state(ctx: RuntimeContext, cid: str, bundle: str, spec: object, sta
     return state
 
 
-def _plan(launch: Launch, spec: object, opts: CreateOptions, state: st.State) -> None:
-    enclave_setup.prepare(launch, spec, state)  # type: ignore[arg-type]
+def _plan(ctx: RuntimeContext, launch: Launch, spec: object, opts: CreateOptions, state: st.State) -> None:
+    enclave_setup.prepare(ctx, launch, spec, state)  # type: ignore[arg-type]
     if launch.executor is not None:
         state.save()  # the enclave configuration, for exec and attest
     launch.mounts = config.mount_entries(spec, launch.bundle)  # type: ignore[arg-type]
@@ -312,8 +312,7 @@ def _kill_init(pid: int) -> None:
 def _close_fds(launch: Launch) -> None:
     fds = [fd for _t, fd, _p in launch.join_fds] + [launch.state_dir_fd, launch.console_fd, launch.dmz_fd]
     if launch.executor is not None:
-        fds.append(launch.executor.agent_fd)  # type: ignore[attr-defined]
-        launch.executor.agent_fd = -1  # type: ignore[attr-defined]
+        launch.executor.close_fds()  # type: ignore[attr-defined]
     for fd in fds:
         if fd >= 0:
             try:

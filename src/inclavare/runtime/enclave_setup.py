@@ -1,80 +1,159 @@
-"""`rune create` for a container whose bundle asks for an enclave.
+"""`rune create` for a container whose bundle asks for an enclave — or must.
 
-Decides whether the container is an enclave container (the enclave.*
-annotations or ENCLAVE_* entries of process.env; inventory §1.2) without
-importing any enclave code for a plain one, and otherwise:
+:func:`decide` reads everything enclave-specific of a bundle in one pass and
+returns one value (an :class:`EnclavePlan`, or None for a plain container);
+:func:`prepare` applies it. The rules, all failing closed:
 
-* takes the ENCLAVE_* variables out of the workload's environment,
-* for ``intelSgx``, adds the host's SGX device nodes (with device-cgroup
-  allow rules) and the aesmd socket directory, as the original rune did,
-* makes the agent socket ``<root>/<id>/agent.sock`` that `rune exec` and
-  `rune attest` talk to (mode 0600: only rune, as root, connects),
-* records the enclave configuration in the container state,
-* gives init an :class:`~inclavare.enclave.executor.EnclaveExecutor`.
+* the Kubernetes sandbox ("pause") container is never an enclave: pod-level
+  ``enclave.*`` annotations, which containerd copies to the sandbox and to
+  each container of the pod, are for the pod's containers. It is recognised
+  by the CRI annotations (``io.kubernetes.cri.container-type: sandbox``, or
+  CRI-O's) *and* the sandbox id being this container's own id, so that a
+  workload cannot pass for a sandbox by copying one annotation;
+* every setting is checked for spelling (enclave/config.py): unknown or
+  misspelt ``enclave.*`` / ``ENCLAVE_*`` names are refused, not ignored;
+* with the node's ``enclave.required`` (or ``rune --enclave-required``), a
+  container that asks for no enclave is refused;
+* a PAL library is opened only from the node's ``pal_dirs``, by fd, never
+  from the bundle or the rootfs (enclave/registry.py ``select``).
+
+For an enclave container the plan takes the ENCLAVE_* variables out of the
+workload's environment, adds for ``intelSgx`` the host's SGX device nodes
+(with device-cgroup allow rules) and the aesmd socket directory, makes the
+agent socket ``<root>/<id>/agent.sock`` that `rune exec` and `rune attest`
+talk to (mode 0600: only rune, as root, connects), records the enclave
+configuration in the container state and gives init an
+:class:`~inclavare.enclave.executor.EnclaveExecutor`. A plain bundle imports
+only the (small) settings reader.
 """
 
 from __future__ import annotations
 
 import os
 
-from ..spec.model import Spec
+from ..errors import SpecError
+from ..spec.model import Device, Mount, Spec
 from . import state as st
+from .context import RuntimeContext
 from .process.launch import Launch
 
-AGENT_SOCKET = "agent.sock"
-
-
-def wants_enclave(spec: Spec) -> bool:
-    env = spec.process.env if spec.process else []
-    return "enclave.type" in spec.annotations or any(e.startswith("ENCLAVE_TYPE=") for e in env)
-
-
-def prepare(launch: Launch, spec: Spec, state: st.State) -> None:
-    """Everything above; a no-op (and no import) for a plain container."""
-    if not wants_enclave(spec):
-        if "enclave.kbs.url" in spec.annotations:
-            from ..errors import SpecError
-
-            raise SpecError(
-                "annotations.enclave.kbs.url", "secret provisioning needs an enclave container (enclave.type)"
-            )
-        return
-    from ..enclave import registry
-    from ..enclave.config import enclave_config, host_resources
-    from ..enclave.executor import EnclaveExecutor
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..enclave.config import EnclaveConfig, Settings
     from ..enclave.provision import KbsPlan
+
+AGENT_SOCKET = "agent.sock"
+# CRI's marks of a pod's sandbox container: (container-type key, sandbox-id key),
+# containerd's (pkg/cri/annotations) and CRI-O's (pkg/annotations).
+SANDBOX_MARKS = (("io.kubernetes.cri.container-type", "io.kubernetes.cri.sandbox-id"),
+                 ("io.kubernetes.cri-o.ContainerType", "io.kubernetes.cri-o.SandboxID"))  # fmt: skip
+
+
+class EnclavePlan:
+    """Everything a bundle's enclave settings make of a container."""
+
+    __slots__ = ("config", "devices", "env", "kbs", "mounts", "pal_fd")
+
+    def __init__(self, config: EnclaveConfig, env: list[str], devices: list[Device], mounts: list[Mount],
+                 kbs: KbsPlan | None, pal_fd: int) -> None:  # fmt: skip
+        self.config = config
+        self.env = env  # the workload's environment, without rune's ENCLAVE_* parameters
+        self.devices = devices  # host devices the enclave type needs (SGX), not yet in the spec
+        self.mounts = mounts  # host mounts it needs (aesmd), plus the secrets' tmpfs
+        self.kbs = kbs
+        self.pal_fd = pal_fd  # the checked PAL library, or -1 for a registered runtime
+
+
+def is_sandbox(annotations: dict[str, str], container_id: str) -> bool:
+    """True for a Kubernetes pod's sandbox container (see the module docstring)."""
+    for kind_key, id_key in SANDBOX_MARKS:
+        if annotations.get(kind_key) == "sandbox":
+            if annotations.get(id_key) != container_id:
+                raise SpecError(f"annotations.{kind_key}",
+                                f"says sandbox, but {id_key} is not this container's id ({container_id})")  # fmt: skip
+            return True
+    return False
+
+
+def decide(ctx: RuntimeContext, spec: Spec, container_id: str, forbidden: tuple[str, ...]) -> EnclavePlan | None:
+    """The enclave plan of a bundle, or None for a plain container; refuses
+    what must not run (see the module docstring). `forbidden`: places a PAL
+    may never come from (the bundle, the rootfs)."""
+    if is_sandbox(spec.annotations, container_id):
+        return None
+    from ..enclave.config import enclave_config, read_settings
+    from ..enclave.errors import EnclaveConfigError
+
+    env = spec.process.env if spec.process else []
+    try:
+        settings = read_settings(spec.annotations, env)
+        config = enclave_config(settings)
+    except EnclaveConfigError as exc:
+        raise SpecError(exc.source, exc.reason) from None
+    if config is None:
+        node = ctx.node()
+        if node.required_by:
+            raise SpecError("annotations.enclave.type", f"this runtime runs enclave containers only "
+                            f"({node.required_by}), and the container asks for none")  # fmt: skip
+        return None
+    return _enclave_plan(ctx, spec, config, settings, forbidden)
+
+
+def _enclave_plan(ctx: RuntimeContext, spec: Spec, config: EnclaveConfig, settings: Settings,
+                  forbidden: tuple[str, ...]) -> EnclavePlan:  # fmt: skip
+    from ..enclave import registry
+    from ..enclave.config import host_resources
+    from ..enclave.errors import EnclaveConfigError, EnclaveRuntimeNotFound
+    from ..enclave.provision import KbsPlan, secrets_mount
+
+    assert spec.linux is not None
+    try:
+        kbs = KbsPlan.from_settings(settings)
+    except EnclaveConfigError as exc:
+        raise SpecError(exc.source, exc.reason) from None
+    devices, mounts = host_resources(config)
+    known = {d.path for d in spec.linux.devices}
+    targets = {m.destination for m in spec.mounts}
+    devices = [d for d in devices if d.path not in known]
+    mounts = [m for m in mounts if m.destination not in targets]
+    if kbs is not None:
+        _check_secrets_home(spec, kbs.secrets_dir, targets, settings.source("kbs_url"))
+        mounts.append(secrets_mount(kbs.secrets_dir))
+    try:
+        pal_fd = registry.select(config.runtime, pal_dirs=ctx.node().pal_dirs, forbidden=forbidden)
+    except EnclaveRuntimeNotFound as exc:
+        raise SpecError(config.sources.get("runtime", "annotations.enclave.runtime.path"), str(exc)) from None
+    return EnclavePlan(config, settings.env, devices, mounts, kbs, pal_fd)
+
+
+def prepare(ctx: RuntimeContext, launch: Launch, spec: Spec, state: st.State) -> None:
+    """Decide, then apply the plan to the spec, the state and init's launch."""
+    plan = decide(ctx, spec, state.id, (state.bundle, state.rootfs))
+    if plan is None:
+        return
+    from ..enclave.executor import EnclaveExecutor
 
     assert spec.process is not None
     assert spec.linux is not None
-    cfg, env = enclave_config(spec.annotations, spec.process.env)
-    if cfg is None:
-        return
-    registry.check(cfg.runtime)
-    spec.process.env = env
-    devices, mounts = host_resources(cfg)
-    known = {d.path for d in spec.linux.devices}
-    spec.linux.devices.extend(d for d in devices if d.path not in known)
-    targets = {m.destination for m in spec.mounts}
-    spec.mounts.extend(m for m in mounts if m.destination not in targets)
-    state.extra["enclave"] = cfg.to_json()
-    kbs = KbsPlan.from_annotations(spec.annotations)
-    if kbs is not None:
-        _check_secrets_home(spec, kbs.secrets_dir, targets)
-        from ..enclave.provision import secrets_mount
-
-        spec.mounts.append(secrets_mount(kbs.secrets_dir))
-    launch.executor = EnclaveExecutor(cfg, _listen(state.dir), kbs)
+    try:
+        spec.process.env = plan.env
+        spec.linux.devices.extend(plan.devices)
+        spec.mounts.extend(plan.mounts)
+        state.extra["enclave"] = plan.config.to_json()
+        launch.executor = EnclaveExecutor(plan.config, _listen(state.dir), plan.kbs, plan.pal_fd)
+    except BaseException:
+        if plan.pal_fd >= 0:
+            os.close(plan.pal_fd)
+        raise
 
 
-def _check_secrets_home(spec: Spec, directory: str, targets: set[str]) -> None:
+def _check_secrets_home(spec: Spec, directory: str, targets: set[str], source: str) -> None:
     """Secrets go to a tmpfs private to the container: without a mount
     namespace it would be mounted in the host's, and a bundle mount at the
     same place (a host bind, a volume) would put them on someone's disk."""
-    from ..errors import SpecError
-
     assert spec.linux is not None
     if not any(ns.type == "mount" for ns in spec.linux.namespaces):
-        raise SpecError("annotations.enclave.kbs.url", "secret provisioning needs a mount namespace (linux.namespaces)")
+        raise SpecError(source, "secret provisioning needs a mount namespace (linux.namespaces)")
     if directory in targets:
         raise SpecError("mounts", f"{directory} is where provisioned secrets go; no bundle mount may be there")
 

@@ -24,7 +24,12 @@ def new_modules(code: str) -> set[str]:
         "import inclavare.enclave.config",  # `rune create`, every container
         "import inclavare.enclave.agent",  # `rune exec` of an enclave container
         # Checking and resolving a PAL path loads nothing until the factory is called.
-        "from inclavare.enclave import registry; registry.check('/bin/true'); registry.resolve('/bin/true')",
+        "from inclavare.enclave import registry; fd = registry.select('/usr/bin/true', pal_dirs=('/usr/bin',)); "
+        "registry.resolve('/usr/bin/true', fd)",
+        # What every `rune create` reads: the node's configuration, a plain bundle's settings.
+        "from inclavare.runtime import nodeconfig, enclave_setup; import inclavare._toml; "
+        "nodeconfig.parse(b'[enclave]\\nrequired = true\\n', 'x'); "
+        "from inclavare.enclave.config import read_settings; read_settings({'a': 'b'}, ['PATH=/bin'])",
     ],
 )
 def test_light_imports(code):

@@ -132,13 +132,15 @@ def test_available_lists_registered_names(site):
 
 
 def test_paths(tmp_path):
-    assert message_of(registry.resolve, "") == "enclave runtime path is not configured"
-    assert message_of(registry.resolve, "lib/liberpal-x.so") == (
-        "enclave runtime lib/liberpal-x.so: a PAL library path must be absolute"
-    )
+    def select(value: str) -> str:
+        return message_of(lambda v: registry.select(v, pal_dirs=(str(tmp_path),)), value)
+
+    tail = f"; PAL libraries are loaded only from the node's pal_dirs ({tmp_path}), in the administrator's files"
+    assert select("") == "enclave runtime path is not configured"
+    assert select("lib/liberpal-x.so") == "enclave runtime lib/liberpal-x.so: not an absolute path" + tail
     missing = str(tmp_path / "liberpal-missing.so")
-    assert message_of(registry.resolve, missing) == f"enclave runtime {missing}: no such file"
-    assert message_of(registry.resolve, str(tmp_path)) == f"enclave runtime {tmp_path}: not a regular file"
+    assert select(missing) == f"enclave runtime {missing}: No such file or directory" + tail
+    assert select(str(tmp_path)) == f"enclave runtime {tmp_path}: not a regular file" + tail
 
 
 def test_resolving_a_path_loads_nothing_until_called(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from inclavare.enclave.config import read_settings
 from inclavare.enclave.provision import CHALLENGE, RESOURCES, KbsPlan, receive
 from inclavare.errors import EnclaveError
 from inclavare.kbs import jwe
@@ -23,12 +24,12 @@ from inclavare.kbs import jwe
     ],
 )
 def test_kbs_url_must_be_https_unless_loopback(url, ok):
-    annotations = {"enclave.kbs.url": url, "enclave.kbs.resources": "default/key/db"}
+    settings = read_settings({"enclave.kbs.url": url, "enclave.kbs.resources": "default/key/db"}, [])
     if ok:
-        assert KbsPlan.from_annotations(annotations) is not None
+        assert KbsPlan.from_settings(settings) is not None
     else:
         with pytest.raises(EnclaveError, match="must be https"):
-            KbsPlan.from_annotations(annotations)
+            KbsPlan.from_settings(settings)
 
 
 class Relay:

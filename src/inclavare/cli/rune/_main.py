@@ -15,6 +15,10 @@ from ... import OCI_VERSION, __version__
 from ...errors import InclavareError, UsageError
 from ._args import Flag, parse, usage
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ...log import Logger
+
 # subcommand -> module under inclavare.cli.rune, imported only when used.
 COMMANDS = {
     "create": "create", "start": "start", "exec": "exec", "run": "run", "state": "state", "kill": "kill",
@@ -34,6 +38,8 @@ GLOBAL_FLAGS = [
     Flag("systemd-cgroup", help="use systemd-style cgroupsPath (slice:prefix:name)"),
     Flag("rootless", "str", "auto", "ignore cgroup permission errors ('true', 'false', or 'auto')"),
     Flag("criu", "str", "criu", "path to the criu binary (checkpointing is not supported)"),
+    Flag("config", "str", "", "the node's rune configuration (default /etc/inclavare/rune.toml, if it exists)"),
+    Flag("enclave-required", help="refuse containers that ask for no enclave (the Kubernetes sandbox excepted)"),
     Flag("version, v", help="print the version"),
     Flag("help, h", help="show help"),
 ]
@@ -41,7 +47,7 @@ GLOBAL_FLAGS = [
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    log = None
+    log: Logger | None = None
     debug = "--debug" in argv  # known before parsing, for errors in parsing itself
     try:
         opts, rest = parse(argv, GLOBAL_FLAGS)
@@ -58,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(log, f"internal error: {type(exc).__name__}: {exc}", 1, debug)
 
 
-def _logger(opts: dict[str, object]) -> object:
+def _logger(opts: dict[str, object]) -> Logger:
     from ...log import Logger
 
     if opts["log_format"] not in ("text", "json"):
@@ -66,7 +72,7 @@ def _logger(opts: dict[str, object]) -> object:
     return Logger(str(opts["log"]) or None, str(opts["log_format"]), bool(opts["debug"]))
 
 
-def _dispatch(opts: dict[str, object], rest: list[str], log: object) -> int:
+def _dispatch(opts: dict[str, object], rest: list[str], log: Logger | None) -> int:
     if opts["version"]:
         sys.stdout.write(f"rune version {__version__}\nspec: {OCI_VERSION}\n")
         return 0
@@ -100,7 +106,8 @@ def _dispatch(opts: dict[str, object], rest: list[str], log: object) -> int:
 
     rootless = opts["rootless"] == "true" or (opts["rootless"] == "auto" and os.geteuid() != 0)
     root = str(opts["root"]) or default_root()
-    ctx = RuntimeContext(root, bool(opts["systemd_cgroup"]), bool(opts["debug"]), log, rootless)
+    ctx = RuntimeContext(root, bool(opts["systemd_cgroup"]), bool(opts["debug"]), log, rootless,
+                         str(opts["config"]) or None, bool(opts["enclave_required"]))  # fmt: skip
     return int(mod.main(ctx, cmd_opts, cmd_args) or 0)
 
 
@@ -120,16 +127,16 @@ def _nargs_text(lo: int, hi: int) -> str:
     return f"requires between {lo} and {hi} argument(s)"
 
 
-def _fail(log: object, msg: str, code: int, debug: bool) -> int:
+def _fail(log: Logger | None, msg: str, code: int, debug: bool) -> int:
     if debug:
         import traceback
 
         traceback.print_exc()
-    if log is not None and getattr(log, "to_file", False):
-        log.error(msg)  # type: ignore[attr-defined]
+    if log is not None and log.to_file:
+        log.error(msg)
         sys.stderr.write(msg + "\n")
     elif log is not None:
-        log.error(msg)  # type: ignore[attr-defined]
+        log.error(msg)
     else:
         sys.stderr.write(f"rune: {msg}\n")
     return code
