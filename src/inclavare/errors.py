@@ -65,10 +65,14 @@ class ContainerExists(ContainerError):
 
 
 class InvalidTransition(ContainerError):
+    """A verb the container's status does not allow (runtime/state.py, TRANSITIONS)."""
+
     def __init__(self, container_id: str, status: str, op: str) -> None:
         self.container_id = container_id
         self.status = status
-        super().__init__(f"cannot {op} container {container_id} in state {status}")
+        self.op = op
+        hint = " (use --force)" if op == "delete" else ""
+        super().__init__(f"cannot {op} container {container_id}: it is {status}{hint}")
 
 
 class InitFailed(ContainerError):

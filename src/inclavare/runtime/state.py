@@ -23,9 +23,52 @@ import os
 
 from .. import _fastjson
 from .._sys import proc
-from ..errors import ContainerExists, ContainerNotFound, InclavareError
+from ..errors import ContainerExists, ContainerNotFound, InclavareError, InvalidTransition
 
-CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+
+class Status(str):
+    """A container's status: one of the five constants below.
+
+    A ``str`` (state.json and `rune state` print it as is, comparisons with
+    text work) of its own type, so that signatures say which strings are
+    statuses; not an ``enum.Enum``, whose import costs rune's start-up ~3 ms.
+    """
+
+    __slots__ = ()
+
+
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = map(Status, ("creating", "created", "running", "paused", "stopped"))
+
+# The lifecycle (runtime-spec runtime.md "Lifecycle"; runc's
+# libcontainer/container_linux.go states), one row per status: the verbs
+# allowed in it and the status each leads to. Verbs that change nothing
+# (exec, update, attest, ps, events) lead back to the same status; kill leads
+# to stopped once the process has exited; None is "deleted"::
+#
+#   creating --create done--> created --start--> running --pause--> paused
+#      |                         |                  ^ <----resume----- |
+#      |                         +---kill / exit----+-------------------+--> stopped --delete--> (gone)
+#      +--(its `rune create` died)----------------------------------------->
+#
+# `delete --force` is allowed from every status: it stops the container first.
+TRANSITIONS: dict[Status, dict[str, Status | None]] = {
+    CREATING: {"delete --force": None},
+    CREATED: {"start": RUNNING, "kill": STOPPED, "exec": CREATED, "update": CREATED, "attest": CREATED,
+              "ps": CREATED, "events": CREATED, "delete --force": None},
+    RUNNING: {"pause": PAUSED, "kill": STOPPED, "exec": RUNNING, "update": RUNNING, "attest": RUNNING,
+              "ps": RUNNING, "events": RUNNING, "delete --force": None},
+    PAUSED: {"resume": RUNNING, "kill": STOPPED, "update": PAUSED, "ps": PAUSED, "events": PAUSED,
+             "delete --force": None},
+    STOPPED: {"delete": None, "delete --force": None},
+}  # fmt: skip
+
+
+def transition(container_id: str, status: Status, verb: str) -> Status | None:
+    """The status `verb` leads to from `status`, or :class:`InvalidTransition`."""
+    allowed = TRANSITIONS[status]
+    if verb not in allowed:
+        raise InvalidTransition(container_id, status, verb)
+    return allowed[verb]
 
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
@@ -114,7 +157,13 @@ class State:
         os.replace(tmp, os.path.join(self.dir, STATE_FILE))
 
     # -- derived status --------------------------------------------------
-    def status(self) -> str:
+    def require(self, verb: str) -> Status:
+        """The derived status, if `verb` may act on it (:data:`TRANSITIONS`); else InvalidTransition."""
+        status = self.status()
+        transition(self.id, status, verb)
+        return status
+
+    def status(self) -> Status:
         if self.creating:
             # Still being made only while the `rune create` that makes it lives:
             # a create killed half-way leaves a "stopped" container that
@@ -143,7 +192,7 @@ class State:
             return False
         return value in ("FROZEN", "FREEZING", "1")
 
-    def oci_state(self, status: str | None = None) -> dict[str, object]:
+    def oci_state(self, status: Status | None = None) -> dict[str, object]:
         """The state document of the OCI runtime spec (runtime.md#state), as `rune state`
         prints it; `status` overrides the derived one (hooks get the status of their phase)."""
         status = status or self.status()
