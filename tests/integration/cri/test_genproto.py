@@ -85,7 +85,8 @@ def test_paths_that_collide_as_modules_are_refused(tree, capsys):
     write(str(protos / "ex_ample/com-mon/v1/common.proto"), COMMON)
     assert genproto.main(["--proto-dir", str(protos), "--out", str(out), "--package", "gp_out"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("genproto: ") and "same Python module" in err
+    assert err.startswith("genproto: ")
+    assert "same Python module" in err
     assert err.count("\n") == 1
 
 
