@@ -61,11 +61,12 @@ class Pod:
     log_dir: str
     cgroup_parent: str
     cri: client.CRI
+    share_pid: bool = False
     containers: list[str] = field(default_factory=list)
 
     def create(self, name: str, command: list[str], **kw: Any) -> str:
-        cid = self.cri.create_container(self.id, client.container(name, images.BUSYBOX_IMAGE, command, **kw),
-                                        self.config)  # fmt: skip
+        config = client.container(name, images.BUSYBOX_IMAGE, command, share_pid=self.share_pid, **kw)
+        cid = self.cri.create_container(self.id, config, self.config)
         self.containers.append(cid)
         return cid
 
@@ -82,17 +83,19 @@ class Pod:
 
 @pytest.fixture
 def pods(containerd: Containerd, cri: client.CRI) -> Iterator[Any]:
-    """pods(name, annotations=None) -> Pod: a host-network pod on the `rune` handler."""
+    """pods(name, annotations=None, share_pid=False) -> Pod: a host-network pod on the `rune` handler."""
     made: list[Pod] = []
 
-    def run(name: str, annotations: dict[str, str] | None = None) -> Pod:
+    def run(name: str, annotations: dict[str, str] | None = None, share_pid: bool = False) -> Pod:
         uid = uuid.uuid4().hex
         log_dir = os.path.join(containerd.base, "pods", uid)
         os.makedirs(log_dir)
         parent = f"{containerd.cgroup_parent}/pod{uid}"
-        config = client.host_network_pod(name, uid, log_dir, parent, annotations)
-        pod = Pod(cri.run_pod(config, HANDLER), config, log_dir, parent, cri)
+        config = client.host_network_pod(name, uid, log_dir, parent, annotations, share_pid)
+        pod = Pod(cri.run_pod(config, HANDLER), config, log_dir, parent, cri, share_pid)
         made.append(pod)
+        # every pod of these tests must be rune's, not the default runtime's
+        assert pod.id in containerd.rune_containers(), f"sandbox {pod.id} is not in rune's state root"
         return pod
 
     yield run

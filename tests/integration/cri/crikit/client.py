@@ -120,12 +120,16 @@ UNCONFINED = cri.SecurityProfile(profile_type=cri.SecurityProfile.Unconfined)
 BEST_EFFORT = cri.LinuxContainerResources(cpu_shares=2, oom_score_adj=1000)
 
 
+def namespaces(share_pid: bool) -> Any:
+    """hostNetwork: network NODE (no CNI call); IPC shared in the pod; a PID
+    namespace per container unless the pod has shareProcessNamespace."""
+    return cri.NamespaceOption(network=cri.NODE, pid=cri.POD if share_pid else cri.CONTAINER, ipc=cri.POD)
+
+
 def host_network_pod(name: str, uid: str, log_dir: str, cgroup_parent: str,
-                     annotations: dict[str, str] | None = None) -> Any:  # fmt: skip
-    """A hostNetwork pod's PodSandboxConfig as kubelet (cgroupfs driver) builds it:
-    network NODE (no CNI call), a PID namespace per container (kubelet's
-    default without shareProcessNamespace), IPC shared in the pod."""
-    ns = cri.NamespaceOption(network=cri.NODE, pid=cri.CONTAINER, ipc=cri.POD)
+                     annotations: dict[str, str] | None = None, share_pid: bool = False) -> Any:  # fmt: skip
+    """A hostNetwork pod's PodSandboxConfig as kubelet (cgroupfs driver) builds it."""
+    ns = namespaces(share_pid)
     return cri.PodSandboxConfig(
         metadata=cri.PodSandboxMetadata(name=name, uid=uid, namespace="default", attempt=0),
         log_directory=log_dir,
@@ -139,9 +143,9 @@ def host_network_pod(name: str, uid: str, log_dir: str, cgroup_parent: str,
 
 
 def container(name: str, image: str, command: list[str], annotations: dict[str, str] | None = None,
-              resources: Any = None) -> Any:  # fmt: skip
+              resources: Any = None, share_pid: bool = False) -> Any:  # fmt: skip
     """A ContainerConfig with its CRI log at <pod log_directory>/<name>.log."""
-    ns = cri.NamespaceOption(network=cri.NODE, pid=cri.CONTAINER, ipc=cri.POD)
+    ns = namespaces(share_pid)
     return cri.ContainerConfig(
         metadata=cri.ContainerMetadata(name=name, attempt=0),
         image=cri.ImageSpec(image=image),
