@@ -13,8 +13,11 @@ from typing import Any
 
 import grpc
 
-from inclavare._proto.k8s_io.cri_api.runtime.v1 import api_pb2 as cri
-from inclavare._proto.k8s_io.cri_api.runtime.v1 import api_pb2_grpc as cri_grpc
+try:
+    from inclavare._proto.k8s_io.cri_api.runtime.v1 import api_pb2 as cri
+    from inclavare._proto.k8s_io.cri_api.runtime.v1 import api_pb2_grpc as cri_grpc
+except ImportError as exc:  # generated at setup, not in git
+    raise ImportError(f"the CRI stubs are not generated ({exc}): run `make protos` (part of `make setup`)") from None
 
 __all__ = ["CRI", "ContainerStatus", "cri"]
 
