@@ -20,9 +20,15 @@ APT_PKGS := python3 python3-venv python3-dev gcc make libc6-dev \
 	runc crun containerd jq hyperfine clang lld wasi-libc \
 	postgresql skopeo umoci
 
-.PHONY: setup apt samples demo test test-unit test-integration conformance bench lint clean
+.PHONY: setup apt protos samples demo test test-unit test-integration conformance bench lint clean
 
-setup: apt $(STAMP) build/rune samples
+setup: apt $(STAMP) protos build/rune samples
+
+# Python modules for the .proto files under proto/ (the CRI that the
+# Kubernetes-path tests speak), into the gitignored src/inclavare/_proto;
+# a no-op while proto/ and the grpcio-tools version are unchanged.
+protos: $(STAMP)
+	$(VPY) tools/genproto.py
 
 # The sample enclaves (a WASI module, a static native program): demo and tests use them.
 samples: apt
