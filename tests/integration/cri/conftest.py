@@ -37,8 +37,8 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]
     try:
         daemon.start()
         images.import_images(daemon.ctr, archive)
-        daemon.wait_image(images.PAUSE_IMAGE)
-        daemon.wait_image(images.BUSYBOX_IMAGE)
+        for image in (images.PAUSE_IMAGE, images.BUSYBOX_IMAGE, images.HELLO_WASM_IMAGE):
+            daemon.wait_image(image)
         yield daemon
     finally:
         forced = daemon.stop()
@@ -64,8 +64,8 @@ class Pod:
     share_pid: bool = False
     containers: list[str] = field(default_factory=list)
 
-    def create(self, name: str, command: list[str], **kw: Any) -> str:
-        config = client.container(name, images.BUSYBOX_IMAGE, command, share_pid=self.share_pid, **kw)
+    def create(self, name: str, command: list[str], image: str = images.BUSYBOX_IMAGE, **kw: Any) -> str:
+        config = client.container(name, image, command, share_pid=self.share_pid, **kw)
         cid = self.cri.create_container(self.id, config, self.config)
         self.containers.append(cid)
         return cid
@@ -83,16 +83,17 @@ class Pod:
 
 @pytest.fixture
 def pods(containerd: Containerd, cri: client.CRI) -> Iterator[Any]:
-    """pods(name, annotations=None, share_pid=False) -> Pod: a host-network pod on the `rune` handler."""
+    """pods(name, annotations=None, share_pid=False, handler="rune") -> Pod: a host-network pod on a rune handler."""
     made: list[Pod] = []
 
-    def run(name: str, annotations: dict[str, str] | None = None, share_pid: bool = False) -> Pod:
+    def run(name: str, annotations: dict[str, str] | None = None, share_pid: bool = False,
+            handler: str = HANDLER) -> Pod:  # fmt: skip
         uid = uuid.uuid4().hex
         log_dir = os.path.join(containerd.base, "pods", uid)
         os.makedirs(log_dir)
         parent = f"{containerd.cgroup_parent}/pod{uid}"
         config = client.host_network_pod(name, uid, log_dir, parent, annotations, share_pid)
-        pod = Pod(cri.run_pod(config, HANDLER), config, log_dir, parent, cri, share_pid)
+        pod = Pod(cri.run_pod(config, handler), config, log_dir, parent, cri, share_pid)
         made.append(pod)
         # every pod of these tests must be rune's, not the default runtime's
         assert pod.id in containerd.rune_containers(), f"sandbox {pod.id} is not in rune's state root"

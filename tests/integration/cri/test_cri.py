@@ -17,9 +17,9 @@ import grpc
 import pytest
 from crikit import host
 from crikit.client import cri as api
-from crikit.daemon import HANDLER
+from crikit.daemon import HANDLER, HANDLER_REQUIRED
 from crikit.fixtures import check_against_saved, save_if_asked
-from crikit.images import BUSYBOX_IMAGE, PAUSE_IMAGE
+from crikit.images import BUSYBOX_IMAGE, HELLO_WASM_IMAGE, PAUSE_IMAGE
 
 pytestmark = pytest.mark.root
 
@@ -202,14 +202,27 @@ def test_update_container_resources(containerd, cri, pods):
     assert containerd.rune_state(cid)["status"] == "running"
 
 
+# Pod annotations are the only channel a Pod spec has to the runtime (kubelet
+# fills ContainerConfig.annotations itself), so `pod_annotations = ["enclave.*"]`
+# is how a user asks for an enclave; containerd copies them into the sandbox's
+# config.json too (test_config_json_annotations). rune runs the pause container
+# as a plain process (runtime/enclave_setup.py, is_sandbox) and the pod's
+# containers as enclaves.
+ENCLAVE_POD = {
+    "enclave.type": "software",
+    "enclave.runtime.path": "wasm",
+    "enclave.runtime.args": "manifest=/app/hello-wasm.toml",
+}
+
+
 def test_config_json_annotations(containerd, cri, pods):
     pod = pods("annotated", annotations={
-        "enclave.cri-kit.marker": "pod-level",
-        "enclave.cri-kit/with-slash": "not passed",
+        **ENCLAVE_POD,
+        "enclave.runtime/with-slash": "not passed",
         "other.example/ignored": "not passed",
     })  # fmt: skip
-    cid = pod.start("annotated", ["sleep", "300"], annotations={
-        "enclave.cri-kit.container": "container-level",
+    cid = pod.start("annotated", ["/app/hello.wasm", "sleep=300"], image=HELLO_WASM_IMAGE, annotations={
+        "enclave.runtime.loglevel": "debug",
         "other.example/ignored": "not passed",
     })  # fmt: skip
     cri.wait_container(cid, api.CONTAINER_RUNNING)
@@ -219,37 +232,58 @@ def test_config_json_annotations(containerd, cri, pods):
     assert c_ann["io.kubernetes.cri.container-type"] == "container"
     assert s_ann["io.kubernetes.cri.sandbox-id"] == c_ann["io.kubernetes.cri.sandbox-id"] == pod.id
     assert c_ann["io.kubernetes.cri.container-name"] == "annotated"
-    assert c_ann["io.kubernetes.cri.image-name"] == BUSYBOX_IMAGE
+    assert c_ann["io.kubernetes.cri.image-name"] == HELLO_WASM_IMAGE
     # pod_annotations = ["enclave.*"] reaches both; container_annotations the container only
-    assert s_ann["enclave.cri-kit.marker"] == c_ann["enclave.cri-kit.marker"] == "pod-level"
-    assert c_ann["enclave.cri-kit.container"] == "container-level"
-    assert "enclave.cri-kit.container" not in s_ann
+    assert {k: s_ann[k] for k in ENCLAVE_POD} == {k: c_ann[k] for k in ENCLAVE_POD} == ENCLAVE_POD
+    assert c_ann["enclave.runtime.loglevel"] == "debug"
+    assert "enclave.runtime.loglevel" not in s_ann
     # containerd matches the patterns with Go's filepath.Match, whose "*" stops at "/"
     passed = {k for k in {**s_ann, **c_ann} if not k.startswith("io.kubernetes.cri.")}
-    assert passed == {"enclave.cri-kit.marker", "enclave.cri-kit.container"}
+    assert passed == {*ENCLAVE_POD, "enclave.runtime.loglevel"}
     # rune was handed exactly these
     assert containerd.rune_state(cid)["annotations"] == c_ann
     assert containerd.rune_state(pod.id)["annotations"] == s_ann
     assert sandbox["process"]["args"] == ["/pause"]
-    assert container["process"]["args"] == ["sleep", "300"]
+    assert container["process"]["args"] == ["/app/hello.wasm", "sleep=300"]
     save_if_asked(containerd, pod, cid, sandbox, container)
     check_against_saved(sandbox, container)
 
 
-# Pod annotations are the only channel a Pod spec has to the runtime (kubelet
-# fills ContainerConfig.annotations itself), so `pod_annotations = ["enclave.*"]`
-# is how a user asks for an enclave; containerd copies them into the sandbox's
-# config.json too (test_config_json_annotations). The pause container must still
-# run as a plain process: otherwise no enclave pod can start.
-@pytest.mark.xfail(strict=True, raises=grpc.RpcError,
-                   reason="rune runs the pause sandbox of an enclave-annotated pod as an enclave: RunPodSandbox fails")  # fmt: skip
-def test_enclave_annotated_pod_runs_pause_as_a_plain_sandbox(containerd, pods):
-    pod = pods("enclave-pod", annotations={
-        "enclave.type": "software",
-        "enclave.runtime.path": "wasm",
-        "enclave.runtime.args": "manifest=/app/hello-wasm.toml",
-    })  # fmt: skip
+def assert_plain_pause(containerd, pod) -> None:
     sandbox = containerd.rune_state(pod.id)
     assert sandbox["status"] == "running"
+    assert "enclave" not in sandbox
     with open(f"/proc/{sandbox['pid']}/cmdline", "rb") as f:
         assert f.read() == b"/pause\0"
+
+
+@pytest.mark.parametrize("handler", [HANDLER, HANDLER_REQUIRED])
+def test_enclave_pod_runs_pause_plainly_and_its_containers_as_enclaves(containerd, pods, cri, handler):
+    pod = pods("enclave-pod", annotations=ENCLAVE_POD, handler=handler)
+    assert_plain_pause(containerd, pod)
+    cid = pod.start("hello", ["/app/hello.wasm", "sleep=300"], image=HELLO_WASM_IMAGE)
+    cri.wait_container(cid, api.CONTAINER_RUNNING)
+    enclave = containerd.rune_state(cid)["enclave"]
+    assert (enclave["type"], enclave["path"]) == ("software", "wasm")
+    assert enclave["sources"]["type"] == "annotations.enclave.type"
+    done = pod.start("done", ["/app/hello.wasm", "exit=3"], image=HELLO_WASM_IMAGE)
+    assert cri.wait_container(done, api.CONTAINER_EXITED).exit_code == 3
+    assert "argv[0]=/app/hello.wasm" in pod.log("done")  # the module ran, in the wasm enclave
+
+
+def test_a_confidential_runtime_class_refuses_a_plain_container_but_runs_its_sandbox(containerd, pods):
+    pod = pods("plain-pod", handler=HANDLER_REQUIRED)
+    assert_plain_pause(containerd, pod)
+    with pytest.raises(grpc.RpcError) as err:
+        pod.start("plain", ["sleep", "30"])
+    assert "this runtime runs enclave containers only (rune --enclave-required)" in err.value.details()
+
+
+def test_a_misspelt_enclave_annotation_fails_the_container_not_silently_plain(containerd, pods):
+    pod = pods("typo-pod", annotations={"enclave.type": "software", "enclave.runtime.pth": "wasm"})
+    assert_plain_pause(containerd, pod)
+    with pytest.raises(grpc.RpcError) as err:
+        pod.start("typo", ["/app/hello.wasm"], image=HELLO_WASM_IMAGE)
+    assert "annotations.enclave.runtime.pth: unknown enclave setting (did you mean enclave.runtime.path?" in (
+        err.value.details()
+    )

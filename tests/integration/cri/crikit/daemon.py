@@ -29,6 +29,10 @@ from . import host
 from .client import CRI
 
 HANDLER = "rune"
+# A RuntimeClass that means "confidential": the same shim, but its BinaryName
+# is a two-line wrapper adding `--enclave-required` (docs/architecture.md,
+# "Enclave containers"); the runc shim has no option for extra flags.
+HANDLER_REQUIRED = "rune-confidential"
 NAMESPACE = "k8s.io"
 READY_TIMEOUT = 30.0
 
@@ -83,6 +87,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       container_annotations = ["enclave.*"]
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler}.options]
         BinaryName = {rune}
+        Root = {rune_root}
+        SystemdCgroup = false
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler_required}]
+      runtime_type = "io.containerd.runc.v2"
+      pod_annotations = ["enclave.*"]
+      container_annotations = ["enclave.*"]
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler_required}.options]
+        BinaryName = {rune_required}
         Root = {rune_root}
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
@@ -161,11 +173,19 @@ class Containerd:
             root=q(f"{self.base}/root"), state=q(f"{self.base}/state"), sock=q(self.sock),
             ttrpc=q(self.sock + ".ttrpc"), debug=q(f"{self.base}/debug.sock"), opt=q(f"{self.base}/opt"),
             sandbox_image=q(self.sandbox_image), handler=HANDLER, rune=q(self.rune_bin), rune_root=q(self.rune_root),
+            handler_required=HANDLER_REQUIRED, rune_required=q(self.write_required_wrapper()),
             runc_root=q(f"{self.base}/runc-root"),
             cni_bin=q(f"{self.base}/cni/bin"), cni_conf=q(f"{self.base}/cni/net.d"),
         )  # fmt: skip
         with open(self.config, "w") as f:
             f.write(text)
+
+    def write_required_wrapper(self) -> str:
+        path = os.path.join(self.base, "rune-confidential")
+        with open(path, "w") as f:
+            f.write(f"#!/bin/sh\nexec {self.rune_bin} --enclave-required \"$@\"\n")
+        os.chmod(path, 0o755)
+        return path
 
     def start(self) -> None:
         self.write_config()

@@ -7,7 +7,10 @@ where the CRI plugin finds them (`ctr -n k8s.io images import`).
 
 - pause: samples/build/pause (samples/pause/pause.c) as /pause, the
   `sandbox_image` of the private containerd;
-- busybox: the busybox-static root filesystem the other integration tests use.
+- busybox: the busybox-static root filesystem the other integration tests use;
+- hello-wasm: busybox plus the signed sample WebAssembly enclave
+  (samples/wasm, inclavare.testing.enclaves): /app/hello.wasm and its
+  manifest /app/hello-wasm.toml with the signature beside it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.d
 PAUSE_BIN = os.path.join(ROOT, "samples", "build", "pause")
 PAUSE_IMAGE = "localhost/inclavare-test/pause:latest"
 BUSYBOX_IMAGE = "localhost/inclavare-test/busybox:latest"
+HELLO_WASM_IMAGE = "localhost/inclavare-test/hello-wasm:latest"
 NAMESPACE = "k8s.io"  # the containerd namespace the CRI plugin works in
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # ctr import names an image after this index annotation (containerd
@@ -52,12 +56,25 @@ def build_archive(workdir: str) -> str:
     busybox = build_rootfs(os.path.join(workdir, "busybox-rootfs"))
     build_image(layout, BUSYBOX_IMAGE, [(tar_directory(busybox), "gzip")],
                 {"Cmd": ["sh"], "Env": [PATH_ENV], "WorkingDir": "/"})  # fmt: skip
+    hello = hello_wasm_rootfs(os.path.join(workdir, "hello-wasm"), busybox)
+    build_image(layout, HELLO_WASM_IMAGE, [(tar_directory(hello), "gzip")],
+                {"Cmd": ["/app/hello.wasm"], "Env": [PATH_ENV], "WorkingDir": "/"})  # fmt: skip
     _name_for_containerd(layout)
     archive = os.path.join(workdir, "images.tar")
     with tarfile.open(archive, "w") as tar:
         for name in ("oci-layout", "index.json", "blobs"):
             tar.add(os.path.join(layout, name), name)
     return archive
+
+
+def hello_wasm_rootfs(workdir: str, busybox: str) -> str:
+    """The rootfs of a bundle the tests' own signing key made for the sample enclave."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from inclavare.testing.enclaves import wasm_bundle
+
+    bundle, _identity = wasm_bundle(workdir, ed25519.Ed25519PrivateKey.generate(), busybox)
+    return os.path.join(bundle, "rootfs")
 
 
 def _name_for_containerd(layout: str) -> None:
