@@ -18,9 +18,22 @@ an error). Every write is an ``*at`` call relative to an fd from
 components never followed, regular files created ``O_EXCL|O_NOFOLLOW``),
 so absolute names, ``..``, and symlinks or hard links aimed outside cannot
 touch anything outside the rootfs. Owners (numeric uid/gid), modes
-(including setuid/setgid/sticky, applied after chown), mtimes and
-``SCHILY.xattr.*`` pax records are kept. Without root (``rootless``),
-ownership is left to the caller and device nodes are skipped and reported.
+(including setuid/setgid/sticky, applied after chown) and mtimes are kept.
+Without root (``rootless``), ownership is left to the caller and device
+nodes are skipped and reported.
+
+Extended attributes (``SCHILY.xattr.*`` pax records) are filtered. Kept:
+what containers/storage itself writes into layers (``user.*``,
+``security.capability``, ``security.ima``; pkg/archive
+``readSecurityXattrToTarHeader``, ``readUserXattrToTarHeader``) and POSIX
+ACLs (``system.posix_acl_access``/``_default``, permission bits like the
+mode). Dropped unless asked for (``privileged_xattrs``,
+``--keep-privileged-xattrs``), one warning per layer and name: ``trusted.*``
+(overlayfs' own metadata: ``trusted.overlay.redirect``, ``.opaque``,
+``.metacopy`` steer an overlay mount of the rootfs to other lower files)
+and every other ``security.*`` (LSM labels such as ``security.selinux`` are
+the host policy's to assign, not the image's; containers/storage drops
+``security.selinux`` too); anything else too.
 """
 
 from __future__ import annotations
@@ -37,6 +50,12 @@ from .tarstream import Entry, TarReader
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 _CHUNK = 1 << 20
+KEPT_XATTRS = ("security.capability", "security.ima", "system.posix_acl_access", "system.posix_acl_default")
+
+
+def xattr_kept(name: str, privileged: bool) -> bool:
+    """Is the layer's xattr `name` applied? (See the module docstring.)"""
+    return privileged or name.startswith("user.") or name in KEPT_XATTRS
 
 
 @dataclass
@@ -51,9 +70,10 @@ class Report:
 class LayerApplier:
     """Applies layers, lowest first, to one rootfs."""
 
-    def __init__(self, rootfs: str, rootless: bool | None = None) -> None:
+    def __init__(self, rootfs: str, rootless: bool | None = None, privileged_xattrs: bool = False) -> None:
         self.root = RootFS(rootfs)
         self.rootless = os.geteuid() != 0 if rootless is None else rootless
+        self.privileged_xattrs = privileged_xattrs
         self.report = Report()
 
     def close(self) -> None:
@@ -63,11 +83,16 @@ class LayerApplier:
         """Apply one uncompressed layer tar read from `stream` (``read(n)``)."""
         self._added: set[tuple[int, int, str]] = set()
         self._dirs: list[tuple[list[str], Entry]] = []
+        self._dropped: dict[str, int] = {}
         tar = TarReader(stream, where)
         for member in tar:
             self._entry(tar, member, where)
         for parts, member in reversed(self._dirs):  # children first: their writes would bump mtimes
             self._finish_dir(parts, member, where)
+        for name, count in sorted(self._dropped.items()):
+            self.report.skipped.append(
+                one_line(f"{where}: xattr {name} dropped from {count} entries (--keep-privileged-xattrs applies it)")
+            )
 
     def _entry(self, tar: TarReader, m: Entry, where: str) -> None:
         parts = components(m.name, where)
@@ -197,8 +222,17 @@ class LayerApplier:
         finally:
             os.close(dirfd)
 
-    def _xattrs_fd(self, fd: int, m: Entry) -> None:
+    def _xattrs(self, m: Entry) -> list[tuple[str, bytes]]:
+        kept = []
         for name, value in m.xattrs.items():
+            if xattr_kept(name, self.privileged_xattrs):
+                kept.append((name, value))
+            else:
+                self._dropped[name] = self._dropped.get(name, 0) + 1
+        return kept
+
+    def _xattrs_fd(self, fd: int, m: Entry) -> None:
+        for name, value in self._xattrs(m):
             try:
                 os.setxattr(fd, name, value)
             except OSError as exc:

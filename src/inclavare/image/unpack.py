@@ -77,11 +77,13 @@ def unpack(
     rootless: bool | None = None,
     max_bytes: int = MAX_BYTES,
     enclave_settings: bool = False,
+    privileged_xattrs: bool = False,
 ) -> Result:
     """Unpack `ref` from the layout at `layout_path` into the bundle directory `bundle`.
 
     `enclave_settings` copies the image's ``enclave.*`` labels and ``ENCLAVE_*``
-    variables into config.json (bundle.py); off by default.
+    variables into config.json (bundle.py); `privileged_xattrs` applies its
+    ``trusted.*`` and ``security.*`` xattrs (extract.py). Both are off by default.
     """
     layout = Layout(layout_path)
     manifest = layout.manifest(layout.resolve(ref))
@@ -92,7 +94,7 @@ def unpack(
         for plan in plans:
             checked.append(_prepass(layout, plan))
         rootless = os.geteuid() != 0 if rootless is None else rootless
-        opts = _Options(rootless, _Budget(max_bytes), enclave_settings)
+        opts = _Options(rootless, _Budget(max_bytes), enclave_settings, privileged_xattrs)
         applier = _apply_all(bundle, plans, checked, opts, config, manifest.config.digest)
     finally:
         for fd in checked:
@@ -106,6 +108,7 @@ class _Options:
     rootless: bool
     budget: _Budget
     enclave_settings: bool
+    privileged_xattrs: bool
 
 
 def _apply_all(bundle: str, plans: list[_Plan], checked: list[int], opts: _Options,
@@ -118,7 +121,7 @@ def _apply_all(bundle: str, plans: list[_Plan], checked: list[int], opts: _Optio
     os.makedirs(bundle, mode=0o700, exist_ok=True)
     os.chmod(bundle, 0o700)
     os.mkdir(rootfs, 0o755)
-    applier = LayerApplier(rootfs, opts.rootless)
+    applier = LayerApplier(rootfs, opts.rootless, opts.privileged_xattrs)
     try:
         for plan, fd in zip(plans, checked, strict=True):
             _apply(fd, plan, applier, opts.budget)

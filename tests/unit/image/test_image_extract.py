@@ -181,6 +181,31 @@ def test_user_xattrs_kept(rootfs) -> None:
     assert applier.report.skipped == []
 
 
+_CAP = "\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"  # cap_net_bind_service
+
+
+@pytest.mark.skipif(not ROOT, reason="trusted.* and security.* xattrs need root")
+def test_privileged_xattrs_dropped_unless_asked(rootfs, tmp_path) -> None:
+    """trusted.overlay.* would steer an overlay mount of the rootfs; security.selinux is the host's to label."""
+    if not _settable(rootfs, "trusted.overlay.redirect", b"/x"):
+        pytest.skip("this filesystem has no trusted xattrs")
+    hostile = {"trusted.overlay.redirect": "/etc", "trusted.overlay.opaque": "y",
+               "security.selinux": "system_u:object_r:shadow_t:s0", "security.capability": _CAP}  # fmt: skip
+    layer = make_tar(_xattr_entry("a", **hostile), _xattr_entry("b", **hostile))
+    applier = apply(rootfs, layer, rootless=False)
+    for name in ("a", "b"):
+        assert sorted(os.listxattr(rootfs / name)) == ["security.capability"]
+    assert applier.report.skipped == [
+        f"layer0: xattr {x} dropped from 2 entries (--keep-privileged-xattrs applies it)"
+        for x in ("security.selinux", "trusted.overlay.opaque", "trusted.overlay.redirect")
+    ]
+    asked = tmp_path / "asked"
+    asked.mkdir()
+    apply(asked, layer, rootless=False, privileged_xattrs=True)
+    assert os.getxattr(asked / "a", "trusted.overlay.redirect") == b"/etc"
+    assert os.getxattr(asked / "a", "security.selinux").rstrip(b"\0") == b"system_u:object_r:shadow_t:s0"
+
+
 @pytest.mark.parametrize(
     ("layer", "entry_name", "why"),
     [

@@ -2,7 +2,7 @@
 
     inclavare image unpack [--keyprovider-config FILE] [--decryption-key provider:NAME[:PARAMS]]...
                            [--rootless] [--max-size BYTES] [--enclave-settings-from-image]
-                           LAYOUT[:TAG] BUNDLE
+                           [--keep-privileged-xattrs] LAYOUT[:TAG] BUNDLE
     inclavare image encrypt [--keyprovider-config FILE] --encryption-key provider:NAME:PARAMS | jwe:PUBKEY ...
                             SRC_LAYOUT[:TAG] DST_LAYOUT:TAG
 
@@ -11,8 +11,8 @@ Encrypted layers are decrypted only with keys that key providers return
 after attestation). ``--keyprovider-config`` defaults to
 ``$OCICRYPT_KEYPROVIDER_CONFIG``, as for skopeo. Key options use skopeo's
 spelling. The image's enclave settings (``enclave.*`` labels, ``ENCLAVE_*``
-variables) are left out, each reported as a warning, unless asked for.
-See docs/encrypted-images.md.
+variables) and its ``trusted.*``/``security.*`` xattrs are left out, each
+reported as a warning, unless asked for. See docs/encrypted-images.md.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     un.add_argument("--enclave-settings-from-image", action="store_true",
                     help="copy the image's enclave.* labels and ENCLAVE_* variables into config.json "
                          "(rune loads the enclave runtime they name: trust the image first)")  # fmt: skip
+    un.add_argument("--keep-privileged-xattrs", action="store_true",
+                    help="also apply the layers' trusted.* and security.* xattrs (e.g. security.selinux); "
+                         "default: user.*, security.capability, security.ima, POSIX ACLs")  # fmt: skip
     en = sub.add_parser("encrypt", help="encrypt every layer (ocicrypt format)")
     en.add_argument("source", metavar="SRC_LAYOUT[:TAG]")
     en.add_argument("dest", metavar="DST_LAYOUT:TAG")
@@ -65,7 +68,8 @@ def main(argv: list[str]) -> int:
         path, ref = layout.split_ref(args.image)
         limit = {} if args.max_size is None else {"max_bytes": args.max_size}
         result = unpack(path, ref, args.bundle, unwrapper, args.rootless, **limit,
-                        enclave_settings=args.enclave_settings_from_image)  # fmt: skip
+                        enclave_settings=args.enclave_settings_from_image,
+                        privileged_xattrs=args.keep_privileged_xattrs)  # fmt: skip
         for line in result.report.skipped:
             sys.stderr.write(f"inclavare image: warning: {line}\n")
         sys.stdout.write(f"{result.manifest}: {result.layers} layers ({result.decrypted} decrypted) -> {args.bundle}\n")
