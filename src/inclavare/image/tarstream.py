@@ -7,8 +7,8 @@ base-256 numbers).
 Why not ``tarfile``: it is lenient where a layer must not be. After the
 first header, a header with a bad checksum ends the archive without an
 error (the rest of the layer is silently dropped); pax numbers that do not
-parse become 0 (``uid=abc`` is root); ``mtime=nan`` becomes a float that
-crashes ``utime``; global headers are applied to the entries after them
+parse become 0 (``uid=abc`` is root); ``mtime=nan`` becomes a float NaN
+that ends the unpack in a ValueError; global headers are applied to the entries after them
 (Go's archive/tar, used by containerd and containers/storage, does not, and
 containers/storage ignores them); and every member is kept in memory.
 
