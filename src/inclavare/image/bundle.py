@@ -28,6 +28,7 @@ the container's). Rootless callers get the template's rootless variant.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 from ..spec.template import example, to_rootless
@@ -142,7 +143,7 @@ def is_enclave_setting(name: str) -> bool:
     return "".join(c for c in folded if c.isalnum()).startswith("enclave")
 
 
-def _without_enclave(items: list[str], name_of: Any, where: str, dropped: list[str]) -> list[str]:
+def _without_enclave(items: list[str], name_of: Callable[[str], str], where: str, dropped: list[str]) -> list[str]:
     kept = []
     for item in items:
         name = name_of(item)
