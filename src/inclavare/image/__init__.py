@@ -9,6 +9,7 @@
 - :mod:`.provider`    inclavare's key provider (``inclavare-keyprovider``)
 - :mod:`.providers`   calling ``cmd`` key providers the way ocicrypt does
 - :mod:`.rootfs`      in-root path resolution on directory fds
+- :mod:`.tarstream`   a strict reader of layer tars (ustar, GNU, pax)
 - :mod:`.extract`     applying layer tars safely, with OCI whiteouts
 - :mod:`.bundle`      config.json from the image config (image-spec conversion.md)
 - :mod:`.unpack`      layout -> rune bundle, decrypting through key providers

@@ -10,6 +10,16 @@ supplementary groups as ``additionalGids`` when only a user is given;
 ``author``, ``architecture``, ``os`` -> ``org.opencontainers.image.*``
 annotations. ``Volumes`` are left to the caller (implementation-defined).
 
+Enclave settings are the operator's, never the image's: rune reads
+``enclave.*`` annotations and ``ENCLAVE_*`` variables (docs/encrypted-images.md,
+"Images and enclave settings") and loads the enclave runtime they name on
+the host. So ``Labels`` whose key and ``Env`` entries whose name start with
+"enclave" in any case or spelling (separators and Unicode compatibility
+forms ignored: ``Enclave-Type``, ``ENCLAVE_TYPE`` as a label, ``enclave.type``
+as a variable) are not copied unless the caller asks for them
+(``enclave_settings``, ``--enclave-settings-from-image``); each one dropped
+is reported by name, never by value.
+
 The template is runc's (``rune spec``) with ``terminal`` off (an image
 bundle is run non-interactively) and a writable root (an image's rootfs is
 the container's). Rootless callers get the template's rootless variant.
@@ -17,20 +27,29 @@ the container's). Rootless callers get the template's rootless variant.
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 from ..spec.template import example, to_rootless
-from .errors import LayoutError
+from .errors import LayoutError, one_line
 from .rootfs import RootFS
 
 _PREFIX = "org.opencontainers.image."
 
 
 def runtime_config(
-    image: dict[str, Any], rootfs: RootFS, rootless: bool, where: str = "image config"
+    image: dict[str, Any],
+    rootfs: RootFS,
+    rootless: bool,
+    where: str = "image config",
+    enclave_settings: bool = False,
+    dropped: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The runtime spec for running `image` from `rootfs`."""
+    """The runtime spec for running `image` from `rootfs`; without `enclave_settings`,
+    a line per enclave setting left out is appended to `dropped`."""
     spec: dict[str, Any] = example()
+    drops: list[str] = [] if dropped is None else dropped
     cfg = image.get("config") or {}
     if not isinstance(cfg, dict):
         raise LayoutError(where, "config", "must be an object")
@@ -40,6 +59,8 @@ def runtime_config(
     if args:
         proc["args"] = args
     env = _strings(cfg, "Env", where)
+    if not enclave_settings:
+        env = _without_enclave(env, lambda e: e.partition("=")[0], f"{where}: config.Env", drops)
     if env:
         proc["env"] = env if any(e.startswith("PATH=") for e in env) else [proc["env"][0], *env]
     workdir = cfg.get("WorkingDir") or "/"
@@ -52,6 +73,9 @@ def runtime_config(
     proc["user"] = resolve_user(user, rootfs, where)
     spec["root"] = {"path": "rootfs", "readonly": False}
     spec["annotations"] = _annotations(image, cfg, where)
+    if not enclave_settings:
+        labels = _without_enclave(list(spec["annotations"]), str, f"{where}: config.Labels", drops)
+        spec["annotations"] = {k: spec["annotations"][k] for k in labels}
     return to_rootless(spec) if rootless else spec
 
 
@@ -111,3 +135,21 @@ def _annotations(image: dict[str, Any], cfg: dict[str, Any], where: str) -> dict
     if isinstance(cfg.get("ExposedPorts"), dict):
         out[_PREFIX + "exposedPorts"] = ",".join(sorted(cfg["ExposedPorts"]))
     return out
+
+
+def is_enclave_setting(name: str) -> bool:
+    """Does `name` (a label key or variable name) read as an enclave setting in any spelling?"""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(c for c in folded if c.isalnum()).startswith("enclave")
+
+
+def _without_enclave(items: list[str], name_of: Callable[[str], str], where: str, dropped: list[str]) -> list[str]:
+    kept = []
+    for item in items:
+        name = name_of(item)
+        if is_enclave_setting(name):
+            dropped.append(one_line(f"{where}: {name[:120]} not copied: enclave settings are the operator's "
+                                    "(--enclave-settings-from-image copies them)"))  # fmt: skip
+        else:
+            kept.append(item)
+    return kept

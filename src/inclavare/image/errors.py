@@ -10,8 +10,11 @@
         └── DecryptionError        a layer or a wrapped key did not authenticate
 
 Messages are one line, ``<file>: <field>: <reason>``, in the style of
-:class:`inclavare.errors.SpecError`. Keys, layer keys and plaintext never
-appear in them: callers pass names and digests, never key material.
+:class:`inclavare.errors.SpecError`; names taken from an image (tar entry
+names, label keys) have their control characters escaped, so a hostile
+image cannot break the line or forge another. Keys, layer keys and
+plaintext never appear in them: callers pass names and digests, never key
+material.
 """
 
 from __future__ import annotations
@@ -27,7 +30,14 @@ class ImageError(InclavareError):
         self.field = field
         self.reason = reason
         where = f"{file}: {field}: " if field else f"{file}: "
-        super().__init__(where + reason)
+        super().__init__(one_line(where + reason))
+
+
+def one_line(text: str) -> str:
+    """`text` with what is not printable (controls, line separators, the lone
+    surrogates of undecodable bytes) escaped: one line, whatever an image holds."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+                   for c in text)  # fmt: skip
 
 
 class LayoutError(ImageError):

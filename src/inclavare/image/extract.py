@@ -12,49 +12,50 @@ Ref: OCI image-spec layer.md ("Applying Changesets", "Whiteouts"):
 - An entry replaces what is at its path, except directory over directory,
   which merges.
 
-``tarfile`` is used only to parse headers; nothing goes through its
-``extract``. Every write is an ``*at`` call relative to an fd from
+Headers are parsed by :mod:`.tarstream` (strict: every malformed header is
+an error). Every write is an ``*at`` call relative to an fd from
 :class:`~inclavare.image.rootfs.RootFS` (parents resolved in-root, final
 components never followed, regular files created ``O_EXCL|O_NOFOLLOW``),
 so absolute names, ``..``, and symlinks or hard links aimed outside cannot
 touch anything outside the rootfs. Owners (numeric uid/gid), modes
-(including setuid/setgid/sticky, applied after chown), mtimes and
-``SCHILY.xattr.*`` PAX records are kept. Without root (``rootless``),
-ownership is left to the caller and device nodes are skipped and reported.
+(including setuid/setgid/sticky, applied after chown) and mtimes are kept.
+Without root (``rootless``), ownership is left to the caller and device
+nodes are skipped and reported.
+
+Extended attributes (``SCHILY.xattr.*`` pax records) are filtered. Kept:
+what containers/storage itself writes into layers (``user.*``,
+``security.capability``, ``security.ima``; pkg/archive
+``readSecurityXattrToTarHeader``, ``readUserXattrToTarHeader``) and POSIX
+ACLs (``system.posix_acl_access``/``_default``, permission bits like the
+mode). Dropped unless asked for (``privileged_xattrs``,
+``--keep-privileged-xattrs``), one warning per layer and name: ``trusted.*``
+(overlayfs' own metadata: ``trusted.overlay.redirect``, ``.opaque``,
+``.metacopy`` steer an overlay mount of the rootfs to other lower files)
+and every other ``security.*`` (LSM labels such as ``security.selinux`` are
+the host policy's to assign, not the image's; containers/storage drops
+``security.selinux`` too); anything else too.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import tarfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import UnsafeArchive
+from .errors import UnsafeArchive, one_line
 from .rootfs import RootFS, components
+from .tarstream import Entry, TarReader
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 _CHUNK = 1 << 20
-_XATTR = "SCHILY.xattr."
+KEPT_XATTRS = ("security.capability", "security.ima", "system.posix_acl_access", "system.posix_acl_default")
 
 
-MAX_HEADER = 1 << 20  # a long name or PAX record set bigger than this is not a file system entry
-
-
-class _BoundedTarInfo(tarfile.TarInfo):
-    """tarfile reads a GNU long name or a PAX header whole into memory before
-    handing over the member; a 100 GB one from a small gzip would exhaust it.
-    Refused here, at the one place it is dispatched (a CPython internal, stable
-    since 3.0; pinned by the interpreter the Makefile installs)."""
-
-    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
-        extension = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
-                     tarfile.SOLARIS_XHDTYPE)  # fmt: skip
-        if self.type in extension and self.size > MAX_HEADER:
-            raise tarfile.HeaderError(f"extension header of {self.size} bytes (over {MAX_HEADER})")
-        return super()._proc_member(tarfile_)  # type: ignore[misc]
+def xattr_kept(name: str, privileged: bool) -> bool:
+    """Is the layer's xattr `name` applied? (See the module docstring.)"""
+    return privileged or name.startswith("user.") or name in KEPT_XATTRS
 
 
 @dataclass
@@ -69,9 +70,10 @@ class Report:
 class LayerApplier:
     """Applies layers, lowest first, to one rootfs."""
 
-    def __init__(self, rootfs: str, rootless: bool | None = None) -> None:
+    def __init__(self, rootfs: str, rootless: bool | None = None, privileged_xattrs: bool = False) -> None:
         self.root = RootFS(rootfs)
         self.rootless = os.geteuid() != 0 if rootless is None else rootless
+        self.privileged_xattrs = privileged_xattrs
         self.report = Report()
 
     def close(self) -> None:
@@ -80,21 +82,23 @@ class LayerApplier:
     def apply(self, stream: Any, where: str) -> None:
         """Apply one uncompressed layer tar read from `stream` (``read(n)``)."""
         self._added: set[tuple[int, int, str]] = set()
-        self._dirs: list[tuple[list[str], tarfile.TarInfo]] = []
-        try:
-            with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape", tarinfo=_BoundedTarInfo) as tar:
-                for member in tar:
-                    self._entry(tar, member, where)
-        except tarfile.TarError as exc:
-            raise UnsafeArchive(where, "", f"malformed tar stream ({exc})") from None
+        self._dirs: list[tuple[list[str], Entry]] = []
+        self._dropped: dict[str, int] = {}
+        tar = TarReader(stream, where)
+        for member in tar:
+            self._entry(tar, member, where)
         for parts, member in reversed(self._dirs):  # children first: their writes would bump mtimes
             self._finish_dir(parts, member, where)
+        for name, count in sorted(self._dropped.items()):
+            self.report.skipped.append(
+                one_line(f"{where}: xattr {name} dropped from {count} entries (--keep-privileged-xattrs applies it)")
+            )
 
-    def _entry(self, tar: tarfile.TarFile, m: tarfile.TarInfo, where: str) -> None:
+    def _entry(self, tar: TarReader, m: Entry, where: str) -> None:
         parts = components(m.name, where)
         self.report.entries += 1
         if not parts:
-            if m.isdir():
+            if m.kind == "dir":
                 self._dirs.append((parts, m))
             return
         base = parts[-1]
@@ -111,48 +115,42 @@ class LayerApplier:
         finally:
             os.close(dirfd)
 
-    def _place(
-        self, tar: tarfile.TarFile, m: tarfile.TarInfo, dirfd: int, base: str, parts: list[str], where: str
-    ) -> None:
+    def _place(self, tar: TarReader, m: Entry, dirfd: int, base: str, parts: list[str], where: str) -> None:
         old = self.root.lstat(dirfd, base)
-        if old is not None and not (m.isdir() and stat.S_ISDIR(old.st_mode)):
+        if old is not None and not (m.kind == "dir" and stat.S_ISDIR(old.st_mode)):
             self.root.remove(dirfd, base)
-        if m.isdir():
+        if m.kind == "dir":
             if old is None or not stat.S_ISDIR(old.st_mode):
                 os.mkdir(base, 0o700, dir_fd=dirfd)
             self._xattrs_at(dirfd, base, m)
             self._dirs.append((parts, m))  # mode, owner and times once the layer is done
-        elif m.isreg():
+        elif m.kind == "file":
             self._file(tar, m, dirfd, base)
-        elif m.issym():
+        elif m.kind == "symlink":
             os.symlink(m.linkname, base, dir_fd=dirfd)
             self._meta(dirfd, base, m, symlink=True)
-        elif m.islnk():
+        elif m.kind == "hardlink":
             self._hardlink(m, dirfd, base, where)
-        elif m.isfifo():
+        elif m.kind == "fifo":
             os.mkfifo(base, 0o600, dir_fd=dirfd)
             self._meta(dirfd, base, m)
-        elif m.ischr() or m.isblk():
+        else:  # chr, blk: tarstream returns no other kind
             self._device(m, dirfd, base)
-        else:
-            raise UnsafeArchive(where, m.name[:120], f"unsupported tar entry type {m.type!r}")
 
-    def _file(self, tar: tarfile.TarFile, m: tarfile.TarInfo, dirfd: int, base: str) -> None:
+    def _file(self, tar: TarReader, m: Entry, dirfd: int, base: str) -> None:
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dirfd)
         try:
-            src = tar.extractfile(m)
-            if src is not None:
-                while chunk := src.read(_CHUNK):
-                    _write_all(fd, chunk)
+            while chunk := tar.read(_CHUNK):
+                _write_all(fd, chunk)
             if not self.rootless:
                 os.fchown(fd, m.uid, m.gid)
             os.fchmod(fd, m.mode & 0o7777)
             self._xattrs_fd(fd, m)
-            os.utime(fd, ns=(int(m.mtime * 1e9), int(m.mtime * 1e9)))
+            os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
         finally:
             os.close(fd)
 
-    def _hardlink(self, m: tarfile.TarInfo, dirfd: int, base: str, where: str) -> None:
+    def _hardlink(self, m: Entry, dirfd: int, base: str, where: str) -> None:
         target = components(m.linkname, where + ": hard link target")
         if not target:
             raise UnsafeArchive(where, m.name[:120], "hard link to the rootfs itself")
@@ -167,27 +165,26 @@ class LayerApplier:
         finally:
             os.close(srcdir)
 
-    def _device(self, m: tarfile.TarInfo, dirfd: int, base: str) -> None:
-        kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+    def _device(self, m: Entry, dirfd: int, base: str) -> None:
+        kind = stat.S_IFCHR if m.kind == "chr" else stat.S_IFBLK
         if self.rootless:
-            self.report.skipped.append(f"{m.name}: device node skipped (not root)")
+            self.report.skipped.append(one_line(f"{m.name}: device node skipped (not root)"))
             return
         try:
             os.mknod(base, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=dirfd)
         except PermissionError:
-            self.report.skipped.append(f"{m.name}: device node skipped (mknod not permitted)")
+            self.report.skipped.append(one_line(f"{m.name}: device node skipped (mknod not permitted)"))
             return
         self._meta(dirfd, base, m)
 
-    def _meta(self, dirfd: int, base: str, m: tarfile.TarInfo, symlink: bool = False) -> None:
+    def _meta(self, dirfd: int, base: str, m: Entry, symlink: bool = False) -> None:
         if not self.rootless:
             os.chown(base, m.uid, m.gid, dir_fd=dirfd, follow_symlinks=False)
         if not symlink:  # we just made `base` and it is not a symlink: chmod cannot be redirected
             os.chmod(base, m.mode & 0o7777, dir_fd=dirfd)
-        ns = int(m.mtime * 1e9)
-        os.utime(base, ns=(ns, ns), dir_fd=dirfd, follow_symlinks=False)
+        os.utime(base, ns=(m.mtime_ns, m.mtime_ns), dir_fd=dirfd, follow_symlinks=False)
 
-    def _finish_dir(self, parts: list[str], m: tarfile.TarInfo, where: str) -> None:
+    def _finish_dir(self, parts: list[str], m: Entry, where: str) -> None:
         if not parts:
             fd = os.dup(self.root.fd)
             base = "."
@@ -215,7 +212,7 @@ class LayerApplier:
                     if (*key, child) not in self._added:
                         self.root.remove(dirfd, child)
             elif base.startswith(WHITEOUT + WHITEOUT):
-                self.report.skipped.append(f"{'/'.join(parts)}: aufs metadata ignored")
+                self.report.skipped.append(one_line(f"{'/'.join(parts)}: aufs metadata ignored"))
             else:
                 name = base[len(WHITEOUT) :]
                 if name in ("", ".", ".."):
@@ -225,29 +222,30 @@ class LayerApplier:
         finally:
             os.close(dirfd)
 
-    def _xattrs_fd(self, fd: int, m: tarfile.TarInfo) -> None:
-        for name, value in _xattrs(m):
+    def _xattrs(self, m: Entry) -> list[tuple[str, bytes]]:
+        kept = []
+        for name, value in m.xattrs.items():
+            if xattr_kept(name, self.privileged_xattrs):
+                kept.append((name, value))
+            else:
+                self._dropped[name] = self._dropped.get(name, 0) + 1
+        return kept
+
+    def _xattrs_fd(self, fd: int, m: Entry) -> None:
+        for name, value in self._xattrs(m):
             try:
                 os.setxattr(fd, name, value)
             except OSError as exc:
-                self.report.skipped.append(f"{m.name}: xattr {name} not set ({exc.strerror})")
+                self.report.skipped.append(one_line(f"{m.name}: xattr {name} not set ({exc.strerror})"))
 
-    def _xattrs_at(self, dirfd: int, base: str, m: tarfile.TarInfo) -> None:
-        if not _xattrs(m):
+    def _xattrs_at(self, dirfd: int, base: str, m: Entry) -> None:
+        if not m.xattrs:
             return
         fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
         try:
             self._xattrs_fd(fd, m)
         finally:
             os.close(fd)
-
-
-def _xattrs(m: tarfile.TarInfo) -> list[tuple[str, bytes]]:
-    return [
-        (k[len(_XATTR) :], v.encode("utf-8", "surrogateescape"))
-        for k, v in m.pax_headers.items()
-        if k.startswith(_XATTR)
-    ]
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -14,7 +14,8 @@ Order of work, so that nothing is written for an image that will be refused:
 4. apply the layers lowest first: decrypt, decompress (gzip, zstd or none),
    check the tar against ``rootfs.diff_ids[i]`` (config.md), extract safely
    (extract.py); blob digest and MAC are checked again at the end of the stream;
-5. write config.json (bundle.py).
+5. write config.json (bundle.py): without ``enclave_settings``, the image's
+   enclave settings are left out and reported in ``Result.report.skipped``.
 
 Any failure in 4-5 removes what this call created.
 
@@ -75,8 +76,15 @@ def unpack(
     unwrapper: Unwrapper | None = None,
     rootless: bool | None = None,
     max_bytes: int = MAX_BYTES,
+    enclave_settings: bool = False,
+    privileged_xattrs: bool = False,
 ) -> Result:
-    """Unpack `ref` from the layout at `layout_path` into the bundle directory `bundle`."""
+    """Unpack `ref` from the layout at `layout_path` into the bundle directory `bundle`.
+
+    `enclave_settings` copies the image's ``enclave.*`` labels and ``ENCLAVE_*``
+    variables into config.json (bundle.py); `privileged_xattrs` applies its
+    ``trusted.*`` and ``security.*`` xattrs (extract.py). Both are off by default.
+    """
     layout = Layout(layout_path)
     manifest = layout.manifest(layout.resolve(ref))
     config = layout.read_json(manifest.config)
@@ -86,7 +94,8 @@ def unpack(
         for plan in plans:
             checked.append(_prepass(layout, plan))
         rootless = os.geteuid() != 0 if rootless is None else rootless
-        applier = _apply_all(bundle, plans, checked, rootless, _Budget(max_bytes), config, manifest.config.digest)
+        opts = _Options(rootless, _Budget(max_bytes), enclave_settings, privileged_xattrs)
+        applier = _apply_all(bundle, plans, checked, opts, config, manifest.config.digest)
     finally:
         for fd in checked:
             os.close(fd)
@@ -94,7 +103,15 @@ def unpack(
     return Result(manifest.descriptor.digest, len(plans), decrypted, applier.report)
 
 
-def _apply_all(bundle: str, plans: list[_Plan], checked: list[int], rootless: bool, budget: _Budget,
+@dataclass(frozen=True)
+class _Options:
+    rootless: bool
+    budget: _Budget
+    enclave_settings: bool
+    privileged_xattrs: bool
+
+
+def _apply_all(bundle: str, plans: list[_Plan], checked: list[int], opts: _Options,
                config: dict[str, Any], config_digest: str) -> LayerApplier:  # fmt: skip
     rootfs, config_path = os.path.join(bundle, "rootfs"), os.path.join(bundle, "config.json")
     for path in (rootfs, config_path):
@@ -104,11 +121,12 @@ def _apply_all(bundle: str, plans: list[_Plan], checked: list[int], rootless: bo
     os.makedirs(bundle, mode=0o700, exist_ok=True)
     os.chmod(bundle, 0o700)
     os.mkdir(rootfs, 0o755)
-    applier = LayerApplier(rootfs, rootless)
+    applier = LayerApplier(rootfs, opts.rootless, opts.privileged_xattrs)
     try:
         for plan, fd in zip(plans, checked, strict=True):
-            _apply(fd, plan, applier, budget)
-        spec = runtime_config(config, applier.root, rootless, config_digest)
+            _apply(fd, plan, applier, opts.budget)
+        spec = runtime_config(config, applier.root, opts.rootless, config_digest, opts.enclave_settings,
+                              applier.report.skipped)  # fmt: skip
         tmp = config_path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(spec, f, indent=1)

@@ -9,7 +9,7 @@ import stat
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from image_helpers import entry, make_tar
+from image_helpers import data_blocks, end, entry, header, make_tar, pax
 
 from inclavare.image.errors import UnsafeArchive
 from inclavare.image.extract import LayerApplier
@@ -32,8 +32,8 @@ def rootfs(tmp_path):
     return d
 
 
-def apply(rootfs, *layers: bytes, rootless: bool | None = None) -> LayerApplier:
-    applier = LayerApplier(str(rootfs), rootless)
+def apply(rootfs, *layers: bytes, rootless: bool | None = None, privileged_xattrs: bool = False) -> LayerApplier:
+    applier = LayerApplier(str(rootfs), rootless, **({"privileged_xattrs": True} if privileged_xattrs else {}))
     try:
         for i, layer in enumerate(layers):
             applier.apply(io.BytesIO(layer), f"layer{i}")
@@ -155,18 +155,105 @@ def test_modes_and_times(rootfs) -> None:
     assert f.st_mtime == 1_200_000_000
 
 
-def test_xattrs_kept(rootfs) -> None:
+def _xattr_entry(name: str, **xattrs: str) -> tuple:
+    info, data = entry(name, data=b"x")
+    info.pax_headers = {f"SCHILY.xattr.{k}": v for k, v in xattrs.items()}
+    return info, data
+
+
+def _settable(rootfs, name: str, value: bytes = b"1") -> bool:
     probe = rootfs / ".probe"
     probe.write_bytes(b"")
     try:
-        os.setxattr(probe, "user.test", b"1")
+        os.setxattr(probe, name, value)
+        return True
     except OSError:
+        return False
+    finally:
+        probe.unlink()
+
+
+def test_user_xattrs_kept(rootfs) -> None:
+    if not _settable(rootfs, "user.test"):
         pytest.skip("this filesystem has no user xattrs")
-    probe.unlink()
-    info, data = entry("f", data=b"x")
-    info.pax_headers = {"SCHILY.xattr.user.inclavare": "yes"}
-    apply(rootfs, make_tar((info, data)))
+    applier = apply(rootfs, make_tar(_xattr_entry("f", **{"user.inclavare": "yes"})))
     assert os.getxattr(rootfs / "f", "user.inclavare") == b"yes"
+    assert applier.report.skipped == []
+
+
+_CAP = "\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"  # cap_net_bind_service
+
+
+@pytest.mark.skipif(not ROOT, reason="trusted.* and security.* xattrs need root")
+def test_privileged_xattrs_dropped_unless_asked(rootfs, tmp_path) -> None:
+    """trusted.overlay.* would steer an overlay mount of the rootfs; security.selinux is the host's to label."""
+    if not _settable(rootfs, "trusted.overlay.redirect", b"/x"):
+        pytest.skip("this filesystem has no trusted xattrs")
+    hostile = {"trusted.overlay.redirect": "/etc", "trusted.overlay.opaque": "y",
+               "security.selinux": "system_u:object_r:shadow_t:s0", "security.capability": _CAP}  # fmt: skip
+    layer = make_tar(_xattr_entry("a", **hostile), _xattr_entry("b", **hostile))
+    applier = apply(rootfs, layer, rootless=False)
+    for name in ("a", "b"):
+        assert sorted(os.listxattr(rootfs / name)) == ["security.capability"]
+    assert applier.report.skipped == [
+        f"layer0: xattr {x} dropped from 2 entries (--keep-privileged-xattrs applies it)"
+        for x in ("security.selinux", "trusted.overlay.opaque", "trusted.overlay.redirect")
+    ]
+    asked = tmp_path / "asked"
+    asked.mkdir()
+    apply(asked, layer, rootless=False, privileged_xattrs=True)
+    assert os.getxattr(asked / "a", "trusted.overlay.redirect") == b"/etc"
+    assert os.getxattr(asked / "a", "security.selinux").rstrip(b"\0") == b"system_u:object_r:shadow_t:s0"
+
+
+@pytest.mark.parametrize(
+    ("layer", "entry_name", "why"),
+    [
+        (pax({"mtime": b"nan"}) + header(b"f") + end(), "f", "pax mtime 'nan' is not a time"),
+        (pax({"mtime": b"inf"}) + header(b"f") + end(), "f", "pax mtime 'inf' is not a time"),
+        (pax({"atime": b"-1"}) + header(b"f") + end(), "f", "pax atime '-1' is not a time"),
+        (pax({"ctime": b"1e400"}) + header(b"f") + end(), "f", "pax ctime '1e400' is not a time"),
+        (pax({"mtime": b"99999999999999999999"}) + header(b"f") + end(), "f", "is not a time"),
+        (pax({"uid": b"abc"}) + header(b"f", uid=b"1750") + end(), "f", "pax uid 'abc' is not a decimal number"),
+        (pax({"gid": b"-5"}) + header(b"f") + end(), "f", "pax gid '-5' is not a decimal number"),
+        (pax({"size": b"x"}) + header(b"f") + end(), "f", "pax size 'x' is not a decimal number"),
+        (pax({"path": b"a\0b"}) + header(b"f") + end(), "f", "pax path record is empty or holds a NUL"),
+        (pax([b"99 path=x\n"]) + header(b"f") + end(), "offset 0", "pax record at byte 0 has a wrong length"),
+        (header(b"f", uid=b"9x") + end(), "f", "uid field '000009x\\x00' is not an octal number"),
+        (
+            header(b"a", size=1) + data_blocks(b"1") + header(b"b", checksum=3) + end(),
+            "offset 1024",
+            "bad header checksum",
+        ),
+        (header(b"a", size=1) + data_blocks(b"1") + header(b"b")[:200], "offset 1024", "truncated"),
+        (
+            header(b"L", b"L", 4) + data_blocks(b"a\0bc") + header(b"f") + end(),
+            "offset 0",
+            "GNU long name is empty or has bytes after its NUL",
+        ),
+        (header(b"f", b"2", linkname=b"") + end(), "f", "symlink target must be 1 to 4095 characters"),
+    ],
+)
+def test_malformed_headers_are_one_line_errors(rootfs, layer, entry_name, why) -> None:
+    with pytest.raises(UnsafeArchive) as info:
+        apply(rootfs, layer, rootless=True)
+    assert str(info.value).startswith(f"layer0: {entry_name}: ")
+    assert why in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_later_bad_header_does_not_silently_end_the_layer(rootfs) -> None:
+    layer = header(b"a", size=1) + data_blocks(b"1") + header(b"b", checksum=3) + header(b"c") + end()
+    with pytest.raises(UnsafeArchive, match="layer0: offset 1024: bad header checksum"):
+        apply(rootfs, layer, rootless=True)
+
+
+def test_global_headers_are_not_applied_to_entries(rootfs) -> None:
+    """As Go's archive/tar and containers/storage: a 'g' header renames nothing."""
+    g = pax({"path": b"renamed", "mtime": b"7"})
+    g = header(b"PaxHeader", b"g", int(g[124:135], 8)) + g[512:]
+    apply(rootfs, g + header(b"a") + header(b"b") + end(), rootless=True)
+    assert sorted(os.listdir(rootfs)) == ["a", "b"]
 
 
 def test_whiteouts_remove_lower_entries(rootfs) -> None:
@@ -242,7 +329,7 @@ def test_symlink_loop_is_refused(rootfs) -> None:
 
 def test_truncated_tar_is_refused(rootfs) -> None:
     data = make_tar(entry("f", data=b"x" * 2000))
-    with pytest.raises(UnsafeArchive, match="malformed tar stream"):
+    with pytest.raises(UnsafeArchive, match="layer0: f: truncated: the stream ends inside the entry's data"):
         apply(rootfs, data[:1200])
 
 

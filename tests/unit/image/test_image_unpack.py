@@ -273,3 +273,34 @@ def test_cli_usage_errors(tmp_path, capsys) -> None:
     assert "needs a tag" in capsys.readouterr().err
     assert main(["image", "unpack", "--decryption-key", "jwe:k.pem", "a:b", "c"]) == 1
     assert "provider:NAME" in capsys.readouterr().err
+
+
+def test_cli_malformed_layer_is_one_line_and_nothing_is_left(tmp_path, capsys) -> None:
+    """A PAX mtime=nan used to end the unpack in a ValueError traceback."""
+    from image_helpers import end, header, pax
+
+    from inclavare.cli.tool._main import main
+
+    path = str(tmp_path / "i")
+    build_image(path, "t", [(pax({"mtime": b"nan"}) + header(b"etc/evil") + end(), "gzip")])
+    assert main(["image", "unpack", "--rootless", f"{path}:t", str(tmp_path / "b")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("inclavare image: layer 0 (sha256:")
+    assert err.endswith("): etc/evil: pax mtime 'nan' is not a time (decimal seconds, 0 to 8589934591)\n")
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="trusted.* xattrs need root")
+def test_cli_keep_privileged_xattrs(tmp_path, capsys) -> None:
+    from inclavare.cli.tool._main import main
+
+    info, data = entry("f", data=b"x")
+    info.pax_headers = {"SCHILY.xattr.trusted.overlay.redirect": "/etc"}
+    path = str(tmp_path / "i")
+    build_image(path, "t", [(make_tar((info, data)), "")])
+    assert main(["image", "unpack", f"{path}:t", str(tmp_path / "b")]) == 0
+    assert "xattr trusted.overlay.redirect dropped from 1 entries" in capsys.readouterr().err
+    assert "trusted.overlay.redirect" not in os.listxattr(tmp_path / "b/rootfs/f")
+    assert main(["image", "unpack", "--keep-privileged-xattrs", f"{path}:t", str(tmp_path / "c")]) == 0
+    assert os.getxattr(tmp_path / "c/rootfs/f", "trusted.overlay.redirect") == b"/etc"

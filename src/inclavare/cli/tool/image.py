@@ -1,7 +1,8 @@
 """``inclavare image``: unpack OCI images into rune bundles; encrypt them for confidential containers.
 
     inclavare image unpack [--keyprovider-config FILE] [--decryption-key provider:NAME[:PARAMS]]...
-                           [--rootless] LAYOUT[:TAG] BUNDLE
+                           [--rootless] [--max-size BYTES] [--enclave-settings-from-image]
+                           [--keep-privileged-xattrs] LAYOUT[:TAG] BUNDLE
     inclavare image encrypt [--keyprovider-config FILE] --encryption-key provider:NAME:PARAMS | jwe:PUBKEY ...
                             SRC_LAYOUT[:TAG] DST_LAYOUT:TAG
 
@@ -9,7 +10,9 @@ Encrypted layers are decrypted only with keys that key providers return
 (ocicrypt's protocol; for inclavare's provider, the KBS releases the key
 after attestation). ``--keyprovider-config`` defaults to
 ``$OCICRYPT_KEYPROVIDER_CONFIG``, as for skopeo. Key options use skopeo's
-spelling. See docs/encrypted-images.md.
+spelling. The image's enclave settings (``enclave.*`` labels, ``ENCLAVE_*``
+variables) and its ``trusted.*``/``security.*`` xattrs are left out, each
+reported as a warning, unless asked for. See docs/encrypted-images.md.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     un.add_argument("--rootless", action="store_true", default=None, help="no chown, no device nodes, rootless config")
     un.add_argument("--max-size", type=int, default=None, metavar="BYTES",
                     help="refuse layers that decompress to more than this in total (default 64 GiB)")  # fmt: skip
+    un.add_argument("--enclave-settings-from-image", action="store_true",
+                    help="copy the image's enclave.* labels and ENCLAVE_* variables into config.json "
+                         "(rune loads the enclave runtime they name: trust the image first)")  # fmt: skip
+    un.add_argument("--keep-privileged-xattrs", action="store_true",
+                    help="also apply the layers' trusted.* and security.* xattrs (e.g. security.selinux); "
+                         "default: user.*, security.capability, security.ima, POSIX ACLs")  # fmt: skip
     en = sub.add_parser("encrypt", help="encrypt every layer (ocicrypt format)")
     en.add_argument("source", metavar="SRC_LAYOUT[:TAG]")
     en.add_argument("dest", metavar="DST_LAYOUT:TAG")
@@ -58,7 +67,9 @@ def main(argv: list[str]) -> int:
         unwrapper = providers.Unwrapper(configured, params) if configured else None
         path, ref = layout.split_ref(args.image)
         limit = {} if args.max_size is None else {"max_bytes": args.max_size}
-        result = unpack(path, ref, args.bundle, unwrapper, args.rootless, **limit)
+        result = unpack(path, ref, args.bundle, unwrapper, args.rootless, **limit,
+                        enclave_settings=args.enclave_settings_from_image,
+                        privileged_xattrs=args.keep_privileged_xattrs)  # fmt: skip
         for line in result.report.skipped:
             sys.stderr.write(f"inclavare image: warning: {line}\n")
         sys.stdout.write(f"{result.manifest}: {result.layers} layers ({result.decrypted} decrypted) -> {args.bundle}\n")
