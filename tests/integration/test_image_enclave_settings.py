@@ -33,18 +33,23 @@ int pal_get_version(void) { return 3; }
 """
 
 
-def _image(tmp_path, rootfs_cache: str, bundle: str, marker: str) -> str:
+def _image(tmp_path, rootfs_cache: str, bundle: str, marker: str, routes: tuple[str, ...] = ("env", "labels", "typos"),
+           path: str = "") -> str:  # fmt: skip
     pal_dir = tmp_path / "pal-layer"
     (pal_dir / "lib").mkdir(parents=True)
     (tmp_path / "pal.c").write_text(_PAL)
     subprocess.run(["cc", "-shared", "-fPIC", f'-DMARKER="{marker}"', "-o", str(pal_dir / "lib/pal.so"),
                     str(tmp_path / "pal.c")], check=True)  # fmt: skip
-    pal = f"{bundle}/rootfs/lib/pal.so"  # where the unpacked rootfs will hold it, on the host
-    config = {
-        "Cmd": ["/bin/echo", "a plain container"],
-        "Env": ["PATH=/bin", "ENCLAVE_TYPE=software", f"ENCLAVE_RUNTIME_PATH={pal}", "enclave_runtime_path=" + pal],
-        "Labels": {"enclave.type": "software", "enclave.runtime.path": pal, "Enclave-Runtime-Path": pal},
-    }
+    pal = path or f"{bundle}/rootfs/lib/pal.so"  # where the unpacked rootfs will hold it, on the host
+    env, labels = ["PATH=/bin"], {}
+    if "env" in routes:
+        env += ["ENCLAVE_TYPE=software", f"ENCLAVE_RUNTIME_PATH={pal}"]
+    if "labels" in routes:
+        labels.update({"enclave.type": "software", "enclave.runtime.path": pal})
+    if "typos" in routes:
+        env.append("enclave_runtime_path=" + pal)
+        labels["Enclave-Runtime-Path"] = pal
+    config = {"Cmd": ["/bin/echo", "a plain container"], "Env": env, "Labels": labels}
     layout = str(tmp_path / "image")
     build_image(layout, "v1", [(tar_directory(rootfs_cache), "gzip"), (tar_directory(str(pal_dir)), "gzip")], config)
     return layout
@@ -86,4 +91,33 @@ def test_the_operator_can_still_take_them(tmp_path, rootfs_cache) -> None:
         spec = json.load(f)
     assert f"ENCLAVE_RUNTIME_PATH={bundle}/rootfs/lib/pal.so" in spec["process"]["env"]
     assert spec["annotations"]["enclave.type"] == "software"
+    assert not os.path.exists(marker)
+
+
+@pytest.mark.parametrize(
+    ("routes", "path"),
+    [(("env",), ""), (("labels",), ""), (("env", "labels"), "/proc/self/cwd/rootfs/lib/pal.so"),
+     (("labels",), "/proc/self/root{bundle}/rootfs/lib/pal.so"), (("env",), "{bundle}/../bundle/rootfs/lib/pal.so")],
+)
+def test_taken_by_the_operator_they_still_cannot_choose_host_code(tmp_path, rootfs_cache, rune, routes, path):
+    """Even when the operator takes an image's enclave settings, rune loads PALs only from the
+    node's pal_dirs (docs/architecture.md, "Enclave containers"): one line, nothing loaded."""
+    bundle, marker = str(tmp_path / "bundle"), str(tmp_path / "pal-was-loaded")
+    layout = _image(tmp_path, rootfs_cache, bundle, marker, routes, path.format(bundle=bundle))
+    done = _unpack("--enclave-settings-from-image", f"{layout}:v1", bundle)
+    assert done.returncode == 0, done.stderr
+    run = rune("run", "--bundle", bundle, f"img-pal-{os.getpid()}", cwd=bundle)
+    assert run.returncode == 1
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert "PAL libraries are loaded only from the node's pal_dirs" in run.stderr
+    assert not os.path.exists(marker), "the image's library was loaded on the host"
+
+
+def test_taken_with_a_misspelt_key_the_container_is_refused(tmp_path, rootfs_cache, rune):
+    bundle, marker = str(tmp_path / "bundle"), str(tmp_path / "pal-was-loaded")
+    layout = _image(tmp_path, rootfs_cache, bundle, marker, ("typos",))
+    assert _unpack("--enclave-settings-from-image", f"{layout}:v1", bundle).returncode == 0
+    run = rune("run", "--bundle", bundle, f"img-typo-{os.getpid()}")
+    assert run.returncode == 1
+    assert "not an enclave setting: did you mean" in run.stderr
     assert not os.path.exists(marker)
