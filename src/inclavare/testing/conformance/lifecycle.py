@@ -141,6 +141,9 @@ def destroy_ends_processes(kit: Kit) -> None:
         os.write(w_in, b"ping\n")
         # Runs (a runtime may start a process only in wait: PAL v1).
         assert kit.first_line(r_out) == line
+    # A wait *in progress*: let the waiters reach the runtime (a wait that only
+    # begins as destroy runs may instead be refused, as any call after destroy).
+    time.sleep(0.05)
     started = time.monotonic()
     rt.destroy()
     took = time.monotonic() - started
