@@ -115,7 +115,6 @@ def wait_releases_the_gil(kit: Kit) -> None:
     """While wait blocks in one thread, other Python threads run (it must not hold the GIL)."""
     rt = kit.ready()
     pid = kit.start(rt, kit.subject.sleeps(2))
-    waiter = kit.background(lambda: rt.wait(pid))
     ticks = [0]
     stop = threading.Event()
 
@@ -125,14 +124,18 @@ def wait_releases_the_gil(kit: Kit) -> None:
 
     counter = threading.Thread(target=count, daemon=True)
     counter.start()
-    time.sleep(0.3)
+    gaps, last = [], time.monotonic()
+    waiter = kit.background(lambda: rt.wait(pid))
+    for _ in range(6):  # a wait holding the GIL stalls this loop, sleep or no sleep
+        time.sleep(0.05)
+        gaps.append(time.monotonic() - last)
+        last = time.monotonic()
     seen, blocked = ticks[0], waiter.running()
     stop.set()
     counter.join()
-    # Had wait held the GIL, neither this thread nor the counter would have run
-    # until the program ended, 2 s later: the waiter would be done by now.
-    assert blocked, "wait returned before the program ended, or the GIL was held until it did"
-    assert seen > 1000, f"a second thread made {seen} steps in 0.3 s while wait blocked"
+    assert max(gaps) < 1.0, f"this thread stalled {max(gaps):.2f} s while another blocked in wait"
+    assert blocked, "wait returned before its program ended"
+    assert seen > 1000, f"a second thread made only {seen} steps in 0.3 s while wait blocked"
     status = _end(rt, pid)
     assert waiter.join("wait", PROMPT + 2) == status
 
