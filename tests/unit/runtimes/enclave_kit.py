@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -80,6 +81,15 @@ class Enclave:
             f.write(dump_manifest(manifest))
         write_signature(sign_manifest(host, self.rootfs, key or signer()), host + ".sig")
         return path
+
+
+def run(rt: RuntimeBase, argv: list[str], capture: Callable[[str], Capture], devnull: int,
+        env: Sequence[str] = ()) -> tuple[int, str]:  # fmt: skip
+    """Run the enclave's program with `argv` (stdout and stderr to one file): (status, output)."""
+    assert rt.manifest is not None
+    out = capture(f"out{time.monotonic_ns()}")
+    status = rt.wait(rt.create_process(rt._program(rt.manifest), argv, list(env), (devnull, out.fd, out.fd)))
+    return status, out.text()
 
 
 class Capture:

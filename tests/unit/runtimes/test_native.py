@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from enclave_kit import SAMPLES
+from enclave_kit import SAMPLES, run
 
 from inclavare.enclave.errors import EnclaveConfigError
 from inclavare.enclave.identity import ManifestError, SignatureError
@@ -27,12 +27,6 @@ def rt(make_runtime, native_enclave):
     runtime = make_runtime(NativeRuntime, native_enclave)
     runtime.init(ARGS, "info")
     return runtime
-
-
-def run(rt, argv, capture, devnull, env=()):
-    out = capture(f"out{time.monotonic_ns()}")
-    status = rt.wait(rt.create_process(PROGRAM, argv, list(env), (devnull, out.fd, out.fd)))
-    return status, out.text()
 
 
 def probe(text: str) -> dict[str, str]:

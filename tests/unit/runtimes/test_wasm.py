@@ -9,6 +9,7 @@ import time
 
 import pytest
 import wasmtime
+from enclave_kit import run, sample
 
 from inclavare.enclave.errors import EnclaveConfigError, EnclaveNotSupported
 from inclavare.enclave.runtimes.wasm import WasmRuntime
@@ -25,15 +26,7 @@ def rt(make_runtime, wasm_enclave):
     return runtime
 
 
-def run(rt, argv, capture, devnull, env=()):
-    out = capture(f"out{time.monotonic_ns()}")
-    status = rt.wait(rt.create_process(MODULE, argv, list(env), (devnull, out.fd, out.fd)))
-    return status, out.text()
-
-
 def test_fixed_argv_policy_ignores_the_container(make_runtime, enclave, capture, devnull):
-    from enclave_kit import sample
-
     enclave.add_file(MODULE, sample("hello.wasm"))
     enclave.sign('runtime = "wasm"\n[argv]\nvalues = ["fixed", "exit=3"]\n[wasm]\nmodule = "/app/hello.wasm"\n')
     rt = make_runtime(WasmRuntime, enclave)
@@ -145,8 +138,6 @@ def test_timeout_option(make_runtime, wasm_enclave, capture, devnull):
 
 
 def test_signed_fuel_budget(make_runtime, enclave, capture, devnull):
-    from enclave_kit import sample
-
     enclave.add_file(MODULE, sample("hello.wasm"))
     enclave.sign('runtime = "wasm"\n[argv]\npolicy = "host"\n[wasm]\nmodule = "/app/hello.wasm"\nfuel = 5000000\n')
     rt = make_runtime(WasmRuntime, enclave)
@@ -159,8 +150,6 @@ def test_signed_fuel_budget(make_runtime, enclave, capture, devnull):
 
 
 def test_proc_exit_out_of_range_and_traps(make_runtime, enclave, capture, devnull):
-    from enclave_kit import sample
-
     enclave.add_file(MODULE, sample("hello.wasm"))
     enclave.sign('runtime = "wasm"\n[argv]\npolicy = "host"\n[wasm]\nmodule = "/app/hello.wasm"\n')
     rt = make_runtime(WasmRuntime, enclave)
