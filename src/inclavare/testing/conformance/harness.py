@@ -54,6 +54,10 @@ class Kit:
         self._fds.append(fd)
         return fd
 
+    def close_fd(self, fd: int) -> None:
+        self._fds.remove(fd)
+        os.close(fd)
+
     def pipe(self) -> tuple[int, int]:
         r, w = os.pipe2(os.O_CLOEXEC)
         return self.fd(r), self.fd(w)
@@ -82,8 +86,7 @@ class Kit:
         else:
             src, w = self.pipe()
             os.write(w, stdin)  # small: fits the pipe
-            os.close(w)
-            self._fds.remove(w)
+            self.close_fd(w)
         status = rt.wait(rt.create_process(cmd.path, cmd.argv, cmd.env, (src, out, err)))
         return status, self.contents(out), self.contents(err)
 

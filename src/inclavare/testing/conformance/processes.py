@@ -95,12 +95,14 @@ def wait_rules(kit: Kit) -> None:
     pid = kit.start(rt, kit.subject.exits(3))
     assert rt.wait(pid) == 3
     refused(rt.name, (EnclaveStateError,), rt.wait, pid)
-    pid = kit.start(rt, kit.subject.sleeps(1))
+    r, w = kit.pipe()
+    cmd = kit.subject.copies_stdin()
+    pid = rt.create_process(cmd.path, cmd.argv, cmd.env, (r, kit.output_file(), kit.output_file()))
     waiter = kit.background(lambda: rt.wait(pid))
     time.sleep(0.1)
     refused(rt.name, (EnclaveStateError,), rt.wait, pid)
-    status = _end(rt, pid)
-    assert waiter.join("the first wait") == status
+    kit.close_fd(w)  # end of file: the program exits 0
+    assert waiter.join("the first wait") == 0
 
 
 def _end(rt: EnclaveRuntime, pid: int) -> int:
@@ -114,7 +116,7 @@ def _end(rt: EnclaveRuntime, pid: int) -> int:
 def wait_releases_the_gil(kit: Kit) -> None:
     """While wait blocks in one thread, other Python threads run (it must not hold the GIL)."""
     rt = kit.ready()
-    pid = kit.start(rt, kit.subject.sleeps(2))
+    pid = kit.start(rt, kit.subject.sleeps(1))
     ticks = [0]
     stop = threading.Event()
 
