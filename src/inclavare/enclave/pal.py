@@ -34,7 +34,7 @@ from .errors import (
     PalSymbolMissing,
     PalVersionUnsupported,
 )
-from .interface import LOG_LEVELS, TEE_KINDS, Capabilities
+from .interface import LOG_LEVELS, PID_CURRENT, TEE_KINDS, Capabilities
 
 VERSION_MAX = 3
 REQUIRED = {
@@ -86,6 +86,7 @@ class PalRuntime:
         self._pids: set[int] = set()  # created and not yet claimed by a wait
         self._v1_pending: dict[int, tuple[str, list[str], tuple[int, int, int]]] = {}
         self._v1_next = 1
+        self._latest = 0  # the pid created last, until its wait has reaped it (kill(PID_CURRENT))
 
     def _negotiate(self) -> int:
         """pal_get_version if exported, else 1; only 1 to 3 are known (§2.2)."""
@@ -151,6 +152,7 @@ class PalRuntime:
             raise PalCallFailed(self.name, "pal_create_process", ret, f"returned pid {pid}")
         with self._lock:
             self._pids.add(pid)
+            self._latest = pid
         return pid
 
     def _defer_v1(self, path: str, argv: list[str], stdio: tuple[int, int, int]) -> int:
@@ -173,6 +175,9 @@ class PalRuntime:
         else:
             ret, status = self._call("pal_exec", self._lib.exec, pid)
         self._check("pal_exec", ret)
+        with self._lock:
+            if self._latest == pid:
+                self._latest = 0
         return status
 
     def kill(self, pid: int, sig: int) -> None:
@@ -182,6 +187,14 @@ class PalRuntime:
             raise EnclaveNotSupported(f"enclave runtime {self.name}: kill is not supported by this PAL ({why})")
         if not 0 <= sig <= c.SIGRTMAX:
             raise EnclaveError(f"enclave runtime {self.name}: invalid signal {sig}")
+        if pid == PID_CURRENT:
+            # Resolved from what this loader created: a PAL may fall back to
+            # *all* processes once the latest was reaped (the fixture PALs'
+            # pt_kill does), signalling processes the caller did not mean.
+            with self._lock:
+                pid = self._latest
+            if not pid:
+                raise EnclaveStateError(f"enclave runtime {self.name}: no process {PID_CURRENT} to signal")
         self._check("pal_kill", self._call("pal_kill", self._lib.kill, pid, sig))
 
     # -- attestation -----------------------------------------------------
@@ -195,7 +208,11 @@ class PalRuntime:
             raise EnclaveError(
                 f"enclave runtime {self.name}: target info must be {abi.TARGETINFO_SIZE} bytes, got {len(target_info)}"
             )
-        if len(report_data) > REPORT_DATA_SIZE or any(report_data):
+        if len(report_data) > REPORT_DATA_SIZE:  # bad input, whatever the PAL can do
+            raise EnclaveError(
+                f"enclave runtime {self.name}: report data is {len(report_data)} bytes, at most {REPORT_DATA_SIZE}"
+            )
+        if any(report_data):
             # pal_get_local_report has no report_data parameter (§2.3): the
             # skeleton's EREPORT always uses 64 zero bytes.
             raise EnclaveNotSupported(

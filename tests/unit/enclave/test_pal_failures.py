@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from inclavare.enclave.errors import (
@@ -110,16 +108,6 @@ def _run(rt: PalRuntime, path: str) -> int:
     return rt.wait(rt.create_process(path, [path], [], (0, 1, 2)))
 
 
-def test_bad_stdio_fd(pal):
-    rt = started(pal, "v2", "")
-    fd = 999  # not open: a low closed number could be reused by the PAL's own pipe
-    with pytest.raises(OSError, match="Bad file descriptor"):
-        os.fstat(fd)
-    msg = message_of(PalCallFailed, rt.create_process, "/bin/true", ["true"], [], (fd, 1, 2))
-    assert msg == "enclave runtime liberpal-v2.so: pal_create_process failed: -9 (Bad file descriptor)"
-    rt.destroy()
-
-
 @pytest.mark.parametrize(
     ("args", "call", "action", "text"),
     [
@@ -142,13 +130,6 @@ def test_v3_call_failures(pal, args, call, action, text):
     assert message_of(PalCallFailed, actions[action]) == f"enclave runtime liberpal-v3.so: {call} failed: {text}"
     if action != "destroy":
         rt.destroy()
-
-
-def test_kill_of_a_pid_the_pal_does_not_own(pal):
-    rt = started(pal, "v2", "")
-    msg = message_of(PalCallFailed, rt.kill, os.getpid(), 0)
-    assert msg == "enclave runtime liberpal-v2.so: pal_kill failed: -3 (No such process)"
-    rt.destroy()
 
 
 def test_invalid_log_level_and_type(pal):

@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from enclave_kit import HOST_KEY, Capture, Enclave, sample
+from enclave_kit import HOST_KEY, NATIVE, WASM, BuiltinSubject, Capture, Enclave, WasmSubject, sample
+
+from inclavare.enclave.runtimes.native import NativeRuntime
+from inclavare.enclave.runtimes.wasm import WasmRuntime
+from inclavare.testing.conformance import build_native, build_wasm
 
 WASM_TEMPLATE = """\
 runtime = "wasm"
@@ -103,3 +107,20 @@ def devnull():
     fd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     yield fd
     os.close(fd)
+
+
+@pytest.fixture(scope="session")
+def wasm_subject(tmp_path_factory) -> WasmSubject:
+    enclave = Enclave(str(tmp_path_factory.mktemp("wasm-kit") / "rootfs"))
+    build_wasm(enclave.mkdir("/app") + "/conformance.wasm")
+    enclave.sign(WASM)
+    return WasmSubject(WasmRuntime, enclave.rootfs, "/app/conformance.wasm",
+                       cache_dir=str(tmp_path_factory.mktemp("wasm-kit-cache")))  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def native_subject(tmp_path_factory) -> BuiltinSubject:
+    enclave = Enclave(str(tmp_path_factory.mktemp("native-kit") / "rootfs"))
+    build_native(enclave.mkdir("/app") + "/conformance")
+    enclave.sign(NATIVE)
+    return BuiltinSubject(NativeRuntime, enclave.rootfs, "/app/conformance")

@@ -9,13 +9,9 @@ import time
 
 import pytest
 import wasmtime
-from enclave_kit import HOST_KEY
+from enclave_kit import run, sample
 
-from inclavare.attestation import software
-from inclavare.enclave import registry
-from inclavare.enclave.errors import EnclaveConfigError, EnclaveNotSupported, EnclaveStateError, EnclaveUnavailable
-from inclavare.enclave.identity import inspect_signature
-from inclavare.enclave.interface import PID_ALL, PID_CURRENT
+from inclavare.enclave.errors import EnclaveConfigError, EnclaveNotSupported
 from inclavare.enclave.runtimes.wasm import WasmRuntime
 from inclavare.errors import EnclaveError
 
@@ -30,60 +26,7 @@ def rt(make_runtime, wasm_enclave):
     return runtime
 
 
-def run(rt, argv, capture, devnull, env=()):
-    out = capture(f"out{time.monotonic_ns()}")
-    status = rt.wait(rt.create_process(MODULE, argv, list(env), (devnull, out.fd, out.fd)))
-    return status, out.text()
-
-
-def test_registered_and_probed(tmp_path):
-    assert registry.resolve("wasm") is WasmRuntime
-    rt = WasmRuntime(tee="software", host_key=HOST_KEY, cache_dir=str(tmp_path / "cache"))
-    caps = rt.probe()
-    assert caps["kind"] == "python"
-    assert caps["source"] == "inclavare.enclave.runtimes.wasm:WasmRuntime"
-    assert caps["can_kill"]
-    assert caps["can_report"]
-    rt.destroy()
-
-
-def test_sgx_is_not_offered():
-    with pytest.raises(EnclaveUnavailable, match=r"enclave\.type intelSgx is not available"):
-        WasmRuntime(tee="intelSgx", host_key=HOST_KEY)
-
-
-def test_hello_argv_env_and_exit_code(rt, capture, devnull):
-    status, text = run(rt, ["hello", "one", "exit=7"], capture, devnull, ["GREETING=hi", "SECRET=leak", "PATH=/bin"])
-    assert status == 7
-    lines = text.splitlines()
-    assert lines[:3] == ["argv[0]=hello", "argv[1]=one", "argv[2]=exit=7"]
-    # passthrough names from the container, then the manifest's fixed values; nothing else
-    assert [line for line in lines if line.startswith("env ")] == ["env GREETING=hi", "env MODE=enclave"]
-
-
-def test_output_goes_to_the_exact_fd_appending(rt, capture, devnull):
-    out = capture("appended", b"before\n")
-    pid = rt.create_process(MODULE, ["hello"], [], (devnull, out.fd, out.fd))
-    assert rt.wait(pid) == 0
-    assert out.text().startswith("before\nargv[0]=hello\n")  # not truncated, not reopened
-
-
-def test_stdin_comes_from_the_given_fd(rt, capture):
-    r, w = os.pipe2(os.O_CLOEXEC)
-    out = capture()
-    try:
-        pid = rt.create_process(MODULE, ["hello", "cat"], [], (r, out.fd, out.fd))
-        os.write(w, b"line one\nline two\n")
-        os.close(w)
-        assert rt.wait(pid) == 0
-    finally:
-        os.close(r)
-    assert out.text().endswith("line one\nline two\n")
-
-
 def test_fixed_argv_policy_ignores_the_container(make_runtime, enclave, capture, devnull):
-    from enclave_kit import sample
-
     enclave.add_file(MODULE, sample("hello.wasm"))
     enclave.sign('runtime = "wasm"\n[argv]\nvalues = ["fixed", "exit=3"]\n[wasm]\nmodule = "/app/hello.wasm"\n')
     rt = make_runtime(WasmRuntime, enclave)
@@ -91,13 +34,6 @@ def test_fixed_argv_policy_ignores_the_container(make_runtime, enclave, capture,
     status, text = run(rt, ["hello", "exit=9"], capture, devnull)
     assert status == 3
     assert text.splitlines()[:2] == ["argv[0]=fixed", "argv[1]=exit=3"]
-
-
-def test_only_the_measured_module_runs(rt, devnull):
-    with pytest.raises(EnclaveError, match=r"/bin/sh is not the enclave's program /app/hello.wasm"):
-        rt.create_process("/bin/sh", ["sh"], [], (devnull, 1, 2))
-    with pytest.raises(EnclaveError, match="is not the enclave's program"):
-        rt.create_process("app/hello.wasm", ["hello"], [], (devnull, 1, 2))
 
 
 def test_preopened_directory_only(rt, capture, devnull):
@@ -155,30 +91,6 @@ def test_kill_a_spinning_module_promptly(rt, capture, devnull):
     assert latency < 0.5, f"kill took {latency:.3f} s"
 
 
-def test_kill_a_sleeping_module_promptly(rt, capture, devnull):
-    out = capture()
-    pid = rt.create_process(MODULE, ["hello", "sleep=60"], [], (devnull, out.fd, out.fd))
-    time.sleep(0.1)
-    started = time.monotonic()
-    rt.kill(PID_ALL, signal.SIGTERM)
-    assert rt.wait(pid) == 128 + signal.SIGTERM
-    assert time.monotonic() - started < 0.5
-    assert "slept" not in out.text()
-
-
-def test_kill_a_module_blocked_on_stdin(rt, capture):
-    r, w = os.pipe2(os.O_CLOEXEC)
-    out = capture()
-    try:
-        pid = rt.create_process(MODULE, ["hello", "cat"], [], (r, out.fd, out.fd))
-        time.sleep(0.1)
-        rt.kill(PID_CURRENT, signal.SIGINT)
-        assert rt.wait(pid) == 128 + signal.SIGINT
-    finally:
-        os.close(r)
-        os.close(w)
-
-
 def test_sleep_ends_normally(rt, capture, devnull):
     status, text = run(rt, ["hello", "sleep=0"], capture, devnull)
     assert status == 0
@@ -186,17 +98,15 @@ def test_sleep_ends_normally(rt, capture, devnull):
 
 
 def test_signals_that_do_not_end_a_process(rt, capture, devnull):
+    """Ignored by default (signal(7)) does nothing; stopping is refused (the kit covers the rest)."""
     out = capture()
     pid = rt.create_process(MODULE, ["hello", "spin"], [], (devnull, out.fd, out.fd))
-    rt.kill(pid, 0)
     rt.kill(pid, signal.SIGCHLD)
     with pytest.raises(EnclaveNotSupported, match="cannot be stopped"):
         rt.kill(pid, signal.SIGSTOP)
     assert rt._procs[pid].wait_status(0.1) is None  # still running
     rt.kill(pid, signal.SIGKILL)
     assert rt.wait(pid) == 137
-    with pytest.raises(EnclaveStateError, match=f"no process {pid}"):
-        rt.kill(pid, signal.SIGKILL)
 
 
 def test_concurrent_processes_are_independent(rt, capture, devnull):
@@ -228,8 +138,6 @@ def test_timeout_option(make_runtime, wasm_enclave, capture, devnull):
 
 
 def test_signed_fuel_budget(make_runtime, enclave, capture, devnull):
-    from enclave_kit import sample
-
     enclave.add_file(MODULE, sample("hello.wasm"))
     enclave.sign('runtime = "wasm"\n[argv]\npolicy = "host"\n[wasm]\nmodule = "/app/hello.wasm"\nfuel = 5000000\n')
     rt = make_runtime(WasmRuntime, enclave)
@@ -242,8 +150,6 @@ def test_signed_fuel_budget(make_runtime, enclave, capture, devnull):
 
 
 def test_proc_exit_out_of_range_and_traps(make_runtime, enclave, capture, devnull):
-    from enclave_kit import sample
-
     enclave.add_file(MODULE, sample("hello.wasm"))
     enclave.sign('runtime = "wasm"\n[argv]\npolicy = "host"\n[wasm]\nmodule = "/app/hello.wasm"\n')
     rt = make_runtime(WasmRuntime, enclave)
@@ -277,60 +183,6 @@ def test_not_a_wasi_command(make_runtime, enclave, wat, message):
     enclave.sign('runtime = "wasm"\n[wasm]\nmodule = "/app/hello.wasm"\n')
     with pytest.raises(EnclaveError, match=message):
         make_runtime(WasmRuntime, enclave).init(ARGS, "info")
-
-
-def test_local_report_carries_the_verified_identity(rt, wasm_enclave):
-    identity, _ = inspect_signature(wasm_enclave.host("/app/enclave.toml.sig"))
-    evidence = rt.local_report(bytes(512), b"nonce")
-    report = software.verify_report(evidence, [HOST_KEY.public_key])
-    assert report.measurement == identity.measurement
-    assert report.signer == identity.signer
-    assert (report.product_id, report.svn, report.debug) == (4, 2, False)
-    assert report.report_data == b"nonce".ljust(64, b"\0")
-    with pytest.raises(EnclaveError, match="report data is 65 bytes"):
-        rt.local_report(b"", bytes(65))
-    with pytest.raises(EnclaveError, match="target info must be empty or 512 bytes"):
-        rt.local_report(bytes(10), b"")
-
-
-def test_lifecycle_errors(make_runtime, wasm_enclave, devnull):
-    rt = make_runtime(WasmRuntime, wasm_enclave)
-    with pytest.raises(EnclaveStateError, match="create_process called before init"):
-        rt.create_process(MODULE, ["hello"], [], (devnull, 1, 2))
-    with pytest.raises(EnclaveConfigError, match="invalid log level"):
-        rt.init(ARGS, "loud")
-    with pytest.raises(EnclaveNotSupported, match="pooled"):
-        rt.init(ARGS, "info", (3, 0x1000))
-    rt.init(ARGS, "info")
-    with pytest.raises(EnclaveStateError, match="init called when initialized"):
-        rt.init(ARGS, "info")
-    with pytest.raises(EnclaveStateError, match="no process 99 to wait for"):
-        rt.wait(99)
-    rt.destroy()
-    with pytest.raises(EnclaveStateError, match="destroy called twice"):
-        rt.destroy()
-    with pytest.raises(EnclaveStateError, match="create_process called after destroy"):
-        rt.create_process(MODULE, ["hello"], [], (devnull, 1, 2))
-
-
-def test_destroy_ends_running_processes(make_runtime, wasm_enclave, capture, devnull):
-    rt = make_runtime(WasmRuntime, wasm_enclave)
-    rt.init(ARGS, "info")
-    out = capture()
-    pids = [rt.create_process(MODULE, ["hello", mode], [], (devnull, out.fd, out.fd)) for mode in ("spin", "sleep=60")]
-    waits = {}
-    waiter = threading.Thread(target=lambda: waits.update({pids[0]: rt.wait(pids[0])}))
-    waiter.start()
-    started = time.monotonic()
-    rt.destroy()
-    waiter.join(5)
-    assert waits == {pids[0]: 137}
-    assert time.monotonic() - started < 1
-
-
-def test_bad_stdio_fd(rt):
-    with pytest.raises(EnclaveError, match="stdio fd 987: Bad file descriptor"):
-        rt.create_process(MODULE, ["hello"], [], (987, 1, 2))
 
 
 # poll_oneoff (WASI preview 1): subscription 0 is a monotonic clock (userdata 9), subscription 1

@@ -222,6 +222,10 @@ class RuntimeBase(abc.ABC):
         self._latest = proc.handle
 
     def wait(self, pid: int) -> int:
+        # Refused after destroy, as by PalRuntime: destroy ended the process
+        # and "later calls fail" (interface.py); a wait already in progress
+        # still returns the status destroy gave it.
+        self._require_ready("wait")
         with self._lock:
             proc = self._procs.get(pid)
             if proc is None or pid in self._claimed:
