@@ -19,6 +19,12 @@ destroy            pal_destroy                                main thread, once,
 probe              (what was negotiated)                      anyone, any time
 =================  =========================================  ====================
 
+Lifetime: ``destroy`` may come before ``init``; after ``destroy`` every call
+fails with :class:`~inclavare.enclave.errors.EnclaveStateError`; processes
+that ``destroy`` ended report 128+SIGKILL. :data:`PID_CURRENT` names the
+process created last until its ``wait`` has returned (then nothing).
+``inclavare.testing.conformance`` checks every runtime against this contract.
+
 Threading: the init-runelet's main thread handles signals and the agent
 socket while worker threads sit in ``wait``; so ``wait`` must block without
 holding the GIL (or any lock ``kill`` needs), and ``kill`` must return
