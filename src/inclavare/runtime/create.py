@@ -153,6 +153,7 @@ def _plan(launch: Launch, spec: object, opts: CreateOptions, state: st.State) ->
     launch.new_flags, joins = config.namespace_plan(spec)  # type: ignore[arg-type]
     for i, (ns_type, path) in enumerate(joins):
         launch.join_fds.append((ns_type, _open_namespace(i, ns_type, path, spec), path))
+    _refuse_host_sysctls(spec, launch.join_fds)
     launch.no_pivot = opts.no_pivot
     launch.no_new_keyring = opts.no_new_keyring
     launch.preserve_fds = opts.preserve_fds
@@ -186,6 +187,30 @@ def _open_namespace(index: int, ns_type: str, path: str, spec: object) -> int:
         os.close(fd)
         raise SpecError(field, f"{path} is {'a ' + kind if kind else 'not a'} namespace, not {want} ({ns_type})")
     return fd
+
+
+def _refuse_host_sysctls(spec: object, joins: list[tuple[str, int, str]]) -> None:
+    """A namespace joined by path may be the host's own (``/proc/1/ns/net``, a
+    bind mount of it): a sysctl written there changes the host. Refused as
+    runc's validator refuses it ("sysctl %q not allowed in host network
+    namespace", libcontainer/configs/validate isHostNetNS), extended to the IPC
+    and UTS sysctls. "Host" means rune's own namespace, compared by identity
+    (st_dev, st_ino of nsfs) on the fd init will setns(2) into, so the path
+    cannot be swapped between check and use."""
+    from ..spec.validate import sysctl_namespace
+
+    joined = {ns_type: fd for ns_type, fd, _path in joins}
+    for key in spec.linux.sysctl:  # type: ignore[attr-defined]
+        ns_type = sysctl_namespace(key)
+        fd = joined.get(ns_type or "")
+        if fd is None:
+            continue  # a namespace of its own (spec.validate refused "none at all")
+        own = os.stat(f"/proc/self/ns/{c.NAMESPACES[ns_type][1]}")  # type: ignore[index]
+        target = os.fstat(fd)
+        if (target.st_dev, target.st_ino) == (own.st_dev, own.st_ino):
+            i = _ns_index(spec, ns_type)  # type: ignore[arg-type]
+            raise SpecError(f"linux.sysctl.{key}", f"not allowed in the host's {ns_type} namespace "
+                            f"(linux.namespaces[{i}].path joins rune's own)")  # fmt: skip
 
 
 def _ns_index(spec: object, ns_type: str) -> int:
