@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -54,3 +55,56 @@ def test_events_stats_and_oom(rune, bundle):
         proc.kill()
         proc.wait()
     assert any(e["type"] == "oom" for e in lines), lines
+
+
+# containerd 1.6's CRI UpdateContainerResources: the container's whole linux.resources
+# (pkg/cri/server/container_update_resources.go: task.Update with newSpec.Linux.Resources),
+# marshalled by encoding/json as go-runc's Update writes it to `runc update --resources -`.
+# The device list is the one containerd's default spec starts with (oci/spec.go:
+# deny everything) and never changes; WithResources sets cpu and memory (swap = limit
+# when the host accounts swap).
+CRI_CREATED = {
+    "devices": [{"allow": False, "access": "rwm"}],
+    "memory": {"limit": 134217728, "swap": 134217728},
+    "cpu": {"shares": 256, "quota": 25000, "period": 100000},
+}
+CRI_UPDATE = (
+    b'{"devices":[{"allow":false,"access":"rwm"}],"memory":{"limit":268435456,"swap":268435456},'
+    b'"cpu":{"shares":512,"quota":50000,"period":100000}}\n'
+)
+
+
+def test_update_accepts_containerds_unchanged_device_list(rune, bundle, tmp_path):
+    """runc accepts this document (it skips devices on update); rune refused
+    any device rule, so every CRI UpdateContainerResources failed."""
+    name = f"rune-cri-{os.getpid()}-{tmp_path.name[-8:]}"
+    cfg = base_config(["sleep", "100"])
+    cfg["linux"]["cgroupsPath"] = f"/{name}"
+    cfg["linux"]["resources"] = json.loads(json.dumps(CRI_CREATED))
+    rune("run", "-d", "--bundle", bundle(cfg), "cri", check=True)
+    before = read(f"/sys/fs/cgroup/devices/{name}/devices.list")
+    r = rune("update", "--resources", "-", "cri", input=CRI_UPDATE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert r.returncode == 0, r.stderr
+    assert read(f"/sys/fs/cgroup/memory/{name}/memory.limit_in_bytes") == "268435456"
+    assert read(f"/sys/fs/cgroup/cpu/{name}/cpu.shares") == "512"
+    assert read(f"/sys/fs/cgroup/cpu/{name}/cpu.cfs_quota_us") == "50000"
+    assert read(f"/sys/fs/cgroup/devices/{name}/devices.list") == before
+
+
+def test_update_refuses_a_changed_device_list_and_changes_nothing(rune, bundle, tmp_path):
+    """Dropping a different device list silently (runc) would let the caller
+    believe a device was taken away: rune refuses it, before any write."""
+    name = f"rune-cri-{os.getpid()}-{tmp_path.name[-8:]}"
+    cfg = base_config(["sleep", "100"])
+    cfg["linux"]["cgroupsPath"] = f"/{name}"
+    cfg["linux"]["resources"] = json.loads(json.dumps(CRI_CREATED))
+    rune("run", "-d", "--bundle", bundle(cfg), "cri2", check=True)
+    changed = json.loads(CRI_UPDATE)
+    changed["devices"].append({"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"})
+    r = rune("update", "--resources", "-", "cri2", input=json.dumps(changed).encode(), stdout=subprocess.PIPE,
+             stderr=subprocess.PIPE)  # fmt: skip
+    assert r.returncode == 1
+    err = r.stderr.decode()
+    assert err.count("\n") == 1, err
+    assert "rune update: linux.resources.devices: differs from the device rules the container was created with" in err
+    assert read(f"/sys/fs/cgroup/memory/{name}/memory.limit_in_bytes") == "134217728"

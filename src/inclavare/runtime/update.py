@@ -43,13 +43,14 @@ def update(ctx: RuntimeContext, container_id: str, resources: dict[str, object])
     cg = cgroups.from_state(state.cgroup)
     if cg is None:
         raise ContainerError(f"container {container_id} has no cgroup")
-    cg.update(resources)
-    # Keep the saved config in step, as runc does, so state and later updates see it.
     linux = state.config.setdefault("linux", {})
     assert isinstance(linux, dict)
     saved = linux.setdefault("resources", {})
     assert isinstance(saved, dict)
-    _merge(saved, resources)
+    cg.update(resources, saved.get("devices"))
+    # Keep the saved config in step, as runc does, so state and later updates
+    # see it; the device rules are never changed by an update (see cgroups.v1._update).
+    _merge(saved, {key: value for key, value in resources.items() if key != "devices"})
     state.save()
 
 
