@@ -224,3 +224,94 @@ def test_killed_create_leaves_a_deletable_container(rune, state_root):
                        capture_output=True, text=True, timeout=30)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert not os.path.exists(d)
+
+
+# -- a container without a mount namespace of its own: delete removes rune's mounts only ----
+
+
+def shared_mounts_config(args: list[str]) -> dict:
+    """No mount namespace: the container's mounts are made in the host's, under the rootfs."""
+    cfg = base_config(args)
+    cfg["linux"]["namespaces"] = [{"type": "pid"}]
+    cfg["root"]["readonly"] = False
+    cfg.pop("hostname")
+    for key in ("maskedPaths", "readonlyPaths"):
+        cfg["linux"].pop(key)
+    return cfg
+
+
+def mounts_under(path: str) -> list[str]:
+    """Mount points at or below `path`, from mountinfo with its octal escapes decoded."""
+    from inclavare._sys.proc import mountinfo
+
+    top = os.path.realpath(path)
+    return [m.point for m in mountinfo() if m.point == top or m.point.startswith(top + "/")]
+
+
+def unmount_all_under(path: str) -> None:
+    for point in sorted(mounts_under(path), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+
+
+def test_delete_keeps_the_rootfs_mount_and_the_operators_volumes(rune, bundle):
+    """containerd's rootfs is a mount (an overlay) and volumes may be mounted
+    under it: delete unmounted everything below the rootfs, those included."""
+    b = bundle(shared_mounts_config(["sh", "-c", "cat /srv/vol/marker"]))
+    rootfs = os.path.join(b, "rootfs")
+    vol = os.path.join(rootfs, "srv", "vol")
+    os.makedirs(vol, exist_ok=True)
+    try:
+        subprocess.run(["mount", "--bind", rootfs, rootfs], check=True)  # the rootfs is a mount point
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "operator-volume", vol], check=True)
+        with open(os.path.join(vol, "marker"), "w") as f:
+            f.write("operator data\n")
+        ours = set(mounts_under(rootfs))
+        r = rune("run", "--bundle", b, "keepvols")  # run deletes the container when it exits
+        assert (r.returncode, r.stdout) == (0, "operator data\n"), r.stderr
+        assert set(mounts_under(rootfs)) == ours  # rune's /proc, /dev, ... gone; ours kept
+        with open(os.path.join(vol, "marker")) as f:
+            assert f.read() == "operator data\n"
+    finally:
+        unmount_all_under(rootfs)
+
+
+def test_delete_cleans_a_rootfs_whose_path_has_a_space(rune, tmp_path, rootfs_cache):
+    """mountinfo writes a space as \\040: matched against the raw text, rune's
+    own mounts under such a rootfs were never found and leaked."""
+    from inclavare.testing.bundles import make_bundle
+
+    b = make_bundle(str(tmp_path / "my bundle"), shared_mounts_config(["true"]), rootfs_cache)
+    rootfs = os.path.join(b, "rootfs")
+    try:
+        rune("create", "--bundle", b, "spaced", check=True)
+        assert len(mounts_under(rootfs)) >= 4  # /proc, /dev, /dev/pts, /sys, ...
+        rune("delete", "--force", "spaced", check=True)
+        assert mounts_under(rootfs) == []
+    finally:
+        unmount_all_under(rootfs)
+
+
+@pytest.mark.parametrize("failure", ["mount", "hook"])
+def test_failed_create_takes_back_only_its_own_mounts(rune, bundle, state_root, failure):
+    """A create failing after some mounts were made: init takes its mounts back
+    itself when it fails before handing the list over (a later mount fails),
+    create's undo does once it holds the list (a createRuntime hook fails)."""
+    cfg = shared_mounts_config(["true"])
+    if failure == "mount":
+        cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": "/does/not/exist", "options": ["bind"]})
+    else:
+        cfg["hooks"] = {"createRuntime": [{"path": "/bin/false"}]}
+    b = bundle(cfg)
+    rootfs = os.path.join(b, "rootfs")
+    vol = os.path.join(rootfs, "srv", "vol")
+    os.makedirs(vol, exist_ok=True)
+    try:
+        subprocess.run(["mount", "--bind", rootfs, rootfs], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "operator-volume", vol], check=True)
+        ours = set(mounts_under(rootfs))
+        r = rune("create", "--bundle", b, "failing")
+        assert r.returncode == 1
+        assert set(mounts_under(rootfs)) == ours
+        assert not os.path.exists(os.path.join(state_root, "failing"))
+    finally:
+        unmount_all_under(rootfs)

@@ -107,9 +107,8 @@ def _create(ctx: RuntimeContext, cid: str, bundle: str, spec: object, state_dir:
 
     launch = Launch(cid, bundle, state.rootfs, spec, syscalls())  # type: ignore[arg-type]
     if state.extra.get("shared_mount_namespace"):
-        from .rootfs.mounts import unmount_under
-
-        undo.push(unmount_under, launch.sc, state.rootfs)
+        launch.made_mounts = []  # init notes its mounts, create records them (rootfs/owned.py)
+        undo.push(_remove_owned_mounts, ctx, launch, state)
     _plan(launch, spec, opts, state)
     undo.push(_close_fds, launch)
     cg = _cgroups(ctx, spec, cid, undo)
@@ -309,7 +308,12 @@ def _handshake(launch: Launch, state: st.State) -> None:
     if proc_spec is not None and proc_spec.oom_score_adj is not None:
         with open(f"/proc/{state.pid}/oom_score_adj", "w") as f:
             f.write(str(proc_spec.oom_score_adj))
-    ch.expect(HOOKS)
+    made = ch.expect(HOOKS)
+    if isinstance(made, dict) and made.get("mounts"):
+        from .rootfs import owned
+
+        state.extra["mounts"] = owned.describe(state.rootfs, made["mounts"])
+        state.save()  # before anything else can fail: delete and the undo read them from here
     hook_state = state.oci_state(status=st.CREATED)
     spec_hooks = launch.spec.hooks
     if spec_hooks is not None:
@@ -322,6 +326,12 @@ def _handshake(launch: Launch, state: st.State) -> None:
 
         relay(ch, kbs)  # the enclave attests to its key broker before it is ready
     ch.expect(READY)
+
+
+def _remove_owned_mounts(ctx: RuntimeContext, launch: Launch, state: st.State) -> None:
+    from .rootfs import owned
+
+    owned.remove(launch.sc, state.rootfs, state.extra.get("mounts") or [], ctx.warn)  # type: ignore[arg-type]
 
 
 def _kill_init(pid: int) -> None:

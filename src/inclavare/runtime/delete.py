@@ -56,11 +56,13 @@ def wait_gone(state: st.State, timeout: float = 10.0) -> None:
 
 
 def destroy(ctx: RuntimeContext, state: st.State) -> None:
-    if state.extra.get("shared_mount_namespace") and state.rootfs:
+    if state.extra.get("mounts") and state.rootfs:
         from .._sys import default as syscalls
-        from .rootfs.mounts import unmount_under
+        from .rootfs import owned
 
-        unmount_under(syscalls(), state.rootfs)
+        # Only what rune mounted for a container sharing the host's mount namespace:
+        # never the rootfs itself or the operator's mounts under it (rootfs/owned.py).
+        owned.remove(syscalls(), state.rootfs, state.extra["mounts"], ctx.warn)  # type: ignore[arg-type]
     cg = cgroups.from_state(state.cgroup)
     if cg is not None:
         cg.destroy()

@@ -17,7 +17,7 @@ import os
 from ..._sys import consts as c
 from ...errors import InclavareError, SyscallError
 from ..hooks import run_hooks
-from ..rootfs import devices, masks, mounts
+from ..rootfs import devices, masks, mounts, owned
 from . import terminal, workload
 from .launch import Launch
 from .messages import ERROR, HOOKS, HOOKS_DONE, READY, Channel
@@ -39,6 +39,8 @@ def run(launch: Launch) -> None:
         ch.send(READY)
         ch.close()
     except BaseException as exc:
+        if launch.made_mounts:  # not handed over to `rune create` yet: ours to take back
+            owned.undo(launch.sc, launch.rootfs, launch.made_mounts)
         report_and_exit(ch, exc)
     workload.wait_for_start(launch)
     run_hooks("startContainer", launch.spec.hooks.start_container if launch.spec.hooks else [], launch.hook_state)
@@ -68,9 +70,9 @@ def build_container(launch: Launch) -> None:
         mounts.prepare_root(sc, launch.rootfs)
     root_fd = os.open(launch.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        mounts.mount_all(sc, root_fd, launch.mounts, launch.cgroup_mounts)
+        mounts.mount_all(sc, root_fd, launch.mounts, launch.cgroup_mounts, launch.made_mounts)
         in_userns = bool(launch.new_flags & c.CLONE_NEWUSER) or any(j[0] == "user" for j in launch.join_fds)
-        _step("creating devices", devices.create_devices, sc, root_fd, linux.devices, in_userns)
+        _step("creating devices", devices.create_devices, sc, root_fd, linux.devices, in_userns, launch.made_mounts)
         devpts = any(m.fstype == "devpts" and m.destination == "/dev/pts" for m in launch.mounts)
         devices.create_symlinks(sc, root_fd, devpts)
         for key, value in linux.sysctl.items():
@@ -108,7 +110,11 @@ def _run_create_hooks(launch: Launch) -> None:
     createContainer runs here, in the container's namespaces, before pivot_root."""
     ch = launch.channel
     assert ch is not None
-    ch.send(HOOKS)
+    if launch.made_mounts is None:
+        ch.send(HOOKS)
+    else:
+        ch.send(HOOKS, {"mounts": launch.made_mounts})
+        launch.made_mounts = None  # `rune create` removes them from here on
     state = ch.expect(HOOKS_DONE)  # also means: we are in the container's cgroups now
     if isinstance(state, dict):
         launch.hook_state = state

@@ -41,6 +41,11 @@ is one line: a kind, a space, a JSON payload. Sequence::
                 read "0", then wait for EOF (init's fifo fd is CLOEXEC:     | startContainer hooks
                 EOF means execve happened); poststart hooks                  | execve(process.args)
 
+For a container without a mount namespace of its own, ``hooks`` carries
+``{"mounts": [[mount id, destination], ...]}``: the mounts init made in the
+host's namespace, which create records so that delete removes those and
+nothing else (rootfs/owned.py).
+
 Any child may instead send ``error {"msg": ...}``; main then kills what it
 started and removes everything it created. A child that reads EOF (main
 died) exits at once, so a killed `rune create` leaves no half-made container.
