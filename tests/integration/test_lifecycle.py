@@ -315,3 +315,74 @@ def test_failed_create_takes_back_only_its_own_mounts(rune, bundle, state_root, 
         assert not os.path.exists(os.path.join(state_root, "failing"))
     finally:
         unmount_all_under(rootfs)
+
+
+# -- exec failures are named, as runc names them (exec <path>: <errno text>), exit 1 --------
+
+
+def with_program(bundle, path: str, content: str, mode: int, args: list[str] | None = None, **cfg_extra) -> str:
+    cfg = base_config(args or [path])
+    cfg.update(cfg_extra)
+    b = bundle(cfg)
+    target = os.path.join(b, "rootfs", path.lstrip("/"))
+    with open(target, "w") as f:
+        f.write(content)
+    os.chmod(target, mode)
+    return b
+
+
+@pytest.mark.parametrize(
+    ("content", "mode", "message"),
+    [
+        ("echo not a script\n", 0o755, "exec /junk: exec format error"),  # no #!: ENOEXEC from execve
+        ("#!/no/such/shell\n", 0o755, "exec /junk: no such file or directory"),  # ENOENT after the lookup
+        ("#!/bin/sh\necho hi\n", 0o644, '/junk\\": permission denied'),  # no x bit: at create, as LookPath
+    ],
+)
+def test_run_names_the_exec_failure(rune, bundle, state_root, content, mode, message):
+    b = with_program(bundle, "/junk", content, mode)
+    r = rune("run", "--bundle", b, "junk")
+    assert r.returncode == 1
+    assert message in r.stderr
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert not os.path.exists(os.path.join(state_root, "junk"))
+
+
+def test_start_fails_with_the_exec_error_and_the_container_stops(rune, bundle):
+    b = with_program(bundle, "/junk", "not a program\n", 0o755)
+    rune("create", "--bundle", b, "junk2", check=True)
+    r = rune("start", "junk2")
+    assert (r.returncode, r.stderr.count("exec /junk: exec format error")) == (1, 1), r.stderr
+    wait_status(rune, "junk2", "stopped")
+    rune("delete", "junk2", check=True)
+
+
+def test_exec_names_the_exec_failure(rune, bundle):
+    b = with_program(bundle, "/junk", "not a program\n", 0o755, ["sleep", "30"])
+    rune("run", "-d", "--bundle", b, "junk3", check=True)
+    r = rune("exec", "junk3", "/junk")
+    assert (r.returncode, r.stderr.count("exec /junk: exec format error")) == (1, 1), r.stderr
+    assert rune("exec", "junk3", "true").returncode == 0  # the container is unharmed
+
+
+def test_exec_failure_is_reported_under_a_seccomp_profile(rune, bundle):
+    """The trampoline's prctl and fcntl run under the container's filter: a
+    profile that allows them (as Docker's and containerd's do) still reports."""
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
+    cfg = base_config(["/junk"])
+    cfg["linux"]["seccomp"] = profile
+    b = bundle(cfg)
+    with open(os.path.join(b, "rootfs", "junk"), "w") as f:
+        f.write("not a program\n")
+    os.chmod(os.path.join(b, "rootfs", "junk"), 0o755)
+    r = rune("run", "--bundle", b, "junk4")
+    assert (r.returncode, r.stderr.count("exec /junk: exec format error")) == (1, 1), r.stderr
+
+
+def test_container_process_gets_default_signal_dispositions(rune, bundle):
+    """CPython ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored
+    across execve: the container process must not inherit that (runc's don't)."""
+    r = rune("run", "--bundle", bundle(base_config(["grep", "SigIgn", "/proc/self/status"])), "sigs", check=True)
+    ignored = int(r.stdout.split()[1], 16)
+    assert ignored & (1 << (13 - 1)) == 0  # SIGPIPE
+    assert ignored & (1 << (25 - 1)) == 0  # SIGXFSZ

@@ -19,7 +19,7 @@ from ..spec.model import Capabilities, Process
 from . import cgroups, reaper
 from . import state as st
 from .context import RuntimeContext
-from .process import tenant, terminal
+from .process import execerr, tenant, terminal
 from .process.messages import GO, PID, READY, Channel
 
 TYPE_CHECKING = False
@@ -193,9 +193,14 @@ def _spawn(t: tenant.Tenant, state: st.State) -> int:
         raise
     finally:
         parent.close()
-    while os.read(exec_r, 4096):
-        pass  # EOF once the tenant has exec'd (its end is close-on-exec) or died
-    os.close(exec_r)
+    try:
+        report = execerr.read_all(exec_r)  # EOF once the tenant has exec'd (its end is close-on-exec) or died
+    finally:
+        os.close(exec_r)
+    failed = execerr.failure(report)
+    if failed is not None:
+        os.waitpid(tenant_pid, 0)  # it exits after reporting; our child (we are its subreaper)
+        raise InclavareError(failed)
     return tenant_pid
 
 

@@ -16,6 +16,7 @@ from ..errors import InclavareError, InvalidTransition
 from . import hooks
 from . import state as st
 from .context import RuntimeContext
+from .process import execerr
 
 _POLL_MS = 50
 
@@ -48,9 +49,13 @@ def _await_exec(state: st.State, fd: int, fifo: str) -> None:
             raise InclavareError(f"container {state.id}: init exited before start")
         if not os.path.exists(fifo):
             raise InvalidTransition(state.id, st.RUNNING, "start")  # another start won
-    if os.read(fd, 1) != b"0":
+    first = os.read(fd, 4096)
+    if first[:1] != b"0":
         raise InclavareError(f"container {state.id}: init exited before start")
     os.unlink(fifo)  # from here on the container is "running"
     os.set_blocking(fd, True)
-    while os.read(fd, 4096):
-        pass  # EOF: init's fifo fd was closed by execve (or init died)
+    # EOF: init's fifo fd was closed by the container process's execve (or
+    # init died); before it, a failure record (process/execerr.py).
+    failed = execerr.failure(execerr.read_all(fd, first[1:]))
+    if failed is not None:
+        raise InclavareError(failed)

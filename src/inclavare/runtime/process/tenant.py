@@ -16,8 +16,9 @@ Protocol (on a :class:`~.messages.Channel`)::
      |                            | fork ------------------------->|
      |<- pid {pid} ---------------| _exit(0)                       | identity, cwd, tty
      |<- ready ----------------------------------------------------|
-     | --pid-file                                                   | seccomp; execve(dmz)
-     | read exec pipe to EOF (close-on-exec: EOF = exec happened)
+     | read exec pipe to EOF (close-on-exec: EOF = exec happened;   | "P path"; seccomp;
+     |   an errno before it: the exec failed, see execerr.py)       |   execve(dmz) -> execve
+     | --pid-file
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def _run_tenant(t: Tenant, ch: Channel) -> None:
         ch.close()
     except BaseException as exc:
         report_and_exit(ch, exc)
-    workload.final_exec(t.sc, t.dmz_fd, t.preserve_fds, t.seccomp, prog)
+    workload.final_exec(t.sc, t.dmz_fd, t.preserve_fds, t.seccomp, prog, t.exec_fd)
 
 
 def _enter_root(root_fd: int) -> None:
