@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 
 from ..._sys import consts as c
+from ..steps import step
 from . import terminal, workload
 from .init import report_and_exit
 from .messages import GO, PID, READY, Channel
@@ -61,7 +62,8 @@ def run_intermediate(t: Tenant, ch: Channel) -> None:
         for ns_type, fd in sorted(t.ns_fds, key=lambda j: j[0] != "user"):
             t.sc.setns(fd, c.NAMESPACES[ns_type][0], ns_type)
             os.close(fd)
-        pid = os.fork()
+        with step("forking the exec'd process"):
+            pid = os.fork()
         if pid == 0:
             _run_tenant(t, ch)
         ch.send(PID, {"pid": pid})
@@ -76,7 +78,8 @@ def _run_tenant(t: Tenant, ch: Channel) -> None:
         t.sc.set_name("rune:[2:EXEC]")
         os.setsid()
         if t.root_fd >= 0:
-            _enter_root(t.root_fd)
+            with step("entering the container's root (chroot)"):
+                _enter_root(t.root_fd)
         if t.process.terminal:
             terminal.attach(t.console_fd, t.process)
             t.console_fd = -1
