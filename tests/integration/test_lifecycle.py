@@ -386,3 +386,12 @@ def test_container_process_gets_default_signal_dispositions(rune, bundle):
     ignored = int(r.stdout.split()[1], 16)
     assert ignored & (1 << (13 - 1)) == 0  # SIGPIPE
     assert ignored & (1 << (25 - 1)) == 0  # SIGXFSZ
+
+
+def test_hooks_get_default_signal_dispositions(rune, bundle, tmp_path):
+    out = tmp_path / "sigign"
+    cfg = base_config(["true"])
+    cfg["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"grep SigIgn /proc/self/status > {out}"]}]}
+    rune("run", "--bundle", bundle(cfg), "hooksigs", check=True)
+    ignored = int(out.read_text().split()[1], 16)
+    assert ignored & ((1 << (13 - 1)) | (1 << (25 - 1))) == 0  # SIGPIPE, SIGXFSZ

@@ -75,6 +75,13 @@ def _merge(into: dict[str, object], new: dict[str, object]) -> None:
 def events(ctx: RuntimeContext, container_id: str, stats_only: bool, interval: float, out: object) -> None:
     """Print stats events every `interval` seconds and an ``oom`` event per OOM
     kill, one JSON object per line, until the container stops."""
+    try:
+        _events(ctx, container_id, stats_only, interval, out)
+    except OSError as exc:  # reading the cgroup's files: still one line, with the verb
+        raise located("events", exc) from None
+
+
+def _events(ctx: RuntimeContext, container_id: str, stats_only: bool, interval: float, out: object) -> None:
     state = st.load(ctx.root, container_id)
     cg = cgroups.from_state(state.cgroup)
     if cg is None or state.status() == st.STOPPED:
