@@ -281,3 +281,21 @@ def test_sysctl_in_a_joined_namespace_of_its_own_is_written_there(rune, bundle):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_joining_runes_own_mount_namespace_is_refused(rune, bundle, state_root):
+    """A mount namespace path that is rune's own would have init make the
+    whole tree rslave and pivot_root in it: every process's root moved into
+    the rootfs. Run in a throwaway mount namespace, so that a rune without
+    the check wrecks only that one."""
+    cfg = base_config(["true"])
+    cfg["linux"]["cgroupsPath"] = f"/rune-ownmnt-{os.getpid()}"
+    cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"] if ns["type"] != "mount"]
+    cfg["linux"]["namespaces"].append({"type": "mount", "path": "/proc/self/ns/mnt"})  # opened by rune: its own
+    b = bundle(cfg)
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", rune("--version").args[0], "--root",
+                        state_root, "create", "--bundle", b, "ownmnt"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "linux.namespaces[" in r.stderr and "is rune's own mount namespace" in r.stderr
+    assert not os.path.exists(os.path.join(state_root, "ownmnt"))

@@ -163,6 +163,7 @@ def _plan(launch: Launch, spec: object, opts: CreateOptions, state: st.State) ->
     launch.new_flags, joins = config.namespace_plan(spec)  # type: ignore[arg-type]
     for i, (ns_type, path) in enumerate(joins):
         launch.join_fds.append((ns_type, _open_namespace(i, ns_type, path, spec), path))
+    _refuse_own_mount_namespace(spec, launch.join_fds)
     _refuse_host_sysctls(spec, launch.join_fds)
     launch.no_pivot = opts.no_pivot
     launch.no_new_keyring = opts.no_new_keyring
@@ -201,6 +202,25 @@ def _open_namespace(index: int, ns_type: str, path: str, spec: object) -> int:
     return fd
 
 
+def _same_namespace(fd: int, ns_type: str) -> bool:
+    """Whether `fd` is rune's own namespace of `ns_type` (nsfs identity: st_dev, st_ino)."""
+    own = os.stat(f"/proc/self/ns/{c.NAMESPACES[ns_type][1]}")
+    target = os.fstat(fd)
+    return (target.st_dev, target.st_ino) == (own.st_dev, own.st_ino)
+
+
+def _refuse_own_mount_namespace(spec: object, joins: list[tuple[str, int, str]]) -> None:
+    """Joining rune's own mount namespace by path would have init make the
+    host's whole tree rslave and pivot_root there — moving the root of every
+    host process into the rootfs and detaching the old one. A container meant
+    to share the host's mounts leaves the mount namespace out instead."""
+    for ns_type, fd, _path in joins:
+        if ns_type == "mount" and _same_namespace(fd, "mount"):
+            raise SpecError(f"linux.namespaces[{_ns_index(spec, 'mount')}].path",
+                            "is rune's own mount namespace: pivot_root there would move the host's root "
+                            "(leave the mount namespace out to share the host's)")  # fmt: skip
+
+
 def _refuse_host_sysctls(spec: object, joins: list[tuple[str, int, str]]) -> None:
     """A namespace joined by path may be the host's own (``/proc/1/ns/net``, a
     bind mount of it): a sysctl written there changes the host. Refused as
@@ -217,9 +237,7 @@ def _refuse_host_sysctls(spec: object, joins: list[tuple[str, int, str]]) -> Non
         fd = joined.get(ns_type or "")
         if fd is None:
             continue  # a namespace of its own (spec.validate refused "none at all")
-        own = os.stat(f"/proc/self/ns/{c.NAMESPACES[ns_type][1]}")  # type: ignore[index]
-        target = os.fstat(fd)
-        if (target.st_dev, target.st_ino) == (own.st_dev, own.st_ino):
+        if _same_namespace(fd, ns_type):  # type: ignore[arg-type]
             i = _ns_index(spec, ns_type)  # type: ignore[arg-type]
             raise SpecError(f"linux.sysctl.{key}", f"not allowed in the host's {ns_type} namespace "
                             f"(linux.namespaces[{i}].path joins rune's own)")  # fmt: skip
