@@ -395,3 +395,10 @@ def test_hooks_get_default_signal_dispositions(rune, bundle, tmp_path):
     rune("run", "--bundle", bundle(cfg), "hooksigs", check=True)
     ignored = int(out.read_text().split()[1], 16)
     assert ignored & ((1 << (13 - 1)) | (1 << (25 - 1))) == 0  # SIGPIPE, SIGXFSZ
+
+
+def test_detached_run_that_cannot_exec_leaves_nothing(rune, bundle, state_root):
+    b = with_program(bundle, "/junk", "not a program\n", 0o755)
+    r = rune("run", "-d", "--bundle", b, "junk5")
+    assert (r.returncode, r.stderr.count("exec /junk: exec format error")) == (1, 1), r.stderr
+    assert not os.path.exists(os.path.join(state_root, "junk5"))

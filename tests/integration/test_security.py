@@ -297,5 +297,6 @@ def test_joining_runes_own_mount_namespace_is_refused(rune, bundle, state_root):
                         state_root, "create", "--bundle", b, "ownmnt"], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1, r.stderr
-    assert "linux.namespaces[" in r.stderr and "is rune's own mount namespace" in r.stderr
+    assert "linux.namespaces[" in r.stderr
+    assert "is rune's own mount namespace" in r.stderr
     assert not os.path.exists(os.path.join(state_root, "ownmnt"))
