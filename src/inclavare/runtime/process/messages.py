@@ -38,8 +38,10 @@ is one line: a kind, a space, a JSON payload. Sequence::
      | write state.json, --pid-file; exit 0                                 | open(exec.fifo, O_WRONLY)
                                                                              |   ... blocks until start
     rune start: open(exec.fifo, O_RDONLY) ------------------------------------>| write "0"
-                read "0", then wait for EOF (init's fifo fd is CLOEXEC:     | startContainer hooks
-                EOF means execve happened); poststart hooks                  | execve(process.args)
+                read "0", then wait for EOF (the fifo fd is CLOEXEC at       | startContainer hooks
+                the container process's execve: EOF means it happened;       | "P path", execve(dmz)
+                an errno before EOF: it failed, see execerr.py);             |   -> execve(process.args)
+                poststart hooks                                              |
 
 For a container without a mount namespace of its own, ``hooks`` carries
 ``{"mounts": [[mount id, destination], ...]}``: the mounts init made in the
