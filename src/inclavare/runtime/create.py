@@ -158,7 +158,7 @@ def _initial_state(ctx: RuntimeContext, cid: str, bundle: str, spec: object, sta
 def _plan(launch: Launch, spec: object, opts: CreateOptions, state: st.State) -> None:
     enclave_setup.prepare(launch, spec, state)  # type: ignore[arg-type]
     if launch.executor is not None:
-        _save(state)  # the enclave configuration, for exec and attest
+        state.save()  # the enclave configuration, for exec and attest
     launch.mounts = config.mount_entries(spec, launch.bundle)  # type: ignore[arg-type]
     launch.new_flags, joins = config.namespace_plan(spec)  # type: ignore[arg-type]
     for i, (ns_type, path) in enumerate(joins):
