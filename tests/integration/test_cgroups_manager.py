@@ -59,7 +59,25 @@ def sleeper() -> subprocess.Popen:
     return subprocess.Popen(["sleep", "60"])
 
 
+def host_has(ctl: str, name: str) -> bool:
+    """Whether the root of the host's `ctl` hierarchy has interface file `name`."""
+    where = cgroups.mounts().get(ctl)
+    return where is not None and os.path.exists(f"{where[0]}/{name}")
+
+
+def test_swap_without_swap_accounting_is_a_clear_error(manager):
+    if host_has("memory", "memory.memsw.limit_in_bytes"):
+        pytest.skip("this kernel accounts swap")
+    m = manager(f"/{unique()}")
+    with pytest.raises(SpecError) as e:
+        m.apply({"memory": {"limit": 100 * MB, "swap": 200 * MB}}, [])
+    assert e.value.field == "linux.resources.memory.swap"
+    assert "does not account swap" in e.value.reason
+
+
 def test_update_orders_memory_and_swap(manager):
+    if not host_has("memory", "memory.memsw.limit_in_bytes"):
+        pytest.skip("this kernel does not account swap (memory.memsw.*): checked above")
     m = manager(f"/{unique()}")
     m.apply({"memory": {"limit": 100 * MB, "swap": 200 * MB}}, [])
     p = sleeper()
@@ -110,7 +128,20 @@ def free_rt_budget(cpu_root: str = "/sys/fs/cgroup/cpu") -> int:
     return int(read(cpu_root, "cpu.rt_runtime_us")) * 1000000 // int(read(cpu_root, "cpu.rt_period_us")) - taken
 
 
+def test_realtime_without_rt_group_scheduling_is_a_clear_error(manager):
+    """Kernels built without CONFIG_RT_GROUP_SCHED (Debian's) have no cpu.rt_* files."""
+    if host_has("cpu", "cpu.rt_runtime_us"):
+        pytest.skip("this kernel has realtime group scheduling")
+    m = manager(f"/{unique()}")
+    with pytest.raises(SpecError) as e:
+        m.apply({"cpu": {"realtimePeriod": 1000000, "realtimeRuntime": 1000}}, [])
+    assert e.value.field.startswith("linux.resources.cpu.realtime")
+    assert "this kernel has no cpu.rt_" in e.value.reason
+
+
 def test_realtime_budget_is_given_to_the_parents_rune_made(manager):
+    if not host_has("cpu", "cpu.rt_runtime_us"):
+        pytest.skip("no realtime group scheduling in this kernel: checked above")
     runtime = min(10000, free_rt_budget())
     if runtime < 1000:  # e.g. runtime-tools' linux_cgroups_cpus holds 950000 of 950000 in /cgrouptest
         pytest.skip("another cgroup holds the host's whole realtime budget")
@@ -181,6 +212,8 @@ def test_create_refuses_a_cgroup_other_processes_use(manager):
 
 @pytest.fixture
 def v2dir():
+    if cgroups.mounts().get("unified", ("", ""))[0] != UNIFIED:
+        pytest.skip(f"no cgroup2 mounted at {UNIFIED}")
     top = f"{UNIFIED}/{unique()}"
     yield top
     if os.path.exists(top):
@@ -195,12 +228,20 @@ def run_in(directory: str, script: str) -> str:
     return r.stdout + r.stderr
 
 
+def a_block_device_node() -> str:
+    """A block device node of this host under /dev (its disk, a loop device, ...)."""
+    for entry in sorted(os.listdir("/sys/block")):
+        if os.path.exists(f"/dev/{entry}"):
+            return f"/dev/{entry}"
+    pytest.skip("no block device node in /dev")
+
+
 def test_v2_manager_on_real_cgroup2(v2dir):
     m = V2Manager(UNIFIED, f"{v2dir}/nested/c")
     m.create()
     assert m.created == [v2dir]
     m.apply({}, [])  # the default device program
-    out = run_in(m.path, "echo x > /dev/null && echo null-ok; head -c 1 /dev/loop6 2>&1")
+    out = run_in(m.path, f"echo x > /dev/null && echo null-ok; head -c 1 {a_block_device_node()} 2>&1")
     assert "null-ok" in out
     assert "Operation not permitted" in out  # block devices: mknod only
     p = sleeper()

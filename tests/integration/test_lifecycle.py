@@ -224,3 +224,181 @@ def test_killed_create_leaves_a_deletable_container(rune, state_root):
                        capture_output=True, text=True, timeout=30)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert not os.path.exists(d)
+
+
+# -- a container without a mount namespace of its own: delete removes rune's mounts only ----
+
+
+def shared_mounts_config(args: list[str]) -> dict:
+    """No mount namespace: the container's mounts are made in the host's, under the rootfs."""
+    cfg = base_config(args)
+    cfg["linux"]["namespaces"] = [{"type": "pid"}]
+    cfg["root"]["readonly"] = False
+    cfg.pop("hostname")
+    for key in ("maskedPaths", "readonlyPaths"):
+        cfg["linux"].pop(key)
+    return cfg
+
+
+def mounts_under(path: str) -> list[str]:
+    """Mount points at or below `path`, from mountinfo with its octal escapes decoded."""
+    from inclavare._sys.proc import mountinfo
+
+    top = os.path.realpath(path)
+    return [m.point for m in mountinfo() if m.point == top or m.point.startswith(top + "/")]
+
+
+def unmount_all_under(path: str) -> None:
+    for point in sorted(mounts_under(path), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+
+
+def test_delete_keeps_the_rootfs_mount_and_the_operators_volumes(rune, bundle):
+    """containerd's rootfs is a mount (an overlay) and volumes may be mounted
+    under it: delete unmounted everything below the rootfs, those included."""
+    b = bundle(shared_mounts_config(["sh", "-c", "cat /srv/vol/marker"]))
+    rootfs = os.path.join(b, "rootfs")
+    vol = os.path.join(rootfs, "srv", "vol")
+    os.makedirs(vol, exist_ok=True)
+    try:
+        subprocess.run(["mount", "--bind", rootfs, rootfs], check=True)  # the rootfs is a mount point
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "operator-volume", vol], check=True)
+        with open(os.path.join(vol, "marker"), "w") as f:
+            f.write("operator data\n")
+        ours = set(mounts_under(rootfs))
+        r = rune("run", "--bundle", b, "keepvols")  # run deletes the container when it exits
+        assert (r.returncode, r.stdout) == (0, "operator data\n"), r.stderr
+        assert set(mounts_under(rootfs)) == ours  # rune's /proc, /dev, ... gone; ours kept
+        with open(os.path.join(vol, "marker")) as f:
+            assert f.read() == "operator data\n"
+    finally:
+        unmount_all_under(rootfs)
+
+
+def test_delete_cleans_a_rootfs_whose_path_has_a_space(rune, tmp_path, rootfs_cache):
+    """mountinfo writes a space as \\040: matched against the raw text, rune's
+    own mounts under such a rootfs were never found and leaked."""
+    from inclavare.testing.bundles import make_bundle
+
+    b = make_bundle(str(tmp_path / "my bundle"), shared_mounts_config(["true"]), rootfs_cache)
+    rootfs = os.path.join(b, "rootfs")
+    try:
+        rune("create", "--bundle", b, "spaced", check=True)
+        assert len(mounts_under(rootfs)) >= 4  # /proc, /dev, /dev/pts, /sys, ...
+        rune("delete", "--force", "spaced", check=True)
+        assert mounts_under(rootfs) == []
+    finally:
+        unmount_all_under(rootfs)
+
+
+@pytest.mark.parametrize("failure", ["mount", "hook"])
+def test_failed_create_takes_back_only_its_own_mounts(rune, bundle, state_root, failure):
+    """A create failing after some mounts were made: init takes its mounts back
+    itself when it fails before handing the list over (a later mount fails),
+    create's undo does once it holds the list (a createRuntime hook fails)."""
+    cfg = shared_mounts_config(["true"])
+    if failure == "mount":
+        cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": "/does/not/exist", "options": ["bind"]})
+    else:
+        cfg["hooks"] = {"createRuntime": [{"path": "/bin/false"}]}
+    b = bundle(cfg)
+    rootfs = os.path.join(b, "rootfs")
+    vol = os.path.join(rootfs, "srv", "vol")
+    os.makedirs(vol, exist_ok=True)
+    try:
+        subprocess.run(["mount", "--bind", rootfs, rootfs], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "operator-volume", vol], check=True)
+        ours = set(mounts_under(rootfs))
+        r = rune("create", "--bundle", b, "failing")
+        assert r.returncode == 1
+        assert set(mounts_under(rootfs)) == ours
+        assert not os.path.exists(os.path.join(state_root, "failing"))
+    finally:
+        unmount_all_under(rootfs)
+
+
+# -- exec failures are named, as runc names them (exec <path>: <errno text>), exit 1 --------
+
+
+def with_program(bundle, path: str, content: str, mode: int, args: list[str] | None = None, **cfg_extra) -> str:
+    cfg = base_config(args or [path])
+    cfg.update(cfg_extra)
+    b = bundle(cfg)
+    target = os.path.join(b, "rootfs", path.lstrip("/"))
+    with open(target, "w") as f:
+        f.write(content)
+    os.chmod(target, mode)
+    return b
+
+
+@pytest.mark.parametrize(
+    ("content", "mode", "message"),
+    [
+        ("echo not a script\n", 0o755, "exec /junk: exec format error"),  # no #!: ENOEXEC from execve
+        ("#!/no/such/shell\n", 0o755, "exec /junk: no such file or directory"),  # ENOENT after the lookup
+        ("#!/bin/sh\necho hi\n", 0o644, '/junk\\": permission denied'),  # no x bit: at create, as LookPath
+    ],
+)
+def test_run_names_the_exec_failure(rune, bundle, state_root, content, mode, message):
+    b = with_program(bundle, "/junk", content, mode)
+    r = rune("run", "--bundle", b, "junk")
+    assert r.returncode == 1
+    assert message in r.stderr
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert not os.path.exists(os.path.join(state_root, "junk"))
+
+
+def test_start_fails_with_the_exec_error_and_the_container_stops(rune, bundle):
+    b = with_program(bundle, "/junk", "not a program\n", 0o755)
+    rune("create", "--bundle", b, "junk2", check=True)
+    r = rune("start", "junk2")
+    assert (r.returncode, r.stderr.count("exec /junk: exec format error")) == (1, 1), r.stderr
+    wait_status(rune, "junk2", "stopped")
+    rune("delete", "junk2", check=True)
+
+
+def test_exec_names_the_exec_failure(rune, bundle):
+    b = with_program(bundle, "/junk", "not a program\n", 0o755, ["sleep", "30"])
+    rune("run", "-d", "--bundle", b, "junk3", check=True)
+    r = rune("exec", "junk3", "/junk")
+    assert (r.returncode, r.stderr.count("exec /junk: exec format error")) == (1, 1), r.stderr
+    assert rune("exec", "junk3", "true").returncode == 0  # the container is unharmed
+
+
+def test_exec_failure_is_reported_under_a_seccomp_profile(rune, bundle):
+    """The trampoline's prctl and fcntl run under the container's filter: a
+    profile that allows them (as Docker's and containerd's do) still reports."""
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
+    cfg = base_config(["/junk"])
+    cfg["linux"]["seccomp"] = profile
+    b = bundle(cfg)
+    with open(os.path.join(b, "rootfs", "junk"), "w") as f:
+        f.write("not a program\n")
+    os.chmod(os.path.join(b, "rootfs", "junk"), 0o755)
+    r = rune("run", "--bundle", b, "junk4")
+    assert (r.returncode, r.stderr.count("exec /junk: exec format error")) == (1, 1), r.stderr
+
+
+def test_container_process_gets_default_signal_dispositions(rune, bundle):
+    """CPython ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored
+    across execve: the container process must not inherit that (runc's don't)."""
+    r = rune("run", "--bundle", bundle(base_config(["grep", "SigIgn", "/proc/self/status"])), "sigs", check=True)
+    ignored = int(r.stdout.split()[1], 16)
+    assert ignored & (1 << (13 - 1)) == 0  # SIGPIPE
+    assert ignored & (1 << (25 - 1)) == 0  # SIGXFSZ
+
+
+def test_hooks_get_default_signal_dispositions(rune, bundle, tmp_path):
+    out = tmp_path / "sigign"
+    cfg = base_config(["true"])
+    cfg["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"grep SigIgn /proc/self/status > {out}"]}]}
+    rune("run", "--bundle", bundle(cfg), "hooksigs", check=True)
+    ignored = int(out.read_text().split()[1], 16)
+    assert ignored & ((1 << (13 - 1)) | (1 << (25 - 1))) == 0  # SIGPIPE, SIGXFSZ
+
+
+def test_detached_run_that_cannot_exec_leaves_nothing(rune, bundle, state_root):
+    b = with_program(bundle, "/junk", "not a program\n", 0o755)
+    r = rune("run", "-d", "--bundle", b, "junk5")
+    assert (r.returncode, r.stderr.count("exec /junk: exec format error")) == (1, 1), r.stderr
+    assert not os.path.exists(os.path.join(state_root, "junk5"))

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -216,3 +217,86 @@ while True:
     out += chunk
 sys.stdout.write(out.decode(errors="replace"))
 """
+
+
+# -- sysctls in a namespace joined by path that is the host's -----------------------------
+
+
+def _read_sysctl(key: str) -> str:
+    with open("/proc/sys/" + key.replace(".", "/")) as f:
+        return f.read().strip()
+
+
+@pytest.mark.parametrize(
+    ("ns_type", "ns_name", "key", "value"),
+    [
+        ("network", "net", "net.ipv4.tcp_keepalive_probes", None),  # None: the host's value + 1
+        ("ipc", "ipc", "kernel.shmmni", None),
+        ("uts", "uts", "kernel.domainname", "rune-leaked.example"),
+    ],
+)
+def test_sysctl_in_a_joined_host_namespace_is_refused(rune, bundle, state_root, ns_type, ns_name, key, value):
+    """runc refuses "sysctl %q not allowed in host network namespace": a
+    namespace given by path can be the host's own, and the value would land on
+    the host. rune compares namespace identities, for net, ipc and uts alike."""
+    before = _read_sysctl(key)
+    cfg = base_config(["true"])
+    host_ns = f"/proc/{os.getpid()}/ns/{ns_name}"  # pytest's: the same namespaces rune runs in
+    cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"] if ns["type"] != ns_type]
+    cfg["linux"]["namespaces"].append({"type": ns_type, "path": host_ns})
+    if ns_type == "uts":
+        cfg.pop("hostname")
+    cfg["linux"]["sysctl"] = {key: value or str(int(before) + 1)}
+    try:
+        r = rune("create", "--bundle", bundle(cfg), "hostsysctl")
+        assert _read_sysctl(key) == before
+    finally:
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(before)  # undo what a failing run wrote
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    assert f"config.json: linux.sysctl.{key}: not allowed in the host's {ns_type} namespace" in lines[0]
+    assert not os.path.exists(os.path.join(state_root, "hostsysctl"))
+
+
+def test_sysctl_in_a_joined_namespace_of_its_own_is_written_there(rune, bundle):
+    """The check compares identities, not paths: another network namespace
+    joined by path takes the sysctl, and the host keeps its value."""
+    key = "net.ipv4.tcp_keepalive_probes"
+    before = _read_sysctl(key)
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "60"])
+    try:
+        for _ in range(200):  # until unshare has exec'd sleep in the new namespace
+            if os.readlink(f"/proc/{holder.pid}/ns/net") != os.readlink("/proc/self/ns/net"):
+                break
+            time.sleep(0.01)
+        cfg = base_config(["cat", "/proc/sys/net/ipv4/tcp_keepalive_probes"])
+        cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"] if ns["type"] != "network"]
+        cfg["linux"]["namespaces"].append({"type": "network", "path": f"/proc/{holder.pid}/ns/net"})
+        cfg["linux"]["sysctl"] = {key: str(int(before) + 2)}
+        r = rune("run", "--bundle", bundle(cfg), "ownnet")
+        assert (r.returncode, r.stdout.strip()) == (0, str(int(before) + 2)), r.stderr
+        assert _read_sysctl(key) == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_joining_runes_own_mount_namespace_is_refused(rune, bundle, state_root):
+    """A mount namespace path that is rune's own would have init make the
+    whole tree rslave and pivot_root in it: every process's root moved into
+    the rootfs. Run in a throwaway mount namespace, so that a rune without
+    the check wrecks only that one."""
+    cfg = base_config(["true"])
+    cfg["linux"]["cgroupsPath"] = f"/rune-ownmnt-{os.getpid()}"
+    cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"] if ns["type"] != "mount"]
+    cfg["linux"]["namespaces"].append({"type": "mount", "path": "/proc/self/ns/mnt"})  # opened by rune: its own
+    b = bundle(cfg)
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", rune("--version").args[0], "--root",
+                        state_root, "create", "--bundle", b, "ownmnt"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "linux.namespaces[" in r.stderr
+    assert "is rune's own mount namespace" in r.stderr
+    assert not os.path.exists(os.path.join(state_root, "ownmnt"))

@@ -182,3 +182,20 @@ def test_v1_lines_keep_the_spec_order_first():
     assert lines[-1] == ("devices.allow", "c 4:64 rwm")  # linux.devices entry ("u" is a char device)
     # An "a" rule for less than rwm cannot be written as "a" (the kernel would read "everything").
     assert devices.v1_lines((False, "a", None, None, "w")) == [("devices.deny", "c *:* w"), ("devices.deny", "b *:* w")]
+
+
+def test_same_rules_ignores_leading_deny_all_only():
+    """containerd's default list (deny everything) equals no rules; anything
+    else that changes the allowlist does not."""
+    deny = {"allow": False, "access": "rwm"}
+    tun = {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"}
+
+    def rules(*items):
+        return devices.spec_rules({"devices": list(items)})
+
+    assert devices.same_rules(rules(deny), rules())
+    assert devices.same_rules(rules(deny, tun), rules(tun))
+    assert devices.same_rules(rules({"allow": False, "type": "a"}, tun), rules(deny, deny, tun))
+    assert not devices.same_rules(rules(deny, tun), rules(deny))
+    assert not devices.same_rules(rules(tun, deny), rules(tun))  # a deny-all after a rule revokes it
+    assert not devices.same_rules(rules({**tun, "access": "r"}), rules(tun))

@@ -87,9 +87,13 @@ def test_update_names_the_update_document_and_refuses_device_changes(tmp_path):
     m = V2Manager(root, f"{root}/c")
     m.update({"cpu": {"quota": 20000}})
     assert contents(f"{root}/c/cpu.max") == "20000"
+    m.update({"devices": [{"allow": False, "access": "rwm"}]})  # containerd's unchanged list: accepted
     with pytest.raises(SpecError) as e:
         m.update({"devices": [{"allow": True}]})
-    assert str(e.value) == "rune update: linux.resources.devices: device rules cannot be changed on a running container"
+    assert str(e.value) == (
+        "rune update: linux.resources.devices: differs from the device rules the container was created with, "
+        "and those cannot be changed on a running container"
+    )
     with pytest.raises(SpecError) as e:
         m.update({"memory": {"swappiness": 5}})
     assert str(e.value).startswith("rune update: linux.resources.memory.swappiness: ")

@@ -14,6 +14,7 @@ V1_FILES = {
     ("memory", "memory.limit_in_bytes"): "9223372036854771712",
     ("memory", "memory.memsw.limit_in_bytes"): "9223372036854771712",
     ("memory", "memory.kmem.tcp.limit_in_bytes"): "9223372036854771712",
+    ("hugetlb", "cgroup.procs"): "",
     ("hugetlb", "hugetlb.2MB.limit_in_bytes"): "9223372036854771712",
     ("hugetlb", "hugetlb.2MB.rsvd.limit_in_bytes"): "9223372036854771712",
     ("hugetlb", "hugetlb.1GB.limit_in_bytes"): "9223372036854771712",
@@ -126,6 +127,11 @@ def test_v1_errors_name_the_field():
     assert err(v1, {"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]}) == (
         "linux.resources.hugepageLimits[0].pageSize",
         "this host has no 3MB huge pages (no hugetlb.3MB.limit_in_bytes)",
+    )
+    no_hugetlb = {k: v for k, v in V1_FILES.items() if k[0] != "hugetlb"}  # the hierarchy is not mounted
+    assert err(v1, {"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}, no_hugetlb) == (
+        "linux.resources.hugepageLimits[0]",
+        "the hugetlb cgroup controller is not mounted on this host",
     )
     assert (
         err(v1, {"hugepageLimits": [{"pageSize": "2XB", "limit": 1}]})[0]

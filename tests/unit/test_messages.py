@@ -5,7 +5,7 @@ import os
 import pytest
 
 from inclavare.errors import InitFailed
-from inclavare.runtime.process.messages import ERROR, HOOKS, PID, Channel, ChannelClosed
+from inclavare.runtime.process.messages import ERROR, GO, HOOKS, PID, Channel, ChannelClosed
 
 
 @pytest.fixture
@@ -49,3 +49,36 @@ def test_eof_means_the_child_died(pair):
     child.wfd = parent.wfd = -1
     with pytest.raises(ChannelClosed):
         parent.expect(PID)
+
+
+def test_send_to_a_dead_peer_reports_what_it_said_before_dying():
+    """The intermediate fails (say, setns) and exits while main sends it the next
+    message: main must report the child's error, not its own EPIPE."""
+    parent, child = Channel.pair()
+    child.send(ERROR, {"msg": "setns into linux.namespaces[2].path: Operation not permitted"})
+    child.close()
+    with pytest.raises(InitFailed, match=r"^setns into linux\.namespaces\[2\]\.path: Operation not permitted$"):
+        parent.send(GO)
+    parent.close()
+
+
+def test_send_to_a_peer_that_died_silently():
+    parent, child = Channel.pair()
+    child.close()
+    with pytest.raises(ChannelClosed, match=r"sending 'go': Broken pipe"):
+        parent.send(GO)
+    parent.close()
+
+
+def test_steps_name_the_step_and_the_file():
+    from inclavare.errors import SyscallError
+    from inclavare.runtime.steps import located, step
+
+    with pytest.raises(SyscallError) as e, step("process.oomScoreAdj: writing", "/proc/1/oom_score_adj"):
+        raise PermissionError(13, "Permission denied")
+    assert str(e.value) == "process.oomScoreAdj: writing /proc/1/oom_score_adj: Permission denied"
+    assert e.value.errno == 13
+    err = located("create", FileNotFoundError(2, "No such file or directory", "/run/x"))
+    assert str(err) == "create /run/x: No such file or directory"
+    with pytest.raises(InitFailed), step("untouched"):
+        raise InitFailed("rune's own errors pass through")

@@ -296,3 +296,48 @@ def test_features():
     assert "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" in f["knownFlags"]
     assert set(f["supportedFlags"]) <= set(f["knownFlags"]) - {"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"}
     assert "SECCOMP_FILTER_FLAG_TSYNC" in f["supportedFlags"]  # Linux 3.17
+
+
+# -- the interpreter that tells whether the exec trampoline may report (process/execerr.py) --
+NR_SCHED_GET_PRIORITY_MAX = 146  # arch/x86/entry/syscalls/syscall_64.tbl
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "value_two"),
+    [("SCMP_CMP_NE", 2, 0), ("SCMP_CMP_LT", 2, 0), ("SCMP_CMP_LE", 2, 0), ("SCMP_CMP_EQ", 2, 0),
+     ("SCMP_CMP_GE", 2, 0), ("SCMP_CMP_GT", 2, 0), ("SCMP_CMP_MASKED_EQ", 2, 2), ("SCMP_CMP_EQ", 1 << 40, 0)],
+)  # fmt: skip
+def test_filter_allows_agrees_with_the_kernel(op, value, value_two):
+    """The same libseccomp programs as above, asked of the interpreter and of
+    the kernel (a loaded filter): the verdicts must be the same, call by call."""
+    section = profile(rule([PROBE], args=[{"index": 0, "value": value, "valueTwo": value_two, "op": op}]))
+    kernel = run_confined(section, POLICIES)[1]
+    flt = seccomp.compile_filter(section)
+    assert [flt.allows(NR_SCHED_GET_PRIORITY_MAX, (p,)) for p in POLICIES] == [e == OK for e in kernel]
+    # 64 bits: the high word decides too (a denying rule matches: NE, GE, GT of 2)
+    assert flt.allows(NR_SCHED_GET_PRIORITY_MAX, ((1 << 40) | 1,)) is (op not in ("SCMP_CMP_NE", "SCMP_CMP_GE",
+                                                                             "SCMP_CMP_GT"))  # fmt: skip
+
+
+def test_filter_allows_the_trampolines_calls_only_where_the_profile_does():
+    from inclavare.runtime.process import execerr
+
+    deny_mkdir = seccomp.compile_filter(profile(rule(["mkdir"])))
+    assert execerr.trampoline_can_report(deny_mkdir, 5)
+    only_exec = seccomp.compile_filter(
+        profile(rule(["execve", "exit_group"], "SCMP_ACT_ALLOW"), default="SCMP_ACT_ERRNO")
+    )
+    assert not execerr.trampoline_can_report(only_exec, 5)
+    fcntl_on_3 = profile(rule(["execve", "prctl"], "SCMP_ACT_ALLOW"),
+                         rule(["fcntl"], "SCMP_ACT_ALLOW", args=[{"index": 0, "value": 3, "op": "SCMP_CMP_EQ"}]),
+                         default="SCMP_ACT_KILL")  # fmt: skip
+    assert execerr.trampoline_can_report(seccomp.compile_filter(fcntl_on_3), 3)
+    assert not execerr.trampoline_can_report(seccomp.compile_filter(fcntl_on_3), 4)
+    assert execerr.trampoline_can_report(None, 4)
+
+
+def test_evaluate_refuses_to_guess_on_unknown_instructions():
+    div_then_allow = bytes.fromhex("3400000002000000060000000000ff7f")  # BPF_ALU|BPF_DIV|BPF_K, RET ALLOW
+    assert sc.evaluate(div_then_allow, 0) is None
+    assert sc.evaluate(bytes.fromhex("060000000000ff7f"), 0) == sc.SCMP_ACT_ALLOW
+    assert sc.evaluate(bytes.fromhex("2000000040000000060000000000ff7f"), 0) is None  # load past seccomp_data

@@ -1,4 +1,4 @@
-"""Reading /proc: process start times and states (proc(5)).
+"""Reading /proc: process start times and states, namespaces, mountinfo (proc(5)).
 
 A pid alone does not identify a container's init: pids are recycled. Like
 runc and crun, rune records the init's start time (field 22 of
@@ -68,3 +68,43 @@ def ns_type(fd: int) -> str:
     except OSError:
         return ""
     return next((name for value, name in NAMESPACES.values() if value == flag), "")
+
+
+class Mount:
+    """One line of /proc/<pid>/mountinfo (proc(5)), paths decoded."""
+
+    __slots__ = ("dev", "fstype", "id", "options", "parent", "point", "root", "source", "super_options")
+
+    def __init__(self, fields: list[str]) -> None:
+        sep = fields.index("-", 6)  # optional fields (shared:N, master:N, ...) end with "-"
+        self.id = int(fields[0])
+        self.parent = int(fields[1])
+        self.dev = fields[2]  # "major:minor" of the filesystem
+        self.root = unescape(fields[3])  # the directory of the filesystem mounted here
+        self.point = unescape(fields[4])  # where, relative to the reader's root
+        self.options = fields[5]
+        self.fstype = fields[sep + 1]
+        self.source = unescape(fields[sep + 2])
+        self.super_options = fields[sep + 3] if len(fields) > sep + 3 else ""
+
+
+def mountinfo(path: str = "/proc/self/mountinfo") -> list[Mount]:
+    with open(path, "rb") as f:
+        return [Mount(line.decode("utf-8", "surrogateescape").split(" ")) for line in f.read().splitlines() if line]
+
+
+def unescape(text: str) -> str:
+    r"""Undo mountinfo's octal escapes: the kernel writes space, tab, newline and
+    backslash in paths as \040, \011, \012 and \134 (fs/proc_namespace.c mangle)."""
+    if "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        code = text[i + 1 : i + 4]
+        if text[i] == "\\" and len(code) == 3 and all(ch in "01234567" for ch in code):
+            out.append(chr(int(code, 8)))
+            i += 4
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)

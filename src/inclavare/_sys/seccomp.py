@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 
 from ..errors import InclavareError, SyscallError
 
@@ -258,6 +259,9 @@ class Program:
         self._fprog = _SockFprog(count, ctypes.addressof(self._buffer))
         self.flags = flags
 
+    def code(self) -> bytes:
+        return self._buffer.raw
+
     def load(self) -> None:
         """Install the filter on the calling thread (and all threads with TSYNC)."""
         ret = _seccomp(SECCOMP_SET_MODE_FILTER, self.flags, ctypes.byref(self._fprog))
@@ -265,3 +269,61 @@ class Program:
             raise SyscallError("seccomp(SECCOMP_SET_MODE_FILTER)", -ret)
         if ret > 0:  # TSYNC: the id of a thread that could not be synchronised
             raise InclavareError(f"seccomp(SECCOMP_SET_MODE_FILTER): thread {ret} could not be synchronised")
+
+
+# <linux/audit.h> AUDIT_ARCH_X86_64: seccomp_data.arch of a native system call.
+AUDIT_ARCH_X86_64 = 0xC000003E
+SECCOMP_RET_ACTION_FULL = 0xFFFF0000  # <linux/seccomp.h>
+_U32 = 0xFFFFFFFF
+
+
+def evaluate(code: bytes, nr: int, args: tuple[int, ...] = (), arch: int = AUDIT_ARCH_X86_64) -> int | None:
+    """The action a classic-BPF seccomp program returns for one system call.
+
+    A small interpreter of <linux/filter.h> (the instruction classes libseccomp
+    emits and a few more) over a ``struct seccomp_data`` {nr, arch, ip, args[6]};
+    None for anything it does not know, so callers can stay on the safe side.
+    """
+    data = struct.pack("<iIQ6Q", nr, arch, 0, *(list(args) + [0] * 6)[:6])
+    insns = [struct.unpack_from("<HBBI", code, i) for i in range(0, len(code), SOCK_FILTER_SIZE)]
+    a = x = 0
+    mem = [0] * 16
+    pc = 0
+    while 0 <= pc < len(insns):
+        op, jt, jf, k = insns[pc]
+        pc += 1
+        cls, operand = op & 0x07, (x if op & 0x08 else k)
+        if op == 0x20 and k + 4 <= len(data):  # BPF_LD|BPF_W|BPF_ABS
+            a = struct.unpack_from("<I", data, k)[0]
+        elif op in (0x00, 0x01):  # BPF_LD|BPF_IMM, BPF_LDX|BPF_IMM
+            a, x = (k, x) if op == 0x00 else (a, k)
+        elif op in (0x60, 0x61) and k < 16:  # BPF_LD|BPF_MEM, BPF_LDX|BPF_MEM
+            a, x = (mem[k], x) if op == 0x60 else (a, mem[k])
+        elif op in (0x02, 0x03) and k < 16:  # BPF_ST, BPF_STX
+            mem[k] = a if op == 0x02 else x
+        elif cls == 0x04 and (op & 0xF0) in _ALU:  # BPF_ALU
+            a = _ALU[op & 0xF0](a, operand) & _U32
+        elif op == 0x05:  # BPF_JMP|BPF_JA
+            pc += k
+        elif cls == 0x05 and (op & 0xF0) in _JUMPS:  # BPF_JMP conditional
+            pc += jt if _JUMPS[op & 0xF0](a, operand) else jf
+        elif op in (0x06, 0x16):  # BPF_RET|BPF_K, BPF_RET|BPF_A
+            return k if op == 0x06 else a
+        elif op in (0x07, 0x87):  # BPF_MISC|BPF_TAX, BPF_MISC|BPF_TXA
+            x, a = (a, a) if op == 0x07 else (x, x)
+        else:
+            return None
+    return None
+
+
+_ALU = {0x00: lambda a, b: a + b, 0x10: lambda a, b: a - b, 0x20: lambda a, b: a * b,
+        0x40: lambda a, b: a | b, 0x50: lambda a, b: a & b, 0x60: lambda a, b: a << (b & 31),
+        0x70: lambda a, b: a >> (b & 31), 0xA0: lambda a, b: a ^ b}  # fmt: skip
+_JUMPS = {0x10: lambda a, b: a == b, 0x20: lambda a, b: a > b, 0x30: lambda a, b: a >= b,
+          0x40: lambda a, b: bool(a & b)}  # fmt: skip
+
+
+def allows(code: bytes, nr: int, args: tuple[int, ...]) -> bool:
+    """Whether the program lets the call through (SECCOMP_RET_ALLOW or _LOG)."""
+    action = evaluate(code, nr, args)
+    return action is not None and action & SECCOMP_RET_ACTION_FULL in (SCMP_ACT_ALLOW, SCMP_ACT_LOG)

@@ -24,6 +24,7 @@ from .kill import kill_checked
 from .process import intermediate, terminal
 from .process.launch import Launch
 from .process.messages import GO, HOOKS, HOOKS_DONE, MAPPED, PID, READY, USERNS, Channel
+from .steps import located, step
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -68,13 +69,16 @@ def create(ctx: RuntimeContext, container_id: str, opts: CreateOptions, spec: Sp
     spec = spec if spec is not None else load_bundle(bundle)  # `run` has loaded it already
     validate(spec, bundle)
     _check_required(spec)
-    state_dir = st.make_dir(ctx.root, container_id)
+    with step("creating the state directory", st.container_dir(ctx.root, container_id)):
+        state_dir = st.make_dir(ctx.root, container_id)
     undo = _Undo()
     undo.push(st.remove_dir, state_dir)
     try:
         return _create(ctx, container_id, bundle, spec, state_dir, opts, undo)
-    except BaseException:
+    except BaseException as exc:
         undo.run(ctx)
+        if isinstance(exc, OSError):  # a step not named below: still one line, with the verb
+            raise located("create", exc) from None
         raise
 
 
@@ -100,22 +104,22 @@ def _create(ctx: RuntimeContext, cid: str, bundle: str, spec: object, state_dir:
     from .._sys import default as syscalls
 
     state = _initial_state(ctx, cid, bundle, spec, state_dir)
-    state.save()
+    _save(state)
     fifo = os.path.join(state_dir, st.FIFO)
-    os.mkfifo(fifo, 0o622)
-    os.chmod(fifo, 0o622)  # the umask must not take the container user's write bit away
+    with step("creating exec.fifo"):
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # the umask must not take the container user's write bit away
 
     launch = Launch(cid, bundle, state.rootfs, spec, syscalls())  # type: ignore[arg-type]
     if state.extra.get("shared_mount_namespace"):
-        from .rootfs.mounts import unmount_under
-
-        undo.push(unmount_under, launch.sc, state.rootfs)
+        launch.made_mounts = []  # init notes its mounts, create records them (rootfs/owned.py)
+        undo.push(_remove_owned_mounts, ctx, launch, state)
     _plan(ctx, launch, spec, opts, state)
     undo.push(_close_fds, launch)
     cg = _cgroups(ctx, spec, cid, undo)
     if cg is not None:
         state.cgroup = cg.to_json()
-        state.save()  # so a delete after a create killed from here on finds the cgroups
+        _save(state)  # so a delete after a create killed from here on finds the cgroups
     launch.cgroup_mounts = _cgroup_mount_map(cg)
     init_pid = _spawn(launch, cg, state, undo)
     state.pid = init_pid
@@ -123,12 +127,18 @@ def _create(ctx: RuntimeContext, cid: str, bundle: str, spec: object, state_dir:
     _handshake(launch, state)
     state.creating = False
     state.extra.pop("creator", None)
-    state.save()
+    _save(state)
     if opts.pid_file:
-        st.write_pid_file(opts.pid_file, init_pid)
+        with step("--pid-file: writing", opts.pid_file):
+            st.write_pid_file(opts.pid_file, init_pid)
     launch.channel.close()  # type: ignore[union-attr]
     _close_fds(launch)
     return state
+
+
+def _save(state: st.State) -> None:
+    with step("saving state.json", os.path.join(state.dir, st.STATE_FILE)):
+        state.save()
 
 
 def _initial_state(ctx: RuntimeContext, cid: str, bundle: str, spec: object, state_dir: str) -> st.State:
@@ -153,11 +163,15 @@ def _plan(ctx: RuntimeContext, launch: Launch, spec: object, opts: CreateOptions
     launch.new_flags, joins = config.namespace_plan(spec)  # type: ignore[arg-type]
     for i, (ns_type, path) in enumerate(joins):
         launch.join_fds.append((ns_type, _open_namespace(i, ns_type, path, spec), path))
+    _refuse_own_mount_namespace(spec, launch.join_fds)
+    _refuse_host_sysctls(spec, launch.join_fds)
     launch.no_pivot = opts.no_pivot
     launch.no_new_keyring = opts.no_new_keyring
     launch.preserve_fds = opts.preserve_fds
-    launch.state_dir_fd = os.open(state.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    launch.dmz_fd = dmz.sealed_fd()
+    with step("opening the state directory"):
+        launch.state_dir_fd = os.open(state.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    with step("sealing the exec trampoline", "memfd rune-dmz"):
+        launch.dmz_fd = dmz.sealed_fd()
     lsm.check(spec.process.apparmor_profile, spec.process.selinux_label)  # type: ignore[attr-defined]
     rdt.check(spec.linux.intel_rdt)  # type: ignore[attr-defined]
     context = lsm.mount_context(spec.linux.mount_label)  # type: ignore[attr-defined]
@@ -188,6 +202,47 @@ def _open_namespace(index: int, ns_type: str, path: str, spec: object) -> int:
     return fd
 
 
+def _same_namespace(fd: int, ns_type: str) -> bool:
+    """Whether `fd` is rune's own namespace of `ns_type` (nsfs identity: st_dev, st_ino)."""
+    own = os.stat(f"/proc/self/ns/{c.NAMESPACES[ns_type][1]}")
+    target = os.fstat(fd)
+    return (target.st_dev, target.st_ino) == (own.st_dev, own.st_ino)
+
+
+def _refuse_own_mount_namespace(spec: object, joins: list[tuple[str, int, str]]) -> None:
+    """Joining rune's own mount namespace by path would have init make the
+    host's whole tree rslave and pivot_root there — moving the root of every
+    host process into the rootfs and detaching the old one. A container meant
+    to share the host's mounts leaves the mount namespace out instead."""
+    for ns_type, fd, _path in joins:
+        if ns_type == "mount" and _same_namespace(fd, "mount"):
+            raise SpecError(f"linux.namespaces[{_ns_index(spec, 'mount')}].path",
+                            "is rune's own mount namespace: pivot_root there would move the host's root "
+                            "(leave the mount namespace out to share the host's)")  # fmt: skip
+
+
+def _refuse_host_sysctls(spec: object, joins: list[tuple[str, int, str]]) -> None:
+    """A namespace joined by path may be the host's own (``/proc/1/ns/net``, a
+    bind mount of it): a sysctl written there changes the host. Refused as
+    runc's validator refuses it ("sysctl %q not allowed in host network
+    namespace", libcontainer/configs/validate isHostNetNS), extended to the IPC
+    and UTS sysctls. "Host" means rune's own namespace, compared by identity
+    (st_dev, st_ino of nsfs) on the fd init will setns(2) into, so the path
+    cannot be swapped between check and use."""
+    from ..spec.validate import sysctl_namespace
+
+    joined = {ns_type: fd for ns_type, fd, _path in joins}
+    for key in spec.linux.sysctl:  # type: ignore[attr-defined]
+        ns_type = sysctl_namespace(key)
+        fd = joined.get(ns_type or "")
+        if fd is None:
+            continue  # a namespace of its own (spec.validate refused "none at all")
+        if _same_namespace(fd, ns_type):  # type: ignore[arg-type]
+            i = _ns_index(spec, ns_type)  # type: ignore[arg-type]
+            raise SpecError(f"linux.sysctl.{key}", f"not allowed in the host's {ns_type} namespace "
+                            f"(linux.namespaces[{i}].path joins rune's own)")  # fmt: skip
+
+
 def _ns_index(spec: object, ns_type: str) -> int:
     return next(i for i, ns in enumerate(spec.linux.namespaces) if ns.type == ns_type)  # type: ignore[attr-defined]
 
@@ -199,9 +254,11 @@ def _cgroups(ctx: RuntimeContext, spec: object, cid: str, undo: _Undo) -> cgroup
     limits gets a clear error instead of limits silently not applied."""
     linux = spec.linux  # type: ignore[attr-defined]
     devices = [(d.type, d.major, d.minor) for d in linux.devices if d.type != "p"]
-    cg = cgroups.manager_for(linux.cgroups_path, cid, ctx.systemd_cgroup)
+    with step("linux.cgroupsPath: reading the host's cgroups"):
+        cg = cgroups.manager_for(linux.cgroups_path, cid, ctx.systemd_cgroup)
     try:
-        cg.create()
+        with step("linux.cgroupsPath: creating the cgroup"):
+            cg.create()
     except InclavareError as exc:
         if not ctx.rootless or "ermission denied" not in str(exc):
             raise
@@ -210,7 +267,8 @@ def _cgroups(ctx: RuntimeContext, spec: object, cid: str, undo: _Undo) -> cgroup
         ctx.trace(f"rootless: running without cgroups of its own ({exc})")
         return None
     undo.push(cg.destroy)
-    cg.apply(linux.resources, devices)
+    with step("linux.resources: applying"):
+        cg.apply(linux.resources, devices)
     return cg
 
 
@@ -234,8 +292,9 @@ def _spawn(launch: Launch, cg: object, state: st.State, undo: _Undo) -> int:
     it waits for ``hooks-done`` — sent only after the join — before it runs
     anything but rune's own code or creates its cgroup namespace.
     """
-    parent, child = Channel.pair()
-    pid = os.fork()
+    with step("forking the container's intermediate process"):
+        parent, child = Channel.pair()
+        pid = os.fork()
     if pid == 0:
         parent.close()
         launch.channel = child
@@ -265,7 +324,7 @@ def _write_id_maps(pid: int, spec: object) -> None:
     if os.geteuid() != 0:
         # An unprivileged writer may map only its own ids, and gid_map only
         # after setgroups(2) is disabled for the namespace (user_namespaces(7)).
-        with open(f"/proc/{pid}/setgroups", "w") as f:
+        with step("linux.gidMappings: writing", f"/proc/{pid}/setgroups"), open(f"/proc/{pid}/setgroups", "w") as f:
             f.write("deny")
     for name, maps in (("uid_map", linux.uid_mappings), ("gid_map", linux.gid_mappings)):
         text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
@@ -282,9 +341,16 @@ def _handshake(launch: Launch, state: st.State) -> None:
     assert ch is not None
     proc_spec = launch.spec.process
     if proc_spec is not None and proc_spec.oom_score_adj is not None:
-        with open(f"/proc/{state.pid}/oom_score_adj", "w") as f:
+        path = f"/proc/{state.pid}/oom_score_adj"
+        with step("process.oomScoreAdj: writing", path), open(path, "w") as f:
             f.write(str(proc_spec.oom_score_adj))
-    ch.expect(HOOKS)
+    made = ch.expect(HOOKS)
+    if isinstance(made, dict) and made.get("mounts"):
+        from .rootfs import owned
+
+        with step("recording the container's mounts", "/proc/self/mountinfo"):
+            state.extra["mounts"] = owned.describe(state.rootfs, made["mounts"])
+        _save(state)  # before anything else can fail: delete and the undo read them from here
     hook_state = state.oci_state(status=st.CREATED)
     spec_hooks = launch.spec.hooks
     if spec_hooks is not None:
@@ -297,6 +363,12 @@ def _handshake(launch: Launch, state: st.State) -> None:
 
         relay(ch, kbs)  # the enclave attests to its key broker before it is ready
     ch.expect(READY)
+
+
+def _remove_owned_mounts(ctx: RuntimeContext, launch: Launch, state: st.State) -> None:
+    from .rootfs import owned
+
+    owned.remove(launch.sc, state.rootfs, state.extra.get("mounts") or [], ctx.warn)  # type: ignore[arg-type]
 
 
 def _kill_init(pid: int) -> None:

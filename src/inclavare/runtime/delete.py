@@ -17,16 +17,25 @@ from . import cgroups, hooks
 from . import state as st
 from .context import RuntimeContext
 from .kill import kill_checked
+from .steps import located, step
 
 
 def delete(ctx: RuntimeContext, container_id: str, force: bool = False) -> None:
+    try:
+        _delete(ctx, container_id, force)
+    except OSError as exc:  # a step not named below: still one line, with the verb
+        raise located("delete", exc) from None
+
+
+def _delete(ctx: RuntimeContext, container_id: str, force: bool) -> None:
     try:
         state = st.load(ctx.root, container_id)
     except ContainerNotFound:
         # A create killed before state.json existed leaves a bare directory.
         leftover = st.container_dir(ctx.root, container_id)
         if force and os.path.isdir(leftover):
-            st.remove_dir(leftover)
+            with step("removing the state directory", leftover):
+                st.remove_dir(leftover)
             return
         if force:
             return
@@ -41,10 +50,12 @@ def delete(ctx: RuntimeContext, container_id: str, force: bool = False) -> None:
 
 def _force_stop(state: st.State, status: str) -> None:
     cg = cgroups.from_state(state.cgroup)
-    if status == st.PAUSED and cg is not None:
-        cg.thaw()
-    if kill_checked(state.pid, state.start_time, 9):
-        wait_gone(state)
+    with step("stopping the container: thawing its cgroup"):
+        if status == st.PAUSED and cg is not None:
+            cg.thaw()
+    with step("stopping the container: SIGKILL to init", f"pid {state.pid}"):
+        if kill_checked(state.pid, state.start_time, 9):
+            wait_gone(state)
 
 
 def wait_gone(state: st.State, timeout: float = 10.0) -> None:
@@ -56,15 +67,19 @@ def wait_gone(state: st.State, timeout: float = 10.0) -> None:
 
 
 def destroy(ctx: RuntimeContext, state: st.State) -> None:
-    if state.extra.get("shared_mount_namespace") and state.rootfs:
+    if state.extra.get("mounts") and state.rootfs:
         from .._sys import default as syscalls
-        from .rootfs.mounts import unmount_under
+        from .rootfs import owned
 
-        unmount_under(syscalls(), state.rootfs)
+        # Only what rune mounted for a container sharing the host's mount namespace:
+        # never the rootfs itself or the operator's mounts under it (rootfs/owned.py).
+        owned.remove(syscalls(), state.rootfs, state.extra["mounts"], ctx.warn)  # type: ignore[arg-type]
     cg = cgroups.from_state(state.cgroup)
     if cg is not None:
-        cg.destroy()
+        with step("removing the cgroup"):
+            cg.destroy()
     poststop = hooks.saved_hooks(state.config, "poststop")
     if poststop:
         hooks.run_hooks_warn("poststop", poststop, state.oci_state(status=st.STOPPED), ctx.warn)
-    st.remove_dir(state.dir)
+    with step("removing the state directory", state.dir):
+        st.remove_dir(state.dir)

@@ -19,8 +19,9 @@ from ..spec.model import Capabilities, Process
 from . import cgroups, reaper
 from . import state as st
 from .context import RuntimeContext
-from .process import tenant, terminal
+from .process import execerr, tenant, terminal
 from .process.messages import GO, PID, READY, Channel
+from .steps import located, step
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,6 +51,13 @@ class ExecOptions:
 
 
 def exec_process(ctx: RuntimeContext, container_id: str, opts: ExecOptions) -> int:
+    try:
+        return _exec_process(ctx, container_id, opts)
+    except OSError as exc:  # a step not named below: still one line, with the verb
+        raise located("exec", exc) from None
+
+
+def _exec_process(ctx: RuntimeContext, container_id: str, opts: ExecOptions) -> int:
     state = st.load(ctx.root, container_id)
     status = state.status()
     if status not in (st.CREATED, st.RUNNING):
@@ -77,7 +85,8 @@ def exec_process(ctx: RuntimeContext, container_id: str, opts: ExecOptions) -> i
             if fd >= 0:
                 os.close(fd)
     if opts.pid_file:
-        st.write_pid_file(opts.pid_file, pid)
+        with step("--pid-file: writing", opts.pid_file):
+            st.write_pid_file(opts.pid_file, pid)
     if opts.detach:
         return 0
     reaper.forward_signals(pid)
@@ -137,18 +146,24 @@ def _add_caps(process: Process, names: list[str]) -> None:
 def _prepare(t: tenant.Tenant, state: st.State, opts: ExecOptions) -> None:
     linux = state.config.get("linux") or {}
     assert isinstance(linux, dict)
-    for ns in linux.get("namespaces") or []:
-        name = c.NAMESPACES[ns["type"]][1]
-        t.ns_fds.append((ns["type"], os.open(f"/proc/{state.pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
-    if not any(ns["type"] == "mount" for ns in linux.get("namespaces") or []):
-        t.root_fd = os.open(f"/proc/{state.pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for ns in linux.get("namespaces") or []:
+            name = c.NAMESPACES[ns["type"]][1]
+            t.ns_fds.append((ns["type"], os.open(f"/proc/{state.pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
+        if not any(ns["type"] == "mount" for ns in linux.get("namespaces") or []):
+            t.root_fd = os.open(f"/proc/{state.pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        if not proc.is_alive(state.pid, state.start_time):
+            raise ContainerError("cannot exec: the container stopped") from None
+        raise located("joining the container's namespaces: opening", exc) from None
     if not proc.is_alive(state.pid, state.start_time):  # the fds might name a recycled pid's namespaces
         raise ContainerError("cannot exec: the container stopped")
     if linux.get("seccomp") is not None:
         from . import seccomp
 
         t.seccomp = seccomp.compile_filter(linux["seccomp"])
-    t.dmz_fd = dmz.sealed_fd()
+    with step("sealing the exec trampoline", "memfd rune-dmz"):
+        t.dmz_fd = dmz.sealed_fd()
 
 
 def _console(t: tenant.Tenant, opts: ExecOptions) -> ForegroundConsole | None:
@@ -170,10 +185,11 @@ def _spawn(t: tenant.Tenant, state: st.State) -> int:
     from .._sys import default as syscalls
 
     syscalls().prctl(c.PR_SET_CHILD_SUBREAPER, 1)  # the exec'd process becomes our child
-    exec_r, exec_w = os.pipe()
-    t.exec_fd = exec_w
-    parent, child = Channel.pair()
-    pid = os.fork()
+    with step("forking the exec's intermediate process"):
+        exec_r, exec_w = os.pipe()
+        t.exec_fd = exec_w
+        parent, child = Channel.pair()
+        pid = os.fork()
     if pid == 0:
         parent.close()
         os.close(exec_r)
@@ -193,9 +209,14 @@ def _spawn(t: tenant.Tenant, state: st.State) -> int:
         raise
     finally:
         parent.close()
-    while os.read(exec_r, 4096):
-        pass  # EOF once the tenant has exec'd (its end is close-on-exec) or died
-    os.close(exec_r)
+    try:
+        report = execerr.read_all(exec_r)  # EOF once the tenant has exec'd (its end is close-on-exec) or died
+    finally:
+        os.close(exec_r)
+    failed = execerr.failure(report)
+    if failed is not None:
+        os.waitpid(tenant_pid, 0)  # it exits after reporting; our child (we are its subreaper)
+        raise InclavareError(failed)
     return tenant_pid
 
 

@@ -11,6 +11,7 @@ stdin and an optional timeout in seconds. Failure semantics from the spec:
 
 from __future__ import annotations
 
+import _signal
 import os
 import time
 
@@ -72,6 +73,8 @@ def _run_one(hook: Hook, stdin: bytes) -> int | None:
     if pid == 0:  # child: stdin from the pipe, stdout/stderr inherited
         try:
             os.dup2(rfd, 0)
+            for signum in (13, 25):  # SIGPIPE, SIGXFSZ: CPython ignores them, execve would keep that
+                _signal.signal(signum, _signal.SIG_DFL)
             os.execve(hook.path, argv, _env(hook.env))
         except BaseException as exc:
             os.write(2, f"hook {hook.path}: {exc}\n".encode())

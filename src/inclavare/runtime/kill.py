@@ -10,6 +10,7 @@ from ..errors import ContainerError, InclavareError
 from . import cgroups
 from . import state as st
 from .context import RuntimeContext
+from .steps import step
 
 
 def parse_signal(text: str) -> int:
@@ -38,10 +39,11 @@ def kill(ctx: RuntimeContext, container_id: str, sig: int, all_processes: bool =
     status = state.status()
     if status not in (st.CREATED, st.RUNNING, st.PAUSED):
         raise ContainerError("container not running")
-    if all_processes:
-        _kill_all(state, sig)
-    else:
-        signal_init(state, sig)
+    with step(f"kill: sending signal {sig}" + (" to every process" if all_processes else f" to pid {state.pid}")):
+        if all_processes:
+            _kill_all(state, sig)
+        else:
+            signal_init(state, sig)
 
 
 def signal_init(state: st.State, sig: int) -> None:

@@ -7,6 +7,7 @@ from ..errors import ContainerError
 from . import cgroups
 from . import state as st
 from .context import RuntimeContext
+from .steps import step
 
 
 def pause(ctx: RuntimeContext, container_id: str) -> None:
@@ -14,7 +15,8 @@ def pause(ctx: RuntimeContext, container_id: str) -> None:
     status = state.status()
     if status != st.RUNNING:
         raise ContainerError(f"cannot pause container {container_id} in state {status}")
-    _manager(state).freeze()
+    with step("pause: freezing the cgroup"):
+        _manager(state).freeze()
 
 
 def resume(ctx: RuntimeContext, container_id: str) -> None:
@@ -22,7 +24,8 @@ def resume(ctx: RuntimeContext, container_id: str) -> None:
     status = state.status()
     if status != st.PAUSED:
         raise ContainerError(f"cannot resume container {container_id} in state {status}: not paused")
-    _manager(state).thaw()
+    with step("resume: thawing the cgroup"):
+        _manager(state).thaw()
 
 
 def _manager(state: st.State) -> cgroups.Manager:

@@ -23,7 +23,11 @@ from .start import start
 def run(ctx: RuntimeContext, container_id: str, opts: CreateOptions, detach: bool, keep: bool) -> int:
     if detach:
         create(ctx, container_id, opts)
-        start(ctx, container_id)
+        try:
+            start(ctx, container_id)
+        except BaseException:
+            delete(ctx, container_id, force=True)  # runc's run destroys what it made when start fails
+            raise
         return 0
     from .._sys import default as syscalls
     from ..spec.load import load_bundle

@@ -114,6 +114,10 @@ class Filter:
     def __init__(self, program: sc.Program) -> None:
         self._program = program
 
+    def allows(self, nr: int, args: tuple[int, ...]) -> bool:
+        """Whether the filter lets x86-64 system call `nr` with `args` through."""
+        return sc.allows(self._program.code(), nr, args)
+
     def load(self) -> None:
         try:
             self._program.load()

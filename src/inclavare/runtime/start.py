@@ -16,6 +16,8 @@ from ..errors import InclavareError, InvalidTransition
 from . import hooks
 from . import state as st
 from .context import RuntimeContext
+from .process import execerr
+from .steps import step
 
 _POLL_MS = 50
 
@@ -26,12 +28,14 @@ def start(ctx: RuntimeContext, container_id: str) -> st.State:
     if status != st.CREATED:
         raise InvalidTransition(container_id, status, "start")
     fifo = os.path.join(state.dir, st.FIFO)
+    with step("opening exec.fifo", fifo):
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise InvalidTransition(container_id, st.RUNNING, "start") from None
     try:
-        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise InvalidTransition(container_id, st.RUNNING, "start") from None
-    try:
-        _await_exec(state, fd, fifo)
+        with step("waiting for the container process to start", fifo):
+            _await_exec(state, fd, fifo)
     finally:
         os.close(fd)
     poststart = hooks.saved_hooks(state.config, "poststart")
@@ -48,9 +52,16 @@ def _await_exec(state: st.State, fd: int, fifo: str) -> None:
             raise InclavareError(f"container {state.id}: init exited before start")
         if not os.path.exists(fifo):
             raise InvalidTransition(state.id, st.RUNNING, "start")  # another start won
-    if os.read(fd, 1) != b"0":
+    first = os.read(fd, 4096)
+    if first[:1] != b"0":
         raise InclavareError(f"container {state.id}: init exited before start")
-    os.unlink(fifo)  # from here on the container is "running"
+    try:
+        os.unlink(fifo)  # from here on the container is "running"
+    except FileNotFoundError:
+        raise InvalidTransition(state.id, st.RUNNING, "start") from None  # another start won
     os.set_blocking(fd, True)
-    while os.read(fd, 4096):
-        pass  # EOF: init's fifo fd was closed by execve (or init died)
+    # EOF: init's fifo fd was closed by the container process's execve (or
+    # init died); before it, a failure record (process/execerr.py).
+    failed = execerr.failure(execerr.read_all(fd, first[1:]))
+    if failed is not None:
+        raise InclavareError(failed)

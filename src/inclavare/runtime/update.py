@@ -10,6 +10,7 @@ from ..errors import ContainerError, UsageError
 from . import cgroups
 from . import state as st
 from .context import RuntimeContext
+from .steps import located, step
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,6 +37,13 @@ def parse_bytes(text: str) -> int:
 
 
 def update(ctx: RuntimeContext, container_id: str, resources: dict[str, object]) -> None:
+    try:
+        _update(ctx, container_id, resources)
+    except OSError as exc:  # a step not named below: still one line, with the verb
+        raise located("update", exc) from None
+
+
+def _update(ctx: RuntimeContext, container_id: str, resources: dict[str, object]) -> None:
     state = st.load(ctx.root, container_id)
     status = state.status()
     if status not in (st.CREATED, st.RUNNING, st.PAUSED):
@@ -43,14 +51,17 @@ def update(ctx: RuntimeContext, container_id: str, resources: dict[str, object])
     cg = cgroups.from_state(state.cgroup)
     if cg is None:
         raise ContainerError(f"container {container_id} has no cgroup")
-    cg.update(resources)
-    # Keep the saved config in step, as runc does, so state and later updates see it.
     linux = state.config.setdefault("linux", {})
     assert isinstance(linux, dict)
     saved = linux.setdefault("resources", {})
     assert isinstance(saved, dict)
-    _merge(saved, resources)
-    state.save()
+    with step("linux.resources: updating the cgroup"):
+        cg.update(resources, saved.get("devices"))
+    # Keep the saved config in step, as runc does, so state and later updates
+    # see it; the device rules are never changed by an update (see cgroups.v1._update).
+    _merge(saved, {key: value for key, value in resources.items() if key != "devices"})
+    with step("saving state.json", state.dir):
+        state.save()
 
 
 def _merge(into: dict[str, object], new: dict[str, object]) -> None:
@@ -64,6 +75,13 @@ def _merge(into: dict[str, object], new: dict[str, object]) -> None:
 def events(ctx: RuntimeContext, container_id: str, stats_only: bool, interval: float, out: object) -> None:
     """Print stats events every `interval` seconds and an ``oom`` event per OOM
     kill, one JSON object per line, until the container stops."""
+    try:
+        _events(ctx, container_id, stats_only, interval, out)
+    except OSError as exc:  # reading the cgroup's files: still one line, with the verb
+        raise located("events", exc) from None
+
+
+def _events(ctx: RuntimeContext, container_id: str, stats_only: bool, interval: float, out: object) -> None:
     state = st.load(ctx.root, container_id)
     cg = cgroups.from_state(state.cgroup)
     if cg is None or state.status() == st.STOPPED:

@@ -164,16 +164,24 @@ def _check_namespaces(spec: Spec, file: str) -> dict[str, str | None]:
     return kinds
 
 
+def sysctl_namespace(key: str) -> str | None:
+    """The namespace type that makes sysctl `key` container-local, None if none does."""
+    if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        return "ipc"
+    if key.startswith("net."):
+        return "network"
+    if key in ("kernel.hostname", "kernel.domainname"):
+        return "uts"
+    return None
+
+
 def _check_sysctl(spec: Spec, kinds: dict[str, str | None], file: str) -> None:
+    """A sysctl needs the namespace that scopes it. One joined by path may
+    still be the host's: `rune create` checks that against the live system."""
     for key in spec.linux.sysctl if spec.linux else {}:
         where = f"linux.sysctl.{key}"
-        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
-            needed = "ipc"
-        elif key.startswith("net."):
-            needed = "network"
-        elif key in ("kernel.hostname", "kernel.domainname"):
-            needed = "uts"
-        else:
+        needed = sysctl_namespace(key)
+        if needed is None:
             raise SpecError(where, "is not namespaced and would change the host", file)
         if needed not in kinds:
             raise SpecError(where, f"needs a new {needed} namespace", file)

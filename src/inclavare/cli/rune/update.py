@@ -60,7 +60,10 @@ def main(ctx: RuntimeContext, opts: dict[str, object], args: list[str]) -> int:
 
     if opts["resources"]:
         path = str(opts["resources"])
-        raw = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()  # noqa: SIM115
+        try:
+            raw = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()  # noqa: SIM115
+        except OSError as exc:
+            raise UsageError(f"--resources {path}: {exc.strerror}") from None
         try:
             resources = _fastjson.loads(raw)
         except _fastjson.JSONError as exc:

@@ -45,35 +45,17 @@ _NOT_CONTROLLERS = frozenset(("rw", "ro", "xattr", "noprefix", "clone_children",
 
 def mounts(mountinfo: str = MOUNTINFO) -> dict[str, tuple[str, str]]:
     """{controller, "name=X" or "unified": (mount point, root of the mount)} (proc(5))."""
+    from ..._sys.proc import mountinfo as parse
+
     found: dict[str, tuple[str, str]] = {}
-    with open(mountinfo) as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            fstype, options = fields[sep + 1], fields[sep + 3]
-            where = (_unescape(fields[4]), _unescape(fields[3]))
-            if fstype == "cgroup2":
-                found.setdefault("unified", where)
-            elif fstype == "cgroup":
-                for opt in options.split(","):
-                    if opt.startswith("name=") or ("=" not in opt and opt not in _NOT_CONTROLLERS):
-                        found.setdefault(opt, where)
+    for m in parse(mountinfo):
+        if m.fstype == "cgroup2":
+            found.setdefault("unified", (m.point, m.root))
+        elif m.fstype == "cgroup":
+            for opt in m.super_options.split(","):
+                if opt.startswith("name=") or ("=" not in opt and opt not in _NOT_CONTROLLERS):
+                    found.setdefault(opt, (m.point, m.root))
     return found
-
-
-def _unescape(text: str) -> str:
-    r"""mountinfo writes space, tab, newline and backslash as \040, \011, \012, \134."""
-    if "\\" not in text:
-        return text
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and text[i + 1 : i + 4].isdigit():
-            out.append(chr(int(text[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
 
 
 def own_cgroups(pid: str = "self") -> dict[str, str]:

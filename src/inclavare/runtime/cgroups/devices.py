@@ -63,6 +63,20 @@ def spec_rules(resources: dict) -> list[Rule]:
     return out
 
 
+def same_rules(a: list[Rule], b: list[Rule]) -> bool:
+    """Whether two spec rule lists give the same allowlist. Leading deny-all
+    rules change nothing — :func:`effective` starts with one — so containerd's
+    ``[{"allow": false, "access": "rwm"}]`` equals no rules at all."""
+    return _without_leading_deny_all(a) == _without_leading_deny_all(b)
+
+
+def _without_leading_deny_all(rules: list[Rule]) -> list[Rule]:
+    i = 0
+    while i < len(rules) and rules[i] == DENY_ALL:
+        i += 1
+    return rules[i:]
+
+
 def _number(item: dict, key: str, field: str) -> int | None:
     value = item.get(key)
     if value is None or value == -1:

@@ -101,9 +101,10 @@ class V1Manager:
         for d in reversed(chain):
             fs.run_writes(rt, lambda _ctl, _field, d=d: d)  # type: ignore[misc]
 
-    def update(self, resources: dict[str, object]) -> None:
-        """Apply a partial linux.resources to a live container (``rune update``)."""
-        _update(self, resources)
+    def update(self, resources: dict[str, object], devices: object = None) -> None:
+        """Apply a partial linux.resources to a live container (``rune update``);
+        `devices` is the container's linux.resources.devices as created."""
+        _update(self, resources, devices)
 
     def _probe(self, ctl: str, name: str) -> str | None:
         d = self.paths.get(ctl)
@@ -181,13 +182,30 @@ def _object(resources: object) -> dict:
     return resources
 
 
-def _update(manager: V1Manager | V2Manager, resources: dict[str, object]) -> None:
-    """update() of both drivers: device rules stay as created (runc neither
-    changes them on update), errors name the field of the update document."""
+def _update(manager: V1Manager | V2Manager, resources: dict[str, object], created: object = None) -> None:
+    """update() of both drivers; errors name the field of the update document.
+
+    Device rules stay as created. containerd's CRI sends the container's whole
+    linux.resources on every UpdateContainerResources, its unchanged device
+    list included; runc accepts the document and skips the devices
+    ("currently runc update is unable to change device configuration",
+    update.go sets Cgroups.SkipDevices). rune accepts the list when it is the
+    one the container was created with (`created`: the saved
+    linux.resources.devices) and refuses a different one, rather than
+    dropping it silently: a caller asking to take a device away must not
+    believe it was taken away.
+    """
     try:
         res = _object(resources)
         if res.get("devices"):
-            raise SpecError("linux.resources.devices", "device rules cannot be changed on a running container")
+            asked = dev.spec_rules(res)
+            if not dev.same_rules(asked, dev.spec_rules({"devices": created or []})):
+                raise SpecError(
+                    "linux.resources.devices",
+                    "differs from the device rules the container was created with, and those cannot be "
+                    "changed on a running container",
+                )
+            res = {key: value for key, value in res.items() if key != "devices"}
         manager.apply(res, None)
     except SpecError as exc:
         raise SpecError(exc.field, exc.reason, file="rune update") from None

@@ -60,6 +60,8 @@ def writes(res: dict, probe: Probe) -> list[Write]:
         limit = str(required_int(hp, "limit", field, *U64))
         name = f"hugetlb.{size}.limit_in_bytes"
         if probe("hugetlb", name) is None:
+            if probe("hugetlb", "cgroup.procs") is None:
+                raise SpecError(field, "the hugetlb cgroup controller is not mounted on this host")
             raise SpecError(f"{field}.pageSize", f"this host has no {size} huge pages (no {name})")
         out.append((f"{field}.limit", "hugetlb", name, limit, 0))
         if probe("hugetlb", f"hugetlb.{size}.rsvd.limit_in_bytes") is not None:  # reservations too (Linux 5.7+)

@@ -84,9 +84,10 @@ class V2Manager:
 
             bpf.replace_device_program(self.path, program)
 
-    def update(self, resources: dict[str, object]) -> None:
-        """Apply a partial linux.resources to a live container (``rune update``)."""
-        _update(self, resources)
+    def update(self, resources: dict[str, object], devices: object = None) -> None:
+        """Apply a partial linux.resources to a live container (``rune update``);
+        `devices` is the container's linux.resources.devices as created."""
+        _update(self, resources, devices)
 
     def _probe(self, _ctl: str, name: str) -> str | None:
         return fs.read(self.path, name)

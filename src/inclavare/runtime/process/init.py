@@ -17,7 +17,8 @@ import os
 from ..._sys import consts as c
 from ...errors import InclavareError, SyscallError
 from ..hooks import run_hooks
-from ..rootfs import devices, masks, mounts
+from ..rootfs import devices, masks, mounts, owned
+from ..steps import located, step
 from . import terminal, workload
 from .launch import Launch
 from .messages import ERROR, HOOKS, HOOKS_DONE, READY, Channel
@@ -29,7 +30,8 @@ def run(launch: Launch) -> None:
     try:
         launch.sc.prctl(c.PR_SET_DUMPABLE, 0)
         launch.sc.set_name("rune:[2:INIT]")
-        os.setsid()
+        with step("setsid"):
+            os.setsid()
         if launch.executor is not None:
             launch.executor.load()  # type: ignore[attr-defined]  # the PAL is a host file: before pivot_root
         build_container(launch)
@@ -39,6 +41,8 @@ def run(launch: Launch) -> None:
         ch.send(READY)
         ch.close()
     except BaseException as exc:
+        if launch.made_mounts:  # not handed over to `rune create` yet: ours to take back
+            owned.undo(launch.sc, launch.rootfs, launch.made_mounts)
         report_and_exit(ch, exc)
     workload.wait_for_start(launch)
     run_hooks("startContainer", launch.spec.hooks.start_container if launch.spec.hooks else [], launch.hook_state)
@@ -49,7 +53,9 @@ def report_and_exit(ch: Channel | None, exc: BaseException) -> None:
     """Send the error to `rune create` (one line) and exit; never returns."""
     if isinstance(exc, SystemExit):
         os._exit(int(exc.code or 0))
-    msg = str(exc) if isinstance(exc, InclavareError | OSError) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError):  # a step not named where it failed: still one line
+        exc = located("setting up the container", exc)
+    msg = str(exc) if isinstance(exc, InclavareError) else f"{type(exc).__name__}: {exc}"
     try:
         if ch is not None:
             ch.send(ERROR, {"msg": msg})
@@ -66,11 +72,12 @@ def build_container(launch: Launch) -> None:
     own_mounts = bool(launch.new_flags & c.CLONE_NEWNS) or any(j[0] == "mount" for j in launch.join_fds)
     if own_mounts:
         mounts.prepare_root(sc, launch.rootfs)
-    root_fd = os.open(launch.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    with step("opening the rootfs", launch.rootfs):
+        root_fd = os.open(launch.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        mounts.mount_all(sc, root_fd, launch.mounts, launch.cgroup_mounts)
+        mounts.mount_all(sc, root_fd, launch.mounts, launch.cgroup_mounts, launch.made_mounts)
         in_userns = bool(launch.new_flags & c.CLONE_NEWUSER) or any(j[0] == "user" for j in launch.join_fds)
-        _step("creating devices", devices.create_devices, sc, root_fd, linux.devices, in_userns)
+        _step("creating devices", devices.create_devices, sc, root_fd, linux.devices, in_userns, launch.made_mounts)
         devpts = any(m.fstype == "devpts" and m.destination == "/dev/pts" for m in launch.mounts)
         devices.create_symlinks(sc, root_fd, devpts)
         for key, value in linux.sysctl.items():
@@ -108,7 +115,11 @@ def _run_create_hooks(launch: Launch) -> None:
     createContainer runs here, in the container's namespaces, before pivot_root."""
     ch = launch.channel
     assert ch is not None
-    ch.send(HOOKS)
+    if launch.made_mounts is None:
+        ch.send(HOOKS)
+    else:
+        ch.send(HOOKS, {"mounts": launch.made_mounts})
+        launch.made_mounts = None  # `rune create` removes them from here on
     state = ch.expect(HOOKS_DONE)  # also means: we are in the container's cgroups now
     if isinstance(state, dict):
         launch.hook_state = state

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from ..._sys import consts as c
+from ..steps import step
 from . import init
 from .launch import Launch
 from .messages import GO, MAPPED, PID, USERNS
@@ -36,8 +37,10 @@ def run(launch: Launch) -> None:
         if rest:
             launch.sc.unshare(rest)
         if rest & c.CLONE_NEWTIME:
-            _time_offsets(launch)
-        pid = os.fork()
+            with step("linux.timeOffsets: writing", "/proc/self/timens_offsets"):
+                _time_offsets(launch)
+        with step("forking the container's init"):
+            pid = os.fork()
         if pid == 0:
             init.run(launch)  # does not return
         ch.send(PID, {"pid": pid})

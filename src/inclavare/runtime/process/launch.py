@@ -27,6 +27,7 @@ class Launch:
         "fifo_fd",
         "hook_state",
         "join_fds",
+        "made_mounts",
         "mounts",
         "new_flags",
         "no_new_keyring",
@@ -60,3 +61,6 @@ class Launch:
         self.hook_state: dict[str, object] = {}  # the OCI state hooks get on stdin
         self.dmz_fd = -1  # sealed memfd of the exec trampoline (_sys/dmz.py)
         self.seccomp: object = None  # a compiled filter (runtime.seccomp), loaded right before execve
+        # Without a mount namespace of its own: [mount id, destination] of each mount
+        # init makes, handed to create with "hooks" (rootfs/owned.py); None otherwise.
+        self.made_mounts: list[list[object]] | None = None

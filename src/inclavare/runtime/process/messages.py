@@ -38,8 +38,15 @@ is one line: a kind, a space, a JSON payload. Sequence::
      | write state.json, --pid-file; exit 0                                 | open(exec.fifo, O_WRONLY)
                                                                              |   ... blocks until start
     rune start: open(exec.fifo, O_RDONLY) ------------------------------------>| write "0"
-                read "0", then wait for EOF (init's fifo fd is CLOEXEC:     | startContainer hooks
-                EOF means execve happened); poststart hooks                  | execve(process.args)
+                read "0", then wait for EOF (the fifo fd is CLOEXEC at       | startContainer hooks
+                the container process's execve: EOF means it happened;       | "P path", execve(dmz)
+                an errno before EOF: it failed, see execerr.py);             |   -> execve(process.args)
+                poststart hooks                                              |
+
+For a container without a mount namespace of its own, ``hooks`` carries
+``{"mounts": [[mount id, destination], ...]}``: the mounts init made in the
+host's namespace, which create records so that delete removes those and
+nothing else (rootfs/owned.py).
 
 Any child may instead send ``error {"msg": ...}``; main then kills what it
 started and removes everything it created. A child that reads EOF (main
@@ -85,9 +92,30 @@ class Channel:
             raise ChannelClosed("spawn protocol: channel already closed")
         line = kind if payload is None else kind + " " + _fastjson.dumps(payload)
         data = (line + "\n").encode()
-        while data:
-            n = os.write(self.wfd, data)
-            data = data[n:]
+        try:
+            while data:
+                n = os.write(self.wfd, data)
+                data = data[n:]
+        except OSError as exc:  # EPIPE: the other side is gone; it may have said why first
+            reason = self._pending_error()
+            if reason is not None:
+                raise InitFailed(reason) from None
+            raise ChannelClosed(f"spawn protocol: sending {kind!r}: {exc.strerror} (the other side exited)") from None
+
+    def _pending_error(self) -> str | None:
+        """An ``error`` message already waiting to be read, without blocking."""
+        try:
+            os.set_blocking(self.rfd, False)
+            while chunk := os.read(self.rfd, 65536):
+                self._buf += chunk
+        except OSError:
+            pass
+        for line in self._buf.split(b"\n"):
+            kind, _, rest = line.decode(errors="replace").partition(" ")
+            if kind == ERROR:
+                payload = _fastjson.loads(rest) if rest else None
+                return payload.get("msg", "unknown error") if isinstance(payload, dict) else str(payload)
+        return None
 
     def recv(self) -> tuple[str, object]:
         while b"\n" not in self._buf:

@@ -16,8 +16,9 @@ Protocol (on a :class:`~.messages.Channel`)::
      |                            | fork ------------------------->|
      |<- pid {pid} ---------------| _exit(0)                       | identity, cwd, tty
      |<- ready ----------------------------------------------------|
-     | --pid-file                                                   | seccomp; execve(dmz)
-     | read exec pipe to EOF (close-on-exec: EOF = exec happened)
+     | read exec pipe to EOF (close-on-exec: EOF = exec happened;   | "P path"; seccomp;
+     |   an errno before it: the exec failed, see execerr.py)       |   execve(dmz) -> execve
+     | --pid-file
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import os
 
 from ..._sys import consts as c
+from ..steps import step
 from . import terminal, workload
 from .init import report_and_exit
 from .messages import GO, PID, READY, Channel
@@ -60,7 +62,8 @@ def run_intermediate(t: Tenant, ch: Channel) -> None:
         for ns_type, fd in sorted(t.ns_fds, key=lambda j: j[0] != "user"):
             t.sc.setns(fd, c.NAMESPACES[ns_type][0], ns_type)
             os.close(fd)
-        pid = os.fork()
+        with step("forking the exec'd process"):
+            pid = os.fork()
         if pid == 0:
             _run_tenant(t, ch)
         ch.send(PID, {"pid": pid})
@@ -75,7 +78,8 @@ def _run_tenant(t: Tenant, ch: Channel) -> None:
         t.sc.set_name("rune:[2:EXEC]")
         os.setsid()
         if t.root_fd >= 0:
-            _enter_root(t.root_fd)
+            with step("entering the container's root (chroot)"):
+                _enter_root(t.root_fd)
         if t.process.terminal:
             terminal.attach(t.console_fd, t.process)
             t.console_fd = -1
@@ -84,7 +88,7 @@ def _run_tenant(t: Tenant, ch: Channel) -> None:
         ch.close()
     except BaseException as exc:
         report_and_exit(ch, exc)
-    workload.final_exec(t.sc, t.dmz_fd, t.preserve_fds, t.seccomp, prog)
+    workload.final_exec(t.sc, t.dmz_fd, t.preserve_fds, t.seccomp, prog, t.exec_fd)
 
 
 def _enter_root(root_fd: int) -> None:

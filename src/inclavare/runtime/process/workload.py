@@ -7,7 +7,9 @@ rather than a `start` that already returned success.
 
 from __future__ import annotations
 
+import _signal
 import os
+import stat
 
 from ..._sys import consts as c
 from ..._sys import dmz
@@ -15,6 +17,7 @@ from ...errors import InclavareError, SyscallError
 from .. import lsm, privileges
 from ..rootfs import paths
 from ..state import FIFO
+from . import execerr
 from .launch import Launch
 
 TYPE_CHECKING = False
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
     from ...spec.model import Process
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_SIGPIPE, _SIGXFSZ = 13, 25
 
 
 class Exec:
@@ -126,16 +130,30 @@ def _chdir(sc: Syscalls, cwd: str) -> None:
 
 
 def lookup(name: str, search: str) -> str:
-    """Find `name` like execvp(3): a name with "/" is taken as is."""
+    """Find `name` like execvp(3): a name with "/" is taken as is.
+
+    As runc's exec.LookPath before its exec fifo wait, so that these fail
+    `create` rather than a start that already succeeded: the file must exist
+    and be executable to us — faccessat(2) X_OK with AT_EACCESS, which also
+    catches a noexec mount (runc's eaccess). Errors read as Go's exec.Error.
+    """
     if "/" in name:
-        if not os.path.exists(name):
-            raise InclavareError(f"exec: {name!r}: no such file or directory")
+        _check_executable(name)
         return name
     for d in search.split(":"):
         candidate = os.path.join(d or ".", name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK, effective_ids=True):
             return candidate
-    raise InclavareError(f"exec: {name!r}: executable file not found in $PATH")
+    raise InclavareError(f'exec: "{name}": executable file not found in $PATH')
+
+
+def _check_executable(path: str) -> None:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise InclavareError(f'exec: "{path}": {execerr.strerror(exc.errno or 2)}') from None
+    if stat.S_ISDIR(st.st_mode) or not os.access(path, os.X_OK, effective_ids=True):
+        raise InclavareError(f'exec: "{path}": permission denied')
 
 
 def wait_for_start(launch: Launch) -> None:
@@ -159,33 +177,51 @@ def execute(launch: Launch, prog: Exec) -> None:
     if launch.executor is not None:
         launch.executor.run(launch, prog)  # type: ignore[attr-defined]
         os._exit(127)
-    final_exec(launch.sc, launch.dmz_fd, launch.preserve_fds, launch.seccomp, prog)
+    final_exec(launch.sc, launch.dmz_fd, launch.preserve_fds, launch.seccomp, prog, launch.fifo_fd)
 
 
-def final_exec(sc: Syscalls, dmz_fd: int, preserve_fds: int, seccomp: object, prog: Exec) -> None:
+def final_exec(sc: Syscalls, dmz_fd: int, preserve_fds: int, seccomp: object, prog: Exec, report_fd: int) -> None:
     """The last steps before the container process runs; never returns.
 
-    1. CVE-2024-21626 class: no fd but stdio and --preserve-fds crosses execve;
+    1. CVE-2024-21626 class: no fd but stdio and --preserve-fds crosses execve
+       (the report fd only into the trampoline, which closes it on exec);
     2. the seccomp filter, last, so that it only has to allow execve itself
-       (everything else, the exec target included, is decided before);
+       (everything else, the exec target included, is decided before) — and
+       the trampoline's prctl and fcntl if it is to report (see execerr.py);
     3. execve through the sealed trampoline (see _sys/dmz.py for why): via
        /proc/self/fd when the container has /proc (plain execve, which every
        seccomp profile allows), else fexecve (execveat).
+
+    Failures go to `report_fd` (exec.fifo or exec's pipe), which `rune start`
+    or `rune exec` reads: they fail with the reason, as runc does.
     """
     via_proc = f"/proc/self/fd/{dmz_fd}"
     target: str | int = via_proc if os.path.exists(via_proc) else dmz_fd
-    argv = dmz.argv_for(prog.path, prog.argv)
+    handed = execerr.trampoline_can_report(seccomp, report_fd)
+    argv = dmz.argv_for(prog.path, prog.argv, report_fd if handed else -1)
     sc.close_range_cloexec(3 + preserve_fds)
+    try:
+        execerr.announce(report_fd, prog.path)
+        os.set_inheritable(report_fd, handed)
+    except OSError:
+        argv = dmz.argv_for(prog.path, prog.argv)  # the reader is gone: nobody to tell
+    # A host process ignores SIGPIPE and SIGXFSZ (CPython's start-up does); an
+    # ignored signal stays ignored across execve (signal(7)): the container
+    # process gets the default dispositions, as under runc.
+    _signal.signal(_SIGPIPE, _signal.SIG_DFL)
+    _signal.signal(_SIGXFSZ, _signal.SIG_DFL)
     try:
         # After every hook ran: a pending exec label is inherited by forks.
         lsm.apply_exec_labels(prog.apparmor, prog.selinux)
         if seccomp is not None:
             seccomp.load()  # type: ignore[attr-defined]
     except InclavareError as exc:
-        os.write(2, f"rune: {exc}\n".encode())
+        if not execerr.tell(report_fd, str(exc)):
+            os.write(2, f"rune: {exc}\n".encode())
         os._exit(1)
     try:
         os.execve(target, argv, prog.env)
     except OSError as exc:
-        os.write(2, f"rune: exec {prog.path}: {exc.strerror}\n".encode())
+        if not execerr.tell_errno(report_fd, exc.errno or 0):
+            os.write(2, f"rune: exec {prog.path}: {execerr.strerror(exc.errno or 0)}\n".encode())
     os._exit(127)

@@ -11,7 +11,7 @@ import os
 import stat
 
 from ...spec.model import Device
-from . import paths
+from . import owned, paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,13 +34,16 @@ def default_devices() -> list[Device]:
     return [Device(type="c", path=p, major=ma, minor=mi, fileMode=0o666, uid=0, gid=0) for p, ma, mi in DEFAULT_DEVICES]
 
 
-def create_devices(sc: Syscalls, root_fd: int, devices: list[Device], bind: bool) -> None:
+def create_devices(sc: Syscalls, root_fd: int, devices: list[Device], bind: bool,
+                   made: list[list[object]] | None = None) -> None:  # fmt: skip
+    """mknod each device (bind-mount it in a user namespace; with `made`,
+    the bind mounts are noted there, see :mod:`.owned`)."""
     # Spec devices override the defaults of the same path.
     by_path = {d.path: d for d in default_devices()}
     by_path.update({d.path: d for d in devices})
     for dev in by_path.values():
         if bind:
-            _bind_device(sc, root_fd, dev)
+            _bind_device(sc, root_fd, dev, made)
         else:
             _mknod(sc, root_fd, dev)
 
@@ -60,12 +63,14 @@ def _mknod(sc: Syscalls, root_fd: int, dev: Device) -> None:
         os.close(pfd)
 
 
-def _bind_device(sc: Syscalls, root_fd: int, dev: Device) -> None:
+def _bind_device(sc: Syscalls, root_fd: int, dev: Device, made: list[list[object]] | None) -> None:
     fd = paths.create_file(sc, root_fd, dev.path)
     try:
+        covered = paths.mount_id(fd) if made is not None else -1
         sc.mount(dev.path, paths.fd_path(fd), "bind", 4096)  # MS_BIND
     finally:
         os.close(fd)
+    owned.note(sc, root_fd, dev.path, covered, made)
 
 
 def create_symlinks(sc: Syscalls, root_fd: int, with_ptmx: bool) -> None:

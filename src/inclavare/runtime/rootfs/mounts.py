@@ -12,11 +12,13 @@ import os
 from ..._sys import consts as c
 from ...errors import InclavareError, SyscallError
 from ..config import PROPAGATION, MountEntry
-from . import paths
+from . import owned, paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..._sys import Syscalls
+
+    Made = list[list[object]] | None  # [mount id, destination] of each new mount, if recording (see .owned)
 
 # Flags that only mean something to the first mount(2) call of a bind mount,
 # not to the read-only/nosuid remount that follows it.
@@ -40,13 +42,15 @@ def prepare_root(sc: Syscalls, rootfs: str) -> None:
     sc.mount(rootfs, rootfs, "bind", c.MS_BIND | c.MS_REC)
 
 
-def mount_all(sc: Syscalls, root_fd: int, entries: list[MountEntry], cgroups: dict[str, str]) -> None:
+def mount_all(sc: Syscalls, root_fd: int, entries: list[MountEntry], cgroups: dict[str, str],
+              made: Made = None) -> None:  # fmt: skip
+    """Mount every entry; with `made`, note each new mount in it (see :mod:`.owned`)."""
     for i, entry in enumerate(entries):
         try:
             if entry.fstype == "cgroup":
-                mount_cgroup(sc, root_fd, entry, cgroups)
+                mount_cgroup(sc, root_fd, entry, cgroups, made)
             else:
-                mount_one(sc, root_fd, entry)
+                mount_one(sc, root_fd, entry, made)
         except SyscallError as exc:
             what = f"{entry.fstype} from {entry.source}" if entry.source else entry.fstype
             # mount(2) failures: the errno says it all (the target is an fd path);
@@ -55,21 +59,23 @@ def mount_all(sc: Syscalls, root_fd: int, entries: list[MountEntry], cgroups: di
             raise InclavareError(f"mounts[{i}]: mounting {what} on {entry.destination}: {why}") from None
 
 
-def mount_one(sc: Syscalls, root_fd: int, m: MountEntry) -> None:
+def mount_one(sc: Syscalls, root_fd: int, m: MountEntry, made: Made = None) -> None:
     if m.is_bind:
-        _bind(sc, root_fd, m)
+        _bind(sc, root_fd, m, made)
     elif m.copy_up:
-        _tmpfs_copy_up(sc, root_fd, m)
+        _tmpfs_copy_up(sc, root_fd, m, made)
     else:
         fd = paths.mkdir_all(sc, root_fd, m.destination)
         try:
+            covered = paths.mount_id(fd) if made is not None else -1
             sc.mount(m.source or m.fstype, paths.fd_path(fd), m.fstype, m.flags & ~c.MS_REMOUNT, m.data or None)
         finally:
             os.close(fd)
+        owned.note(sc, root_fd, m.destination, covered, made)
     _propagate(sc, root_fd, m)
 
 
-def _tmpfs_copy_up(sc: Syscalls, root_fd: int, m: MountEntry) -> None:
+def _tmpfs_copy_up(sc: Syscalls, root_fd: int, m: MountEntry, made: Made) -> None:
     """tmpcopyup (see :mod:`.copyup`): mounted writable, filled, then made
     read-only if asked, as runc does."""
     if m.fstype != "tmpfs":
@@ -84,6 +90,7 @@ def _tmpfs_copy_up(sc: Syscalls, root_fd: int, m: MountEntry) -> None:
         sc.mount(m.source or m.fstype, paths.fd_path(fd), m.fstype, flags, m.data or None)
     finally:
         os.close(fd)
+    owned.note(sc, root_fd, m.destination, covered, made)
     try:
         top = paths.open_in_root(sc, root_fd, m.destination, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -100,7 +107,7 @@ def _tmpfs_copy_up(sc: Syscalls, root_fd: int, m: MountEntry) -> None:
         remount(sc, root_fd, m.destination, m.flags & ~_BIND_ONLY, covered)
 
 
-def mount_cgroup(sc: Syscalls, root_fd: int, m: MountEntry, cgroups: dict[str, str]) -> None:
+def mount_cgroup(sc: Syscalls, root_fd: int, m: MountEntry, cgroups: dict[str, str], made: Made = None) -> None:
     """A "cgroup" mount shows the container its own cgroups, not the host's.
 
     `cgroups` maps a directory name under the destination to the host
@@ -117,6 +124,7 @@ def mount_cgroup(sc: Syscalls, root_fd: int, m: MountEntry, cgroups: dict[str, s
             sc.mount("tmpfs", paths.fd_path(fd), "tmpfs", flags & ~c.MS_RDONLY, "mode=755")
         finally:
             os.close(fd)
+        owned.note(sc, root_fd, m.destination, tmpfs_covered, made)
     for name, host_dir in sorted(cgroups.items()):
         dest = m.destination + ("/" + name if name else "")
         fd = paths.mkdir_all(sc, root_fd, dest)
@@ -125,12 +133,13 @@ def mount_cgroup(sc: Syscalls, root_fd: int, m: MountEntry, cgroups: dict[str, s
             sc.mount(host_dir, paths.fd_path(fd), "bind", c.MS_BIND | c.MS_REC)
         finally:
             os.close(fd)
+        owned.note(sc, root_fd, dest, covered, made)
         remount(sc, root_fd, dest, flags, covered)
     if list(cgroups) != [""] and flags & c.MS_RDONLY:
         remount(sc, root_fd, m.destination, flags, tmpfs_covered)
 
 
-def _bind(sc: Syscalls, root_fd: int, m: MountEntry) -> None:
+def _bind(sc: Syscalls, root_fd: int, m: MountEntry, made: Made) -> None:
     try:
         is_dir = os.path.isdir(m.source)
         os.stat(m.source)
@@ -142,6 +151,7 @@ def _bind(sc: Syscalls, root_fd: int, m: MountEntry) -> None:
         sc.mount(m.source, paths.fd_path(fd), "bind", m.flags & (c.MS_BIND | c.MS_REC))
     finally:
         os.close(fd)
+    owned.note(sc, root_fd, m.destination, covered, made)
     if m.flags & ~_BIND_ONLY:
         remount(sc, root_fd, m.destination, m.flags & ~_BIND_ONLY, covered)
 
@@ -220,19 +230,6 @@ def chroot(rootfs: str) -> None:
     os.chdir(rootfs)
     os.chroot(".")
     os.chdir("/")
-
-
-def unmount_under(sc: Syscalls, rootfs: str, mountinfo: str = "/proc/self/mountinfo") -> None:
-    """Lazily unmount everything mounted at or below `rootfs`, deepest first:
-    what a container without its own mount namespace left in the host's."""
-    prefix = rootfs.rstrip("/") + "/"
-    with open(mountinfo) as f:
-        points = [line.split()[4] for line in f]
-    for point in sorted({p for p in points if p == rootfs or p.startswith(prefix)}, key=len, reverse=True):
-        try:
-            sc.umount2(point, c.MNT_DETACH)
-        except SyscallError:
-            pass  # already gone (a parent was detached with it)
 
 
 def apply_root_propagation(sc: Syscalls, propagation: str | None) -> None:
