@@ -16,12 +16,14 @@ import re
 from .claims import EvidenceKind
 from .errors import EvidenceFormatError
 from .hazmat import cose, hcl, snp, x509lite
+from .hazmat.guard import guarded
 from .hazmat.quote import TEE_TDX, peek_header
 
 _HEX = re.compile(rb"[0-9a-fA-F\s]+")
 _B64 = re.compile(rb"[A-Za-z0-9+/=_\-\s]+")
 
 
+@guarded("evidence")
 def detect(data: bytes) -> EvidenceKind:
     if data[:4] == hcl.MAGIC:
         return EvidenceKind.AZURE_HCL_REPORT

@@ -34,6 +34,7 @@ from typing import TypeVar
 
 from .claims import TcbStatus, Tee, VerifiedClaims
 from .errors import CollateralExpired, PolicyFileError, PolicyRejected
+from .hazmat.guard import contained
 
 _E = TypeVar("_E", bound=Enum)
 _ALL_BUT_REVOKED = frozenset(s for s in TcbStatus if s != TcbStatus.REVOKED)
@@ -70,17 +71,22 @@ class Policy:
         try:
             with open(path, "rb") as f:
                 raw = f.read(1 << 20)
-            doc = json.loads(raw) if path.endswith(".json") else tomllib.loads(raw.decode("utf-8"))
         except OSError as exc:
             raise PolicyFileError(f"{path}: {exc.strerror or exc}") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PolicyFileError(f"{path}: malformed policy file ({str(exc).splitlines()[0][:80]})") from None
+        with contained(path, PolicyFileError, "malformed policy file"):
+            doc = json.loads(raw) if path.endswith(".json") else tomllib.loads(raw.decode("utf-8"))
         if not isinstance(doc, Mapping):
             raise PolicyFileError(f"{path}: a policy must be a JSON object or TOML table")
         return cls.from_mapping(doc, path)
 
     @classmethod
     def from_mapping(cls, doc: Mapping[str, object], name: str = "policy") -> Policy:
+        with contained(name, PolicyFileError):
+            policy = cls._from_mapping(doc, name)
+        return policy
+
+    @classmethod
+    def _from_mapping(cls, doc: Mapping[str, object], name: str) -> Policy:
         unknown = set(doc) - _FIELDS
         if unknown:
             raise PolicyFileError(f"{name}: unknown key {sorted(unknown)[0]!r}")
