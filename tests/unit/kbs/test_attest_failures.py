@@ -168,3 +168,29 @@ def test_an_rsa_key_with_an_even_modulus_is_malformed(broker: Broker) -> None:
 def test_the_attestation_api_stays_what_rcar_calls() -> None:
     """The fault injection above patches the name rcar uses; make sure it is the real recipe."""
     assert rcar.attestation.verify is attestation.verify
+
+
+def test_a_panic_in_any_other_call_is_a_500_problem_not_a_dropped_connection(broker: Broker, monkeypatch) -> None:
+    """Starlette's error middleware catches Exception; PanicException is a BaseException."""
+    import asyncio
+
+    import httpx
+
+    from inclavare.kbs.server.app import create_app
+
+    panic = _panic_class()
+
+    def fails(*args: object, **kwargs: object) -> object:
+        raise panic("rust panicked")
+
+    monkeypatch.setattr(broker.service.resources, "get", fails)
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(broker.service), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kbs") as client:
+            return await client.get("/kbs/v0/resource/default/key/db")
+
+    response = asyncio.run(get())
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == "internal error"
