@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 from .errors import CollateralError
 from .hazmat import certs as xc
 from .hazmat.guard import contained
+from .hazmat.hextext import from_hex
 from .hazmat.intel_collateral import (
     EnclaveIdentity,
     Signed,
@@ -260,7 +261,7 @@ def _bundle_signed(doc: dict[str, object], key: str, name: str) -> Signed:
     if not isinstance(body, str) or not isinstance(sig, str):
         raise CollateralError(f"{name}: {key} and {key}_signature must be strings")
     try:
-        signature = bytes.fromhex(sig)
+        signature = from_hex(sig)
     except ValueError:
         raise CollateralError(f"{name}: {key}_signature is not hex") from None
     if len(signature) != 64:
@@ -272,7 +273,7 @@ def _bundle_hex(doc: dict[str, object], key: str, name: str) -> bytes:
     value = doc.get(key)
     try:
         if isinstance(value, str):
-            return bytes.fromhex(value)
+            return from_hex(value)
     except ValueError:
         pass
     raise CollateralError(f"{name}: {key} must be hex-encoded DER")

@@ -13,6 +13,7 @@ are an error)::
     accept_expired_collateral = false  # TCB info/QE identity/CRL past nextUpdate (Intel "collateral expired")
     tees = ["sgx", "tdx", "sev-snp", "aws-nitro", "software"]   # which TEEs at all (default: any)
     measurements = ["<hex>", ...]      # MRENCLAVE | MRTD | SNP MEASUREMENT | Nitro PCR0 | software measurement
+                                       # (every <hex> may carry a 0x prefix, as dcap-qvl prints it)
     signers = ["<hex>", ...]           # MRSIGNER | SNP ID key digest | Nitro PCR8 | software signer
     min_svn = 0                        # ISVSVN | SNP guest SVN | software SVN
     product_ids = [0]                  # ISVPRODID | software product id
@@ -35,6 +36,7 @@ from typing import TypeVar
 from .claims import TcbStatus, Tee, VerifiedClaims
 from .errors import CollateralExpired, PolicyFileError, PolicyRejected
 from .hazmat.guard import contained
+from .hazmat.hextext import from_hex
 
 _E = TypeVar("_E", bound=Enum)
 _ALL_BUT_REVOKED = frozenset(s for s in TcbStatus if s != TcbStatus.REVOKED)
@@ -218,7 +220,7 @@ class _Parser:
             return None
         try:
             if isinstance(value, str):
-                return bytes.fromhex(value)
+                return from_hex(value)
         except ValueError:
             pass
         raise self.fail(key, "must be a hex string")
@@ -229,7 +231,7 @@ class _Parser:
             try:
                 if not isinstance(item, str):
                     raise ValueError(item)
-                out.add(bytes.fromhex(item))
+                out.add(from_hex(item))
             except ValueError:
                 raise self.fail(key, "must be a list of hex strings") from None
         return frozenset(out)
