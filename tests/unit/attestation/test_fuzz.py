@@ -20,6 +20,7 @@ single-byte sweep.)
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from inclavare.attestation.hazmat.pck import parse_sgx_extensions, pck_extension
 from inclavare.attestation.hazmat.quote import parse_quote
 from inclavare.attestation.hazmat.snp import parse_report
 from inclavare.attestation.policy import Policy as P
+from inclavare.attestation.ratls import VerifyPolicy
 from inclavare.attestation.ratls.endorsements import Endorsements
 from inclavare.attestation.software import decode_report, encode_report, verify_report
 
@@ -231,6 +233,21 @@ def test_certificate_and_extension_parsers(data: bytes) -> None:
 
     only_attestation_errors(lite)
     only_attestation_errors(strict)
+
+
+@FUZZ
+@given(
+    st.one_of(
+        from_vectors(CERT),
+        certificate_edited(
+            b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(CERT) + b"-----END CERTIFICATE-----\n"
+        ),
+    )
+)
+def test_ratls_peer_certificates(data: bytes) -> None:
+    """What an RA-TLS peer sends in its handshake: VerifyPolicy raises only AttestationError (then PeerRefused)."""
+    peer = VerifyPolicy(Policy.genuine_only(), CollateralStore(), clock=lambda: AT)
+    only_attestation_errors(lambda: peer.verify_certificate(data))
 
 
 @FUZZ
