@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from types import TracebackType
 from typing import ParamSpec, TypeVar
 
 import cbor2
@@ -97,22 +97,32 @@ def describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
-@contextmanager
-def contained(what: str, error: type[AttestationError] = EvidenceFormatError, reason: str = "") -> Iterator[None]:
+class contained:  # lower case: used like contextlib.suppress, ``with contained(what):``
     """Run a parsing step; a foreign exception (or a panic) becomes ``error``.
 
     The message is ``<what>: <reason> (<Type>: <library message>)``, or
     without ``reason`` ``<what>: <Type>: <library message>``. ``error`` takes
-    one message argument (EvidenceFormatError, CollateralError, ...).
+    one message argument (EvidenceFormatError, CollateralError, ...). A
+    class rather than a generator: parsers enter it on every verification.
     """
-    try:
-        yield
-    except AttestationError:
-        raise
-    except BaseException as exc:
+
+    __slots__ = ("error", "reason", "what")
+
+    def __init__(self, what: str, error: type[AttestationError] = EvidenceFormatError, reason: str = "") -> None:
+        self.what = what
+        self.error = error
+        self.reason = reason
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc is None or isinstance(exc, AttestationError):
+            return
         if not isinstance(exc, foreign()) and not is_panic(exc):
-            raise
-        raise error(f"{what}: {reason} ({describe(exc)})" if reason else f"{what}: {describe(exc)}") from exc
+            return  # KeyboardInterrupt, SystemExit, a bug outside the foreign range: unchanged
+        where = f"{self.what}: {self.reason} ({describe(exc)})" if self.reason else f"{self.what}: {describe(exc)}"
+        raise self.error(where) from exc
 
 
 def guarded(
