@@ -100,3 +100,6 @@ def test_unreadable_and_malformed_files(tmp_path):
     with pytest.raises(ConfigError, match=r"^bad\.toml: not valid TOML"):
         load_config(str(bad))
     assert os.path.exists(bad)
+    bad.write_bytes(b"\xff\xfe[http]\n")  # tomllib.load raises UnicodeDecodeError for this, not TOMLDecodeError
+    with pytest.raises(ConfigError, match=r"^bad\.toml: not valid TOML \('utf-8' codec"):
+        load_config(str(bad))
