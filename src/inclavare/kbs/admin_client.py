@@ -18,6 +18,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from ..attestation.hazmat.guard import foreign
 from ..enclave.identity import verify_signature
 from .admin import admin_token
 from .client import KbsClientError, document, problem_of, tls_verify
@@ -30,7 +31,7 @@ def load_admin_key(path: str) -> ed25519.Ed25519PrivateKey:
             key = serialization.load_pem_private_key(f.read(1 << 16), password=None)
     except OSError as exc:
         raise ConfigError("--admin-key", f"{path}: {exc.strerror}", "kbs-client") from None
-    except (ValueError, TypeError):
+    except foreign():  # ValueError, and UnsupportedAlgorithm for a curve OpenSSL lacks
         raise ConfigError("--admin-key", f"{path}: not an unencrypted PEM private key", "kbs-client") from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise ConfigError("--admin-key", f"{path}: admin keys are Ed25519", "kbs-client")
