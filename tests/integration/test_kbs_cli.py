@@ -123,6 +123,22 @@ def test_policies_and_resources_from_the_cli(kbs, world, tmp_path):
     assert added["expires"] == 1893456000.0  # type: ignore[index]
 
 
+def test_reference_values_in_0x_hex_from_the_cli(kbs, world):
+    """As dcap-qvl prints them: stored as the policy sees the claims, so they match."""
+    added = admin(kbs, world, "reference-value", "add", "sgx.mr_signer", "0x" + "AB" * 32)
+    assert added["values"] == ["ab" * 32]  # type: ignore[index]
+    listed = admin(kbs, world, "reference-value", "list", "sgx.mr_signer")
+    assert [rv["value"] for rv in listed] == ["ab" * 32]  # type: ignore[union-attr]
+    assert admin(kbs, world, "reference-value", "delete", "sgx.mr_signer", "--value", "0x" + "ab" * 32) == {
+        "deleted": 1
+    }
+    refused = run("kbs-client", "--url", kbs.url, "--admin-key", f"{world.root}/admin.pem", "reference-value", "add",
+                  "sgx.mr_signer", "0xzz")  # fmt: skip
+    assert refused.returncode == 1
+    assert b"is not hex" in refused.stderr
+    assert refused.stderr.count(b"\n") == 1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -6,9 +6,13 @@ body trustee would give — each checked to release nothing.
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import time
+from pathlib import Path
 
+import cbor2
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -20,12 +24,14 @@ from inclavare.kbs.client import KbsClient, KbsClientError, attest_and_fetch, tl
 from inclavare.kbs.errors import ERROR_TYPE_PREFIX, JweError
 from inclavare.kbs.jwe import TeeKey, b64url, b64url_decode
 from inclavare.kbs.protocol.handshake import ClientHandshake
+from inclavare.kbs.protocol.session import session_key
 from inclavare.kbs.testing import KbsProcess, World
 from inclavare.kbs.token import sign_jwt
 
 SECRET = b"postgres://app:s3cr3t-pa55w0rd@db/prod\x00\xfe"
 OTHER = b"tls-private-key-bytes-0123456789"
 UNLIMITED = "\n[rate_limit]\nenabled = false\n"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +75,13 @@ def problem(response: httpx.Response, status: int, name: str) -> dict[str, objec
 class Raw:
     """One KBC speaking RCAR by hand, so that each step can be broken."""
 
-    def __init__(self, kbs: KbsProcess, provider: SoftwareEvidenceProvider, key: TeeKey | None = None) -> None:
+    def __init__(
+        self, kbs: KbsProcess, provider: SoftwareEvidenceProvider, key: TeeKey | None = None, tee: str = "software"
+    ) -> None:
         self.http = httpx.Client(base_url=kbs.url, timeout=10)
         self.provider = provider
         self.key = key or TeeKey.generate()
-        self.hs = ClientHandshake("software", self.key.public_jwk())
+        self.hs = ClientHandshake(tee, self.key.public_jwk())
 
     def auth(self) -> bytes:
         response = self.http.post("/kbs/v0/auth", json=self.hs.request())
@@ -152,6 +160,65 @@ def test_replayed_nonce_is_refused(kbs, provider, world):
     assert problem(second.attest(old_body), 401, "AttestationError")["detail"] == "attestation failed"
     problem(second.get(), 401, "TokenNotFound")
     assert len(releases(kbs, world)) == before
+
+
+def _bad_version(der: bytes) -> bytes:
+    """X.509 version v3 -> 3: cryptography raises x509.InvalidVersion (not a ValueError)."""
+    at = der.index(b"\xa0\x03\x02\x01\x02") + 4
+    return der[:at] + b"\x03" + der[at + 1 :]
+
+
+def corrupted_evidence(tee: str) -> bytes:
+    """A genuine quote or Nitro document with one byte of its leaf certificate corrupted (tests/vectors)."""
+    if tee == "nitro":
+        cose = cbor2.loads((VECTORS / "nitro/evervault/valid-attestation-doc.bin").read_bytes())
+        payload = cbor2.loads(cose[2])
+        payload["certificate"] = _bad_version(payload["certificate"])
+        cose[2] = cbor2.dumps(payload)
+        return cbor2.dumps(cose)
+    quote = (VECTORS / {"sgx": "sgx/dcap-qvl/sgx_quote.bin", "tdx": "tdx/dcap-qvl/tdx_quote.bin"}[tee]).read_bytes()
+    pem = re.search(rb"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END", quote)
+    assert pem is not None
+    encoded = iter(base64.b64encode(_bad_version(base64.b64decode(re.sub(rb"\s", b"", pem.group(1))))))
+    changed = bytes(ch if chr(ch).isspace() else next(encoded) for ch in pem.group(1))
+    return quote[: pem.start(1)] + changed + quote[pem.end(1) :]
+
+
+def attest_records(kbs: KbsProcess, world: World, raw: Raw) -> list[dict[str, object]]:
+    subject = "session:" + session_key(raw.http.cookies["kbs-session-id"])[:16]
+    with KbsAdmin(kbs.url, world.admin_key) as admin:
+        return [r for r in admin.audit(limit=1000) if r["event"] == "attest" and r["subject"] == subject]
+
+
+@pytest.mark.parametrize("tee", ["sgx", "tdx", "nitro"])
+def test_corrupted_certificates_in_evidence_are_a_401_that_burns_the_nonce(kbs, provider, world, tee):
+    """Was a 500, twice on one session, with nothing audited: a peer could probe evidence variants."""
+    raw = Raw(kbs, provider, tee=tee)
+    raw.auth()
+    for _ in range(2):
+        body = problem(raw.attest(raw.hs.attestation(corrupted_evidence(tee))), 401, "AttestationError")
+        assert body["detail"] == "attestation failed"  # the reason is for the audit log, not the peer
+    problem(raw.get(), 401, "TokenNotFound")
+    records = attest_records(kbs, world, raw)
+    assert [r["outcome"] for r in records] == ["failed", "failed"]
+    assert "not a valid X.509 certificate (InvalidVersion" in str(records[0]["detail"])
+    assert "nonce already used" in str(records[1]["detail"])
+    assert "InvalidVersion" in kbs.log()
+    assert "internal error" not in kbs.log().lower()
+
+
+def test_a_deeply_nested_tee_key_is_a_401(kbs, provider, world):
+    """Canonicalising 900 nested arrays for the binding recursed out of the stack: a 500."""
+    raw = Raw(kbs, provider)
+    report_data = raw.auth()
+    nested: object = "x"
+    for _ in range(900):
+        nested = [nested]
+    body = raw.hs.attestation(provider.evidence(report_data))
+    body["runtime-data"]["tee-pubkey"] = {**raw.key.public_jwk(), "x5c": nested}
+    assert problem(raw.attest(body), 401, "AttestationError")["detail"] == "attestation failed"
+    assert "nested too deeply" in str(attest_records(kbs, world, raw)[0]["detail"])
+    problem(raw.attest(raw.hs.attestation(provider.evidence(report_data))), 401, "AttestationError")
 
 
 def test_evidence_bound_to_another_key(kbs, provider, world):

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         PolicyFileError,
         PolicyRejected,
         VerificationFailed,
+        VerifierFault,
     )
     from .formats import detect
     from .policy import Policy
@@ -77,6 +78,7 @@ __all__ = [
     "Tee",
     "VerificationFailed",
     "VerifiedClaims",
+    "VerifierFault",
     "detect",
     "inspect",
     "verify",
@@ -89,7 +91,7 @@ _WHERE = {
     **dict.fromkeys(("Evidence", "EvidenceKind", "NitroClaims", "Role", "SgxClaims", "SnpClaims", "SoftwareClaims",
                      "TcbResult", "TcbStatus", "TdxClaims", "Tee", "VerifiedClaims"), ".claims"),
     **dict.fromkeys(("AttestationError", "CollateralError", "CollateralExpired", "EvidenceFormatError",
-                     "PolicyFileError", "PolicyRejected", "VerificationFailed"), ".errors"),
+                     "PolicyFileError", "PolicyRejected", "VerificationFailed", "VerifierFault"), ".errors"),
     "CollateralStore": ".collateral",
     "Policy": ".policy",
     "detect": ".formats",

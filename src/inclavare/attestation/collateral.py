@@ -36,13 +36,14 @@ from datetime import datetime
 from typing import TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
 from .errors import CollateralError
 from .hazmat import certs as xc
+from .hazmat.guard import contained
+from .hazmat.hextext import from_hex
 from .hazmat.intel_collateral import (
     EnclaveIdentity,
     Signed,
@@ -107,7 +108,11 @@ class CollateralStore:
         self.add_bytes(data, path)
 
     def add_bytes(self, data: bytes, name: str = "collateral") -> None:
-        """Classify ``data`` by content and index it."""
+        """Classify ``data`` by content and index it; CollateralError (naming ``name``) if malformed."""
+        with contained(name, CollateralError):
+            self._add_bytes(data, name)
+
+    def _add_bytes(self, data: bytes, name: str) -> None:
         if not data.strip():
             raise CollateralError(f"{name}: empty file")
         if data.lstrip()[:1] == b"{":
@@ -147,10 +152,8 @@ class CollateralStore:
         elif b"BEGIN X509 CRL" in data:
             self.add_crl(xc.load_crl(data, name, CollateralError))
         elif b"BEGIN PUBLIC KEY" in data:
-            try:
+            with contained(name, CollateralError, "not a valid PEM public key"):
                 key = load_pem_public_key(data)
-            except (ValueError, UnsupportedAlgorithm):
-                raise CollateralError(f"{name}: not a valid PEM public key") from None
             if not isinstance(key, Ed25519PublicKey):
                 raise CollateralError(f"{name}: public keys in the store must be Ed25519 software-TEE host keys")
             self.add_host_key(key)
@@ -258,7 +261,7 @@ def _bundle_signed(doc: dict[str, object], key: str, name: str) -> Signed:
     if not isinstance(body, str) or not isinstance(sig, str):
         raise CollateralError(f"{name}: {key} and {key}_signature must be strings")
     try:
-        signature = bytes.fromhex(sig)
+        signature = from_hex(sig)
     except ValueError:
         raise CollateralError(f"{name}: {key}_signature is not hex") from None
     if len(signature) != 64:
@@ -270,7 +273,7 @@ def _bundle_hex(doc: dict[str, object], key: str, name: str) -> bytes:
     value = doc.get(key)
     try:
         if isinstance(value, str):
-            return bytes.fromhex(value)
+            return from_hex(value)
     except ValueError:
         pass
     raise CollateralError(f"{name}: {key} must be hex-encoded DER")

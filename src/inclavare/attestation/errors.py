@@ -4,7 +4,8 @@
     ├── EvidenceFormatError   the evidence bytes are malformed (truncated, bad length, unknown format)
     ├── CollateralError       collateral is missing or malformed (TCB info, QE identity, CRL, VCEK...)
     ├── VerificationFailed    a check failed; ``.check`` names it (``"sgx quote signature"``)
-    │   └── CollateralExpired collateral is past its nextUpdate at the verification instant
+    │   ├── CollateralExpired collateral is past its nextUpdate at the verification instant
+    │   └── VerifierFault     a verifier met an exception no parser mapped: refused (fail closed)
     ├── PolicyRejected        genuine evidence that the appraisal policy does not accept
     └── PolicyFileError       a policy file is unreadable or invalid (names file and key)
 
@@ -28,6 +29,7 @@ __all__ = [
     "PolicyFileError",
     "PolicyRejected",
     "VerificationFailed",
+    "VerifierFault",
 ]
 
 
@@ -50,6 +52,15 @@ class VerificationFailed(AttestationError):
 
 class CollateralExpired(VerificationFailed):
     """TCB info, QE identity or a CRL was past its nextUpdate at the verification instant."""
+
+
+class VerifierFault(VerificationFailed):
+    """A verifier raised something that is not an AttestationError (a bug, or a library failing
+    in a new way on hostile input). The evidence is refused all the same; ``__cause__`` keeps
+    the original exception for ``--debug`` and server logs."""
+
+    def __init__(self, kind: str, cause: str) -> None:
+        super().__init__(f"{kind} verifier", f"unexpected {cause}; the evidence is refused")
 
 
 class PolicyRejected(AttestationError):

@@ -33,6 +33,7 @@ from .formats import detect
 from .hazmat import certs as xc
 from .hazmat import ratls, x509lite
 from .hazmat.hcl import parse_hcl_report
+from .hazmat.hextext import from_hex
 from .hazmat.pck import pck_extensions
 from .hazmat.quote import parse_quote
 from .hazmat.snp import SnpReport, decode_tcb, parse_report, product_from_cpuid
@@ -119,8 +120,14 @@ def _vcek_url(base: str, product: str, report: SnpReport) -> str:
 
 def _add(store: CollateralStore, get: Getter, url: str, chain_header: str | None) -> None:
     body, headers = get(url)
-    if body.strip() and all(c in b"0123456789abcdefABCDEF\r\n" for c in body.strip()):
-        body = bytes.fromhex(body.strip().decode())  # a PCCS serves the root CA CRL as hex
+    text = body.strip().removeprefix(b"0x").removeprefix(b"0X")
+    if text and all(c in b"0123456789abcdefABCDEF\r\n" for c in text):
+        try:
+            body = from_hex(body.decode())  # a PCCS serves the root CA CRL as hex
+        except ValueError:
+            raise CollateralError(
+                f"fetch {url}: the body looks like hex but is not (an odd number of digits?)"
+            ) from None
     store.add_bytes(body, url)
     if chain_header is not None:
         chain = headers.get(chain_header)

@@ -3,8 +3,9 @@
 Detection only looks at unambiguous markers (the HCLA magic, a parseable
 X.509 certificate, the Intel quote header with Intel's QE vendor id, the SNP
 version + signature-algorithm words, the COSE_Sign1 algorithm); the verifier
-that is picked then parses strictly. :func:`unwrap_text` undoes hex or
-base64 text encodings of binary evidence (PEM is left alone).
+that is picked then parses strictly. :func:`unwrap_text` undoes hex
+(bare or ``0x``-prefixed, see :mod:`.hazmat.hextext`) or base64 text
+encodings of binary evidence (PEM is left alone).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import re
 from .claims import EvidenceKind
 from .errors import EvidenceFormatError
 from .hazmat import cose, hcl, snp, x509lite
+from .hazmat.guard import guarded
 from .hazmat.quote import TEE_TDX, peek_header
 
-_HEX = re.compile(rb"[0-9a-fA-F\s]+")
+_HEX = re.compile(rb"(0[xX])?[0-9a-fA-F\s]+")
 _B64 = re.compile(rb"[A-Za-z0-9+/=_\-\s]+")
 
 
+@guarded("evidence")
 def detect(data: bytes) -> EvidenceKind:
     if data[:4] == hcl.MAGIC:
         return EvidenceKind.AZURE_HCL_REPORT
@@ -56,12 +59,14 @@ def _is_certificate(data: bytes) -> bool:
 
 
 def unwrap_text(data: bytes) -> bytes:
-    """Hex or base64 text -> bytes; anything else (binary, PEM) is returned unchanged."""
+    """Hex (optionally ``0x``-prefixed) or base64 text -> bytes; anything else (binary, PEM) is returned unchanged."""
     text = data.strip()
     if not text or b"-----BEGIN" in text[:64] or not text.isascii():
         return data
-    if _HEX.fullmatch(text) and len(re.sub(rb"\s", b"", text)) % 2 == 0:
-        return binascii.unhexlify(re.sub(rb"\s", b"", text))
+    if _HEX.fullmatch(text):
+        digits = re.sub(rb"\s", b"", text.removeprefix(b"0x").removeprefix(b"0X"))
+        if len(digits) % 2 == 0:
+            return binascii.unhexlify(digits)
     if _B64.fullmatch(text):
         compact = re.sub(rb"\s", b"", text)
         try:

@@ -13,6 +13,7 @@ are an error)::
     accept_expired_collateral = false  # TCB info/QE identity/CRL past nextUpdate (Intel "collateral expired")
     tees = ["sgx", "tdx", "sev-snp", "aws-nitro", "software"]   # which TEEs at all (default: any)
     measurements = ["<hex>", ...]      # MRENCLAVE | MRTD | SNP MEASUREMENT | Nitro PCR0 | software measurement
+                                       # (every <hex> may carry a 0x prefix, as dcap-qvl prints it)
     signers = ["<hex>", ...]           # MRSIGNER | SNP ID key digest | Nitro PCR8 | software signer
     min_svn = 0                        # ISVSVN | SNP guest SVN | software SVN
     product_ids = [0]                  # ISVPRODID | software product id
@@ -34,6 +35,8 @@ from typing import TypeVar
 
 from .claims import TcbStatus, Tee, VerifiedClaims
 from .errors import CollateralExpired, PolicyFileError, PolicyRejected
+from .hazmat.guard import contained
+from .hazmat.hextext import from_hex
 
 _E = TypeVar("_E", bound=Enum)
 _ALL_BUT_REVOKED = frozenset(s for s in TcbStatus if s != TcbStatus.REVOKED)
@@ -70,17 +73,22 @@ class Policy:
         try:
             with open(path, "rb") as f:
                 raw = f.read(1 << 20)
-            doc = json.loads(raw) if path.endswith(".json") else tomllib.loads(raw.decode("utf-8"))
         except OSError as exc:
             raise PolicyFileError(f"{path}: {exc.strerror or exc}") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PolicyFileError(f"{path}: malformed policy file ({str(exc).splitlines()[0][:80]})") from None
+        with contained(path, PolicyFileError, "malformed policy file"):
+            doc = json.loads(raw) if path.endswith(".json") else tomllib.loads(raw.decode("utf-8"))
         if not isinstance(doc, Mapping):
             raise PolicyFileError(f"{path}: a policy must be a JSON object or TOML table")
         return cls.from_mapping(doc, path)
 
     @classmethod
     def from_mapping(cls, doc: Mapping[str, object], name: str = "policy") -> Policy:
+        with contained(name, PolicyFileError):
+            policy = cls._from_mapping(doc, name)
+        return policy
+
+    @classmethod
+    def _from_mapping(cls, doc: Mapping[str, object], name: str) -> Policy:
         unknown = set(doc) - _FIELDS
         if unknown:
             raise PolicyFileError(f"{name}: unknown key {sorted(unknown)[0]!r}")
@@ -212,7 +220,7 @@ class _Parser:
             return None
         try:
             if isinstance(value, str):
-                return bytes.fromhex(value)
+                return from_hex(value)
         except ValueError:
             pass
         raise self.fail(key, "must be a hex string")
@@ -223,7 +231,7 @@ class _Parser:
             try:
                 if not isinstance(item, str):
                     raise ValueError(item)
-                out.add(bytes.fromhex(item))
+                out.add(from_hex(item))
             except ValueError:
                 raise self.fail(key, "must be a list of hex strings") from None
         return frozenset(out)

@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .errors import EvidenceFormatError, VerificationFailed
 from .hazmat.cose import ALG_EDDSA, COSE_SIGN1_TAG, decode_exact, sig_structure
+from .hazmat.guard import guarded
 
 FORMAT = "inclavare-software-evidence/1"
 PROTECTED = cbor2.dumps({1: ALG_EDDSA})  # A1 01 27
@@ -103,6 +104,7 @@ def encode_report(
     return _envelope(payload, signature)
 
 
+@guarded(WHAT)
 def decode_report(data: bytes) -> SoftwareReport:
     """Parse software evidence (no signature check)."""
     item = decode_exact(data, WHAT)
@@ -120,6 +122,7 @@ def decode_report(data: bytes) -> SoftwareReport:
     return report
 
 
+@guarded(WHAT)
 def verify_report(data: bytes, trusted_host_keys: Iterable[Ed25519PublicKey]) -> SoftwareReport:
     """Parse and check the Ed25519 signature against the trusted host keys (by host key id)."""
     report = decode_report(data)

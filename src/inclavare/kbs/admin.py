@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from ..attestation.hazmat.guard import foreign
 from .errors import AdminAuthFailed, AdminForbidden, ConfigError, TokenInvalid
 from .token import check_times, sign_jwt, verify_jwt
 
@@ -58,7 +59,7 @@ class AdminKey:
                 key = serialization.load_pem_public_key(f.read(1 << 16))
         except OSError as exc:
             raise ConfigError(f"{location}.public_key", f"{path}: {exc.strerror}") from None
-        except (ValueError, TypeError):
+        except foreign():  # ValueError, and UnsupportedAlgorithm for a curve OpenSSL lacks
             raise ConfigError(f"{location}.public_key", f"{path}: not a PEM public key") from None
         if not isinstance(key, ed25519.Ed25519PublicKey):
             raise ConfigError(f"{location}.public_key", f"{path}: admin keys are Ed25519 (EdDSA JWTs)")

@@ -18,9 +18,10 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from ..attestation.hazmat.guard import foreign
 from ..enclave.identity import verify_signature
 from .admin import admin_token
-from .client import KbsClientError, problem_of, tls_verify
+from .client import KbsClientError, document, problem_of, tls_verify
 from .errors import ConfigError
 
 
@@ -30,7 +31,7 @@ def load_admin_key(path: str) -> ed25519.Ed25519PrivateKey:
             key = serialization.load_pem_private_key(f.read(1 << 16), password=None)
     except OSError as exc:
         raise ConfigError("--admin-key", f"{path}: {exc.strerror}", "kbs-client") from None
-    except (ValueError, TypeError):
+    except foreign():  # ValueError, and UnsupportedAlgorithm for a curve OpenSSL lacks
         raise ConfigError("--admin-key", f"{path}: not an unencrypted PEM private key", "kbs-client") from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise ConfigError("--admin-key", f"{path}: admin keys are Ed25519", "kbs-client")
@@ -63,6 +64,8 @@ class KbsAdmin:
         self.close()
 
     def _call(self, method: str, route: str, **kw: Any) -> Any:
+        """The JSON a route answers: an object, or with ``shape=list`` an array."""
+        shape = kw.pop("shape", dict)
         headers = {"Authorization": "Bearer " + admin_token(self.key, time.time(), self.token_lifetime)}
         try:
             response = self._http.request(method, self.url + "/kbs/v0" + route, headers=headers, **kw)
@@ -70,33 +73,40 @@ class KbsAdmin:
             raise KbsClientError(0, "Unreachable", f"{type(exc).__name__} talking to {self.url}") from None
         if response.status_code >= 400:
             raise problem_of(response)
-        return response.json()
+        return document(response, shape)
+
+    def _field(self, method: str, route: str, key: str, kind: type = object, **kw: Any) -> Any:
+        """Member ``key`` of the object a route answers, which must be a ``kind``."""
+        value = self._call(method, route, **kw).get(key)
+        if value is None or not isinstance(value, kind):
+            raise KbsClientError(200, "UnexpectedAnswer", f"{method} {route}: the KBS answered no usable {key!r}")
+        return value
 
     # -- resources ---------------------------------------------------------------
     def set_resource(self, path: str, value: bytes) -> str:
-        return str(self._call("POST", f"/resource/{path.strip('/')}", content=value)["path"])
+        return str(self._field("POST", f"/resource/{path.strip('/')}", "path", content=value))
 
     def delete_resource(self, path: str) -> bool:
-        return bool(self._call("DELETE", f"/resource/{path.strip('/')}")["deleted"])
+        return bool(self._field("DELETE", f"/resource/{path.strip('/')}", "deleted"))
 
     def list_resources(self) -> list[str]:
-        return list(self._call("GET", "/resources"))
+        return list(self._call("GET", "/resources", shape=list))
 
     # -- policies ------------------------------------------------------------------
     def set_resource_policy(self, *, policy: str | None = None, builtin: str | None = None, scope: str = "*") -> str:
-        return str(self._call("POST", "/resource-policy", json={**_policy(policy, builtin), "scope": scope})["scope"])
+        return str(self._field("POST", "/resource-policy", "scope", json={**_policy(policy, builtin), "scope": scope}))
 
     def resource_policies(self) -> dict[str, str]:
         return dict(self._call("GET", "/resource-policy"))
 
     def delete_resource_policy(self, scope: str) -> bool:
-        return bool(self._call("DELETE", "/resource-policy", params={"scope": scope})["deleted"])
+        return bool(self._field("DELETE", "/resource-policy", "deleted", params={"scope": scope}))
 
     def set_attestation_policy(
         self, *, policy: str | None = None, builtin: str | None = None, policy_id: str = "default"
     ) -> str:
         doc = {**_policy(policy, builtin), "type": "rego", "policy_id": policy_id}
-        return str(self._call("POST", "/attestation-policy", json=doc)["policy_id"])
+        return str(self._field("POST", "/attestation-policy", "policy_id", json=doc))
 
     def attestation_policies(self) -> dict[str, str]:
         return dict(self._call("GET", "/attestation-policy"))
@@ -106,15 +116,15 @@ class KbsAdmin:
         return dict(self._call("POST", "/reference-value", json={"name": name, "values": values, "expires": expires}))
 
     def reference_values(self, name: str | None = None) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/reference-value" + (f"/{name}" if name else "")))
+        return list(self._call("GET", "/reference-value" + (f"/{name}" if name else ""), shape=list))
 
     def expire_reference_values(self, name: str, value: str | None = None, at: float | None = None) -> int:
         body = {k: v for k, v in (("value", value), ("at", at)) if v is not None}
-        return int(self._call("POST", f"/reference-value/{name}/expire", json=body)["expired"])
+        return int(self._field("POST", f"/reference-value/{name}/expire", "expired", int, json=body))
 
     def delete_reference_values(self, name: str, value: str | None = None) -> int:
         params = {"value": value} if value is not None else {}
-        return int(self._call("DELETE", f"/reference-value/{name}", params=params)["deleted"])
+        return int(self._field("DELETE", f"/reference-value/{name}", "deleted", int, params=params))
 
     def add_from_enclave(
         self, manifest: str, sig: str, rootfs: str, *, expires: float | None = None, by_signer: bool = False
@@ -135,7 +145,7 @@ class KbsAdmin:
 
     # -- audit ------------------------------------------------------------------------
     def audit(self, since: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/audit", params={"since": since, "limit": limit}))
+        return list(self._call("GET", "/audit", params={"since": since, "limit": limit}, shape=list))
 
 
 def _policy(policy: str | None, builtin: str | None) -> dict[str, str]:

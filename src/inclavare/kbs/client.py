@@ -36,6 +36,7 @@ import httpx
 
 from .errors import KbsError
 from .jwe import TeeKey
+from .protocol.canonical import loads
 from .protocol.handshake import ClientHandshake
 from .protocol.session import COOKIE_NAME
 
@@ -194,20 +195,26 @@ def attest_and_fetch(
         return {path: client.get_resource(path) for path in resources}
 
 
-def _json(response: httpx.Response) -> Mapping[str, Any]:
+def document(response: httpx.Response, shape: type[dict[str, Any]] | type[list[Any]] = dict) -> Any:
+    """A response body that must be JSON of ``shape``; KbsClientError otherwise (a KBS is input too)."""
     try:
-        doc = response.json()
-    except ValueError:
+        doc = loads(response.content)  # refuses NaN and nesting deep enough to exhaust the stack, as the server does
+    except (ValueError, UnicodeDecodeError):
         raise KbsClientError(response.status_code, "NotJson", "the KBS answered something that is not JSON") from None
-    if not isinstance(doc, dict):
-        raise KbsClientError(response.status_code, "NotJson", "the KBS answered JSON that is not an object")
+    if not isinstance(doc, shape):
+        what = "an object" if shape is dict else "an array"
+        raise KbsClientError(response.status_code, "NotJson", f"the KBS answered JSON that is not {what}")
     return doc
+
+
+def _json(response: httpx.Response) -> Mapping[str, Any]:
+    return document(response)
 
 
 def problem_of(response: httpx.Response) -> KbsClientError:
     try:
-        doc = response.json()
-    except ValueError:
+        doc = loads(response.content)
+    except (ValueError, UnicodeDecodeError):
         doc = {}
     doc = doc if isinstance(doc, dict) else {}
     problem = str(doc.get("type", "")).rsplit("/", 1)[-1] or "HttpError"

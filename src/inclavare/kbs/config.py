@@ -134,8 +134,8 @@ def load_config(path: str) -> KbsConfig:
             doc = tomllib.load(f)
     except OSError as exc:
         raise ConfigError("", exc.strerror or "cannot read", path) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"not valid TOML ({exc})", name) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:  # tomllib.load decodes UTF-8 itself
+        raise ConfigError("", f"not valid TOML ({str(exc)[:120]})", name) from None
     return parse_config(doc, name, base=os.path.dirname(os.path.abspath(path)))
 
 

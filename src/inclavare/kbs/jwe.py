@@ -62,11 +62,16 @@ def public_key_from_jwk(jwk: Mapping[str, object], where: str = "tee-pubkey") ->
         if alg != RSA_OAEP_256:
             raise InvalidRequest(f"{where}.alg: RSA keys must say {RSA_OAEP_256!r} (RSA1_5 is refused)")
         n, e = _int_member(jwk, "n", where), _int_member(jwk, "e", where)
-        if not MIN_RSA_BITS <= n.bit_length() <= MAX_RSA_BITS or not 3 <= e < 1 << 32 or e % 2 == 0:
+        if not MIN_RSA_BITS <= n.bit_length() <= MAX_RSA_BITS or not 3 <= e < 1 << 32 or e % 2 == 0 or n % 2 == 0:
+            # An even modulus loads, but OpenSSL cannot encrypt to it: the release would fail after attesting.
             raise InvalidRequest(
-                f"{where}: RSA key must have {MIN_RSA_BITS}-{MAX_RSA_BITS} bits and an odd exponent below 2^32"
+                f"{where}: RSA key must have {MIN_RSA_BITS}-{MAX_RSA_BITS} bits (an odd modulus)"
+                " and an odd exponent below 2^32"
             )
-        return rsa.RSAPublicNumbers(e, n).public_key()
+        try:
+            return rsa.RSAPublicNumbers(e, n).public_key()
+        except ValueError:
+            raise InvalidRequest(f"{where}: not a usable RSA public key") from None
     if kty == "EC":
         if alg != ECDH_ES_A256KW:
             raise InvalidRequest(f"{where}.alg: EC keys must say {ECDH_ES_A256KW!r}")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from ..attestation.hazmat.guard import foreign
 from . import jws
 from .errors import ConfigError, TokenInvalid
 from .jws import SigningKey, VerifyingKey, algorithm_of, key_id
@@ -74,7 +75,7 @@ class TokenKey:
                 key = serialization.load_pem_private_key(f.read(1 << 16), password=None)
         except OSError as exc:
             raise ConfigError(location, f"{path}: {exc.strerror}", file) from None
-        except (ValueError, TypeError):
+        except foreign():  # ValueError, and UnsupportedAlgorithm for a curve OpenSSL lacks (sect163k1)
             raise ConfigError(location, f"{path}: not an unencrypted PEM private key", file) from None
         if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
             raise ConfigError(location, f"{path}: must be a P-256 or Ed25519 key", file)

@@ -43,6 +43,7 @@ def test_exported_names() -> None:
             "Tee",
             "VerificationFailed",
             "VerifiedClaims",
+            "VerifierFault",
             "detect",
             "inspect",
             "verify",

@@ -100,3 +100,35 @@ def test_unreadable_and_malformed_files(tmp_path):
     with pytest.raises(ConfigError, match=r"^bad\.toml: not valid TOML"):
         load_config(str(bad))
     assert os.path.exists(bad)
+    bad.write_bytes(b"\xff\xfe[http]\n")  # tomllib.load raises UnicodeDecodeError for this, not TOMLDecodeError
+    with pytest.raises(ConfigError, match=r"^bad\.toml: not valid TOML \('utf-8' codec"):
+        load_config(str(bad))
+
+
+# sect163k1: a curve this OpenSSL cannot use, so cryptography raises UnsupportedAlgorithm, not ValueError.
+SECT163K1_PRIVATE = b"""-----BEGIN EC PRIVATE KEY-----
+MFMCAQEEFQK9BXelh9qJm7VbYrJQ6mWC4DvHvaAHBgUrgQQAAaEuAywABAV6/ah/
+miUrCXiPvIk7/U2kX1HB7ANRTS61Hz+dCzfYnqDIE5GttuPfkw==
+-----END EC PRIVATE KEY-----
+"""
+SECT163K1_PUBLIC = b"""-----BEGIN PUBLIC KEY-----
+MEAwEAYHKoZIzj0CAQYFK4EEAAEDLAAEBXr9qH+aJSsJeI+8iTv9TaRfUcHsA1FN
+LrUfP50LN9ieoMgTka2249+T
+-----END PUBLIC KEY-----
+"""
+
+
+def test_keys_on_unsupported_curves_are_config_errors(tmp_path):
+    from inclavare.kbs.admin import AdminKey
+    from inclavare.kbs.admin_client import load_admin_key
+    from inclavare.kbs.token import TokenKey
+
+    private, public = tmp_path / "k.pem", tmp_path / "k.pub.pem"
+    private.write_bytes(SECT163K1_PRIVATE)
+    public.write_bytes(SECT163K1_PUBLIC)
+    with pytest.raises(ConfigError, match="not an unencrypted PEM private key"):
+        TokenKey.load(str(private))
+    with pytest.raises(ConfigError, match="not an unencrypted PEM private key"):
+        load_admin_key(str(private))
+    with pytest.raises(ConfigError, match="not a PEM public key"):
+        AdminKey.load("ops", str(public), ["*"], "admin.keys[0]")

@@ -18,6 +18,7 @@ from cryptography import x509
 
 from ..errors import EvidenceFormatError
 from . import der
+from .guard import contained
 
 _BASE = "1.3.6.1.4.1.3704.1"
 _SPL = {1: "bootloader", 2: "tee", 3: "snp", 4: "spl_4", 5: "spl_5", 6: "spl_6", 7: "spl_7", 8: "microcode", 9: "fmc"}
@@ -32,6 +33,11 @@ class AmdCertInfo:
 
 
 def cert_info(cert: x509.Certificate, what: str) -> AmdCertInfo:
+    with contained(f"{what}: AMD extensions"):
+        return _cert_info(cert, what)
+
+
+def _cert_info(cert: x509.Certificate, what: str) -> AmdCertInfo:
     err = der.DerError(f"{what}: AMD extensions", EvidenceFormatError)
     spl: dict[str, int] = {}
     product = hwid = csp = None

@@ -23,13 +23,13 @@ from datetime import datetime
 from functools import lru_cache
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ..errors import AttestationError, VerificationFailed
+from .guard import attempt, contained, holds, succeeds
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
 _PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----[A-Za-z0-9+/=\s]+?-----END X509 CRL-----")
@@ -43,31 +43,49 @@ def _load_one(der_or_pem: bytes, pem: bool) -> x509.Certificate:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cert = x509.load_pem_x509_certificate(der_or_pem) if pem else x509.load_der_x509_certificate(der_or_pem)
-        # cryptography parses some fields lazily and raises ValueError on first
-        # access; touch them all here so later code never meets a foreign error.
+        # cryptography parses some fields lazily and raises (ValueError,
+        # DuplicateExtension, ...) on first access; touch them all here so
+        # later code never meets a foreign error.
         _ = (cert.extensions, cert.subject, cert.issuer, cert.serial_number, cert.signature_hash_algorithm)
         _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.public_key())
+    # X.690 8.6.2.2: the signatureValue BIT STRING (the certificate's last
+    # element) starts with its count of unused bits. RSA and ECDSA signatures
+    # are whole octets (RFC 5280 4.1.1.3, RFC 3279 2.2), but cryptography
+    # accepts a count of 1..7 when the padding bits happen to be zero, so the
+    # same signature verifies inside a second encoding of the certificate.
+    # Evidence must be the only encoding of what was signed (see the
+    # trailing-bytes rule in .quote): refuse it.
+    if not cert.public_bytes(Encoding.DER).endswith(b"\0" + cert.signature):
+        raise ValueError("signatureValue BIT STRING has unused bits")
     return cert
 
 
 def load_certificates(data: bytes, what: str, error: type[AttestationError]) -> list[x509.Certificate]:
-    """Certificates from PEM (one or more blocks; NULs and whitespace around them allowed) or one DER."""
+    """Certificates from PEM (one or more blocks; NULs and whitespace around them allowed) or one DER.
+
+    A certificate that does not load raises ``error`` naming it
+    (``<what>: certificate 2 of 3: not a valid X.509 certificate (<why>)``),
+    whatever `cryptography` raised (see :mod:`.guard`).
+    """
     blocks = _PEM_BLOCK.findall(data) if data.lstrip(b" \t\r\n\0").startswith(b"-----BEGIN") else []
-    try:
-        if blocks:
-            leftover = _PEM_BLOCK.sub(b"", data).strip(b" \t\r\n\0")
-            if leftover:
-                raise error(f"{what}: unexpected data between PEM certificates")
-            if len(blocks) > MAX_CHAIN:
-                raise error(f"{what}: more than {MAX_CHAIN} certificates")
-            return [_load_one(b, True) for b in blocks]
-        return [_load_one(bytes(data), False)]
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise error(f"{what}: not a valid X.509 certificate ({_short(exc)})") from None
+    if not blocks:
+        return [_load(bytes(data), False, what, error)]
+    leftover = _PEM_BLOCK.sub(b"", data).strip(b" \t\r\n\0")
+    if leftover:
+        raise error(f"{what}: unexpected data between PEM certificates")
+    if len(blocks) > MAX_CHAIN:
+        raise error(f"{what}: more than {MAX_CHAIN} certificates")
+    return [_load(b, True, f"{what}: certificate {i} of {len(blocks)}", error) for i, b in enumerate(blocks, 1)]
+
+
+def _load(data: bytes, pem: bool, what: str, error: type[AttestationError]) -> x509.Certificate:
+    with contained(what, error, "not a valid X.509 certificate"):
+        cert = _load_one(data, pem)
+    return cert
 
 
 def load_crl(data: bytes, what: str, error: type[AttestationError]) -> x509.CertificateRevocationList:
-    try:
+    with contained(what, error, "not a valid X.509 CRL"):
         if _PEM_CRL.search(data):
             crl = x509.load_pem_x509_crl(data.strip(b"\0"))
         else:
@@ -75,13 +93,8 @@ def load_crl(data: bytes, what: str, error: type[AttestationError]) -> x509.Cert
         # Parse every lazily decoded part now (see _load_one).
         _ = (crl.issuer, crl.last_update_utc, crl.next_update_utc, crl.extensions, crl.signature_hash_algorithm)
         _ = [(r.serial_number, r.revocation_date_utc, r.extensions) for r in crl]
-        return crl
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise error(f"{what}: not a valid X.509 CRL ({_short(exc)})") from None
-
-
-def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        _ = crl.fingerprint(hashes.SHA256())
+    return crl
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -117,11 +130,7 @@ def check_validity(cert: x509.Certificate, at: datetime, check: str) -> None:
 @lru_cache(maxsize=4096)
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """Pure function of the two DER encodings, so it is memoised (bounded)."""
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
+    return succeeds(lambda: cert.verify_directly_issued_by(issuer))
 
 
 def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, check: str) -> None:
@@ -177,10 +186,7 @@ def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate
     """Memoised by (CRL fingerprint, issuer); CRL objects are not hashable, so no lru_cache."""
     key = (crl.fingerprint(hashes.SHA256()), issuer)
     if key not in _CRL_MEMO:
-        try:
-            valid = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-        except (TypeError, UnsupportedAlgorithm):
-            valid = False
+        valid = holds(lambda: crl.is_signature_valid(issuer.public_key()))  # type: ignore[arg-type]
         if len(_CRL_MEMO) >= 1024:
             _CRL_MEMO.clear()
         _CRL_MEMO[key] = valid
@@ -200,19 +206,12 @@ def ecdsa_raw_verify(
         return False
     r = int.from_bytes(signature[:half], "big")
     s = int.from_bytes(signature[half:], "big")
-    try:
-        public_key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hash_alg))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    return succeeds(lambda: public_key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hash_alg)))
 
 
 def p256_from_raw(xy: bytes) -> ec.EllipticCurvePublicKey | None:
     """An uncompressed P-256 point from raw ``x || y`` (64 bytes); None if not on the curve."""
-    try:
-        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + xy)
-    except ValueError:
-        return None
+    return attempt(lambda: ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + xy))
 
 
 def _iso(value: datetime) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import cbor2
 
 from ..errors import EvidenceFormatError
+from .guard import contained
 
 ALG_ES384 = -35
 ALG_EDDSA = -8
@@ -51,17 +52,21 @@ def decode_exact(data: bytes, what: str) -> object:
         raise EvidenceFormatError(f"{what}: larger than the 1 MiB limit")
     stream = io.BytesIO(bytes(data))
     try:
-        value = cbor2.CBORDecoder(stream).decode()
-    except (cbor2.CBORError, ValueError, TypeError, LookupError, RecursionError, OverflowError, MemoryError) as exc:
-        raise EvidenceFormatError(
-            f"{what}: malformed CBOR ({str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__})"
-        ) from None
+        with contained(what, EvidenceFormatError, "malformed CBOR"):
+            value = cbor2.CBORDecoder(stream).decode()
+    except MemoryError:  # a length field promising more than there is memory for
+        raise EvidenceFormatError(f"{what}: malformed CBOR (a length beyond the input)") from None
     if stream.tell() != len(data):
         raise EvidenceFormatError(f"{what}: {len(data) - stream.tell()} bytes after the CBOR item")
     return value
 
 
 def parse_cose_sign1(data: bytes, what: str) -> CoseSign1:
+    with contained(what):
+        return _parse_cose_sign1(data, what)
+
+
+def _parse_cose_sign1(data: bytes, what: str) -> CoseSign1:
     item = decode_exact(data, what)
     tagged = isinstance(item, cbor2.CBORTag)
     if isinstance(item, cbor2.CBORTag):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from ..errors import EvidenceFormatError
 from ._reader import u32
+from .guard import guarded
 
 MAGIC = b"HCLA"
 HW_REPORT = 0x20
@@ -47,6 +48,7 @@ class HclReport:
         return hashlib.new(_HASHES[self.hash_type], self.runtime_data).digest()
 
 
+@guarded("azure hcl report")
 def parse_hcl_report(data: bytes) -> HclReport:
     what = "azure hcl report"
     if len(data) < VARIABLE or data[:4] != MAGIC:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from ..claims import TcbStatus
 from ..errors import CollateralError
+from .guard import contained
 from .jsonspan import loads_strict, member_spans
 
 LEVEL_STATUSES = frozenset(
@@ -92,6 +93,11 @@ class EnclaveIdentity:
 
 def split_pcs_body(data: bytes, member: str, what: str) -> Signed:
     """``{"<member>": {...}, "signature": "hex"}`` -> the exact member bytes and the signature."""
+    with contained(what, CollateralError):
+        return _split(data, member, what)
+
+
+def _split(data: bytes, member: str, what: str) -> Signed:
     spans = member_spans(data, what)
     if set(spans) != {member, "signature"}:
         raise CollateralError(f"{what}: members must be exactly {member!r} and 'signature', not {sorted(spans)}")
@@ -100,6 +106,11 @@ def split_pcs_body(data: bytes, member: str, what: str) -> Signed:
 
 
 def parse_tcb_info(signed: Signed, what: str = "tcb info") -> TcbInfo:
+    with contained(what, CollateralError):
+        return _tcb_info(signed, what)
+
+
+def _tcb_info(signed: Signed, what: str) -> TcbInfo:
     doc = _obj(loads_strict(signed.body, what), what)
     version = _int(doc, "version", what)
     if version not in (2, 3):
@@ -137,6 +148,11 @@ def parse_tcb_info(signed: Signed, what: str = "tcb info") -> TcbInfo:
 
 
 def parse_enclave_identity(signed: Signed, what: str = "qe identity") -> EnclaveIdentity:
+    with contained(what, CollateralError):
+        return _enclave_identity(signed, what)
+
+
+def _enclave_identity(signed: Signed, what: str) -> EnclaveIdentity:
     doc = _obj(loads_strict(signed.body, what), what)
     version = _int(doc, "version", what)
     if version != 2:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..errors import EvidenceFormatError
 from .cose import ALG_ES384, CoseSign1, decode_exact, parse_cose_sign1
+from .guard import guarded
 
 WHAT = "nitro document"
 _KEYS = {"module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle", "public_key", "user_data", "nonce"}
@@ -38,6 +39,7 @@ class NitroDocument:
     nonce: bytes | None
 
 
+@guarded(WHAT)
 def parse_document(data: bytes) -> NitroDocument:
     cose = parse_cose_sign1(data, WHAT)
     if cose.protected != {1: ALG_ES384}:

@@ -22,6 +22,7 @@ from cryptography import x509
 
 from ..errors import EvidenceFormatError
 from . import der
+from .guard import guarded
 
 SGX_EXTENSIONS_OID = "1.2.840.113741.1.13.1"
 _ROOT = SGX_EXTENSIONS_OID
@@ -38,6 +39,7 @@ class PckExtensions:
     sgx_type: int
 
 
+@guarded("pck certificate: sgx extensions")
 def pck_extensions(cert: x509.Certificate) -> PckExtensions:
     """Parse the SGX extensions of a PCK leaf certificate."""
     err = der.DerError("pck certificate: sgx extensions", EvidenceFormatError)
@@ -50,6 +52,7 @@ def pck_extensions(cert: x509.Certificate) -> PckExtensions:
     raise err("the certificate has no SGX extensions (OID 1.2.840.113741.1.13.1)")
 
 
+@guarded("pck certificate: sgx extensions")
 @lru_cache(maxsize=1024)
 def parse_sgx_extensions(raw: bytes) -> PckExtensions:
     """Parse (memoised: a pure function of the bytes; errors are not cached)."""

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from ..errors import EvidenceFormatError
 from ._reader import Reader
+from .guard import guarded
 from .reports import (
     SGX_REPORT_BODY_SIZE,
     TD_REPORT10_SIZE,
@@ -95,6 +96,7 @@ class Quote:
         return "tdx" if self.header.tee_type == TEE_TDX else "sgx"
 
 
+@guarded("quote")
 def peek_header(data: bytes) -> QuoteHeader | None:
     """The header if ``data`` starts like an Intel ECDSA quote, else None (for format detection)."""
     if len(data) < HEADER_SIZE:
@@ -105,6 +107,7 @@ def peek_header(data: bytes) -> QuoteHeader | None:
     return header
 
 
+@guarded("quote")
 def parse_quote(data: bytes, *, allow_trailing_garbage: bool = False) -> Quote:
     """Parse a quote; see the module docstring for the trailing-bytes rule.
 

@@ -32,6 +32,7 @@ import cbor2
 from ..errors import EvidenceFormatError
 from . import der
 from .cose import decode_exact
+from .guard import guarded
 from .x509lite import LiteCertificate
 
 DICE_TAGGED_EVIDENCE = "2.23.133.5.4.9"
@@ -56,6 +57,7 @@ class RatlsEvidence:
     claims_buffer: bytes | None
 
 
+@guarded(WHAT)
 def extract(cert: LiteCertificate) -> RatlsEvidence:
     found = [(oid, raw) for oid, _, raw in cert.extensions if oid == DICE_TAGGED_EVIDENCE or oid in LEGACY_OIDS]
     if len(found) != 1:
@@ -68,6 +70,7 @@ def extract(cert: LiteCertificate) -> RatlsEvidence:
     return _dice(oid, raw)
 
 
+@guarded(f"{WHAT}: tagged evidence")
 def _dice(oid: str, raw: bytes) -> RatlsEvidence:
     if raw[:1] == b"\x04":  # tolerate an extra DER OCTET STRING around the CBOR
         raw = der.parse_single(raw, der.DerError(WHAT), der.TAG_OCTET_STRING).value
@@ -82,6 +85,7 @@ def _dice(oid: str, raw: bytes) -> RatlsEvidence:
     return RatlsEvidence("tcg-dice", oid, CBOR_TAGS[item.tag], value[0], value[1] if len(value) == 2 else None)
 
 
+@guarded(f"{WHAT}: binding")
 def expected_binding(ev: RatlsEvidence, spki: bytes) -> tuple[bytes, str]:
     """The REPORT_DATA prefix this evidence must carry for key ``spki``, and a description of the rule."""
     if ev.encoding == "legacy":

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from ..claims import SnpPolicy, SnpTcb
 from ..errors import EvidenceFormatError
 from ._reader import u32, u64
+from .guard import guarded
 
 REPORT_SIZE = 0x4A0
 SIGNED_SIZE = 0x2A0
@@ -78,10 +79,12 @@ class SnpReport:
         return bool(self.signer_info & 2)
 
 
+@guarded("sev-snp report")
 def looks_like_report(data: bytes) -> bool:
     return len(data) >= REPORT_SIZE and 2 <= u32(data, 0) <= 5 and u32(data, 0x34) == SIG_ALGO_ECDSA_P384_SHA384
 
 
+@guarded("sev-snp report")
 def parse_report(data: bytes, *, allow_trailing_garbage: bool = False) -> SnpReport:
     if len(data) < REPORT_SIZE:
         raise EvidenceFormatError(f"sev-snp report: {len(data)} bytes, a report is {REPORT_SIZE}")

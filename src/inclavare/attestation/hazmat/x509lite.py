@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from ..errors import EvidenceFormatError
 from . import der
+from .guard import guarded, succeeds
 
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----")
 _HASHES = {
@@ -59,6 +59,7 @@ class LiteCertificate:
         return name_text(self.subject)
 
 
+@guarded(WHAT)
 def load(data: bytes) -> LiteCertificate:
     """One certificate, PEM or DER."""
     blocks = _PEM.findall(data) if data.lstrip().startswith(b"-----BEGIN") else []
@@ -72,6 +73,7 @@ def load(data: bytes) -> LiteCertificate:
     return parse(bytes(data))
 
 
+@guarded(WHAT)
 @lru_cache(maxsize=256)
 def parse(data: bytes) -> LiteCertificate:
     """Parse one DER certificate (memoised: a pure function of the bytes; errors are not cached)."""
@@ -168,6 +170,7 @@ def _extensions(rest: list[der.Tlv], err: der.DerError) -> tuple[tuple[str, bool
     return tuple(out)
 
 
+@guarded(WHAT)
 def name_text(name: bytes) -> str:
     """An RDN sequence as ``CN=..,O=..`` (RFC 4514 order is reversed; this keeps DER order)."""
     err = der.DerError(WHAT)
@@ -187,16 +190,17 @@ def self_signed(cert: LiteCertificate) -> bool:
     kind, hash_cls = _HASHES.get(cert.signature_algorithm, (None, None))
     if kind is None or cert.issuer != cert.subject:
         return False
-    try:
-        key = load_der_public_key(cert.spki)
-        if kind == "ecdsa" and isinstance(key, ec.EllipticCurvePublicKey) and hash_cls:
-            key.verify(cert.signature, cert.tbs, ec.ECDSA(hash_cls()))
-        elif kind == "rsa" and isinstance(key, rsa.RSAPublicKey) and hash_cls:
-            key.verify(cert.signature, cert.tbs, padding.PKCS1v15(), hash_cls())
-        elif kind == "ed25519" and isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(cert.signature, cert.tbs)
-        else:
-            return False
-    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
-        return False
-    return True
+    return succeeds(lambda: _verify_self(cert, kind, hash_cls))
+
+
+def _verify_self(cert: LiteCertificate, kind: str, hash_cls: type[hashes.HashAlgorithm] | None) -> None:
+    """Raises unless the certificate's own key verifies its signature with the algorithm it names."""
+    key = load_der_public_key(cert.spki)
+    if kind == "ecdsa" and isinstance(key, ec.EllipticCurvePublicKey) and hash_cls:
+        key.verify(cert.signature, cert.tbs, ec.ECDSA(hash_cls()))
+    elif kind == "rsa" and isinstance(key, rsa.RSAPublicKey) and hash_cls:
+        key.verify(cert.signature, cert.tbs, padding.PKCS1v15(), hash_cls())
+    elif kind == "ed25519" and isinstance(key, ed25519.Ed25519PublicKey):
+        key.verify(cert.signature, cert.tbs)
+    else:
+        raise ValueError(f"{kind} signature with a {type(key).__name__}")

@@ -25,6 +25,7 @@ from ..collateral import CollateralStore
 from ..errors import AttestationError, EvidenceFormatError
 from ..formats import unwrap_text
 from ..hazmat.cose import decode_exact
+from ..hazmat.guard import contained
 
 OID_ENDORSEMENTS = "2.23.133.5.4.2"
 INTEL_TAGS = frozenset({60000, 0x1A7501})  # endorsements exist for Intel TEE quotes only
@@ -51,6 +52,11 @@ class Endorsements:
 
     @classmethod
     def decode(cls, raw: bytes) -> Endorsements:
+        with contained(WHAT):
+            return cls._decode(raw)
+
+    @classmethod
+    def _decode(cls, raw: bytes) -> Endorsements:
         item = decode_exact(raw, WHAT)
         if not isinstance(item, cbor2.CBORTag) or item.tag not in INTEL_TAGS:
             raise EvidenceFormatError(f"{WHAT}: not a CBOR tag of an Intel TEE quote (60000, 0x1A7501)")

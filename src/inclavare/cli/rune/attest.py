@@ -22,10 +22,11 @@ FLAGS = [
 
 
 def main(ctx: RuntimeContext, opts: dict[str, object], args: list[str]) -> int:
+    from ...attestation.hazmat.hextext import from_hex  # 0x-prefixed too, as dcap-qvl prints it
     from ...runtime.attest import attest
 
     try:
-        report_data = bytes.fromhex(str(opts["report_data"]))
+        report_data = from_hex(str(opts["report_data"]))
     except ValueError:
         raise UsageError("--report-data: not hex") from None
     target_info = b""

@@ -164,8 +164,10 @@ def _identity(args: argparse.Namespace, signer: bytes | None = None) -> EnclaveI
 def _signer(text: str | None) -> bytes | None:
     if text is None:
         return None
+    from ...attestation.hazmat.hextext import from_hex  # 0x-prefixed too, as dcap-qvl prints it
+
     try:
-        value = bytes.fromhex(text)
+        value = from_hex(text)
     except ValueError:
         value = b""
     if len(value) != 32:

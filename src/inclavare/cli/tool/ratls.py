@@ -43,6 +43,7 @@ from ...attestation import CollateralStore, Policy, VerifiedClaims
 from ...attestation.attesters import ALIASES, REGISTRY, Attester, AttesterOptions, create
 from ...attestation.attesters.interface import DEFAULT_AESM_SOCKET, DEFAULT_TSM_ROOT
 from ...attestation.attesters.peek import claimed
+from ...attestation.hazmat.hextext import from_hex
 from ...attestation.ratls import AttestedSocket, RatlsError, VerifyPolicy, accept, client_context, connect
 from ...attestation.ratls import server_context as make_server_context
 from ...attestation.ratls.certificate import KEY_ALGORITHMS
@@ -160,21 +161,35 @@ def _client(args: argparse.Namespace, attester: Attester | None) -> int:
         raise RatlsError("ratls client: the server closed the connection without a reply (did it refuse our evidence?)")
     assert conn.peer is not None
     measurement = conn.peer.claims.measurement
-    size = len(measurement)
-    if reply[:1] == b"{":
-        doc = json.loads(reply)
-        echoed = bytes.fromhex(doc.get("measurement", ""))
-    else:
-        doc = {
-            "measurement": reply[:size].hex(),
-            "signer": reply[size : 2 * size].hex(),
-            "message": reply[2 * size :].decode("utf-8", "replace"),
-        }
-        echoed = reply[:size]
+    doc, echoed = decode_reply(reply, len(measurement))
     _print(
         {"verified": True, "peer": _claims(conn.peer), "reply": doc, "reply_matches_evidence": echoed == measurement}
     )
     return 0
+
+
+def decode_reply(reply: bytes, size: int) -> tuple[dict[str, object], bytes]:
+    """The server's reply (``raw`` or ``json``) and the measurement it echoes; RatlsError if it is neither.
+
+    The server is verified, but its reply is still input: JSON that is not
+    an object, or a measurement that is not hex (``0x`` allowed), is a
+    one-line error, not a traceback.
+    """
+    if reply[:1] != b"{":
+        doc: dict[str, object] = {
+            "measurement": reply[:size].hex(),
+            "signer": reply[size : 2 * size].hex(),
+            "message": reply[2 * size :].decode("utf-8", "replace"),
+        }
+        return doc, reply[:size]
+    try:
+        parsed = json.loads(reply)
+        text = parsed.get("measurement", "") if isinstance(parsed, dict) else None
+        if not isinstance(text, str):
+            raise ValueError("no measurement string")
+        return parsed, from_hex(text)
+    except (ValueError, RecursionError) as exc:
+        raise RatlsError(f"ratls client: the server's JSON reply is malformed ({str(exc)[:80]})") from None
 
 
 def _canonical(name: str | None) -> str | None:

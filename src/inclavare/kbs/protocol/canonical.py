@@ -30,7 +30,10 @@ class CanonicalJsonError(ValueError):
 def canonical_json(value: object) -> bytes:
     """The RFC 8785 serialization of ``value`` as UTF-8 bytes."""
     out: list[str] = []
-    _write(value, out)
+    try:
+        _write(value, out)
+    except RecursionError:  # json.loads nests deeper than this recursive writer can follow
+        raise CanonicalJsonError("value nested too deeply") from None
     try:
         return "".join(out).encode("utf-8")
     except UnicodeEncodeError:

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from ...attestation.hazmat.guard import is_panic
 from ..admin import Admin
 from ..errors import KbsError, PayloadTooLarge
 from ..protocol.session import COOKIE_NAME
@@ -42,8 +43,22 @@ T = TypeVar("T")
 PREFIX = "/kbs/v0"
 
 
+class RustPanic(Exception):
+    """A panic in cryptography's Rust layer, made an ordinary exception so the 500 handler answers it.
+
+    ``pyo3_runtime.PanicException`` derives from BaseException, which
+    starlette's error middleware does not catch: the connection would just
+    drop. (/attest never gets here: the service refuses such an attempt.)
+    """
+
+
 async def call(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-    return await run_in_threadpool(fn, *args, **kwargs)
+    try:
+        return await run_in_threadpool(fn, *args, **kwargs)
+    except BaseException as exc:
+        if is_panic(exc):
+            raise RustPanic(f"panic in {getattr(fn, '__qualname__', 'a service call')}") from exc
+        raise
 
 
 class Endpoints:

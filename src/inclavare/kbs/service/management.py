@@ -13,13 +13,22 @@ follow trustee where it has one:
                                      or {"builtin": "affirming", "scope": ...}
     POST /kbs/v0/reference-value     {"name": "software.measurement", "values": ["<hex>"], "expires": <epoch s> | null}
     POST /kbs/v0/reference-value/<name>/expire  {"value": "<hex>" (optional), "at": <epoch s> (default: now)}
+
+Reference values of byte claims (``<tee>.measurement``, ``.signer``,
+``.report_data``, ``.mr_enclave``, ``.host_data``...) are stored the way the
+attestation policy sees the claims: lower-case hex without a prefix. They
+are accepted as dcap-qvl and Automata print them too (``0x``, upper case);
+a value that is not hex is refused rather than stored to never match.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 
+from ...attestation import claims
+from ...attestation.hazmat.hextext import canonical_hex
 from ..admin import GLOBAL, Admin, valid_scope
 from ..errors import AdminForbidden, InvalidRequest, PolicyInvalid
 from ..policy import ATTESTATION_POLICIES, RESOURCE_POLICIES, check_module, check_path
@@ -30,6 +39,16 @@ from . import Deps
 _RV_NAME = re.compile(r"^[a-z0-9-]{1,32}\.[a-z0-9_]{1,64}$")
 _POLICY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_VALUES = 1024
+# Claims that are byte strings: the policy input renders them as lower-case hex (VerifiedClaims.to_json).
+BYTE_CLAIMS = frozenset(
+    {"measurement", "signer", "report_data"}
+    | {
+        f.name
+        for cls in (claims.SgxClaims, claims.TdxClaims, claims.SnpClaims, claims.NitroClaims, claims.SoftwareClaims)
+        for f in dataclasses.fields(cls)
+        if str(f.type).startswith("bytes")
+    }
+)
 
 
 class AdminService:
@@ -117,6 +136,7 @@ class AdminService:
             raise InvalidRequest(f"reference-value: values: 1 to {MAX_VALUES} strings")
         if not all(isinstance(v, str) and 0 < len(v) <= 512 for v in values):
             raise InvalidRequest("reference-value: values: each a non-empty string of at most 512 characters")
+        values = [reference_value(name, v, "reference-value: values") for v in values]
         expires = _time(doc.get("expires"), "reference-value: expires")
         record = self._record(admin, "reference.set", source, resource=name, detail=f"{len(values)} value(s)")
         self.d.storage.put_reference_values(name, list(values), expires, self.d.clock(), record)
@@ -145,6 +165,7 @@ class AdminService:
             raise InvalidRequest("expire: value: must be a string")
         at = _time(doc.get("at"), "expire: at")
         record = self._record(admin, "reference.expire", source, resource=_rv_name(name))
+        value = None if value is None else reference_value(name, value, "expire: value")
         count = self.d.storage.expire_reference_values(name, value, self.d.clock() if at is None else at, record)
         self.d.audit.emit(record)
         return count
@@ -152,6 +173,7 @@ class AdminService:
     def delete_reference_values(self, admin: Admin, name: str, value: str | None, source: str) -> int:
         admin.require(GLOBAL)
         record = self._record(admin, "reference.delete", source, resource=_rv_name(name))
+        value = None if value is None else reference_value(name, value, "value")
         count = self.d.storage.delete_reference_values(name, value, record)
         self.d.audit.emit(record)
         return count
@@ -187,6 +209,16 @@ def _policy_text(doc: Mapping[str, object], builtins: Mapping[str, str], where: 
         return decode_b64(_string(doc, "policy", where)).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest(f"{where}: policy: must be base64 of UTF-8 Rego text") from None
+
+
+def reference_value(name: str, value: str, where: str) -> str:
+    """A byte claim's value as the policy sees it (``0xAB..`` -> ``ab..``); other claims unchanged."""
+    if name.partition(".")[2] not in BYTE_CLAIMS:
+        return value
+    try:
+        return canonical_hex(value)
+    except ValueError:
+        raise InvalidRequest(f"{where}: {value[:40]!r} is not hex (a {name} reference value)") from None
 
 
 def _rv_name(name: str) -> str:

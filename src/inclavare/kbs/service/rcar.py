@@ -14,7 +14,13 @@ The attest step, in order (ref: trustee kbs/src/attestation/backend.rs
    conditional update — a concurrent replay of the same nonce loses.
 
 Any refusal in 1 (nonce), 3, 4 or 5 burns the session (FAILED) and answers
-one "attestation failed" (401): the reason is logged, never returned.
+one "attestation failed" (401): the reason is logged, never returned. So
+does anything *unexpected* on the way (a verifier or library raising what
+nobody mapped, a panic in cryptography's Rust layer): the attempt is
+audited, the nonce is spent, and the peer sees the same 401, never a 500
+it could tell apart or retry with other evidence against one challenge.
+Only a body that is not an Attestation at all (400) leaves the session
+usable: nothing was appraised.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from datetime import UTC, datetime
 
 from ... import attestation
 from ...attestation.claims import EvidenceKind, NitroClaims, VerifiedClaims
+from ...attestation.hazmat.guard import describe, is_panic
 from ..errors import AttestationFailed, InvalidRequest, KbsError
 from ..jwe import public_key_from_jwk
 from ..policy import ATTESTATION_POLICIES, PolicyEvaluationError, appraise
@@ -74,8 +81,7 @@ class RcarService:
         m = self.d.metrics
         m.attestation_requests.inc()
         try:
-            parsed = messages.Attestation.parse(messages.parse_json(body, "attestation"))
-            public_key_from_jwk(parsed.tee_pubkey, "attestation: runtime-data.tee-pubkey")
+            parsed = _parse_attestation(body)
         except InvalidRequest:
             m.attestation_errors.inc()
             raise
@@ -96,6 +102,12 @@ class RcarService:
         except AttestationFailed as exc:
             self._refuse(session, exc, now, source)
             raise
+        except KbsError:
+            raise  # storage or policy lanes unavailable (503): the broker's trouble, not the evidence's
+        except BaseException as exc:
+            failure = _unexpected(exc, "appraising the attestation")
+            self._refuse(session, failure, now, source)
+            raise failure from exc
         m.attestation_successes.labels(session.tee).inc()
         return token, done
 
@@ -189,6 +201,31 @@ class RcarService:
         self._auths += 1
         if self._auths % 256 == 0:  # sessions expire on their own; this only reclaims space
             self.d.storage.purge_sessions(now - self.d.config.attestation.session_timeout)
+
+
+def _parse_attestation(body: bytes) -> messages.Attestation:
+    """The Attestation and its usable TEE key; InvalidRequest (400) for anything else."""
+    try:
+        parsed = messages.Attestation.parse(messages.parse_json(body, "attestation"))
+        public_key_from_jwk(parsed.tee_pubkey, "attestation: runtime-data.tee-pubkey")
+    except InvalidRequest:
+        raise
+    except BaseException as exc:
+        _unexpected(exc, "parsing the request")  # logged with its traceback; the peer learns only "malformed"
+        raise InvalidRequest("attestation: malformed request") from exc
+    return parsed
+
+
+def _unexpected(exc: BaseException, doing: str) -> AttestationFailed:
+    """An exception nobody mapped (a bug, a library failing in a new way, a Rust panic) as a refusal.
+
+    The traceback goes to the server log; KeyboardInterrupt, SystemExit and
+    the like are not refusals and propagate.
+    """
+    if not isinstance(exc, Exception) and not is_panic(exc):
+        raise exc
+    log.error("unexpected %s while %s", type(exc).__name__, doing, exc_info=exc)
+    return AttestationFailed(f"internal error while {doing}: {describe(exc)}")
 
 
 def _report_data(result: VerifiedClaims) -> bytes | None:
