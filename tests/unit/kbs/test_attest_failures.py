@@ -20,7 +20,7 @@ import pytest
 
 from inclavare import attestation
 from inclavare.attestation.hazmat.guard import is_panic
-from inclavare.kbs.errors import AttestationFailed, InvalidRequest
+from inclavare.kbs.errors import AttestationFailed
 from inclavare.kbs.jwe import TeeKey, b64url
 from inclavare.kbs.protocol.session import SessionState, session_key
 from inclavare.kbs.service import rcar
@@ -124,7 +124,7 @@ def test_an_unexpected_exception_while_appraising_is_a_refusal(broker: Broker, m
     assert len(failed_attests(broker)) == 1
 
 
-def test_a_panic_while_parsing_is_a_400_and_keeps_the_session(broker: Broker, monkeypatch) -> None:
+def test_a_panic_while_parsing_is_a_refusal_that_burns_the_session(broker: Broker, monkeypatch) -> None:
     broker.setup_release()
     cookie, hs, report_data = broker.auth()
     body = json.dumps(hs.attestation(broker.provider.evidence(report_data))).encode()
@@ -135,10 +135,11 @@ def test_a_panic_while_parsing_is_a_400_and_keeps_the_session(broker: Broker, mo
 
     with monkeypatch.context() as m:
         m.setattr(rcar, "public_key_from_jwk", fails)
-        with pytest.raises(InvalidRequest, match="attestation: malformed request"):
+        with pytest.raises(AttestationFailed, match="attestation body: attestation: malformed request"):
             broker.service.rcar.attest(body, cookie, "t")
-    assert state(broker, cookie) is SessionState.AUTHED
-    broker.service.rcar.attest(body, cookie, "t")
+    assert state(broker, cookie) is SessionState.FAILED
+    with pytest.raises(AttestationFailed, match="nonce already used"):
+        broker.service.rcar.attest(body, cookie, "t")
 
 
 def test_a_deeply_nested_tee_key_is_refused_not_a_recursion_error(broker: Broker) -> None:
@@ -160,9 +161,9 @@ def test_an_rsa_key_with_an_even_modulus_is_malformed(broker: Broker) -> None:
     good = TeeKey.generate("RSA").public_jwk()
     cookie, hs, _ = broker.auth(key=TeeKey.generate())
     hs.tee_pubkey = {**good, "n": b64url(((1 << 3071) | 2).to_bytes(384))}
-    with pytest.raises(InvalidRequest, match="odd modulus"):
+    with pytest.raises(AttestationFailed, match="odd modulus"):
         broker.service.rcar.attest(json.dumps(hs.attestation(b"x")).encode(), cookie, "t")
-    assert state(broker, cookie) is SessionState.AUTHED
+    assert state(broker, cookie) is SessionState.FAILED
 
 
 def test_the_attestation_api_stays_what_rcar_calls() -> None:

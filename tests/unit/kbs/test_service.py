@@ -130,12 +130,15 @@ def test_the_default_attestation_policy_refuses_software(tmp_path):
     b.service.close()
 
 
-def test_malformed_attestation_does_not_burn_the_session(broker: Broker):
+def test_a_malformed_attestation_burns_the_session_like_any_failed_attest(broker: Broker):
     broker.setup_release()
     cookie, hs, report_data = broker.auth()
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(AttestationFailed, match=r"^attestation body: "):
         broker.service.rcar.attest(b'{"runtime-data": {}}', cookie, "t")
-    broker.service.rcar.attest(json.dumps(hs.attestation(broker.provider.evidence(report_data))).encode(), cookie, "t")
+    with pytest.raises(AttestationFailed, match="nonce already used"):
+        broker.service.rcar.attest(
+            json.dumps(hs.attestation(broker.provider.evidence(report_data))).encode(), cookie, "t"
+        )
 
 
 def test_expiry_of_sessions_and_tokens(broker: Broker):

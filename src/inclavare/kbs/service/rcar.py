@@ -80,11 +80,6 @@ class RcarService:
         """Answer an Attestation: (token, attested session)."""
         m = self.d.metrics
         m.attestation_requests.inc()
-        try:
-            parsed = _parse_attestation(body)
-        except InvalidRequest:
-            m.attestation_errors.inc()
-            raise
         if cookie is None:
             m.attestation_errors.inc()
             raise AttestationFailed("no kbs-session-id cookie (call /kbs/v0/auth first)")
@@ -97,11 +92,18 @@ class RcarService:
             self._refuse(found, exc, now, source)
             raise
         try:
+            # Every failed /attest spends the nonce, a malformed body too: one
+            # challenge, one try, whatever is wrong with it.
+            parsed = _parse_attestation(body)
             result, vector = self._appraise(session, parsed, now)
             token, done = self._issue(session, parsed, result, vector, now, source)
         except AttestationFailed as exc:
             self._refuse(session, exc, now, source)
             raise
+        except InvalidRequest as exc:
+            failure = AttestationFailed(f"attestation body: {exc}")
+            self._refuse(session, failure, now, source)
+            raise failure from None
         except KbsError:
             raise  # storage or policy lanes unavailable (503): the broker's trouble, not the evidence's
         except BaseException as exc:
