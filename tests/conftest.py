@@ -9,6 +9,12 @@ import tempfile
 
 import pytest
 
+# The CRI tests talk gRPC from this process; by default grpcio's fork handlers
+# restart its threads in every forked child, and tests that fork (seccomp's
+# run_confined, SCMP_ACT_KILL_THREAD) then leave a child whose other threads
+# hold the pipe open forever. Set before anything imports grpc.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNE = os.path.join(ROOT, "build", "rune")
 
