@@ -25,7 +25,7 @@ from ..jwe import encrypt
 from ..policy import PolicyEvaluationError, authorize, check_path
 from ..protocol.ear import tee_pubkey_of
 from ..protocol.session import attested, session_key
-from . import Deps
+from .deps import Deps
 from .rcar import subject_of
 
 log = logging.getLogger("inclavare.kbs")
