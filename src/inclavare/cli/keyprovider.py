@@ -73,15 +73,13 @@ def main(argv: list[str] | None = None) -> int:
 def _kbs_client(args: argparse.Namespace) -> KbsClient:
     if not args.manifest or not args.rootfs:
         raise UsageError("inclavare-keyprovider: --kbs needs --manifest and --rootfs (the enclave to attest)")
-    from ..enclave.identity import HostKey
-    from ..kbs.attester import SoftwareEvidenceProvider
+    from ..attestation.attesters import SoftwareAttester
+    from ..enclave.identity import HostKey, verify_signature
     from ..kbs.client import KbsClient
 
     host_key = HostKey.load_or_create(args.host_key) if args.host_key else HostKey.load_or_create()
-    evidence = SoftwareEvidenceProvider.from_signed_enclave(
-        args.manifest, args.sig or args.manifest + ".sig", args.rootfs, host_key
-    )
-    return KbsClient(args.kbs, evidence, verify=args.cacert or True)
+    identity = verify_signature(args.manifest, args.sig or args.manifest + ".sig", args.rootfs)
+    return KbsClient(args.kbs, SoftwareAttester(identity, host_key), verify=args.cacert or True)
 
 
 if __name__ == "__main__":

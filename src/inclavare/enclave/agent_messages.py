@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import binascii  # not base64: it imports `re`, which `rune exec` should not pay for
 
+from ..attestation import REPORT_DATA_SIZE  # SGX REPORTDATA
 from .errors import AgentProtocolError
 
 TARGETINFO_SIZE = 512  # SGX TARGETINFO (inventory §1.8)
-REPORT_DATA_SIZE = 64  # SGX REPORTDATA
 QUOTE_TYPES = ("", "epidUnlinkable", "epidLinkable", "ecdsa")  # `rune attest --quote-type`
 SIGNAL_MAX = 64  # SIGRTMAX on Linux x86-64
 _HEX = frozenset("0123456789abcdefABCDEF")  # not string.hexdigits: `string` imports `re`

@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from .._sys import consts as c
 from .._sys import pal as abi
+from ..attestation import REPORT_DATA_SIZE  # sgx_report_data_t
 from ..errors import EnclaveError
 from .errors import (
     EnclaveConfigError,
@@ -42,7 +43,6 @@ REQUIRED = {
     2: ("pal_init", "pal_create_process", "pal_exec", "pal_destroy"),
     3: ("pal_init", "pal_create_process", "pal_exec", "pal_destroy"),
 }
-REPORT_DATA_SIZE = 64  # sgx_report_data_t
 
 # Blocked around PAL calls made from worker threads. cgo PALs ran under Go,
 # whose signal handlers use SA_RESTART, so C PALs rarely retry on EINTR;

@@ -123,17 +123,15 @@ def main(argv: list[str]) -> int:
 
 
 def _enclave_side(args: argparse.Namespace, urls: list[str], verify: bool | str) -> int:
-    from ...enclave.identity import HostKey
-    from ...kbs.attester import SoftwareEvidenceProvider
+    from ...attestation.attesters import SoftwareAttester
+    from ...enclave.identity import HostKey, verify_signature
     from ...kbs.client import KbsClient
     from ...kbs.jwe import TeeKey
 
     host_key = HostKey.load_or_create(args.host_key) if args.host_key else HostKey.load_or_create()
-    provider = SoftwareEvidenceProvider.from_signed_enclave(
-        args.manifest, args.sig or args.manifest + ".sig", args.rootfs, host_key
-    )
+    identity = verify_signature(args.manifest, args.sig or args.manifest + ".sig", args.rootfs)
     with KbsClient(
-        urls, provider, tee_key=TeeKey.generate("RSA" if args.tee_key == "rsa" else "EC"), verify=verify
+        urls, SoftwareAttester(identity, host_key), tee_key=TeeKey.generate("RSA" if args.tee_key == "rsa" else "EC"), verify=verify
     ) as client:
         if args.cmd == "attest":
             print(json.dumps({"token": client.attest()}))

@@ -21,11 +21,12 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from ...attestation import REPORT_DATA_SIZE
+from ...attestation.software import sign_report
 from ...errors import EnclaveError
 from ..errors import EnclaveConfigError, EnclaveNotSupported, EnclaveStateError, EnclaveUnavailable
 from ..identity import EnclaveIdentity, HostKey, Manifest, load_manifest, measurement_of, verify_signature
 from ..identity.errors import IdentityError, ManifestError, SignatureError, one_line
-from ..identity.report import REPORT_DATA_SIZE, local_report
 from ..interface import INTERFACE_VERSION, LOG_LEVELS, PID_ALL, PID_CURRENT, TEE_KINDS, Capabilities, split_args
 from . import _options
 
@@ -273,11 +274,13 @@ class RuntimeBase(abc.ABC):
                 f"got {len(target_info)}"
             )
         if len(report_data) > REPORT_DATA_SIZE:
-            raise EnclaveError(f"enclave runtime {self.name}: report data is {len(report_data)} bytes, at most 64")
+            raise EnclaveError(
+                f"enclave runtime {self.name}: report data is {len(report_data)} bytes, at most {REPORT_DATA_SIZE}"
+            )
         if self._host_key is None:
             raise EnclaveUnavailable(f"enclave runtime {self.name}: no software-TEE key: {self._host_key_error}")
         assert self.identity is not None
-        return local_report(self.identity, bytes(report_data).ljust(REPORT_DATA_SIZE, b"\0"), self._host_key)
+        return sign_report(self.identity, bytes(report_data).ljust(REPORT_DATA_SIZE, b"\0"), self._host_key)
 
     # -- helpers ---------------------------------------------------------
     def _require_ready(self, call: str) -> Manifest:

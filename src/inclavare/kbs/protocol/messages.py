@@ -23,7 +23,7 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ...attestation.claims import EvidenceKind
+from ...attestation.claims import EvidenceKind, Tee
 from ..errors import AuthFailed, InvalidRequest
 from .canonical import loads
 
@@ -41,6 +41,14 @@ TEE_EVIDENCE: dict[str, frozenset[EvidenceKind]] = {
     "nitro": frozenset({EvidenceKind.NITRO_DOCUMENT}),
     "sample": frozenset({EvidenceKind.SOFTWARE}),
     "software": frozenset({EvidenceKind.SOFTWARE}),
+}
+# What a KBC declares for an attester's TEE (:attr:`inclavare.attestation.attesters.Attester.tee`).
+KBS_TEE: dict[Tee, str] = {
+    Tee.SGX: "sgx",
+    Tee.TDX: "tdx",
+    Tee.SEV_SNP: "snp",
+    Tee.NITRO: "nitro",
+    Tee.SOFTWARE: "software",
 }
 
 
