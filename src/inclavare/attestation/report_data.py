@@ -1,14 +1,7 @@
-"""REPORT_DATA: the caller's 64 bytes that every kind of evidence binds.
+"""The report-data check every attester makes (docs/attestation.md, "Report data").
 
-SGX REPORTDATA (Intel SDM Vol. 3D, 38.15 "REPORT"), TDX REPORTDATA (TDX
-module ABI, TDG.MR.REPORT), SEV-SNP REPORT_DATA (AMD SEV-SNP ABI, "ATTESTATION_REPORT
-structure") and software evidence's ``report_data`` (:mod:`.software`) are
-all 64 bytes. An RA-TLS certificate puts a hash of its key there, a KBS
-challenge a hash of its nonce and the TEE key (docs/kbs.md).
-
-The size itself is :data:`inclavare.attestation.REPORT_DATA_SIZE` (in the
-package, so that code on rune's paths can use it for free); this module adds
-the check every attester makes.
+The size is :data:`inclavare.attestation.REPORT_DATA_SIZE`, in the package
+itself so that code on rune's paths uses it without loading this module.
 """
 
 from __future__ import annotations
