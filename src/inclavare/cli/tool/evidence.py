@@ -21,15 +21,11 @@ import sys
 from datetime import UTC, datetime
 
 from ...errors import UsageError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+from ._cli import Parser
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="inclavare evidence", description="inspect and verify attestation evidence")
+    p = Parser(prog="inclavare evidence", description="inspect and verify attestation evidence")
     sub = p.add_subparsers(dest="command", required=True)
     ins = sub.add_parser("inspect", help="print the decoded fields (nothing is verified)")
     ins.add_argument("file")

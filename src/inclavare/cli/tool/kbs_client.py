@@ -32,11 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from ...errors import UsageError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog.removeprefix('inclavare kbs-client').strip() or 'usage'}: {message}")
+from ._cli import Parser, enclave_attester
 
 
 def _enclave_args(p: argparse.ArgumentParser) -> None:
@@ -54,11 +50,11 @@ def _policy_args(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="inclavare kbs-client", description="attest to a KBS, get resources, administer it")
+    p = Parser(prog="inclavare kbs-client", description="attest to a KBS, get resources, administer it")
     p.add_argument("--url", action="append", help="KBS base URL (repeat for replicas)")
     p.add_argument("--cacert", help="CA bundle (PEM) for an HTTPS KBS")
     p.add_argument("--admin-key", default=os.environ.get("INCLAVARE_KBS_ADMIN_KEY"))
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="cmd", required=True)
     _enclave_args(sub.add_parser("attest", help="run RCAR and print the attestation token"))
     get = sub.add_parser("get-resource", help="attest and get one resource")
     get.add_argument("--path", required=True)
@@ -87,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _reference_parser(rv: argparse.ArgumentParser) -> None:
-    sub = rv.add_subparsers(dest="rv", required=True, parser_class=_Parser)
+    sub = rv.add_subparsers(dest="rv", required=True)
     add = sub.add_parser("add")
     add.add_argument("name")
     add.add_argument("values", nargs="+")
@@ -109,10 +105,7 @@ def _reference_parser(rv: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
+    args = _parser().parse_args(argv)
     urls = args.url or ([os.environ["INCLAVARE_KBS_URL"]] if os.environ.get("INCLAVARE_KBS_URL") else [])
     if not urls:
         raise UsageError("--url is required (or set INCLAVARE_KBS_URL)")
@@ -123,15 +116,12 @@ def main(argv: list[str]) -> int:
 
 
 def _enclave_side(args: argparse.Namespace, urls: list[str], verify: bool | str) -> int:
-    from ...attestation.attesters import SoftwareAttester
-    from ...enclave.identity import HostKey, verify_signature
     from ...kbs.client import KbsClient
     from ...kbs.jwe import TeeKey
 
-    host_key = HostKey.load_or_create(args.host_key) if args.host_key else HostKey.load_or_create()
-    identity = verify_signature(args.manifest, args.sig or args.manifest + ".sig", args.rootfs)
+    attester = enclave_attester(args.manifest, args.sig, args.rootfs, args.host_key)
     with KbsClient(
-        urls, SoftwareAttester(identity, host_key), tee_key=TeeKey.generate("RSA" if args.tee_key == "rsa" else "EC"), verify=verify
+        urls, attester, tee_key=TeeKey.generate("RSA" if args.tee_key == "rsa" else "EC"), verify=verify
     ) as client:
         if args.cmd == "attest":
             print(json.dumps({"token": client.attest()}))
