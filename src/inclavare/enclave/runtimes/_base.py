@@ -23,10 +23,10 @@ from typing import Protocol
 
 from ...attestation import REPORT_DATA_SIZE
 from ...attestation.software import sign_report
-from ...errors import EnclaveError
+from ...errors import EnclaveError, one_line
 from ..errors import EnclaveConfigError, EnclaveNotSupported, EnclaveStateError, EnclaveUnavailable
 from ..identity import EnclaveIdentity, HostKey, Manifest, load_manifest, measurement_of, verify_signature
-from ..identity.errors import IdentityError, ManifestError, SignatureError, one_line
+from ..identity.errors import IdentityError, ManifestError, SignatureError
 from ..interface import INTERFACE_VERSION, LOG_LEVELS, PID_ALL, PID_CURRENT, TEE_KINDS, Capabilities, split_args
 from . import _options
 
