@@ -27,7 +27,8 @@ import errno
 import socket
 import struct
 
-from .interface import DEFAULT_AESM_SOCKET, AttesterError, NotSupportedOnPlatform
+from ..errors import AttesterError, NotSupportedOnPlatform
+from .interface import DEFAULT_AESM_SOCKET
 
 INIT_QUOTE_EX, GET_QUOTE_SIZE_EX, GET_QUOTE_EX = 15, 16, 17
 TIMEOUT_MS = 15000  # what rune sends (inventory section 1.8)

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..claims import Evidence, Tee
-from ..errors import AttesterError, NotSupportedOnPlatform, TsmRace
-from ..report_data import REPORT_DATA_SIZE, check_report_data
 
 if TYPE_CHECKING:
     from ..software import HostSigningKey, SoftwareIdentity
@@ -65,17 +63,3 @@ class AttesterOptions:
     privlevel: int | None = None
     runtime: LocalReporter | None = None
     aesm_socket: str = DEFAULT_AESM_SOCKET
-
-
-__all__ = [
-    "DEFAULT_AESM_SOCKET",
-    "DEFAULT_TSM_ROOT",
-    "REPORT_DATA_SIZE",
-    "Attester",
-    "AttesterError",
-    "AttesterOptions",
-    "LocalReporter",
-    "NotSupportedOnPlatform",
-    "TsmRace",
-    "check_report_data",
-]

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from ...errors import InclavareError
 from ..claims import Evidence, EvidenceKind, Tee
-from ..errors import AttestationError, EvidenceFormatError
+from ..errors import AttestationError, AttesterError, EvidenceFormatError
 from ..formats import detect
+from ..report_data import check_report_data
 from .aesm import REPORT_SIZE, AesmClient
-from .interface import AttesterError, AttesterOptions, LocalReporter, check_report_data
+from .interface import AttesterOptions, LocalReporter
 from .peek import claimed
 
 REPORT_BODY_SIZE = 384  # sgx_report_body_t; REPORTDATA at +320 (Intel SDM Vol. 3D 38.15)

@@ -14,8 +14,9 @@ seeded key the evidence is byte-for-byte reproducible.
 from __future__ import annotations
 
 from ..claims import Evidence, EvidenceKind, Tee
+from ..errors import AttesterError
 from ..software import HostSigningKey, SoftwareIdentity, sign_report
-from .interface import AttesterError, AttesterOptions
+from .interface import AttesterOptions
 
 
 class SoftwareAttester:

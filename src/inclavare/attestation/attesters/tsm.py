@@ -38,16 +38,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..claims import Evidence, EvidenceKind, Tee
-from ..errors import EvidenceFormatError
+from ..errors import AttesterError, EvidenceFormatError, NotSupportedOnPlatform, TsmRace
 from ..formats import detect
-from .interface import (
-    DEFAULT_TSM_ROOT,
-    AttesterError,
-    AttesterOptions,
-    NotSupportedOnPlatform,
-    TsmRace,
-    check_report_data,
-)
+from ..report_data import check_report_data
+from .interface import DEFAULT_TSM_ROOT, AttesterOptions
 from .peek import claimed
 
 PROVIDERS = {"tdx_guest": Tee.TDX, "sev_guest": Tee.SEV_SNP}  # tsm_report_ops.name = KBUILD_MODNAME

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, NoReturn
 
 from ...errors import InclavareError, UsageError
@@ -71,6 +72,28 @@ def _fail(tool: str, message: str, code: int, debug: bool) -> int:
         traceback.print_exc()
     sys.stderr.write(f"{tool}: {message}\n")
     return code
+
+
+def read_file(path: str, limit: int = -1) -> bytes:
+    """A file named on the command line (``-`` is stdin), at most ``limit`` bytes.
+
+    An OSError is left to :func:`run`, which prints it naming the file.
+    """
+    if path == "-":
+        return sys.stdin.buffer.read(limit)
+    with open(path, "rb") as f:
+        return f.read(limit)
+
+
+def instant(text: str, option: str) -> datetime:
+    """The RFC 3339 time given to ``option`` (``2027-01-01T00:00:00Z``); a time zone is required."""
+    try:
+        value = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise UsageError(f"{option}: {text!r} is not an RFC 3339 time like 2027-01-01T00:00:00Z") from None
+    if value.tzinfo is None:
+        raise UsageError(f"{option}: {text!r} needs a time zone (Z or +hh:mm)")
+    return value
 
 
 def enclave_attester(manifest: str, sig: str | None, rootfs: str, host_key: str | None) -> SoftwareAttester:

@@ -44,7 +44,7 @@ from ...enclave.identity import (
 from ...enclave.identity._files import write_atomic
 from ...enclave.identity.identity import signer_id
 from ...errors import UsageError
-from ._cli import Parser
+from ._cli import Parser, read_file
 
 _HELP = {
     "measure": "print the measurement (MRENCLAVE analogue) of a manifest and its rootfs",
@@ -129,7 +129,7 @@ def _verify(args: argparse.Namespace) -> None:
 def _seal(args: argparse.Namespace) -> None:
     identity = _identity(args)
     secret = HostSecret.load_or_create(args.host_secret) if args.host_secret else HostSecret.load_or_create()
-    blob = seal(identity, Policy(args.policy), _read(args.input), args.aad.encode(), secret=secret)
+    blob = seal(identity, Policy(args.policy), read_file(args.input), args.aad.encode(), secret=secret)
     _write(args.output, blob, 0o600)
 
 
@@ -137,7 +137,7 @@ def _unseal(args: argparse.Namespace) -> None:
     identity = _identity(args)
     secret = HostSecret.load_or_create(args.host_secret) if args.host_secret else HostSecret.load_or_create()
     policy = Policy(args.policy) if args.policy else None
-    plain = unseal(identity, _read(args.input), args.aad.encode(), policy=policy, secret=secret, source=args.input)
+    plain = unseal(identity, read_file(args.input), args.aad.encode(), policy=policy, secret=secret, source=args.input)
     _write(args.output, plain, 0o600)  # plaintext of sealed data: owner-only
 
 
@@ -162,14 +162,6 @@ def _signer(text: str | None) -> bytes | None:
     if len(value) != 32:
         raise UsageError("--signer: must be 64 hex digits (a MRSIGNER)")
     return value
-
-
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise IdentityError(f"{path}: {exc.strerror}") from None
 
 
 def _write(path: str, data: bytes, mode: int) -> None:

@@ -28,11 +28,10 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime
 from typing import Any
 
 from ...errors import UsageError
-from ._cli import Parser, enclave_attester
+from ._cli import Parser, enclave_attester, instant, read_file
 
 
 def _enclave_args(p: argparse.ArgumentParser) -> None:
@@ -148,28 +147,28 @@ def _admin_side(args: argparse.Namespace, url: str, verify: bool | str) -> int:
 
 
 def _set_resource(admin: Any, args: argparse.Namespace) -> object:
-    value = args.value.encode() if args.value is not None else _read(args.resource_file)
+    value = args.value.encode() if args.value is not None else read_file(args.resource_file)
     return {"path": admin.set_resource(args.path, value)}
 
 
 def _policy_text(args: argparse.Namespace) -> dict[str, str]:
     if args.builtin:
         return {"builtin": args.builtin}
-    return {"policy": _read(args.policy_file).decode("utf-8", errors="replace")}
+    return {"policy": read_file(args.policy_file).decode("utf-8", errors="replace")}
 
 
 def _reference(admin: Any, args: argparse.Namespace) -> object:
     if args.rv == "add":
-        return admin.add_reference_values(args.name, args.values, _time(args.expires))
+        return admin.add_reference_values(args.name, args.values, _time(args.expires, "--expires"))
     if args.rv == "list":
         return admin.reference_values(args.name)
     if args.rv == "expire":
-        return {"expired": admin.expire_reference_values(args.name, args.value, _time(args.at))}
+        return {"expired": admin.expire_reference_values(args.name, args.value, _time(args.at, "--at"))}
     if args.rv == "delete":
         return {"deleted": admin.delete_reference_values(args.name, args.value)}
     sig = args.sig or args.manifest + ".sig"
     return admin.add_from_enclave(
-        args.manifest, sig, args.rootfs, expires=_time(args.expires), by_signer=args.by_signer
+        args.manifest, sig, args.rootfs, expires=_time(args.expires, "--expires"), by_signer=args.by_signer
     )
 
 
@@ -188,25 +187,11 @@ _ADMIN = {
 }
 
 
-def _time(text: str | None) -> float | None:
+def _time(text: str | None, option: str) -> float | None:
+    """Seconds since the epoch, given as such or as an RFC 3339 time."""
     if text is None:
         return None
     try:
         return float(text)
     except ValueError:
-        pass
-    try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{text!r}: not RFC 3339 or seconds since the epoch") from None
-    if stamp.tzinfo is None:
-        raise UsageError(f"{text!r}: give a time zone (e.g. Z)")
-    return stamp.timestamp()
-
-
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror}") from None
+        return instant(text, option).timestamp()
