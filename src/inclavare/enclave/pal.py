@@ -35,7 +35,7 @@ from .errors import (
     PalSymbolMissing,
     PalVersionUnsupported,
 )
-from .interface import LOG_LEVELS, PID_CURRENT, TEE_KINDS, Capabilities
+from .interface import PID_CURRENT, TEE_KINDS, Capabilities, Lifecycle
 
 VERSION_MAX = 3
 REQUIRED = {
@@ -55,7 +55,6 @@ _ASYNC_SIGNALS = signal.valid_signals() - {
 }  # fmt: skip
 
 _T = TypeVar("_T")
-_LOADED, _READY, _DESTROYED = "loaded", "initialized", "destroyed"
 
 
 def _quiet(_msg: str) -> None:
@@ -81,7 +80,7 @@ class PalRuntime:
         for symbol in REQUIRED[self.api_version]:
             if not self._lib.bound(symbol):
                 raise PalSymbolMissing(self.name, symbol, self.api_version)
-        self._state = _LOADED
+        self._life = Lifecycle(self.name)
         self._lock = threading.Lock()
         self._pids: set[int] = set()  # created and not yet claimed by a wait
         self._v1_pending: dict[int, tuple[str, list[str], tuple[int, int, int]]] = {}
@@ -112,11 +111,7 @@ class PalRuntime:
 
     # -- lifecycle -------------------------------------------------------
     def init(self, args: str, log_level: str, pooled: tuple[int, int] | None = None) -> None:
-        if self._state != _LOADED:
-            raise EnclaveStateError(f"enclave runtime {self.name}: init called when {self._state}")
-        if log_level not in LOG_LEVELS:
-            levels = ", ".join(LOG_LEVELS)
-            raise EnclaveConfigError(f"enclave runtime {self.name}", f"invalid log level {log_level!r} ({levels})")
+        self._life.begin_init(log_level)
         # Commas separate options as spaces do (inventory §1.2: rune replaced them).
         args = args.replace(",", " ")
         if self.api_version >= 3:
@@ -127,14 +122,11 @@ class PalRuntime:
         else:
             ret = self._call("pal_init", self._lib.init_v1, args, log_level)
         self._check("pal_init", ret)
-        self._state = _READY
+        self._life.initialized()
 
     def destroy(self) -> None:
         """pal_destroy; without a successful init there is nothing to destroy."""
-        if self._state == _DESTROYED:
-            raise EnclaveStateError(f"enclave runtime {self.name}: destroy called twice")
-        ready, self._state = self._state == _READY, _DESTROYED
-        if ready:
+        if self._life.destroy():
             self._check("pal_destroy", self._call("pal_destroy", self._lib.destroy))
 
     # -- processes -------------------------------------------------------
@@ -247,9 +239,7 @@ class PalRuntime:
             raise PalCallFailed(self.name, call, ret, abi.errno_text(ret))
 
     def _require_ready(self, call: str) -> None:
-        if self._state != _READY:
-            when = "before init" if self._state == _LOADED else "after destroy"
-            raise EnclaveStateError(f"enclave runtime {self.name}: {call} called {when}")
+        self._life.require(call)
 
     def _needs_v3(self, what: str) -> str:
         return f"enclave runtime {self.name}: {what} need pal api version 3, this PAL has {self.api_version}"

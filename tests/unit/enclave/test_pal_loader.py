@@ -34,7 +34,7 @@ def open_pal(pal):
 
     yield make
     for rt in opened:
-        if rt._state != "destroyed":
+        if rt._life.state != "destroyed":
             rt.destroy()
 
 
