@@ -72,8 +72,9 @@ _BY_ANNOTATION = {a: s for s, (_, a) in SOURCES.items()}
 _BY_ENV = {e: s for s, (e, _) in SOURCES.items() if e}
 _PREFIX = "enclave"
 
-# inventory of SGX device nodes rune passes through (in-tree driver, DCAP
-# and legacy out-of-tree drivers, Graphene's gsgx), all misc devices.
+# The SGX device nodes rune passes through (in-tree driver, DCAP and legacy
+# out-of-tree drivers, Graphene's gsgx), all misc devices; the original's list
+# is in rune/libenclave/intelsgx/device_linux.go.
 SGX_DEVICES = ("/dev/sgx_enclave", "/dev/sgx/enclave", "/dev/sgx_provision",
                "/dev/sgx/provision", "/dev/isgx", "/dev/gsgx")  # fmt: skip
 MISC_MAJOR = 10
@@ -264,7 +265,7 @@ def host_resources(config: EnclaveConfig, root: str = "/") -> tuple[list[Device]
 
 
 def sgx_host_resources(root: str = "/") -> tuple[list[Device], list[Mount]]:
-    """The host's SGX device nodes and the aesmd socket directory (§1.2).
+    """The host's SGX device nodes and the aesmd socket directory, as the original rune adds them.
 
     A device counts if it exists under `root` as a character device of the
     misc major (symlinks followed, the link's path kept, as the original).

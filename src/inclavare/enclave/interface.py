@@ -1,10 +1,10 @@
 """The one interface every enclave runtime offers: C PALs and Python runtimes.
 
-The init-runelet (a container's init for enclave containers, inventory §1.3)
+The init-runelet (a container's init for enclave containers, docs/architecture.md)
 drives an :class:`EnclaveRuntime` and does not care whether a PAL shared
 library (:class:`inclavare.enclave.pal.PalRuntime`) or a Python runtime
 (``inclavare.enclave.runtimes``, third-party entry points) is behind it.
-The calls mirror the PAL API v3 (inventory §2), minus its C-isms:
+The calls mirror the PAL API v3 (docs/pal-abi.md), minus its C-isms:
 
 =================  =========================================  ====================
 call               PAL (v1 / v2+)                             who calls, when
@@ -177,6 +177,6 @@ def split_args(args: str) -> list[str]:
     """The runtime options in `args`: separated by spaces or commas.
 
     Commas count as separators because rune always turned
-    ``enclave.runtime.args=debug,no-epm`` into ``"debug no-epm"`` (inventory §1.2).
+    ``enclave.runtime.args=debug,no-epm`` into ``"debug no-epm"`` (docs/pal-abi.md, "Calls").
     """
     return args.replace(",", " ").split()

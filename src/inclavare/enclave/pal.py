@@ -1,9 +1,9 @@
 """A PAL shared library as an :class:`~inclavare.enclave.interface.EnclaveRuntime`.
 
-Ref: inventory §2 (PAL API v1-v3). ``PalRuntime(path)`` dlopens the library,
+Ref: docs/pal-abi.md (PAL API v1-v3). ``PalRuntime(path)`` dlopens the library,
 negotiates the API version and checks the symbols that version requires;
 the calls then map onto the PAL as the interface table says. Unlike the
-original loader (aesthetics-anchors §4), nothing here is global, nothing
+original loader (``rune/libenclave/internal/runtime/pal``), nothing here is global, nothing
 exits the process, and every failure is one line naming library and call:
 ``enclave runtime liberpal-x.so: pal_init failed: -22 (Invalid argument)``.
 
@@ -88,7 +88,7 @@ class PalRuntime:
         self._latest = 0  # the pid created last, until its wait has reaped it (kill(PID_CURRENT))
 
     def _negotiate(self) -> int:
-        """pal_get_version if exported, else 1; only 1 to 3 are known (§2.2)."""
+        """pal_get_version if exported, else 1; only 1 to 3 are known (docs/pal-abi.md, "Symbols")."""
         if not self._lib.has("pal_get_version"):
             self._log(f"{self.name}: no pal_get_version, assuming pal api version 1")
             return 1
@@ -112,10 +112,10 @@ class PalRuntime:
     # -- lifecycle -------------------------------------------------------
     def init(self, args: str, log_level: str, pooled: tuple[int, int] | None = None) -> None:
         self._life.begin_init(log_level)
-        # Commas separate options as spaces do (inventory §1.2: rune replaced them).
+        # Commas separate options as spaces do: rune replaced them (docs/pal-abi.md, "Calls").
         args = args.replace(",", " ")
         if self.api_version >= 3:
-            fd, addr = pooled if pooled is not None else (-1, 0)  # -1/0: no pooled enclave (§2.2)
+            fd, addr = pooled if pooled is not None else (-1, 0)  # -1/0: no pooled enclave (pal_attr_v3_t)
             ret = self._call("pal_init", self._lib.init_v3, args, log_level, fd, addr)
         elif pooled is not None:
             raise EnclaveNotSupported(self._needs_v3("pooled enclaves"))
@@ -205,13 +205,13 @@ class PalRuntime:
                 f"enclave runtime {self.name}: report data is {len(report_data)} bytes, at most {REPORT_DATA_SIZE}"
             )
         if any(report_data):
-            # pal_get_local_report has no report_data parameter (§2.3): the
+            # pal_get_local_report has no report_data parameter (docs/pal-abi.md): the
             # skeleton's EREPORT always uses 64 zero bytes.
             raise EnclaveNotSupported(
                 f"enclave runtime {self.name}: pal_get_local_report cannot bind report data (it is always zero)"
             )
         ret, length, report = self._call("pal_get_local_report", self._lib.get_local_report, target_info)
-        if ret != 0:  # the one call where rune requires exactly 0 (§2.3)
+        if ret != 0:  # the one call where rune requires exactly 0 (docs/pal-abi.md, "Calls")
             raise PalCallFailed(self.name, "pal_get_local_report", ret, abi.errno_text(ret))
         if length != abi.REPORT_SIZE:
             reason = f"returned a {length}-byte report, expected {abi.REPORT_SIZE}"
@@ -234,7 +234,7 @@ class PalRuntime:
         return result
 
     def _check(self, call: str, ret: int) -> None:
-        """PALs fail with ret < 0 (inventory §2.3)."""
+        """PALs fail with ret < 0 (docs/pal-abi.md, "Calls")."""
         if ret < 0:
             raise PalCallFailed(self.name, call, ret, abi.errno_text(ret))
 

@@ -78,6 +78,7 @@ if TYPE_CHECKING:
         def send(self, kind: str, payload: object = None) -> None: ...
         def expect(self, kind: str) -> object: ...
 
+
 START, CHALLENGE, EVIDENCE, RESOURCES = "kbs-start", "kbs-challenge", "kbs-evidence", "kbs-resources"
 DEFAULT_SECRETS_DIR = "/run/secrets"
 

@@ -1,9 +1,9 @@
 """The attester interface (RATS role "Attester", RFC 9334 section 3.1), its options and errors.
 
 An attester turns 64 bytes of caller data (REPORT_DATA: for RA-TLS the
-hash of the certificate key, inventory section 6.3) into :class:`Evidence`
+hash of the certificate key, docs/ratls.md) into :class:`Evidence`
 that a verifier (:func:`inclavare.attestation.verify`) can appraise. It
-mirrors rats-tls's attester plugins (inventory section 6.1:
+mirrors rats-tls's attester plugins (``attester_opts_t``:
 ``collect_evidence(ctx, evidence, algo, hash)``) minus the plugin loader:
 :mod:`.` keeps a registry keyed by TEE name.
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..software import HostSigningKey, SoftwareIdentity
 
 DEFAULT_TSM_ROOT = "/sys/kernel/config/tsm/report"  # Linux Documentation/ABI/testing/configfs-tsm
-DEFAULT_AESM_SOCKET = "/var/run/aesmd/aesm.socket"  # inventory section 1.8
+DEFAULT_AESM_SOCKET = "/var/run/aesmd/aesm.socket"  # where linux-sgx's aesmd listens
 
 
 class LocalReporter(Protocol):

@@ -1,6 +1,6 @@
 """The SGX attester: a PAL's local REPORT, turned into a DCAP quote by the host's aesmd.
 
-The flow is rune's ``attest`` (inventory section 1.8) with the quote types of
+The flow is rune's ``attest`` (docs/ratls.md, "SGX: PAL local report and aesmd") with the quote types of
 today (ECDSA/DCAP rather than EPID):
 
 1. aesmd ``InitQuoteEx`` gives the quoting enclave's TARGETINFO (512 bytes);

@@ -1,6 +1,6 @@
 """TDX and SEV-SNP guests: evidence through the Linux configfs-tsm report interface.
 
-ABI (Linux Documentation/ABI/testing/configfs-tsm, v6.7+; peer-anchors 6.8):
+ABI (Linux Documentation/ABI/testing/configfs-tsm, v6.7+):
 ``mkdir /sys/kernel/config/tsm/report/$name`` creates a request instance
 with the attributes ``inblob`` (WO, <= 64 bytes, becomes REPORT_DATA),
 ``outblob`` (RO, the provider's report: a TDX quote or an SNP report),

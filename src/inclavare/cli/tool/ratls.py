@@ -1,4 +1,4 @@
-"""``inclavare ratls``: the attested TLS sample server and client (rats-tls's samples, inventory 6.4).
+"""``inclavare ratls``: the attested TLS sample server and client (rats-tls's samples; docs/ratls.md).
 
     inclavare ratls server [-a ATTESTER] [-i IP] [-p PORT] [-m] [--policy FILE] [--allow-software]
                            [--collateral PATH]... [--count N] [--reply raw|json] [attester options]
@@ -8,7 +8,7 @@
 The server proves itself with ``-a`` (software, sgx, tdx, sev-snp; rats-tls
 names sgx_ecdsa, tdx_ecdsa, sev_snp work too), accepts connections, receives
 one message per connection and replies like the skeleton TLS server
-(inventory 2.5): ``raw`` = MEASUREMENT || SIGNER || message (MRENCLAVE(32) ||
+(the original's skeleton PAL in TLS_SERVER mode): ``raw`` = MEASUREMENT || SIGNER || message (MRENCLAVE(32) ||
 MRSIGNER(32) for SGX and software; the signer is zero-filled to the
 measurement's size where the TEE has none), or ``json`` =
 ``{"tee", "measurement", "signer", "message"}``. It prints one JSON line per

@@ -1,7 +1,7 @@
 """RCAR messages: Request, Challenge, Attestation and the attestation-token Response.
 
 Shapes follow trustee's KBS protocol 0.4 (kbs_attestation_protocol.md and
-the ``kbs-types`` crate it uses), as summarized in the peer anchors §1.1::
+the ``kbs-types`` crate it uses; docs/kbs.md)::
 
     Request      POST /kbs/v0/auth    {"version": "0.4.0", "tee": "tdx", "extra-params": {...}}
     Challenge    200 + cookie         {"nonce": "<base64>", "extra-params": {"selected-hash-algorithm": "sha384"}}
