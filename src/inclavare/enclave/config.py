@@ -177,7 +177,9 @@ def enclave_config(settings: Settings) -> EnclaveConfig | None:
     kind = _check_type(*settings.found["type"])
     if "runtime" not in settings.found:
         var, annotation = SOURCES["runtime"]
-        raise EnclaveConfigError(f"annotations.{annotation}", f"not set, but an enclave runtime is needed (or set {var})")
+        raise EnclaveConfigError(
+            f"annotations.{annotation}", f"not set, but an enclave runtime is needed (or set {var})"
+        )
     runtime, source = settings.found["runtime"]
     if not runtime.strip():
         raise EnclaveConfigError(source, "is empty")
@@ -213,7 +215,7 @@ def _refuse_lookalike(key: str, where: str, env_style: bool) -> None:
     head = normal.partition(".")[0]
     if head != _PREFIX and not _near(head, _PREFIX):
         return
-    setting = _NORMAL.get(_PREFIX + normal[len(head):])
+    setting = _NORMAL.get(_PREFIX + normal[len(head) :])
     if setting is None:
         raise EnclaveConfigError(where, f"unknown enclave setting{_closest(normal, env_style)}")
     var, annotation = SOURCES[setting]

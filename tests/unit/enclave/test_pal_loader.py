@@ -164,4 +164,3 @@ def test_destroy_ends_leftover_processes(open_pal, variant):
     rt.destroy()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # killed and reaped
-
