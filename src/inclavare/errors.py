@@ -113,3 +113,12 @@ class EnclaveError(InclavareError):
 
 class AttestationError(InclavareError):
     """Evidence could not be produced or did not verify."""
+
+
+def one_line(text: str) -> str:
+    """`text` with what is not printable (controls, line separators, the lone
+    surrogates of undecodable bytes) escaped: one line, whatever a hostile
+    file, image or manifest holds, so that it cannot break an error line or
+    forge another log line."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+                   for c in text)  # fmt: skip

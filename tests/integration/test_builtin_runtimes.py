@@ -8,7 +8,6 @@ and a manifest signed against that rootfs, with the annotations
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -29,6 +28,7 @@ from inclavare.enclave.identity import (
     write_signature,
 )
 from inclavare.testing.bundles import base_config
+from inclavare.testing.containers import status, wait_status
 
 pytestmark = pytest.mark.root
 
@@ -86,19 +86,6 @@ def env(tmp_path) -> dict[str, str]:
     return {**os.environ, "INCLAVARE_WASM_CACHE": str(tmp_path / "wasm-cache")}
 
 
-def status(rune, cid: str) -> str:
-    r = rune("state", cid)
-    return json.loads(r.stdout)["status"] if r.returncode == 0 else "gone"
-
-
-def wait_for(rune, cid: str, want: str, timeout: float = 10) -> float:
-    started = time.monotonic()
-    while status(rune, cid) != want:
-        assert time.monotonic() - started < timeout, f"{cid} is {status(rune, cid)}, not {want}"
-        time.sleep(0.01)
-    return time.monotonic() - started
-
-
 @pytest.mark.parametrize("runtime", ["wasm", "native"])
 def test_run(rune, enclave_bundle, env, runtime):
     r = rune("run", "--bundle", enclave_bundle(runtime, ["one", "exit=3"]), f"run-{runtime}", env=env)
@@ -132,7 +119,7 @@ def test_create_start_exec_kill_delete(rune, enclave_bundle, env, runtime, tmp_p
     assert r.returncode != 0
     assert f"/bin/sh is not the enclave's program {PROGRAMS[runtime]}" in r.stderr
     rune("kill", cid, "TERM", check=True)
-    wait_for(rune, cid, "stopped")
+    wait_status(rune, cid, "stopped")
     rune("delete", cid, check=True)
     assert status(rune, cid) == "gone"
 
@@ -142,7 +129,7 @@ def test_kill_a_spinning_wasm_module(rune, enclave_bundle, env):
     time.sleep(0.2)
     assert status(rune, "spin") == "running"
     rune("kill", "spin", "KILL", check=True)
-    latency = wait_for(rune, "spin", "stopped", timeout=5)
+    latency = wait_status(rune, "spin", "stopped", timeout=5)
     assert latency < 2
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 
 from inclavare.testing.bundles import base_config
+from inclavare.testing.containers import status, wait_for, wait_status
 
 pytestmark = pytest.mark.root
 
@@ -23,18 +23,6 @@ def enclave_config(args: list[str], pal: str, runtime_args: str = "debug") -> di
     cfg = base_config(args)
     cfg["annotations"] = {"enclave.type": "software", "enclave.runtime.path": pal, "enclave.runtime.args": runtime_args}
     return cfg
-
-
-def status(rune, cid: str) -> str:
-    r = rune("state", cid)
-    return json.loads(r.stdout)["status"] if r.returncode == 0 else "gone"
-
-
-def wait_for(rune, cid: str, want: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while status(rune, cid) != want:
-        assert time.monotonic() < deadline, f"{cid} is {status(rune, cid)}, not {want}"
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("version", ["v1", "v2", "v3"])
@@ -66,7 +54,7 @@ def test_create_start_exec_kill_delete(rune, bundle, pal, version, tmp_path):
     r = rune("exec", "-e", "FOO=a b  c", cid, "sh", "-c", 'echo "[$FOO]" "$0"; exit 9', "one arg")
     assert (r.returncode, r.stdout) == (9, "[a b  c] one arg\n")  # no space-joining of argv or env
     rune("kill", cid, "TERM", check=True)
-    wait_for(rune, cid, "stopped")
+    wait_status(rune, cid, "stopped")
     assert "got TERM" in out.read_text()
     rune("delete", cid, check=True)
     assert status(rune, cid) == "gone"
@@ -77,7 +65,7 @@ def test_v1_cannot_signal_so_a_stop_request_stops(rune, bundle, pal):
     b = bundle(enclave_config(["sleep", "100"], pal("v1")))
     rune("run", "-d", "--bundle", b, "v1kill", check=True)
     rune("kill", "v1kill", "TERM", check=True)
-    wait_for(rune, "v1kill", "stopped")
+    wait_status(rune, "v1kill", "stopped")
 
 
 def test_exec_detached_gives_a_waitable_pid(rune, bundle, pal, tmp_path):
@@ -88,10 +76,7 @@ def test_exec_detached_gives_a_waitable_pid(rune, bundle, pal, tmp_path):
     pid = int(pid_file.read_text())
     from inclavare._sys.proc import is_alive
 
-    deadline = time.monotonic() + 10
-    while is_alive(pid, None):  # the runelet relays the exec's exit, then ends
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for(lambda: not is_alive(pid, None), f"exec'd process {pid} to end")  # the runelet relays its exit
 
 
 def test_exec_refuses_options_that_cannot_apply_in_an_enclave(rune, bundle, pal):

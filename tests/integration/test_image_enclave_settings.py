@@ -96,8 +96,13 @@ def test_the_operator_can_still_take_them(tmp_path, rootfs_cache) -> None:
 
 @pytest.mark.parametrize(
     ("routes", "path"),
-    [(("env",), ""), (("labels",), ""), (("env", "labels"), "/proc/self/cwd/rootfs/lib/pal.so"),
-     (("labels",), "/proc/self/root{bundle}/rootfs/lib/pal.so"), (("env",), "{bundle}/../bundle/rootfs/lib/pal.so")],
+    [
+        (("env",), ""),
+        (("labels",), ""),
+        (("env", "labels"), "/proc/self/cwd/rootfs/lib/pal.so"),
+        (("labels",), "/proc/self/root{bundle}/rootfs/lib/pal.so"),
+        (("env",), "{bundle}/../bundle/rootfs/lib/pal.so"),
+    ],
 )
 def test_taken_by_the_operator_they_still_cannot_choose_host_code(tmp_path, rootfs_cache, rune, routes, path):
     """Even when the operator takes an image's enclave settings, rune loads PALs only from the

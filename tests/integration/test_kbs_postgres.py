@@ -14,8 +14,8 @@ import time
 import httpx
 import pytest
 
+from inclavare.attestation.attesters import SoftwareAttester
 from inclavare.kbs.admin_client import KbsAdmin
-from inclavare.kbs.attester import SoftwareEvidenceProvider
 from inclavare.kbs.client import KbsClient
 from inclavare.kbs.jwe import TeeKey
 from inclavare.kbs.protocol.handshake import ClientHandshake
@@ -61,11 +61,11 @@ def replicas(postgres, world):
 
 
 @pytest.fixture
-def provider(world) -> SoftwareEvidenceProvider:
-    return SoftwareEvidenceProvider(world.identity, world.host_key)
+def attester(world) -> SoftwareAttester:
+    return SoftwareAttester(world.identity, world.host_key)
 
 
-def test_two_replicas_serve_one_client_alternately(replicas, world, provider):
+def test_two_replicas_serve_one_client_alternately(replicas, world, attester):
     (a, b), _ = replicas
     with KbsAdmin(b.url, world.admin_key) as admin_b:
         assert sorted(admin_b.list_resources()) == sorted(VALUES)  # set through A, seen by B
@@ -73,7 +73,7 @@ def test_two_replicas_serve_one_client_alternately(replicas, world, provider):
     hs = ClientHandshake("software", key.public_jwk())
     challenge = httpx.post(f"{a.url}/kbs/v0/auth", json=hs.request())  # Request -> A
     cookie = {"Cookie": f"kbs-session-id={challenge.cookies['kbs-session-id']}"}
-    body = hs.attestation(provider.evidence(hs.challenge(challenge.json())))
+    body = hs.attestation(attester.collect_evidence(hs.challenge(challenge.json())).data)
     attested = httpx.post(f"{b.url}/kbs/v0/attest", json=body, headers=cookie)  # Attestation -> B
     assert attested.status_code == 200, attested.text
     token = {"Authorization": "Bearer " + ClientHandshake.token(attested.json())}
@@ -92,7 +92,7 @@ def test_two_replicas_serve_one_client_alternately(replicas, world, provider):
     assert [(r["replica"], r["deliveries"]) for r in releases] == [("a", 1), ("b", 1), ("a", 1), ("b", 1), ("a", 2)]
 
 
-def test_a_replica_killed_under_load_loses_nothing(replicas, world, provider):
+def test_a_replica_killed_under_load_loses_nothing(replicas, world, attester):
     (a, b), env = replicas
     threads, per_thread = 4, 24
     done = [0]
@@ -106,7 +106,7 @@ def test_a_replica_killed_under_load_loses_nothing(replicas, world, provider):
         try:
             for i in range(per_thread):
                 if i % 6 == 0:
-                    client = KbsClient(urls, provider, retries=6, backoff=0.05, timeout=5)
+                    client = KbsClient(urls, attester, retries=6, backoff=0.05, timeout=5)
                 path = f"default/key/k{i % len(VALUES)}"
                 assert client.get_resource(path, request_key=f"thread{tid}-request{i}") == VALUES[path]
                 with lock:
@@ -143,7 +143,7 @@ def test_a_replica_killed_under_load_loses_nothing(replicas, world, provider):
 
     restarted = KbsProcess(a.config, env=env)  # A comes back and serves sessions it never saw
     try:
-        with KbsClient([b.url], provider) as client:
+        with KbsClient([b.url], attester) as client:
             client.attest()
             client.urls = [restarted.url]
             assert client.get_resource("default/key/k0") == VALUES["default/key/k0"]

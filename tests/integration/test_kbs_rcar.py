@@ -17,9 +17,10 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from inclavare.attestation.attesters import SoftwareAttester
+from inclavare.enclave.identity import verify_signature
 from inclavare.kbs.admin import admin_token
 from inclavare.kbs.admin_client import KbsAdmin
-from inclavare.kbs.attester import SoftwareEvidenceProvider
 from inclavare.kbs.client import KbsClient, KbsClientError, attest_and_fetch, tls_verify
 from inclavare.kbs.errors import ERROR_TYPE_PREFIX, JweError
 from inclavare.kbs.jwe import TeeKey, b64url, b64url_decode
@@ -52,8 +53,8 @@ def kbs(world):
 
 
 @pytest.fixture
-def provider(world) -> SoftwareEvidenceProvider:
-    return SoftwareEvidenceProvider.from_signed_enclave(world.manifest, world.sig, world.rootfs, world.host_key)
+def attester(world) -> SoftwareAttester:
+    return SoftwareAttester(verify_signature(world.manifest, world.sig, world.rootfs), world.host_key)
 
 
 def releases(kbs: KbsProcess, world: World) -> list[dict[str, object]]:
@@ -76,10 +77,10 @@ class Raw:
     """One KBC speaking RCAR by hand, so that each step can be broken."""
 
     def __init__(
-        self, kbs: KbsProcess, provider: SoftwareEvidenceProvider, key: TeeKey | None = None, tee: str = "software"
+        self, kbs: KbsProcess, attester: SoftwareAttester, key: TeeKey | None = None, tee: str = "software"
     ) -> None:
         self.http = httpx.Client(base_url=kbs.url, timeout=10)
-        self.provider = provider
+        self.attester = attester
         self.key = key or TeeKey.generate()
         self.hs = ClientHandshake(tee, self.key.public_jwk())
 
@@ -96,16 +97,16 @@ class Raw:
         return self.http.get(f"/kbs/v0/resource/{path}", **kw)
 
 
-def test_attest_and_fetch_end_to_end(kbs, provider):
-    got = attest_and_fetch(kbs.url, provider, ["default/key/db", "default/cert/tls"])
+def test_attest_and_fetch_end_to_end(kbs, attester):
+    got = attest_and_fetch(kbs.url, attester, ["default/key/db", "default/cert/tls"])
     assert got == {"default/key/db": SECRET, "default/cert/tls": OTHER}
-    got = attest_and_fetch(kbs.url, provider, ["default/key/db"], tee_key=TeeKey.generate("RSA"))
+    got = attest_and_fetch(kbs.url, attester, ["default/key/db"], tee_key=TeeKey.generate("RSA"))
     assert got == {"default/key/db": SECRET}
 
 
-def test_the_session_cookie_and_the_token_both_work(kbs, provider, world):
-    raw = Raw(kbs, provider)
-    evidence = provider.evidence(raw.auth())
+def test_the_session_cookie_and_the_token_both_work(kbs, attester, world):
+    raw = Raw(kbs, attester)
+    evidence = attester.collect_evidence(raw.auth()).data
     response = raw.attest(raw.hs.attestation(evidence))
     token = ClientHandshake.token(response.json())
     assert raw.key.decrypt(raw.get().json()) == SECRET
@@ -126,22 +127,22 @@ def test_malformed_and_unknown_requests(kbs):
     problem(http.put("/kbs/v0/auth"), 405, "MethodNotAllowed")
 
 
-def test_missing_cookie_or_token(kbs, provider, world):
+def test_missing_cookie_or_token(kbs, attester, world):
     before = len(releases(kbs, world))
-    raw = Raw(kbs, provider)
+    raw = Raw(kbs, attester)
     problem(raw.get(), 401, "TokenNotFound")
     problem(raw.get(headers={"Cookie": "kbs-session-id=forged"}), 401, "TokenNotFound")
     report_data = raw.auth()
     problem(raw.get(), 401, "TokenNotFound")  # authed, not attested
     raw.http.cookies.clear()
-    body = problem(raw.attest(raw.hs.attestation(provider.evidence(report_data))), 401, "AttestationError")
+    body = problem(raw.attest(raw.hs.attestation(attester.collect_evidence(report_data).data)), 401, "AttestationError")
     assert body["detail"] == "attestation failed"
     assert len(releases(kbs, world)) == before
 
 
-def test_a_malformed_attestation_is_a_401_that_spends_the_nonce(kbs, provider, world):
-    raw = Raw(kbs, provider)
-    body = raw.hs.attestation(provider.evidence(raw.auth()))
+def test_a_malformed_attestation_is_a_401_that_spends_the_nonce(kbs, attester, world):
+    raw = Raw(kbs, attester)
+    body = raw.hs.attestation(attester.collect_evidence(raw.auth()).data)
     good = json.loads(json.dumps(body))
     del body["runtime-data"]["nonce"]
     assert problem(raw.attest(body), 401, "AttestationError")["detail"] == "attestation failed"  # no oracle
@@ -149,14 +150,14 @@ def test_a_malformed_attestation_is_a_401_that_spends_the_nonce(kbs, provider, w
     assert problem(raw.attest(good), 401, "AttestationError")["detail"] == "attestation failed"  # one try
 
 
-def test_replayed_nonce_is_refused(kbs, provider, world):
+def test_replayed_nonce_is_refused(kbs, attester, world):
     before = len(releases(kbs, world))
-    first = Raw(kbs, provider)
-    old_body = first.hs.attestation(provider.evidence(first.auth()))
+    first = Raw(kbs, attester)
+    old_body = first.hs.attestation(attester.collect_evidence(first.auth()).data)
     assert first.attest(old_body).status_code == 200
     # the same Attestation again, on its own session, and on a fresh one
     assert problem(first.attest(old_body), 401, "AttestationError")["detail"] == "attestation failed"
-    second = Raw(kbs, provider, first.key)
+    second = Raw(kbs, attester, first.key)
     second.auth()
     assert problem(second.attest(old_body), 401, "AttestationError")["detail"] == "attestation failed"
     problem(second.get(), 401, "TokenNotFound")
@@ -192,9 +193,9 @@ def attest_records(kbs: KbsProcess, world: World, raw: Raw) -> list[dict[str, ob
 
 
 @pytest.mark.parametrize("tee", ["sgx", "tdx", "nitro"])
-def test_corrupted_certificates_in_evidence_are_a_401_that_burns_the_nonce(kbs, provider, world, tee):
+def test_corrupted_certificates_in_evidence_are_a_401_that_burns_the_nonce(kbs, attester, world, tee):
     """Was a 500, twice on one session, with nothing audited: a peer could probe evidence variants."""
-    raw = Raw(kbs, provider, tee=tee)
+    raw = Raw(kbs, attester, tee=tee)
     raw.auth()
     for _ in range(2):
         body = problem(raw.attest(raw.hs.attestation(corrupted_evidence(tee))), 401, "AttestationError")
@@ -208,33 +209,33 @@ def test_corrupted_certificates_in_evidence_are_a_401_that_burns_the_nonce(kbs, 
     assert "internal error" not in kbs.log().lower()
 
 
-def test_a_deeply_nested_tee_key_is_a_401(kbs, provider, world):
+def test_a_deeply_nested_tee_key_is_a_401(kbs, attester, world):
     """Canonicalising 900 nested arrays for the binding recursed out of the stack: a 500."""
-    raw = Raw(kbs, provider)
+    raw = Raw(kbs, attester)
     report_data = raw.auth()
     nested: object = "x"
     for _ in range(900):
         nested = [nested]
-    body = raw.hs.attestation(provider.evidence(report_data))
+    body = raw.hs.attestation(attester.collect_evidence(report_data).data)
     body["runtime-data"]["tee-pubkey"] = {**raw.key.public_jwk(), "x5c": nested}
     assert problem(raw.attest(body), 401, "AttestationError")["detail"] == "attestation failed"
     assert "nested too deeply" in str(attest_records(kbs, world, raw)[0]["detail"])
-    problem(raw.attest(raw.hs.attestation(provider.evidence(report_data))), 401, "AttestationError")
+    problem(raw.attest(raw.hs.attestation(attester.collect_evidence(report_data).data)), 401, "AttestationError")
 
 
-def test_evidence_bound_to_another_key(kbs, provider, world):
+def test_evidence_bound_to_another_key(kbs, attester, world):
     before = len(releases(kbs, world))
-    raw = Raw(kbs, provider)
-    body = raw.hs.attestation(provider.evidence(raw.auth()))
+    raw = Raw(kbs, attester)
+    body = raw.hs.attestation(attester.collect_evidence(raw.auth()).data)
     body["runtime-data"]["tee-pubkey"] = TeeKey.generate().public_jwk()  # an attacker's key, someone else's evidence
     assert problem(raw.attest(body), 401, "AttestationError")["detail"] == "attestation failed"
     problem(raw.get(), 401, "TokenNotFound")
     assert len(releases(kbs, world)) == before
 
 
-def test_expired_and_foreign_tokens(kbs, provider, world):
-    raw = Raw(kbs, provider)
-    token = ClientHandshake.token(raw.attest(raw.hs.attestation(provider.evidence(raw.auth()))).json())
+def test_expired_and_foreign_tokens(kbs, attester, world):
+    raw = Raw(kbs, attester)
+    token = ClientHandshake.token(raw.attest(raw.hs.attestation(attester.collect_evidence(raw.auth()).data)).json())
     with open(f"{world.root}/token.pem", "rb") as f:
         kbs_key = serialization.load_pem_private_key(f.read(), password=None)
     head, payload, _ = token.split(".")
@@ -249,9 +250,9 @@ def test_expired_and_foreign_tokens(kbs, provider, world):
     assert raw.key.decrypt(http.get(url, headers={"Authorization": f"Bearer {token}"}).json()) == SECRET
 
 
-def test_policy_deny_releases_nothing(kbs, provider, world):
+def test_policy_deny_releases_nothing(kbs, attester, world):
     before = len(releases(kbs, world))
-    with KbsClient(kbs.url, provider) as client:
+    with KbsClient(kbs.url, attester) as client:
         for path in ("tenant-a/key/db", "tenant-a/key/absent"):  # no policy covers tenant-a/*: 403, exists or not
             with pytest.raises(KbsClientError) as exc:
                 client.get_resource(path)
@@ -274,9 +275,9 @@ def test_policy_deny_releases_nothing(kbs, provider, world):
     assert [r["resource"] for r in audit[before:]] == ["tenant-a/key/db"]
 
 
-def test_tampered_jwe_does_not_decrypt(kbs, provider):
-    raw = Raw(kbs, provider)
-    raw.attest(raw.hs.attestation(provider.evidence(raw.auth())))
+def test_tampered_jwe_does_not_decrypt(kbs, attester):
+    raw = Raw(kbs, attester)
+    raw.attest(raw.hs.attestation(attester.collect_evidence(raw.auth()).data))
     response = raw.get().json()
     for field in ("ciphertext", "tag", "iv", "encrypted_key", "protected"):
         blob = bytearray(b64url_decode(response[field]))
@@ -322,17 +323,17 @@ def test_admin_api_needs_a_valid_admin_token(kbs, world):
         admin.set_resource_policy(policy="package policy\nallow if {", scope="default/*")
 
 
-def test_retries_with_one_idempotency_key_release_once(kbs, provider, world):
-    raw = Raw(kbs, provider)
-    raw.attest(raw.hs.attestation(provider.evidence(raw.auth())))
+def test_retries_with_one_idempotency_key_release_once(kbs, attester, world):
+    raw = Raw(kbs, attester)
+    raw.attest(raw.hs.attestation(attester.collect_evidence(raw.auth()).data))
     for _ in range(3):
         assert raw.key.decrypt(raw.get(headers={"Idempotency-Key": "retry-key-0001"}).json()) == SECRET
     mine = [r for r in releases(kbs, world) if r.get("request_key") == "retry-key-0001"]
     assert [r["deliveries"] for r in mine] == [3]
 
 
-def test_metrics_in_trustee_families(kbs, provider):
-    attest_and_fetch(kbs.url, provider, ["default/key/db"])
+def test_metrics_in_trustee_families(kbs, attester):
+    attest_and_fetch(kbs.url, attester, ["default/key/db"])
     text = httpx.get(f"{kbs.url}/metrics").text
     for family in (
         "kbs_http_requests_total",
@@ -417,7 +418,7 @@ def self_signed(root: str) -> tuple[str, str]:
     return cert_path, key_path
 
 
-def test_https(world, provider):
+def test_https(world, attester):
     cert, key = self_signed(world.root)
     config = world.config("tls", extra=UNLIMITED)
     with open(config) as f:
@@ -430,8 +431,8 @@ def test_https(world, provider):
             admin.set_resource("default/key/db", SECRET)
             admin.set_resource_policy(builtin="approved-executables", scope="default/*")
             admin.add_from_enclave(world.manifest, world.sig, world.rootfs)
-        assert attest_and_fetch(url, provider, ["default/key/db"], verify=cert) == {"default/key/db": SECRET}
+        assert attest_and_fetch(url, attester, ["default/key/db"], verify=cert) == {"default/key/db": SECRET}
         with pytest.raises(KbsClientError, match="unreachable"):
-            attest_and_fetch(url, provider, ["default/key/db"], retries=0)  # an unknown CA is not trusted
+            attest_and_fetch(url, attester, ["default/key/db"], retries=0)  # an unknown CA is not trusted
         auth = httpx.post(f"{url}/kbs/v0/auth", json={"version": "0.4.0", "tee": "software"}, verify=tls_verify(cert))
         assert "secure" in auth.headers["set-cookie"].lower()

@@ -96,8 +96,18 @@ def assert_refused(rune, bundle: str, lib: str, marker: str, state_root: str, ci
 
 
 @pytest.mark.parametrize(
-    "route", ["annotation", "env", "proc-self-cwd", "proc-self-root", "proc-pid-root", "dotdot",
-              "symlink-in-bundle", "symlink-outside-bundle", "symlink-in-pal-dir"]
+    "route",
+    [
+        "annotation",
+        "env",
+        "proc-self-cwd",
+        "proc-self-root",
+        "proc-pid-root",
+        "dotdot",
+        "symlink-in-bundle",
+        "symlink-outside-bundle",
+        "symlink-in-pal-dir",
+    ],
 )
 def test_a_bundle_cannot_name_its_own_library(rune, evil, route, pal_dir, tmp_path, state_root):
     b, lib, marker = evil

@@ -23,8 +23,6 @@ small module, :mod:`.software`. Design notes: docs/attestation.md.
 
 from __future__ import annotations
 
-import importlib
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._recipes import inspect, verify
@@ -57,6 +55,7 @@ if TYPE_CHECKING:
     from .policy import Policy
 
 __all__ = [
+    "REPORT_DATA_SIZE",
     "AttestationError",
     "CollateralError",
     "CollateralExpired",
@@ -84,6 +83,12 @@ __all__ = [
     "verify",
 ]
 
+# The caller data every kind of evidence binds (docs/attestation.md, "Report data"):
+# SGX and TDX REPORTDATA, SEV-SNP REPORT_DATA, software evidence's report_data.
+# Here, in the package itself, so that the enclave agent on `rune exec`'s path
+# loads nothing more to check a size against it.
+REPORT_DATA_SIZE = 64
+
 # Names are imported on first use (PEP 562): `inclavare.attestation.software`,
 # which every software enclave loads to sign its reports, must not pull in
 # the X.509, collateral and verifier machinery (~60 ms) it never uses.
@@ -104,6 +109,8 @@ def __getattr__(name: str) -> object:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib  # here, not above: the enclave agent (`rune exec`) imports this package for one constant
+
     value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value

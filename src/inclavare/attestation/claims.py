@@ -103,8 +103,24 @@ class IntelPlatform:
     ca: str  # "platform" or "processor"
 
 
+class _Common:
+    """The common claims a TEE does not have are None; each claims class overrides the ones it has."""
+
+    @property
+    def signer(self) -> bytes | None:
+        return None
+
+    @property
+    def svn(self) -> int | None:
+        return None
+
+    @property
+    def product_id(self) -> int | None:
+        return None
+
+
 @dataclass(frozen=True)
-class SgxClaims:
+class SgxClaims(_Common):
     mr_enclave: bytes
     mr_signer: bytes
     isv_prod_id: int
@@ -141,7 +157,7 @@ class SgxClaims:
 
 
 @dataclass(frozen=True)
-class TdxClaims:
+class TdxClaims(_Common):
     mr_td: bytes
     rtmrs: tuple[bytes, bytes, bytes, bytes]
     mr_config_id: bytes
@@ -164,18 +180,6 @@ class TdxClaims:
     @property
     def measurement(self) -> bytes:
         return self.mr_td
-
-    @property
-    def signer(self) -> bytes | None:
-        return None
-
-    @property
-    def svn(self) -> int | None:
-        return None
-
-    @property
-    def product_id(self) -> int | None:
-        return None
 
 
 @dataclass(frozen=True)
@@ -209,7 +213,7 @@ class SnpPolicy:
 
 
 @dataclass(frozen=True)
-class SnpClaims:
+class SnpClaims(_Common):
     version: int
     product: str
     signing_key: str  # "VCEK" or "VLEK"
@@ -244,16 +248,12 @@ class SnpClaims:
         return self.guest_svn
 
     @property
-    def product_id(self) -> int | None:
-        return None
-
-    @property
     def debug(self) -> bool:
         return self.policy.debug_allowed
 
 
 @dataclass(frozen=True)
-class NitroClaims:
+class NitroClaims(_Common):
     module_id: str
     digest: str
     timestamp: datetime
@@ -272,14 +272,6 @@ class NitroClaims:
     @property
     def signer(self) -> bytes | None:
         return self.pcr(8)
-
-    @property
-    def svn(self) -> int | None:
-        return None
-
-    @property
-    def product_id(self) -> int | None:
-        return None
 
     @property
     def debug(self) -> bool:

@@ -7,7 +7,10 @@
     │   ├── CollateralExpired collateral is past its nextUpdate at the verification instant
     │   └── VerifierFault     a verifier met an exception no parser mapped: refused (fail closed)
     ├── PolicyRejected        genuine evidence that the appraisal policy does not accept
-    └── PolicyFileError       a policy file is unreadable or invalid (names file and key)
+    ├── PolicyFileError       a policy file is unreadable or invalid (names file and key)
+    └── AttesterError         evidence could not be produced (names attester and step; :mod:`.attesters`)
+        ├── NotSupportedOnPlatform   this host lacks the TEE or its service
+        └── TsmRace                  configfs-tsm generation changed under us every time
 
 Every message is one line that starts with the check that failed, e.g.
 ``sgx quote: QE report signature does not verify under the PCK certificate``.
@@ -23,11 +26,14 @@ from ..errors import AttestationError
 
 __all__ = [
     "AttestationError",
+    "AttesterError",
     "CollateralError",
     "CollateralExpired",
     "EvidenceFormatError",
+    "NotSupportedOnPlatform",
     "PolicyFileError",
     "PolicyRejected",
+    "TsmRace",
     "VerificationFailed",
     "VerifierFault",
 ]
@@ -74,3 +80,20 @@ class PolicyRejected(AttestationError):
 
 class PolicyFileError(AttestationError):
     """A policy file or policy value is invalid; the message names the file and key."""
+
+
+class AttesterError(AttestationError):
+    """Evidence could not be produced; the message names the attester and the failed step."""
+
+
+class NotSupportedOnPlatform(AttesterError):
+    """The TEE (or the host service it needs) is not present on this machine."""
+
+    def __init__(self, attester: str, reason: str) -> None:
+        self.attester = attester
+        self.reason = reason
+        super().__init__(f"{attester} attester: not supported on this platform: {reason}")
+
+
+class TsmRace(AttesterError):
+    """Another writer kept changing a configfs-tsm report entry while we read it."""

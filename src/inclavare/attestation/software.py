@@ -3,8 +3,12 @@
 There is no hardware root of trust here: the host signs a report about the
 enclave with its own Ed25519 "software-TEE" key, and a verifier accepts it
 only if that key is in its trusted host-key list *and* its policy explicitly
-allows software TEEs. The attester side (host key, report producer) lives in
-``inclavare.enclave.identity`` and calls :func:`encode_report`.
+allows software TEEs. Both sides are here: :func:`sign_report` builds the
+evidence for an enclave identity (the built-in runtimes' ``local_report``
+and :class:`~.attesters.SoftwareAttester` call it), :func:`verify_report`
+checks it. The identity and the host key come from the caller
+(:mod:`inclavare.enclave.identity` has both), through the two protocols
+below, so this layer imports nothing of the enclave layer above it.
 
 Exact byte layout (a tagged COSE_Sign1, RFC 9052 section 4.2, in the
 deterministic CBOR encoding of RFC 8949 section 4.2.1; every report has
@@ -40,6 +44,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
@@ -49,6 +54,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from .errors import EvidenceFormatError, VerificationFailed
 from .hazmat.cose import ALG_EDDSA, COSE_SIGN1_TAG, decode_exact, sig_structure
 from .hazmat.guard import guarded
+from .report_data import check_report_data
 
 FORMAT = "inclavare-software-evidence/1"
 PROTECTED = cbor2.dumps({1: ALG_EDDSA})  # A1 01 27
@@ -68,6 +74,48 @@ class SoftwareReport:
     payload: bytes
     signature: bytes
     software: bool = True
+
+
+class SoftwareIdentity(Protocol):
+    """What a report asserts about an enclave (:class:`inclavare.enclave.identity.EnclaveIdentity`)."""
+
+    @property
+    def measurement(self) -> bytes: ...
+    @property
+    def signer(self) -> bytes: ...
+    @property
+    def isv_prod_id(self) -> int: ...
+    @property
+    def isv_svn(self) -> int: ...
+    @property
+    def debug(self) -> bool: ...
+
+
+class HostSigningKey(Protocol):
+    """The host's software-TEE key (:class:`inclavare.enclave.identity.HostKey`)."""
+
+    def private_key(self) -> Ed25519PrivateKey: ...
+
+
+def sign_report(identity: SoftwareIdentity, report_data: bytes, host_key: HostSigningKey) -> bytes:
+    """Software evidence for ``identity`` binding ``report_data`` (exactly 64 bytes).
+
+    The software analogue of EREPORT (Intel SDM Vol. 3D, 38.15): the enclave's
+    identity and the caller's data, signed by the host key instead of MACed
+    by the CPU, so any verifier that trusts the key can check it and the
+    report doubles as a quote. The report asserts whatever identity it is
+    given: pass only one a verified signature proved
+    (:func:`inclavare.enclave.identity.verify_signature`).
+    """
+    return encode_report(
+        measurement=identity.measurement,
+        signer=identity.signer,
+        product_id=identity.isv_prod_id,
+        svn=identity.isv_svn,
+        debug=identity.debug,
+        report_data=check_report_data("software", report_data),
+        host_key=host_key.private_key(),
+    )
 
 
 def host_key_id(public_key: Ed25519PublicKey) -> bytes:

@@ -17,8 +17,9 @@ Key stores (docs/encrypted-images.md, "Key stores"):
 - ``--keys DIR``: a file key store (``DIR/<repository>/<type>/<tag>``): the
   owner's side (wrapping needs only the KEK), and tests; not attested.
 
-Errors are one line on stderr and exit status 1; keys and options are never
-printed there.
+Errors are one line on stderr and exit status 1, as for every ``inclavare``
+tool (:mod:`inclavare.cli.tool._cli`; ``--debug`` adds the traceback); keys
+and options are never printed there.
 """
 
 from __future__ import annotations
@@ -27,19 +28,22 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from ..errors import InclavareError, UsageError
+from ..errors import UsageError
+from .tool._cli import Parser, enclave_attester, run
 
 if TYPE_CHECKING:
     from ..kbs.client import KbsClient
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+TOOL = "inclavare-keyprovider"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _Parser(prog="inclavare-keyprovider", description="ocicrypt key provider backed by KBS-held keys")
+    argv = sys.argv[1:] if argv is None else argv
+    return run(TOOL, _main, argv, debug="--debug" in argv)
+
+
+def _main(argv: list[str]) -> int:
+    p = Parser(prog=TOOL, description="ocicrypt key provider backed by KBS-held keys")
     p.add_argument("--keys", metavar="DIR", help="file key store: DIR/<repository>/<type>/<tag> (not attested)")
     p.add_argument("--kbs", action="append", default=[], metavar="URL", help="attest to this KBS (replicas: repeat)")
     p.add_argument("--manifest", help="the signed enclave manifest whose identity is attested")
@@ -47,24 +51,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rootfs", help="the enclave's rootfs")
     p.add_argument("--host-key", metavar="PEM", help="software-TEE host key (default: the host's)")
     p.add_argument("--cacert", metavar="PEM", help="CA bundle for an https KBS")
-    try:
-        args = p.parse_args(sys.argv[1:] if argv is None else argv)
-        from ..image.provider import KeyProvider
+    p.add_argument("--debug", action="store_true", help="a traceback with the error line")
+    args = p.parse_args(argv)
+    from ..image.provider import KeyProvider
 
-        if args.kbs and args.keys:
-            raise UsageError("inclavare-keyprovider: --kbs and --keys exclude each other")
-        if args.kbs:
-            with _kbs_client(args) as client:
-                from ..image.keystore import KbsKeyStore
+    if args.kbs and args.keys:
+        raise UsageError("--kbs and --keys exclude each other")
+    if args.kbs:
+        with _kbs_client(args) as client:
+            from ..image.keystore import KbsKeyStore
 
-                out = KeyProvider(KbsKeyStore(client)).handle(sys.stdin.buffer.read())
-        else:
-            from ..image.keystore import FileKeyStore
+            out = KeyProvider(KbsKeyStore(client)).handle(sys.stdin.buffer.read())
+    else:
+        from ..image.keystore import FileKeyStore
 
-            out = KeyProvider(FileKeyStore(args.keys) if args.keys else None).handle(sys.stdin.buffer.read())
-    except InclavareError as exc:
-        sys.stderr.write(f"inclavare-keyprovider: {exc}\n")
-        return exc.exit_code
+        out = KeyProvider(FileKeyStore(args.keys) if args.keys else None).handle(sys.stdin.buffer.read())
     sys.stdout.buffer.write(out)
     sys.stdout.flush()
     return 0
@@ -72,16 +73,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _kbs_client(args: argparse.Namespace) -> KbsClient:
     if not args.manifest or not args.rootfs:
-        raise UsageError("inclavare-keyprovider: --kbs needs --manifest and --rootfs (the enclave to attest)")
-    from ..enclave.identity import HostKey
-    from ..kbs.attester import SoftwareEvidenceProvider
+        raise UsageError("--kbs needs --manifest and --rootfs (the enclave to attest)")
     from ..kbs.client import KbsClient
 
-    host_key = HostKey.load_or_create(args.host_key) if args.host_key else HostKey.load_or_create()
-    evidence = SoftwareEvidenceProvider.from_signed_enclave(
-        args.manifest, args.sig or args.manifest + ".sig", args.rootfs, host_key
-    )
-    return KbsClient(args.kbs, evidence, verify=args.cacert or True)
+    attester = enclave_attester(args.manifest, args.sig, args.rootfs, args.host_key)
+    return KbsClient(args.kbs, attester, verify=args.cacert or True)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 `rune exec` and `rune attest` run a *runelet* in the container, which asks
 the *init-runelet* (the container's init, which holds the enclave) to do the
-work (inventory §1.3, §1.6). They talk over a connected unix stream socket
+work (docs/architecture.md, "init (init-runelet)"). They talk over a connected unix stream socket
 (``<root>/<id>/agent.sock``). This module holds no socket: like h11, it turns
 bytes into messages and messages into bytes, and the caller does the I/O::
 
@@ -53,7 +53,7 @@ __all__ = [
 ]  # fmt: skip
 
 RUNELET, INIT = "runelet", "init-runelet"
-HEADER = 4  # little-endian uint32 payload length (inventory §1.6)
+HEADER = 4  # little-endian uint32 payload length, as the original's agent.go framed its protobufs
 MAX_FRAME = 4 << 20  # 4 MiB, as ttrpc: fits any argv+env the kernel accepts (ARG_MAX 2 MiB)
 STDIO_FDS = 3  # stdin, stdout, stderr
 

@@ -5,17 +5,17 @@ strictly on the way in, with an error that names message and field; unknown
 members are ignored, so a newer rune exec can talk to an older init-runelet
 that still runs a container. argv and env are JSON *arrays*: the original's
 protobuf carried them as space-joined strings, which split every argument
-that contains a space (inventory §1.6, §1.11).
+that contains a space (``rune/libenclave/proto/agent-service.proto``, ``Execute``).
 """
 
 from __future__ import annotations
 
 import binascii  # not base64: it imports `re`, which `rune exec` should not pay for
 
+from ..attestation import REPORT_DATA_SIZE  # SGX REPORTDATA
 from .errors import AgentProtocolError
 
-TARGETINFO_SIZE = 512  # SGX TARGETINFO (inventory §1.8)
-REPORT_DATA_SIZE = 64  # SGX REPORTDATA
+TARGETINFO_SIZE = 512  # SGX TARGETINFO (Intel SDM Vol. 3D 38.16)
 QUOTE_TYPES = ("", "epidUnlinkable", "epidLinkable", "ecdsa")  # `rune attest --quote-type`
 SIGNAL_MAX = 64  # SIGRTMAX on Linux x86-64
 _HEX = frozenset("0123456789abcdefABCDEF")  # not string.hexdigits: `string` imports `re`

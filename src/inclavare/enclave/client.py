@@ -1,5 +1,6 @@
 """The runelet side of the agent protocol: `rune exec` and `rune attest`
-into an enclave container (inventory §1.6, minus its space-joining bug).
+into an enclave container (docs/architecture.md, "init (init-runelet)"),
+as the original's ``rune/libenclave/agent.go`` did, minus its space-joining of argv.
 
 `rune exec` forks a *runelet*: a small relay process that connects to the
 init-runelet's agent socket, hands over the program's argv, env and stdio

@@ -72,8 +72,9 @@ _BY_ANNOTATION = {a: s for s, (_, a) in SOURCES.items()}
 _BY_ENV = {e: s for s, (e, _) in SOURCES.items() if e}
 _PREFIX = "enclave"
 
-# inventory of SGX device nodes rune passes through (in-tree driver, DCAP
-# and legacy out-of-tree drivers, Graphene's gsgx), all misc devices.
+# The SGX device nodes rune passes through (in-tree driver, DCAP and legacy
+# out-of-tree drivers, Graphene's gsgx), all misc devices; the original's list
+# is in rune/libenclave/intelsgx/device_linux.go.
 SGX_DEVICES = ("/dev/sgx_enclave", "/dev/sgx/enclave", "/dev/sgx_provision",
                "/dev/sgx/provision", "/dev/isgx", "/dev/gsgx")  # fmt: skip
 MISC_MAJOR = 10
@@ -176,7 +177,9 @@ def enclave_config(settings: Settings) -> EnclaveConfig | None:
     kind = _check_type(*settings.found["type"])
     if "runtime" not in settings.found:
         var, annotation = SOURCES["runtime"]
-        raise EnclaveConfigError(f"annotations.{annotation}", f"not set, but an enclave runtime is needed (or set {var})")
+        raise EnclaveConfigError(
+            f"annotations.{annotation}", f"not set, but an enclave runtime is needed (or set {var})"
+        )
     runtime, source = settings.found["runtime"]
     if not runtime.strip():
         raise EnclaveConfigError(source, "is empty")
@@ -212,7 +215,7 @@ def _refuse_lookalike(key: str, where: str, env_style: bool) -> None:
     head = normal.partition(".")[0]
     if head != _PREFIX and not _near(head, _PREFIX):
         return
-    setting = _NORMAL.get(_PREFIX + normal[len(head):])
+    setting = _NORMAL.get(_PREFIX + normal[len(head) :])
     if setting is None:
         raise EnclaveConfigError(where, f"unknown enclave setting{_closest(normal, env_style)}")
     var, annotation = SOURCES[setting]
@@ -264,7 +267,7 @@ def host_resources(config: EnclaveConfig, root: str = "/") -> tuple[list[Device]
 
 
 def sgx_host_resources(root: str = "/") -> tuple[list[Device], list[Mount]]:
-    """The host's SGX device nodes and the aesmd socket directory (§1.2).
+    """The host's SGX device nodes and the aesmd socket directory, as the original rune adds them.
 
     A device counts if it exists under `root` as a character device of the
     misc major (symlinks followed, the link's path kept, as the original).

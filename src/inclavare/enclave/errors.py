@@ -23,6 +23,22 @@ from __future__ import annotations
 
 from ..errors import EnclaveError, PalError
 
+# The two roots are re-exported: the runtimes raise them from here.
+__all__ = [
+    "AgentProtocolError",
+    "EnclaveConfigError",
+    "EnclaveError",
+    "EnclaveNotSupported",
+    "EnclaveRuntimeNotFound",
+    "EnclaveStateError",
+    "EnclaveUnavailable",
+    "PalCallFailed",
+    "PalError",
+    "PalLoadError",
+    "PalSymbolMissing",
+    "PalVersionUnsupported",
+]
+
 
 class PalLoadError(PalError):
     """The PAL file is missing or dlopen(3) refused it."""

@@ -1,10 +1,10 @@
 """The one interface every enclave runtime offers: C PALs and Python runtimes.
 
-The init-runelet (a container's init for enclave containers, inventory §1.3)
+The init-runelet (a container's init for enclave containers, docs/architecture.md)
 drives an :class:`EnclaveRuntime` and does not care whether a PAL shared
 library (:class:`inclavare.enclave.pal.PalRuntime`) or a Python runtime
 (``inclavare.enclave.runtimes``, third-party entry points) is behind it.
-The calls mirror the PAL API v3 (inventory §2), minus its C-isms:
+The calls mirror the PAL API v3 (docs/pal-abi.md), minus its C-isms:
 
 =================  =========================================  ====================
 call               PAL (v1 / v2+)                             who calls, when
@@ -37,9 +37,10 @@ from collections.abc import Callable, Sequence
 from typing import Literal, Protocol, TypedDict
 
 from .config import LOG_LEVELS, TEE_KINDS
+from .errors import EnclaveConfigError, EnclaveStateError
 
 __all__ = ["INTERFACE_VERSION", "LOG_LEVELS", "PID_ALL", "PID_CURRENT", "TEE_KINDS", "Capabilities",
-           "EnclaveRuntime", "RuntimeFactory", "split_args"]  # fmt: skip
+           "EnclaveRuntime", "Lifecycle", "RuntimeFactory", "split_args"]  # fmt: skip
 
 INTERFACE_VERSION = 1
 PID_ALL = -1  # kill(): every process of this runtime
@@ -134,10 +135,48 @@ class RuntimeFactory(Protocol):
     def __call__(self, *, tee: str, log: Callable[[str], None] | None = None) -> EnclaveRuntime: ...
 
 
+class Lifecycle:
+    """The lifetime rules above, kept once for the runtimes here: loaded -> initialized -> destroyed.
+
+    :meth:`begin_init` refuses a second ``init``, one after ``destroy`` and a
+    log level not in :data:`LOG_LEVELS`; :meth:`require` refuses a call
+    outside the initialized state; :meth:`destroy` refuses a second
+    ``destroy`` and says whether an initialized enclave is left to tear down.
+    """
+
+    __slots__ = ("name", "state")
+    LOADED, READY, DESTROYED = "loaded", "initialized", "destroyed"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.state = self.LOADED
+
+    def begin_init(self, log_level: str) -> None:
+        if self.state != self.LOADED:
+            raise EnclaveStateError(f"enclave runtime {self.name}: init called when {self.state}")
+        if log_level not in LOG_LEVELS:
+            levels = ", ".join(LOG_LEVELS)
+            raise EnclaveConfigError(f"enclave runtime {self.name}", f"invalid log level {log_level!r} ({levels})")
+
+    def initialized(self) -> None:
+        self.state = self.READY
+
+    def require(self, call: str) -> None:
+        if self.state != self.READY:
+            when = "before init" if self.state == self.LOADED else "after destroy"
+            raise EnclaveStateError(f"enclave runtime {self.name}: {call} called {when}")
+
+    def destroy(self) -> bool:
+        if self.state == self.DESTROYED:
+            raise EnclaveStateError(f"enclave runtime {self.name}: destroy called twice")
+        was_ready, self.state = self.state == self.READY, self.DESTROYED
+        return was_ready
+
+
 def split_args(args: str) -> list[str]:
     """The runtime options in `args`: separated by spaces or commas.
 
     Commas count as separators because rune always turned
-    ``enclave.runtime.args=debug,no-epm`` into ``"debug no-epm"`` (inventory §1.2).
+    ``enclave.runtime.args=debug,no-epm`` into ``"debug no-epm"`` (docs/pal-abi.md, "Calls").
     """
     return args.replace(",", " ").split()

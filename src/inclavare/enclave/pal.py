@@ -1,9 +1,9 @@
 """A PAL shared library as an :class:`~inclavare.enclave.interface.EnclaveRuntime`.
 
-Ref: inventory §2 (PAL API v1-v3). ``PalRuntime(path)`` dlopens the library,
+Ref: docs/pal-abi.md (PAL API v1-v3). ``PalRuntime(path)`` dlopens the library,
 negotiates the API version and checks the symbols that version requires;
 the calls then map onto the PAL as the interface table says. Unlike the
-original loader (aesthetics-anchors §4), nothing here is global, nothing
+original loader (``rune/libenclave/internal/runtime/pal``), nothing here is global, nothing
 exits the process, and every failure is one line naming library and call:
 ``enclave runtime liberpal-x.so: pal_init failed: -22 (Invalid argument)``.
 
@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from .._sys import consts as c
 from .._sys import pal as abi
+from ..attestation import REPORT_DATA_SIZE  # sgx_report_data_t
 from ..errors import EnclaveError
 from .errors import (
     EnclaveConfigError,
@@ -34,7 +35,7 @@ from .errors import (
     PalSymbolMissing,
     PalVersionUnsupported,
 )
-from .interface import LOG_LEVELS, PID_CURRENT, TEE_KINDS, Capabilities
+from .interface import PID_CURRENT, TEE_KINDS, Capabilities, Lifecycle
 
 VERSION_MAX = 3
 REQUIRED = {
@@ -42,7 +43,6 @@ REQUIRED = {
     2: ("pal_init", "pal_create_process", "pal_exec", "pal_destroy"),
     3: ("pal_init", "pal_create_process", "pal_exec", "pal_destroy"),
 }
-REPORT_DATA_SIZE = 64  # sgx_report_data_t
 
 # Blocked around PAL calls made from worker threads. cgo PALs ran under Go,
 # whose signal handlers use SA_RESTART, so C PALs rarely retry on EINTR;
@@ -55,7 +55,6 @@ _ASYNC_SIGNALS = signal.valid_signals() - {
 }  # fmt: skip
 
 _T = TypeVar("_T")
-_LOADED, _READY, _DESTROYED = "loaded", "initialized", "destroyed"
 
 
 def _quiet(_msg: str) -> None:
@@ -81,7 +80,7 @@ class PalRuntime:
         for symbol in REQUIRED[self.api_version]:
             if not self._lib.bound(symbol):
                 raise PalSymbolMissing(self.name, symbol, self.api_version)
-        self._state = _LOADED
+        self._life = Lifecycle(self.name)
         self._lock = threading.Lock()
         self._pids: set[int] = set()  # created and not yet claimed by a wait
         self._v1_pending: dict[int, tuple[str, list[str], tuple[int, int, int]]] = {}
@@ -89,7 +88,7 @@ class PalRuntime:
         self._latest = 0  # the pid created last, until its wait has reaped it (kill(PID_CURRENT))
 
     def _negotiate(self) -> int:
-        """pal_get_version if exported, else 1; only 1 to 3 are known (§2.2)."""
+        """pal_get_version if exported, else 1; only 1 to 3 are known (docs/pal-abi.md, "Symbols")."""
         if not self._lib.has("pal_get_version"):
             self._log(f"{self.name}: no pal_get_version, assuming pal api version 1")
             return 1
@@ -112,29 +111,22 @@ class PalRuntime:
 
     # -- lifecycle -------------------------------------------------------
     def init(self, args: str, log_level: str, pooled: tuple[int, int] | None = None) -> None:
-        if self._state != _LOADED:
-            raise EnclaveStateError(f"enclave runtime {self.name}: init called when {self._state}")
-        if log_level not in LOG_LEVELS:
-            levels = ", ".join(LOG_LEVELS)
-            raise EnclaveConfigError(f"enclave runtime {self.name}", f"invalid log level {log_level!r} ({levels})")
-        # Commas separate options as spaces do (inventory §1.2: rune replaced them).
+        self._life.begin_init(log_level)
+        # Commas separate options as spaces do: rune replaced them (docs/pal-abi.md, "Calls").
         args = args.replace(",", " ")
         if self.api_version >= 3:
-            fd, addr = pooled if pooled is not None else (-1, 0)  # -1/0: no pooled enclave (§2.2)
+            fd, addr = pooled if pooled is not None else (-1, 0)  # -1/0: no pooled enclave (pal_attr_v3_t)
             ret = self._call("pal_init", self._lib.init_v3, args, log_level, fd, addr)
         elif pooled is not None:
             raise EnclaveNotSupported(self._needs_v3("pooled enclaves"))
         else:
             ret = self._call("pal_init", self._lib.init_v1, args, log_level)
         self._check("pal_init", ret)
-        self._state = _READY
+        self._life.initialized()
 
     def destroy(self) -> None:
         """pal_destroy; without a successful init there is nothing to destroy."""
-        if self._state == _DESTROYED:
-            raise EnclaveStateError(f"enclave runtime {self.name}: destroy called twice")
-        ready, self._state = self._state == _READY, _DESTROYED
-        if ready:
+        if self._life.destroy():
             self._check("pal_destroy", self._call("pal_destroy", self._lib.destroy))
 
     # -- processes -------------------------------------------------------
@@ -213,13 +205,13 @@ class PalRuntime:
                 f"enclave runtime {self.name}: report data is {len(report_data)} bytes, at most {REPORT_DATA_SIZE}"
             )
         if any(report_data):
-            # pal_get_local_report has no report_data parameter (§2.3): the
+            # pal_get_local_report has no report_data parameter (docs/pal-abi.md): the
             # skeleton's EREPORT always uses 64 zero bytes.
             raise EnclaveNotSupported(
                 f"enclave runtime {self.name}: pal_get_local_report cannot bind report data (it is always zero)"
             )
         ret, length, report = self._call("pal_get_local_report", self._lib.get_local_report, target_info)
-        if ret != 0:  # the one call where rune requires exactly 0 (§2.3)
+        if ret != 0:  # the one call where rune requires exactly 0 (docs/pal-abi.md, "Calls")
             raise PalCallFailed(self.name, "pal_get_local_report", ret, abi.errno_text(ret))
         if length != abi.REPORT_SIZE:
             reason = f"returned a {length}-byte report, expected {abi.REPORT_SIZE}"
@@ -242,14 +234,12 @@ class PalRuntime:
         return result
 
     def _check(self, call: str, ret: int) -> None:
-        """PALs fail with ret < 0 (inventory §2.3)."""
+        """PALs fail with ret < 0 (docs/pal-abi.md, "Calls")."""
         if ret < 0:
             raise PalCallFailed(self.name, call, ret, abi.errno_text(ret))
 
     def _require_ready(self, call: str) -> None:
-        if self._state != _READY:
-            when = "before init" if self._state == _LOADED else "after destroy"
-            raise EnclaveStateError(f"enclave runtime {self.name}: {call} called {when}")
+        self._life.require(call)
 
     def _needs_v3(self, what: str) -> str:
         return f"enclave runtime {self.name}: {what} need pal api version 3, this PAL has {self.api_version}"

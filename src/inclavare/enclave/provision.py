@@ -63,10 +63,21 @@ from .errors import EnclaveConfigError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Protocol, TypeVar
 
     import httpx
 
     from .config import Settings
+    from .interface import EnclaveRuntime
+
+    T = TypeVar("T")
+
+    class Channel(Protocol):
+        """The spawn channel between rune and init (runtime/process/messages.py), as this exchange uses it."""
+
+        def send(self, kind: str, payload: object = None) -> None: ...
+        def expect(self, kind: str) -> object: ...
+
 
 START, CHALLENGE, EVIDENCE, RESOURCES = "kbs-start", "kbs-challenge", "kbs-evidence", "kbs-resources"
 DEFAULT_SECRETS_DIR = "/run/secrets"
@@ -124,7 +135,7 @@ def _check_url(url: str, source: str) -> None:
 # -- the host side: rune create relays -------------------------------------------------
 
 
-def relay(channel: object, plan: KbsPlan) -> None:
+def relay(channel: Channel, plan: KbsPlan) -> None:
     """Run the KBS exchange for init over HTTP; raises EnclaveError (one line) on refusal."""
     import httpx
 
@@ -132,23 +143,23 @@ def relay(channel: object, plan: KbsPlan) -> None:
     from ..kbs.protocol.handshake import ClientHandshake
     from ..kbs.protocol.session import COOKIE_NAME
 
-    start = channel.expect(START)  # type: ignore[attr-defined]
-    hs = ClientHandshake(start["tee"], start["tee_pubkey"])
+    start = channel.expect(START)
+    hs = ClientHandshake(_member(start, START, "tee", str), _member(start, START, "tee_pubkey", dict))
     tls = any(u.startswith("https:") for u in plan.urls)
     with httpx.Client(verify=tls_verify(plan.cacert or True) if tls else False, timeout=10.0) as http:
         base, challenge = _first_answer(http, plan.urls, hs.request())
         cookie = {COOKIE_NAME: challenge.cookies.get(COOKIE_NAME) or ""}
         doc = _ok(challenge, problem_of).json()
         hs.challenge(doc)  # checks the KBS chose an algorithm we offered
-        channel.send(CHALLENGE, {"challenge": doc})  # type: ignore[attr-defined]
-        evidence = base64.b64decode(channel.expect(EVIDENCE)["evidence"])  # type: ignore[attr-defined]
+        channel.send(CHALLENGE, {"challenge": doc})
+        evidence = _base64(_member(channel.expect(EVIDENCE), EVIDENCE, "evidence", str))
         _ok(http.post(f"{base}/kbs/v0/attest", json=hs.attestation(evidence), cookies=cookie), problem_of)
         sealed = {}
         for path in plan.resources:
             response = http.get(f"{base}/kbs/v0/resource/{path}", cookies=cookie,
                                 headers={"Idempotency-Key": os.urandom(16).hex()})  # fmt: skip
             sealed[path] = _ok(response, problem_of).json()
-    channel.send(RESOURCES, {"resources": sealed})  # type: ignore[attr-defined]
+    channel.send(RESOURCES, {"resources": sealed})
 
 
 def _first_answer(http: httpx.Client, urls: list[str], body: dict[str, object]) -> tuple[str, httpx.Response]:
@@ -186,22 +197,41 @@ def preload() -> None:
     key.decrypt(jwe.encrypt(key.public_jwk(), b"dry run"))
 
 
-def receive(channel: object, rt: object, plan: KbsPlan, owner: tuple[int, int]) -> None:
+def receive(channel: Channel | None, rt: EnclaveRuntime, plan: KbsPlan, owner: tuple[int, int]) -> None:
     """Attest through the relay and write the secrets into plan.secrets_dir."""
+    if channel is None:  # an init not started by rune: nobody on the host to relay to
+        raise EnclaveError("secret provisioning: no channel to rune, so no relay to the KBS")
     from ..kbs.jwe import TeeKey
     from ..kbs.protocol.handshake import ClientHandshake
 
-    tee = rt.probe()["tee"]  # type: ignore[attr-defined]
+    tee = rt.probe()["tee"]
     key = TeeKey.generate()
     hs = ClientHandshake(tee, key.public_jwk())
-    channel.send(START, {"tee": tee, "tee_pubkey": key.public_jwk()})  # type: ignore[attr-defined]
-    report_data = hs.challenge(channel.expect(CHALLENGE)["challenge"])  # type: ignore[attr-defined]
-    evidence = rt.local_report(b"", report_data)  # type: ignore[attr-defined]
-    channel.send(EVIDENCE, {"evidence": base64.b64encode(evidence).decode()})  # type: ignore[attr-defined]
-    sealed = channel.expect(RESOURCES)["resources"]  # type: ignore[attr-defined]
-    if not isinstance(sealed, dict) or sorted(sealed) != sorted(plan.resources):
+    channel.send(START, {"tee": tee, "tee_pubkey": key.public_jwk()})
+    report_data = hs.challenge(_member(channel.expect(CHALLENGE), CHALLENGE, "challenge", dict))
+    evidence = rt.local_report(b"", report_data)
+    channel.send(EVIDENCE, {"evidence": base64.b64encode(evidence).decode()})
+    sealed = _member(channel.expect(RESOURCES), RESOURCES, "resources", dict)
+    if sorted(sealed) != sorted(plan.resources):
         raise EnclaveError("secret provisioning: the relay answered other resources than the ones asked for")
     write_secrets(plan.secrets_dir, {path: key.decrypt(sealed[path]) for path in plan.resources}, owner)
+
+
+def _member(message: object, kind: str, name: str, shape: type[T]) -> T:
+    """``message[name]``, which must be a ``shape``: the other side of the channel is input too
+    (for rune, the container's init; a malformed message is a one-line refusal, not a traceback)."""
+    value = message.get(name) if isinstance(message, dict) else None
+    if not isinstance(value, shape):
+        what = "a string" if shape is str else "an object" if shape is dict else shape.__name__
+        raise EnclaveError(f"secret provisioning: {kind} message: {name} must be {what}")
+    return value
+
+
+def _base64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise EnclaveError(f"secret provisioning: {EVIDENCE} message: evidence is not base64") from None
 
 
 def secrets_mount(directory: str) -> Mount:

@@ -103,7 +103,7 @@ def resolve(value: str, pal_fd: int = -1) -> RuntimeFactory:
     target = BUILTIN.get(value) or _entry_point(value).value
     try:
         module, _, attr = target.partition(":")
-        factory = getattr(importlib.import_module(module), attr)
+        factory: RuntimeFactory = getattr(importlib.import_module(module), attr)
     except Exception as exc:  # an entry point's import can fail in any way
         raise EnclaveRuntimeNotFound(f"enclave runtime {value}: cannot load {target}: {exc}") from exc
     if not callable(factory):

@@ -2,7 +2,7 @@
 
 After `rune start` it runs the entrypoint through the enclave runtime and
 then stays, for as long as the entrypoint runs, as an event loop on its
-main thread (inventory §1.3, §1.7):
+main thread (docs/architecture.md, "init (init-runelet)"):
 
 * signals rune's caller sends to init (``rune kill``) are forwarded to the
   enclave with ``kill(-1, sig)``; a runtime that cannot signal (PAL v1) is

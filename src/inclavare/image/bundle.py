@@ -31,8 +31,9 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import one_line
 from ..spec.template import example, to_rootless
-from .errors import LayoutError, one_line
+from .errors import LayoutError
 from .rootfs import RootFS
 
 _PREFIX = "org.opencontainers.image."

@@ -19,7 +19,7 @@ material.
 
 from __future__ import annotations
 
-from ..errors import InclavareError
+from ..errors import InclavareError, one_line
 
 
 class ImageError(InclavareError):
@@ -31,13 +31,6 @@ class ImageError(InclavareError):
         self.reason = reason
         where = f"{file}: {field}: " if field else f"{file}: "
         super().__init__(one_line(where + reason))
-
-
-def one_line(text: str) -> str:
-    """`text` with what is not printable (controls, line separators, the lone
-    surrogates of undecodable bytes) escaped: one line, whatever an image holds."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
-                   for c in text)  # fmt: skip
 
 
 class LayoutError(ImageError):

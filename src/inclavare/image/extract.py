@@ -43,7 +43,8 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import UnsafeArchive, one_line
+from ..errors import one_line
+from .errors import UnsafeArchive
 from .rootfs import RootFS, components
 from .tarstream import Entry, TarReader
 

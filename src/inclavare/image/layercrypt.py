@@ -35,6 +35,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from .errors import DecryptionError, KeyProviderError
+from .protocol import json_object
 
 CIPHER = "AES_256_CTR_HMAC_SHA256"
 KEY_SIZE = 32
@@ -72,7 +73,7 @@ class PrivateOptions:
 
     @classmethod
     def parse(cls, data: bytes, where: str = "optsdata") -> PrivateOptions:
-        doc = _object(data, where)
+        doc = json_object(data, where)
         key = b64d(doc.get("symkey"), where, "symkey")
         if len(key) != KEY_SIZE:
             raise KeyProviderError(where, "symkey", f"must be {KEY_SIZE} bytes for {CIPHER}")
@@ -111,7 +112,7 @@ class PublicOptions:
         except (binascii.Error, ValueError):
             raise DecryptionError(where, field, "is not valid base64") from None
         try:
-            doc = _object(data, where)
+            doc = json_object(data, where)
             cipher = doc.get("cipher")
             opts = doc.get("cipheroptions") or {}
             raw = doc.get("hmac") or (opts.get("hmac") if isinstance(opts, dict) else None)
@@ -166,13 +167,3 @@ class LayerDecryptor:
 def mac_of(opts: PrivateOptions) -> Any:
     """A fresh HMAC over ciphertext under the layer key, for a verification pre-pass."""
     return hmac.new(opts.symkey, digestmod=sha256)
-
-
-def _object(data: bytes, where: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise KeyProviderError(where, "", "is not valid JSON") from None
-    if not isinstance(doc, dict):
-        raise KeyProviderError(where, "", "must be a JSON object")
-    return doc

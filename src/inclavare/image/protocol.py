@@ -48,7 +48,7 @@ class UnwrapRequest:
 
 def parse_input(data: bytes) -> WrapRequest | UnwrapRequest:
     """Decode a ``KeyProviderKeyWrapProtocolInput``; every defect names its field."""
-    doc = _json(data, "input")
+    doc = json_object(data, "input")
     op = doc.get("op")
     if op == OP_WRAP:
         params = _object(doc.get("keywrapparams"), "input", "keywrapparams")
@@ -92,16 +92,17 @@ def encode_unwrap_output(optsdata: bytes) -> bytes:
 
 
 def parse_wrap_output(data: bytes, who: str) -> bytes:
-    results = _object(_json(data, who).get("keywrapresults"), who, "keywrapresults")
+    results = _object(json_object(data, who).get("keywrapresults"), who, "keywrapresults")
     return _b64(results.get("annotation"), who, "keywrapresults.annotation")
 
 
 def parse_unwrap_output(data: bytes, who: str) -> bytes:
-    results = _object(_json(data, who).get("keyunwrapresults"), who, "keyunwrapresults")
+    results = _object(json_object(data, who).get("keyunwrapresults"), who, "keyunwrapresults")
     return _b64(results.get("optsdata"), who, "keyunwrapresults.optsdata")
 
 
-def _json(data: bytes, where: str) -> dict[str, Any]:
+def json_object(data: bytes, where: str) -> dict[str, Any]:
+    """A key provider document (or the options it carries) that must be a JSON object of sane size."""
     if len(data) > INPUT_LIMIT:
         raise KeyProviderError(where, "", f"larger than {INPUT_LIMIT} bytes")
     try:

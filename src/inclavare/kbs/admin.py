@@ -107,7 +107,9 @@ class AdminAuthenticator:
         iat, exp = claims.get("iat"), claims.get("exp")
         if not isinstance(iat, int | float) or isinstance(iat, bool):
             raise AdminAuthFailed("admin token: no iat claim")
-        if float(exp) - float(iat) > self.max_lifetime:  # type: ignore[arg-type]
+        if not isinstance(exp, int | float) or isinstance(exp, bool):  # check_times required it already
+            raise AdminAuthFailed("admin token: no exp claim")
+        if float(exp) - float(iat) > self.max_lifetime:
             raise AdminAuthFailed(f"admin token: lives longer than {self.max_lifetime:.0f} s")
 
 

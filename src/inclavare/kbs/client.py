@@ -3,11 +3,16 @@
 The recipe, for an init process that needs its secrets before it starts
 the workload::
 
+    from inclavare.attestation.attesters import SoftwareAttester
+    from inclavare.enclave.identity import HostKey, verify_signature
     from inclavare.kbs.client import attest_and_fetch
-    from inclavare.kbs.attester import SoftwareEvidenceProvider
 
-    provider = SoftwareEvidenceProvider.from_signed_enclave(manifest, sig, rootfs)
-    secrets = attest_and_fetch("https://kbs:8080", provider, ["default/key/db", "default/cert/tls"])
+    attester = SoftwareAttester(verify_signature(manifest, sig, rootfs), HostKey.load_or_create())
+    secrets = attest_and_fetch("https://kbs:8080", attester, ["default/key/db", "default/cert/tls"])
+
+Any :class:`~inclavare.attestation.attesters.Attester` will do (an SGX,
+TDX or SEV-SNP one from :func:`inclavare.attestation.attesters.create`):
+the client declares its TEE by the kbs-types name (``snp`` for SEV-SNP).
 
 It runs RCAR once (``/auth``, evidence over the challenge, ``/attest``),
 then GETs each resource with the session cookie and decrypts the JWE with
@@ -38,10 +43,11 @@ from .errors import KbsError
 from .jwe import TeeKey
 from .protocol.canonical import loads
 from .protocol.handshake import ClientHandshake
+from .protocol.messages import KBS_TEE
 from .protocol.session import COOKIE_NAME
 
-if TYPE_CHECKING:  # the attester pulls in the enclave identity code; the client only needs the protocol
-    from .attester import EvidenceProvider
+if TYPE_CHECKING:  # the attesters' registry loads every TEE's module; the client only calls one
+    from ..attestation.attesters import Attester
 
 RETRYABLE_STATUS = frozenset({502, 503, 504})
 
@@ -62,7 +68,7 @@ class KbsClient:
     def __init__(
         self,
         url: str | Sequence[str],
-        provider: EvidenceProvider,
+        attester: Attester,
         *,
         tee_key: TeeKey | None = None,
         verify: bool | str = True,
@@ -71,7 +77,7 @@ class KbsClient:
         backoff: float = 0.2,
     ) -> None:
         self.urls = [u.rstrip("/") for u in ([url] if isinstance(url, str) else url)]
-        self.provider = provider
+        self.attester = attester
         self.tee_key = tee_key if tee_key is not None else TeeKey.generate()
         self.retries = retries
         self.backoff = backoff
@@ -112,7 +118,7 @@ class KbsClient:
         raise last
 
     def _handshake(self) -> str:
-        hs = ClientHandshake(self.provider.tee, self.tee_key.public_jwk())
+        hs = ClientHandshake(KBS_TEE[self.attester.tee], self.tee_key.public_jwk())
         self._cookie = None
         challenge = self._request("POST", "/kbs/v0/auth", json=hs.request())
         cookie = challenge.cookies.get(COOKIE_NAME)
@@ -120,7 +126,7 @@ class KbsClient:
             raise KbsClientError(challenge.status_code, "NoCookie", "the KBS set no kbs-session-id cookie")
         self._cookie = cookie
         report_data = hs.challenge(_json(challenge))
-        evidence = self.provider.evidence(report_data)
+        evidence = self.attester.collect_evidence(report_data).data
         self.token = hs.token(_json(self._request("POST", "/kbs/v0/attest", json=hs.attestation(evidence))))
         return self.token
 
@@ -181,7 +187,7 @@ def tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
 
 def attest_and_fetch(
     url: str | Sequence[str],
-    evidence_provider: EvidenceProvider,
+    attester: Attester,
     resources: Sequence[str],
     *,
     tee_key: TeeKey | None = None,
@@ -190,7 +196,7 @@ def attest_and_fetch(
     retries: int = 3,
 ) -> dict[str, bytes]:
     """Attest once and fetch every resource: ``{"repo/type/tag": plaintext}``."""
-    with KbsClient(url, evidence_provider, tee_key=tee_key, verify=verify, timeout=timeout, retries=retries) as client:
+    with KbsClient(url, attester, tee_key=tee_key, verify=verify, timeout=timeout, retries=retries) as client:
         client.attest()
         return {path: client.get_resource(path) for path in resources}
 

@@ -42,139 +42,71 @@ ERROR_TYPE_PREFIX = "https://github.com/confidential-containers/kbs/errors/"
 
 
 class KbsError(InclavareError):
-    """Base of every broker error; class attributes say how it answers on the wire."""
+    """Base of every broker error; how each class answers on the wire is declared with it.
+
+    ``class X(KbsError, status=..., problem=..., title=..., public=...)``:
+    ``public`` is the fixed detail a peer sees where ``str(exc)`` would be an
+    oracle; without it the peer sees ``str(exc)``.
+    """
 
     status = 500
     problem = "InternalError"
     title = "Internal error"
+    public: str | None = None
+
+    def __init_subclass__(
+        cls,
+        *,
+        status: int | None = None,
+        problem: str | None = None,
+        title: str | None = None,
+        public: str | None = None,
+    ) -> None:
+        super().__init_subclass__()
+        cls.status = status if status is not None else cls.status
+        cls.problem = problem if problem is not None else cls.problem
+        cls.title = title if title is not None else cls.title
+        cls.public = public if public is not None else cls.public
 
     @property
     def public_detail(self) -> str:
-        return str(self)
+        return self.public if self.public is not None else str(self)
 
     @property
     def type_url(self) -> str:
         return ERROR_TYPE_PREFIX + self.problem
 
 
-class InvalidRequest(KbsError):
-    status = 400
-    problem = "InvalidRequest"
-    title = "Malformed request"
+# One line each: the tree in the module docstring says what they mean.
+# fmt: off
+class InvalidRequest(KbsError, status=400, problem="InvalidRequest", title="Malformed request"): ...
+class PolicyInvalid(KbsError, status=400, problem="InvalidPolicy", title="Invalid policy"): ...
+class AuthFailed(KbsError, status=401, problem="AttestationError", title="Authentication failed"): ...
+class AttestationFailed(KbsError, status=401, problem="AttestationError", title="Attestation failed",
+                        public="attestation failed"): ...
+class TokenNotFound(KbsError, status=401, problem="TokenNotFound", title="Not authenticated"): ...
+class TokenInvalid(KbsError, status=401, problem="TokenVerifierError", title="Invalid attestation token",
+                   public="the attestation token is invalid or has expired"): ...
+class AdminAuthFailed(KbsError, status=401, problem="AdminAuth", title="Admin authentication failed"): ...
+class AdminForbidden(KbsError, status=403, problem="AdminAccessDenied", title="Admin access denied"): ...
+class PolicyDeny(KbsError, status=403, problem="PolicyDeny", title="Access denied by policy",
+                 public="access denied by policy"): ...
+class InvalidRequestPath(KbsError, status=404, problem="InvalidRequestPath", title="Invalid request path"): ...
+class ResourceNotFound(KbsError, status=404, problem="ResourceNotFound", title="Resource not found"): ...
+class PayloadTooLarge(KbsError, status=413, problem="PayloadTooLarge", title="Request body too large"): ...
+# Every evaluation slot of one repository is taken: a slow policy there must
+# not take the worker threads every other tenant needs.
+class PolicyBusy(KbsError, status=503, problem="PolicyBusy", title="Policy evaluation busy"): ...
+class StorageUnavailable(KbsError, status=503, problem="StorageUnavailable", title="Storage unavailable",
+                         public="storage is unavailable; retry"): ...
+class JweError(KbsError, problem="JweError", title="JWE failed"): ...
+# fmt: on
 
 
-class PolicyInvalid(KbsError):
-    status = 400
-    problem = "InvalidPolicy"
-    title = "Invalid policy"
-
-
-class AuthFailed(KbsError):
-    status = 401
-    problem = "AttestationError"
-    title = "Authentication failed"
-
-
-class AttestationFailed(KbsError):
-    """An attestation was refused; the reason stays in the server log."""
-
-    status = 401
-    problem = "AttestationError"
-    title = "Attestation failed"
-
-    @property
-    def public_detail(self) -> str:
-        return "attestation failed"
-
-
-class TokenNotFound(KbsError):
-    status = 401
-    problem = "TokenNotFound"
-    title = "Not authenticated"
-
-
-class TokenInvalid(KbsError):
-    status = 401
-    problem = "TokenVerifierError"
-    title = "Invalid attestation token"
-
-    @property
-    def public_detail(self) -> str:
-        return "the attestation token is invalid or has expired"
-
-
-class AdminAuthFailed(KbsError):
-    status = 401
-    problem = "AdminAuth"
-    title = "Admin authentication failed"
-
-
-class AdminForbidden(KbsError):
-    status = 403
-    problem = "AdminAccessDenied"
-    title = "Admin access denied"
-
-
-class PolicyDeny(KbsError):
-    status = 403
-    problem = "PolicyDeny"
-    title = "Access denied by policy"
-
-    @property
-    def public_detail(self) -> str:
-        return "access denied by policy"
-
-
-class InvalidRequestPath(KbsError):
-    status = 404
-    problem = "InvalidRequestPath"
-    title = "Invalid request path"
-
-
-class ResourceNotFound(KbsError):
-    status = 404
-    problem = "ResourceNotFound"
-    title = "Resource not found"
-
-
-class PayloadTooLarge(KbsError):
-    status = 413
-    problem = "PayloadTooLarge"
-    title = "Request body too large"
-
-
-class RateLimited(KbsError):
-    status = 429
-    problem = "TooManyRequests"
-    title = "Too many requests"
-
+class RateLimited(KbsError, status=429, problem="TooManyRequests", title="Too many requests"):
     def __init__(self, retry_after: float, key: str = "client") -> None:
         self.retry_after = retry_after
         super().__init__(f"rate limit exceeded for this {key}; retry after {retry_after:.1f} s")
-
-
-class PolicyBusy(KbsError):
-    """Every evaluation slot of one repository is taken: a slow policy there
-    must not take the worker threads every other tenant needs."""
-
-    status = 503
-    problem = "PolicyBusy"
-    title = "Policy evaluation busy"
-
-
-class StorageUnavailable(KbsError):
-    status = 503
-    problem = "StorageUnavailable"
-    title = "Storage unavailable"
-
-    @property
-    def public_detail(self) -> str:
-        return "storage is unavailable; retry"
-
-
-class JweError(KbsError):
-    problem = "JweError"
-    title = "JWE failed"
 
 
 class ConfigError(KbsError):

@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from ..enclave.identity import EnclaveIdentity, HostKey, KeySigner, sign_manifest, verify_signature, write_signature
 from ..enclave.identity.expand import dump_manifest, expand_trusted_files
 from ..enclave.identity.manifest import parse_manifest
+from ..testing.containers import wait_for
 
 PG_BIN = os.environ.get("INCLAVARE_PG_BIN", "/usr/lib/postgresql/15/bin")
 MANIFEST = """\
@@ -151,17 +151,20 @@ class KbsProcess:
         self.url = "http://" + self._wait_ready()
 
     def _wait_ready(self, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def listening() -> str:  # "" until the file has host:port
             if self.proc.poll() is not None:
                 raise RuntimeError(f"kbs serve exited {self.proc.returncode}: {self.log()[-2000:]}")
             try:
                 with open(self.ready_file) as f:
                     return f.read().strip()
             except FileNotFoundError:
-                time.sleep(0.02)
-        self.kill()
-        raise RuntimeError(f"kbs serve not ready after {timeout} s: {self.log()[-2000:]}")
+                return ""
+
+        try:
+            return wait_for(listening, "kbs serve to listen", timeout)
+        except AssertionError as exc:
+            self.kill()
+            raise RuntimeError(f"{exc}: {self.log()[-2000:]}") from None
 
     def log(self) -> str:
         with open(self.log_path, "rb") as f:
@@ -240,17 +243,20 @@ class PostgresServer:
     def _wait(self, timeout: float = 30.0) -> None:
         import psycopg
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def accepting() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"postgres exited {self.proc.returncode}")
             try:
                 psycopg.connect(self.dsn(), connect_timeout=2).close()
-                return
             except psycopg.OperationalError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("postgres did not start")
+                return False
+            return True
+
+        try:
+            wait_for(accepting, "postgres to accept connections", timeout, interval=0.05)
+        except AssertionError as exc:
+            self.stop()
+            raise RuntimeError(str(exc)) from None
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -44,10 +44,12 @@ def base_config(args: list[str] | None = None) -> dict:
     """runc's template made non-interactive, running `args` (default: true)."""
     from ..spec.template import example
 
-    spec = example()
-    spec["process"]["terminal"] = False  # type: ignore[index]
-    spec["process"]["args"] = args or ["true"]  # type: ignore[index]
-    return copy.deepcopy(spec)
+    spec = copy.deepcopy(example())
+    process = spec["process"]
+    assert isinstance(process, dict)
+    process["terminal"] = False
+    process["args"] = args or ["true"]
+    return spec
 
 
 def make_bundle(directory: str, config: dict | None = None, rootfs_cache: str | None = None) -> str:

@@ -22,6 +22,7 @@ def test_no_export_is_shadowed_by_a_submodule() -> None:
 def test_exported_names() -> None:
     assert sorted(att.__all__) == sorted(
         [
+            "REPORT_DATA_SIZE",
             "AttestationError",
             "CollateralError",
             "CollateralExpired",

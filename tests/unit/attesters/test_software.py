@@ -50,5 +50,7 @@ def test_registry_names_aliases_and_errors() -> None:
         create("nullattester")
     with pytest.raises(AttesterError, match="software attester: needs the identity of a signed enclave"):
         create("software")
+    with pytest.raises(AttesterError, match=r"^software attester: needs the host's software-TEE key$"):
+        create("software", AttesterOptions(identity=IDENTITY))  # the caller chooses the key file, not this layer
     with pytest.raises(AttesterError, match="report data must be 64 bytes, not 0"):
         SoftwareAttester(IDENTITY, KEY).collect_evidence(b"")

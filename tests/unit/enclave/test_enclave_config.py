@@ -37,7 +37,9 @@ def test_settings_without_a_type_are_refused_not_ignored():
         "annotations.enclave.runtime.path: is an enclave setting, but enclave.type (or ENCLAVE_TYPE) is not set: "
         "refusing to run the container without an enclave (set the type to one of intelSgx, software)"
     )
-    assert error_of({}, ["ENCLAVE_KBS_URL=https://kbs"]).startswith("process.env ENCLAVE_KBS_URL: is an enclave setting")
+    assert error_of({}, ["ENCLAVE_KBS_URL=https://kbs"]).startswith(
+        "process.env ENCLAVE_KBS_URL: is an enclave setting"
+    )
 
 
 @pytest.mark.parametrize(
@@ -80,7 +82,9 @@ def test_near_miss_variables_are_refused_with_the_name_meant(key, meant):
 
 def test_unknown_names_under_the_prefixes_are_refused():
     msg = error_of({"enclave.runtime.pth": "wasm"}, [])
-    assert msg.startswith("annotations.enclave.runtime.pth: unknown enclave setting (did you mean enclave.runtime.path?")
+    assert msg.startswith(
+        "annotations.enclave.runtime.pth: unknown enclave setting (did you mean enclave.runtime.path?"
+    )
     msg = error_of({}, ["ENCLAVE_OTHER=kept"])
     assert msg.startswith("process.env ENCLAVE_OTHER: unknown enclave setting (")
     assert "valid: ENCLAVE_KBS_RESOURCES, ENCLAVE_KBS_URL," in msg

@@ -34,7 +34,7 @@ def open_pal(pal):
 
     yield make
     for rt in opened:
-        if rt._state != "destroyed":
+        if rt._life.state != "destroyed":
             rt.destroy()
 
 
@@ -164,4 +164,3 @@ def test_destroy_ends_leftover_processes(open_pal, variant):
     rt.destroy()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # killed and reaped
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inclavare.enclave.config import read_settings
-from inclavare.enclave.provision import CHALLENGE, RESOURCES, KbsPlan, receive
+from inclavare.enclave.provision import CHALLENGE, RESOURCES, START, KbsPlan, receive, relay
 from inclavare.errors import EnclaveError
 from inclavare.kbs import jwe
 
@@ -80,3 +80,48 @@ def test_the_resources_asked_for_are_written(tmp_path):
     plan = KbsPlan(["http://127.0.0.1:1"], ["default/key/db"], str(tmp_path), None)
     receive(Relay({"default/key/db": b"secret"}), Runtime(), plan, (os.getuid(), os.getgid()))
     assert (tmp_path / "db").read_bytes() == b"secret"
+
+
+class Scripted:
+    """A channel whose other side sends fixed messages (a container's init is input to rune)."""
+
+    def __init__(self, **messages: object) -> None:
+        self.messages = messages
+        self.sent: list[str] = []
+
+    def send(self, kind: str, payload: object = None) -> None:
+        self.sent.append(kind)
+
+    def expect(self, kind: str) -> object:
+        return self.messages[kind]
+
+
+@pytest.mark.parametrize(
+    ("start", "message"),
+    [
+        (["tee", "software"], "kbs-start message: tee must be a string"),
+        ({"tee": 7, "tee_pubkey": {}}, "kbs-start message: tee must be a string"),
+        ({"tee": "software", "tee_pubkey": "key"}, "kbs-start message: tee_pubkey must be an object"),
+    ],
+)
+def test_the_relay_refuses_a_malformed_start_in_one_line(start, message):
+    """Before, rune create indexed the message as it came: a list or a number was a TypeError traceback."""
+    plan = KbsPlan(["http://127.0.0.1:1"], ["default/key/db"], "/run/secrets", None)
+    with pytest.raises(EnclaveError, match=f"^secret provisioning: {message}$"):
+        relay(Scripted(**{START: start}), plan)
+
+
+@pytest.mark.parametrize(
+    ("messages", "refusal"),
+    [
+        ({CHALLENGE: "nonce"}, "kbs-challenge message: challenge must be an object"),
+        ({CHALLENGE: Relay({}).expect(CHALLENGE), RESOURCES: {"resources": []}}, "resources must be an object"),
+    ],
+)
+def test_the_enclave_side_refuses_malformed_relay_messages(tmp_path, messages, refusal):
+    plan = KbsPlan(["http://127.0.0.1:1"], ["default/key/db"], str(tmp_path), None)
+    with pytest.raises(EnclaveError, match=refusal):
+        receive(Scripted(**messages), Runtime(), plan, (0, 0))
+    with pytest.raises(EnclaveError, match="no channel to rune"):
+        receive(None, Runtime(), plan, (0, 0))
+    assert list(tmp_path.iterdir()) == []

@@ -34,7 +34,10 @@ KEYS = [
     *("module", "module_sha256", "max_memory_pages", "fuel", "epoch_deadline", "preopened_dirs", "guest"),
     *("read_only", "native", "A", "/bin/app"),
 ]
-key = st.one_of(st.sampled_from(KEYS), st.text(max_size=8), st.sampled_from(["a\nb", "\x1b[31m", "tab\t"]))
+# \x85 (NEL) and \u2028 end a line too (str.splitlines, many log viewers)
+key = st.one_of(
+    st.sampled_from(KEYS), st.text(max_size=8), st.sampled_from(["a\nb", "\x1b[31m", "tab\t", "a\x85b", "a\u2028b"])
+)
 scalar = st.one_of(
     st.sampled_from(["native", "wasm", "/bin/app", "/app/main.wasm", "fixed", "host", "64M", "a" * 64, "/x/../y"]),
     st.sampled_from(["/bin/app\n", "line\nbreak", "\r", "/a\x7f"]),
@@ -74,7 +77,7 @@ def outcome(call: Callable[[], object], kind: type[IdentityError] = IdentityErro
 
 
 def one_line(message: str, prefix: str) -> bool:
-    return not message or (message.startswith(prefix) and "\n" not in message)
+    return not message or (message.startswith(prefix) and len(message.splitlines()) == 1)
 
 
 @FUZZ
@@ -88,6 +91,13 @@ def test_arbitrary_text(text):
 def test_arbitrary_documents(doc):
     text = "\n".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in doc.items())
     assert one_line(outcome(lambda: parse_manifest(text), ManifestError), "enclave.manifest.toml: ")
+
+
+def test_unicode_line_breaks_in_a_key_stay_on_the_line():
+    """The identity layer escaped only C0 controls; NEL and U+2028 broke its one-line errors."""
+    for name in ("a\x85b", "a\u2028b", "a\x9bb"):
+        message = outcome(lambda name=name: parse_manifest(f"{json.dumps(name)} = 1"), ManifestError)
+        assert message == f"enclave.manifest.toml: {name.encode('unicode_escape').decode()}: unknown key"
 
 
 @FUZZ

@@ -1,4 +1,4 @@
-"""Local reports and the host software-TEE key, checked with the attestation layer's own verifier."""
+"""Software reports for an enclave identity, signed by the host software-TEE key, checked with the attestation layer's own verifier."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from inclavare.attestation import software
-from inclavare.attestation.errors import VerificationFailed
-from inclavare.enclave.identity import EnclaveIdentity, HostKey, HostKeyError, IdentityError
-from inclavare.enclave.identity.report import local_report
+from inclavare.attestation.errors import AttesterError, VerificationFailed
+from inclavare.attestation.software import sign_report
+from inclavare.enclave.identity import EnclaveIdentity, HostKey, HostKeyError
 
 ME = EnclaveIdentity(hashlib.sha256(b"m").digest(), hashlib.sha256(b"s").digest(), 7, 3, True)
 NONCE = bytes(range(64))
@@ -23,26 +23,26 @@ def host_key() -> HostKey:
 
 
 def test_report_verifies_and_carries_the_identity(host_key):
-    evidence = local_report(ME, NONCE, host_key)
+    evidence = sign_report(ME, NONCE, host_key)
     report = software.verify_report(evidence, [host_key.public_key])
     assert (report.measurement, report.signer, report.product_id, report.svn) == (ME.measurement, ME.signer, 7, 3)
     assert report.debug is True
     assert report.software is True
     assert report.report_data == NONCE
     assert report.host_key_id == host_key.key_id == software.host_key_id(host_key.public_key)
-    assert local_report(ME, NONCE, host_key) == evidence  # Ed25519 is deterministic
+    assert sign_report(ME, NONCE, host_key) == evidence  # Ed25519 is deterministic
 
 
 def test_report_from_another_host_is_refused(host_key):
-    evidence = local_report(ME, NONCE, HostKey.from_seed(bytes(32)))
+    evidence = sign_report(ME, NONCE, HostKey.from_seed(bytes(32)))
     with pytest.raises(VerificationFailed):
         software.verify_report(evidence, [host_key.public_key])
 
 
 def test_report_data_must_be_64_bytes(host_key):
     for size in (0, 32, 63, 65):
-        with pytest.raises(IdentityError, match=f"report_data: must be exactly 64 bytes, not {size}"):
-            local_report(ME, bytes(size), host_key)
+        with pytest.raises(AttesterError, match=f"^software attester: report data must be 64 bytes, not {size}$"):
+            sign_report(ME, bytes(size), host_key)
 
 
 def test_host_key_created_once_and_private(tmp_path):
@@ -51,7 +51,7 @@ def test_host_key_created_once_and_private(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert HostKey.load_or_create(str(path)).key_id == key.key_id
     assert "PRIVATE" not in repr(key)
-    evidence = local_report(ME, NONCE, HostKey.load_or_create(str(path)))
+    evidence = sign_report(ME, NONCE, HostKey.load_or_create(str(path)))
     assert software.verify_report(evidence, [key.public_key]).report_data == NONCE
 
 

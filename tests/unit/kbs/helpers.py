@@ -6,8 +6,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from inclavare.attestation.attesters import SoftwareAttester
 from inclavare.kbs.admin import Admin
-from inclavare.kbs.attester import SoftwareEvidenceProvider
 from inclavare.kbs.config import parse_config
 from inclavare.kbs.jwe import TeeKey
 from inclavare.kbs.protocol.handshake import ClientHandshake
@@ -31,10 +31,10 @@ class Broker:
     service: KbsService
     clock: Clock
     world: World
-    provider: SoftwareEvidenceProvider = field(init=False)
+    attester: SoftwareAttester = field(init=False)
 
     def __post_init__(self) -> None:
-        self.provider = SoftwareEvidenceProvider(self.world.identity, self.world.host_key)
+        self.attester = SoftwareAttester(self.world.identity, self.world.host_key)
 
     def admin(self, method: str, *args: object) -> object:
         return getattr(self.service.admin, method)(OPS, *args)
@@ -59,7 +59,7 @@ class Broker:
         """(cookie, token, key) after a full, successful handshake."""
         key = key or TeeKey.generate()
         cookie, hs, report_data = self.auth(tee, key)
-        body = json.dumps(hs.attestation(self.provider.evidence(report_data))).encode()
+        body = json.dumps(hs.attestation(self.attester.collect_evidence(report_data).data)).encode()
         token, _ = self.service.rcar.attest(body, cookie, "test")
         return cookie, token, key
 

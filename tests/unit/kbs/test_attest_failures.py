@@ -118,7 +118,7 @@ def test_an_unexpected_exception_while_appraising_is_a_refusal(broker: Broker, m
         raise exc
 
     monkeypatch.setattr(rcar.attestation, "verify", fails)
-    error = refused(broker, hs.attestation(broker.provider.evidence(report_data)), cookie)
+    error = refused(broker, hs.attestation(broker.attester.collect_evidence(report_data).data), cookie)
     assert "internal error while appraising the attestation" in str(error)
     assert state(broker, cookie) is SessionState.FAILED
     assert len(failed_attests(broker)) == 1
@@ -127,7 +127,7 @@ def test_an_unexpected_exception_while_appraising_is_a_refusal(broker: Broker, m
 def test_a_panic_while_parsing_is_a_refusal_that_burns_the_session(broker: Broker, monkeypatch) -> None:
     broker.setup_release()
     cookie, hs, report_data = broker.auth()
-    body = json.dumps(hs.attestation(broker.provider.evidence(report_data))).encode()
+    body = json.dumps(hs.attestation(broker.attester.collect_evidence(report_data).data)).encode()
     panic = _panic_class()
 
     def fails(*args: object, **kwargs: object) -> object:
@@ -150,7 +150,7 @@ def test_a_deeply_nested_tee_key_is_refused_not_a_recursion_error(broker: Broker
         nested = [nested]
     cookie, hs, report_data = broker.auth(key=TeeKey.generate())
     hs.tee_pubkey = {**key, "x5c": nested}
-    body = hs.attestation(broker.provider.evidence(report_data))
+    body = hs.attestation(broker.attester.collect_evidence(report_data).data)
     error = refused(broker, body, cookie)
     assert "nested too deeply" in str(error)
     assert state(broker, cookie) is SessionState.FAILED

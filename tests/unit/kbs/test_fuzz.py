@@ -163,7 +163,7 @@ def test_admin_bodies(broker: Broker, body: bytes, kind: str) -> None:
 def test_whole_attest_calls(broker: Broker, case: tuple[str, object]) -> None:
     """Any /attest body: only KbsError, and an AttestationFailed spends the session's nonce."""
     cookie, hs, report_data = broker.auth()
-    doc = hs.attestation(broker.provider.evidence(report_data))
+    doc = hs.attestation(broker.attester.collect_evidence(report_data).data)
     how, change = case
     if how == "raw":
         body = change

@@ -6,9 +6,12 @@ import base64
 
 import pytest
 
+from inclavare.attestation.claims import Tee
 from inclavare.kbs.errors import AuthFailed, InvalidRequest
 from inclavare.kbs.protocol.messages import (
+    KBS_TEE,
     PROTOCOL_VERSION,
+    TEE_EVIDENCE,
     Attestation,
     Challenge,
     Request,
@@ -146,3 +149,11 @@ def test_bodies_that_are_not_json_are_a_400(body):
     """Deep nesting used to escape as RecursionError (a 500); NaN is not JSON."""
     with pytest.raises(InvalidRequest, match="request: not valid JSON"):
         parse_json(body, "request")
+
+
+def test_every_attester_tee_has_the_kbs_types_name_the_broker_accepts():
+    """The client declares ``KBS_TEE[attester.tee]``: each one must pass /auth (kbs-types spells SEV-SNP ``snp``)."""
+    assert set(KBS_TEE) == set(Tee)
+    assert KBS_TEE[Tee.SEV_SNP] == "snp"
+    for name in KBS_TEE.values():
+        assert Request.parse({"version": PROTOCOL_VERSION, "tee": name}).tee in TEE_EVIDENCE

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
+from inclavare.attestation.attesters import SoftwareAttester
 from inclavare.enclave.identity import EnclaveIdentity, HostKey
-from inclavare.kbs.attester import SoftwareEvidenceProvider
 from inclavare.kbs.errors import (
     AttestationFailed,
     InvalidRequest,
@@ -53,7 +53,7 @@ def test_a_release_is_recorded_once_per_request_key(broker: Broker):
 def test_replayed_nonce_is_refused(broker: Broker):
     broker.setup_release()
     cookie, hs, report_data = broker.auth()
-    body = json.dumps(hs.attestation(broker.provider.evidence(report_data))).encode()
+    body = json.dumps(hs.attestation(broker.attester.collect_evidence(report_data).data)).encode()
     broker.service.rcar.attest(body, cookie, "t")
     with pytest.raises(AttestationFailed) as exc:
         broker.service.rcar.attest(body, cookie, "t")
@@ -64,14 +64,14 @@ def test_evidence_for_another_challenge_is_refused_and_burns_the_session(broker:
     broker.setup_release()
     _, hs1, report_data1 = broker.auth()
     cookie2, hs2, report_data2 = broker.auth()
-    stale = hs1.attestation(broker.provider.evidence(report_data1))
+    stale = hs1.attestation(broker.attester.collect_evidence(report_data1).data)
     with pytest.raises(AttestationFailed, match="nonce"):
         broker.service.rcar.attest(json.dumps(stale).encode(), cookie2, "t")
-    good = hs2.attestation(broker.provider.evidence(report_data2))
+    good = hs2.attestation(broker.attester.collect_evidence(report_data2).data)
     with pytest.raises(AttestationFailed, match="nonce already used"):
         broker.service.rcar.attest(json.dumps(good).encode(), cookie2, "t")
     # evidence over the old nonce, claimed for the new one: the binding catches it
-    old_evidence = broker.provider.evidence(report_data1)
+    old_evidence = broker.attester.collect_evidence(report_data1).data
     cookie3, hs3, _ = broker.auth()
     with pytest.raises(AttestationFailed, match="report data does not bind"):
         broker.service.rcar.attest(json.dumps(hs3.attestation(old_evidence)).encode(), cookie3, "t")
@@ -80,7 +80,7 @@ def test_evidence_for_another_challenge_is_refused_and_burns_the_session(broker:
 def test_evidence_bound_to_another_key_is_refused(broker: Broker):
     broker.setup_release()
     cookie, hs, report_data = broker.auth(key=TeeKey.generate())
-    evidence = broker.provider.evidence(report_data)
+    evidence = broker.attester.collect_evidence(report_data).data
     swapped = {**hs.attestation(evidence)}
     swapped["runtime-data"] = {**swapped["runtime-data"], "tee-pubkey": TeeKey.generate().public_jwk()}
     with pytest.raises(AttestationFailed, match="does not bind"):
@@ -99,16 +99,16 @@ def test_evidence_bound_to_another_key_is_refused(broker: Broker):
 )
 def test_refused_attestations(broker: Broker, case: str, reason: str):
     broker.setup_release()
-    provider = broker.provider
+    attester = broker.attester
     if case == "untrusted-host":
-        provider = SoftwareEvidenceProvider(broker.world.identity, HostKey.from_seed(bytes(32)))
+        attester = SoftwareAttester(broker.world.identity, HostKey.from_seed(bytes(32)))
     if case == "debug":
         i = broker.world.identity
-        provider = SoftwareEvidenceProvider(
+        attester = SoftwareAttester(
             EnclaveIdentity(i.measurement, i.signer, i.isv_prod_id, i.isv_svn, True), broker.world.host_key
         )
     cookie, hs, report_data = broker.auth("sgx" if case == "declared-sgx" else "software")
-    body = hs.attestation(provider.evidence(report_data))
+    body = hs.attestation(attester.collect_evidence(report_data).data)
     if case == "init-data":
         body["init-data"] = {"format": "toml", "body": "x"}
     if case == "additional-evidence":
@@ -137,7 +137,7 @@ def test_a_malformed_attestation_burns_the_session_like_any_failed_attest(broker
         broker.service.rcar.attest(b'{"runtime-data": {}}', cookie, "t")
     with pytest.raises(AttestationFailed, match="nonce already used"):
         broker.service.rcar.attest(
-            json.dumps(hs.attestation(broker.provider.evidence(report_data))).encode(), cookie, "t"
+            json.dumps(hs.attestation(broker.attester.collect_evidence(report_data).data)).encode(), cookie, "t"
         )
 
 
@@ -147,7 +147,7 @@ def test_expiry_of_sessions_and_tokens(broker: Broker):
     broker.clock.now += 300
     with pytest.raises(TokenNotFound, match="expired"):
         broker.service.rcar.attest(
-            json.dumps(hs.attestation(broker.provider.evidence(report_data))).encode(), cookie, "t"
+            json.dumps(hs.attestation(broker.attester.collect_evidence(report_data).data)).encode(), cookie, "t"
         )
     cookie, token, _ = broker.attest()
     broker.clock.now += 299
@@ -209,7 +209,7 @@ def test_policy_first_then_existence(broker: Broker):
 def test_one_attestation_wins_a_race(broker: Broker):
     broker.setup_release()
     cookie, hs, report_data = broker.auth()
-    body = json.dumps(hs.attestation(broker.provider.evidence(report_data))).encode()
+    body = json.dumps(hs.attestation(broker.attester.collect_evidence(report_data).data)).encode()
     results: list[str] = []
     barrier = threading.Barrier(4)
 
@@ -249,7 +249,7 @@ def test_no_secret_in_logs_or_audit(broker: Broker, caplog, tmp_path):
 def test_refusals_are_audited_and_counted(broker: Broker):
     broker.setup_release()
     cookie, hs, report_data = broker.auth()
-    body = json.dumps(hs.attestation(broker.provider.evidence(report_data))).encode()
+    body = json.dumps(hs.attestation(broker.attester.collect_evidence(report_data).data)).encode()
     broker.service.rcar.attest(body, cookie, "10.1.2.3")
     with pytest.raises(AttestationFailed):
         broker.service.rcar.attest(body, cookie, "10.1.2.3")

@@ -83,7 +83,7 @@ def make_runtime(tmp_path):
 
     yield make
     for rt in made:
-        if rt._state != "destroyed":
+        if rt._life.state != "destroyed":
             rt.destroy()
 
 

@@ -23,15 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .interface import (
-    REPORT_DATA_SIZE,
-    Attester,
-    AttesterError,
-    AttesterOptions,
-    LocalReporter,
-    NotSupportedOnPlatform,
-    TsmRace,
-)
+from .. import REPORT_DATA_SIZE
+from ..errors import AttesterError, NotSupportedOnPlatform, TsmRace
+from .interface import Attester, AttesterOptions, LocalReporter
 from .sgx import SgxAttester
 from .software import SoftwareAttester
 from .tsm import TsmAttester, snp_from_options, tdx_from_options

@@ -1,6 +1,6 @@
 """A client for the SGX quoting service, aesmd, over its Unix socket (no protobuf library).
 
-Framing (inventory section 1.8; Gramine ``sgx_platform.c``): each request is
+Framing (docs/ratls.md, "SGX"; rune's ``libenclave/intelsgx/aesmd.go``; Gramine ``sgx_platform.c``): each request is
 a fresh ``AF_UNIX`` stream connection to ``/var/run/aesmd/aesm.socket``
 carrying a 4-byte little-endian length and a protobuf
 ``aesm.message.Request``; the answer is a 4-byte length and a
@@ -27,10 +27,11 @@ import errno
 import socket
 import struct
 
-from .interface import DEFAULT_AESM_SOCKET, AttesterError, NotSupportedOnPlatform
+from ..errors import AttesterError, NotSupportedOnPlatform
+from .interface import DEFAULT_AESM_SOCKET
 
 INIT_QUOTE_EX, GET_QUOTE_SIZE_EX, GET_QUOTE_EX = 15, 16, 17
-TIMEOUT_MS = 15000  # what rune sends (inventory section 1.8)
+TIMEOUT_MS = 15000  # what rune sends (libenclave/intelsgx/aesmd.go)
 TARGET_INFO_SIZE = 512  # sizeof(sgx_target_info_t)
 REPORT_SIZE = 432  # sizeof(sgx_report_t)
 MAX_MESSAGE = 1 << 20

@@ -1,21 +1,18 @@
 """The attester interface (RATS role "Attester", RFC 9334 section 3.1), its options and errors.
 
 An attester turns 64 bytes of caller data (REPORT_DATA: for RA-TLS the
-hash of the certificate key, inventory section 6.3) into :class:`Evidence`
+hash of the certificate key, docs/ratls.md) into :class:`Evidence`
 that a verifier (:func:`inclavare.attestation.verify`) can appraise. It
-mirrors rats-tls's attester plugins (inventory section 6.1:
+mirrors rats-tls's attester plugins (``attester_opts_t``:
 ``collect_evidence(ctx, evidence, algo, hash)``) minus the plugin loader:
 :mod:`.` keeps a registry keyed by TEE name.
 
-Errors::
-
-    AttestationError (inclavare.errors)
-    └── AttesterError             evidence could not be produced (names attester and step)
-        ├── NotSupportedOnPlatform   this host lacks the TEE or its service
-        └── TsmRace                  configfs-tsm generation changed under us every time
+Its errors (:class:`AttesterError` and subclasses) are drawn with the rest
+of the attestation tree in :mod:`inclavare.attestation.errors`.
 
 Nothing here logs: an attester handles no secret but the host key of the
-software attester, which never leaves :class:`~inclavare.enclave.identity.HostKey`.
+software attester, which never leaves the key object the caller passes in
+(:class:`~inclavare.attestation.software.HostSigningKey`).
 """
 
 from __future__ import annotations
@@ -24,31 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..claims import Evidence, Tee
-from ..errors import AttestationError
 
 if TYPE_CHECKING:
-    from ...enclave.identity import EnclaveIdentity, HostKey
+    from ..software import HostSigningKey, SoftwareIdentity
 
-REPORT_DATA_SIZE = 64  # SGX REPORTDATA, TDX REPORTDATA, SNP REPORT_DATA, software report_data
 DEFAULT_TSM_ROOT = "/sys/kernel/config/tsm/report"  # Linux Documentation/ABI/testing/configfs-tsm
-DEFAULT_AESM_SOCKET = "/var/run/aesmd/aesm.socket"  # inventory section 1.8
-
-
-class AttesterError(AttestationError):
-    """Evidence could not be produced; the message names the attester and the failed step."""
-
-
-class NotSupportedOnPlatform(AttesterError):
-    """The TEE (or the host service it needs) is not present on this machine."""
-
-    def __init__(self, attester: str, reason: str) -> None:
-        self.attester = attester
-        self.reason = reason
-        super().__init__(f"{attester} attester: not supported on this platform: {reason}")
-
-
-class TsmRace(AttesterError):
-    """Another writer kept changing a configfs-tsm report entry while we read it."""
+DEFAULT_AESM_SOCKET = "/var/run/aesmd/aesm.socket"  # where linux-sgx's aesmd listens
 
 
 class LocalReporter(Protocol):
@@ -73,23 +51,15 @@ class AttesterOptions:
     """Everything any registered attester may need; each takes what it uses.
 
     ``identity``/``host_key``: the software attester (the identity of a signed
-    enclave, from :func:`~inclavare.enclave.identity.verify_signature`).
+    enclave, from :func:`~inclavare.enclave.identity.verify_signature`, and
+    the host's software-TEE key, :class:`~inclavare.enclave.identity.HostKey`).
     ``tsm_root``/``privlevel``: the configfs-tsm attesters (TDX, SEV-SNP).
     ``runtime``/``aesm_socket``: the SGX attester.
     """
 
-    identity: EnclaveIdentity | None = None
-    host_key: HostKey | None = None
+    identity: SoftwareIdentity | None = None
+    host_key: HostSigningKey | None = None
     tsm_root: str = DEFAULT_TSM_ROOT
     privlevel: int | None = None
     runtime: LocalReporter | None = None
     aesm_socket: str = DEFAULT_AESM_SOCKET
-
-
-def check_report_data(attester: str, report_data: bytes) -> bytes:
-    """``report_data`` as bytes, or AttesterError if it is not exactly 64 bytes."""
-    if len(report_data) != REPORT_DATA_SIZE:
-        raise AttesterError(
-            f"{attester} attester: report data must be {REPORT_DATA_SIZE} bytes, not {len(report_data)}"
-        )
-    return bytes(report_data)

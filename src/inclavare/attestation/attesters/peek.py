@@ -8,8 +8,10 @@ RA-TLS sample server echoes its own measurement and signer. Nothing here is
 a verification: :func:`inclavare.attestation.verify` is.
 
 Field sources: SGX quote body MRENCLAVE/MRSIGNER/REPORTDATA and TDX MRTD/
-REPORTDATA (peer-anchors 6.5, 6.6); SNP MEASUREMENT, ID_KEY_DIGEST,
-REPORT_DATA (peer-anchors 6.7); software evidence (:mod:`..software`).
+REPORTDATA (Intel ``sgx_quote_3.h``, ``sgx_quote_4.h``; :mod:`..hazmat.reports`);
+SNP MEASUREMENT, ID_KEY_DIGEST, REPORT_DATA (AMD SEV-SNP ABI specification,
+"ATTESTATION_REPORT Structure"; :mod:`..hazmat.snp`); software evidence
+(:mod:`..software`).
 """
 
 from __future__ import annotations

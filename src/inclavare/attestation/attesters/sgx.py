@@ -1,6 +1,6 @@
 """The SGX attester: a PAL's local REPORT, turned into a DCAP quote by the host's aesmd.
 
-The flow is rune's ``attest`` (inventory section 1.8) with the quote types of
+The flow is rune's ``attest`` (docs/ratls.md, "SGX: PAL local report and aesmd") with the quote types of
 today (ECDSA/DCAP rather than EPID):
 
 1. aesmd ``InitQuoteEx`` gives the quoting enclave's TARGETINFO (512 bytes);
@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from ...errors import InclavareError
 from ..claims import Evidence, EvidenceKind, Tee
-from ..errors import AttestationError, EvidenceFormatError
+from ..errors import AttestationError, AttesterError, EvidenceFormatError
 from ..formats import detect
+from ..report_data import check_report_data
 from .aesm import REPORT_SIZE, AesmClient
-from .interface import AttesterError, AttesterOptions, LocalReporter, check_report_data
+from .interface import AttesterOptions, LocalReporter
 from .peek import claimed
 
 REPORT_BODY_SIZE = 384  # sgx_report_body_t; REPORTDATA at +320 (Intel SDM Vol. 3D 38.15)

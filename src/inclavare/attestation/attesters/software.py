@@ -1,21 +1,22 @@
 """The software attester: reports of the built-in (native, wasm) enclave runtimes.
 
-There is no hardware here. The host's Ed25519 software-TEE key
-(:class:`~inclavare.enclave.identity.HostKey`) signs a report about a signed
-enclave's identity (:func:`~inclavare.enclave.identity.report.local_report`;
-format in :mod:`inclavare.attestation.software`). A verifier accepts the
-result only if it trusts that host key *and* its policy sets
-``allow_software``. Ed25519 signatures are deterministic (RFC 8032
-section 5.1.6), so with a seeded key the evidence is byte-for-byte
-reproducible.
+There is no hardware here. The host's Ed25519 software-TEE key signs a
+report about a signed enclave's identity (:func:`..software.sign_report`,
+which also documents the format). The caller supplies both: the identity a
+verified signature proves and the key, e.g.
+:func:`inclavare.enclave.identity.verify_signature` and
+:class:`inclavare.enclave.identity.HostKey`. A verifier accepts the result
+only if it trusts that host key *and* its policy sets ``allow_software``.
+Ed25519 signatures are deterministic (RFC 8032 section 5.1.6), so with a
+seeded key the evidence is byte-for-byte reproducible.
 """
 
 from __future__ import annotations
 
-from ...enclave.identity import EnclaveIdentity, HostKey
-from ...enclave.identity.report import local_report
 from ..claims import Evidence, EvidenceKind, Tee
-from .interface import AttesterError, AttesterOptions, check_report_data
+from ..errors import AttesterError
+from ..software import HostSigningKey, SoftwareIdentity, sign_report
+from .interface import AttesterOptions
 
 
 class SoftwareAttester:
@@ -24,7 +25,7 @@ class SoftwareAttester:
     name = "software"
     tee = Tee.SOFTWARE
 
-    def __init__(self, identity: EnclaveIdentity, host_key: HostKey) -> None:
+    def __init__(self, identity: SoftwareIdentity, host_key: HostSigningKey) -> None:
         self.identity = identity
         self.host_key = host_key
 
@@ -37,9 +38,9 @@ class SoftwareAttester:
             raise AttesterError(
                 "software attester: needs the identity of a signed enclave (manifest, signature and rootfs)"
             )
-        key = options.host_key if options.host_key is not None else HostKey.load_or_create()
-        return cls(options.identity, key)
+        if options.host_key is None:
+            raise AttesterError("software attester: needs the host's software-TEE key")
+        return cls(options.identity, options.host_key)
 
     def collect_evidence(self, report_data: bytes) -> Evidence:
-        data = local_report(self.identity, check_report_data(self.name, report_data), self.host_key)
-        return Evidence(EvidenceKind.SOFTWARE, data)
+        return Evidence(EvidenceKind.SOFTWARE, sign_report(self.identity, report_data, self.host_key))

@@ -1,6 +1,6 @@
 """TDX and SEV-SNP guests: evidence through the Linux configfs-tsm report interface.
 
-ABI (Linux Documentation/ABI/testing/configfs-tsm, v6.7+; peer-anchors 6.8):
+ABI (Linux Documentation/ABI/testing/configfs-tsm, v6.7+):
 ``mkdir /sys/kernel/config/tsm/report/$name`` creates a request instance
 with the attributes ``inblob`` (WO, <= 64 bytes, becomes REPORT_DATA),
 ``outblob`` (RO, the provider's report: a TDX quote or an SNP report),
@@ -38,16 +38,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..claims import Evidence, EvidenceKind, Tee
-from ..errors import EvidenceFormatError
+from ..errors import AttesterError, EvidenceFormatError, NotSupportedOnPlatform, TsmRace
 from ..formats import detect
-from .interface import (
-    DEFAULT_TSM_ROOT,
-    AttesterError,
-    AttesterOptions,
-    NotSupportedOnPlatform,
-    TsmRace,
-    check_report_data,
-)
+from ..report_data import check_report_data
+from .interface import DEFAULT_TSM_ROOT, AttesterOptions
 from .peek import claimed
 
 PROVIDERS = {"tdx_guest": Tee.TDX, "sev_guest": Tee.SEV_SNP}  # tsm_report_ops.name = KBUILD_MODNAME

@@ -24,7 +24,7 @@ from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -180,13 +180,17 @@ def check_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at:
 
 
 _CRL_MEMO: dict[tuple[bytes, x509.Certificate], bool] = {}
+# The keys a CRL issuer may have here. The vendors' CRLs are ECDSA (Intel) and RSA-PSS
+# (AMD); a key-agreement key (X25519, X448, ML-KEM) signs nothing, and DSA is deprecated.
+_SIGNING_KEYS = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)
 
 
 def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
     """Memoised by (CRL fingerprint, issuer); CRL objects are not hashable, so no lru_cache."""
     key = (crl.fingerprint(hashes.SHA256()), issuer)
     if key not in _CRL_MEMO:
-        valid = holds(lambda: crl.is_signature_valid(issuer.public_key()))  # type: ignore[arg-type]
+        public = issuer.public_key()
+        valid = isinstance(public, _SIGNING_KEYS) and holds(lambda: crl.is_signature_valid(public))
         if len(_CRL_MEMO) >= 1024:
             _CRL_MEMO.clear()
         _CRL_MEMO[key] = valid

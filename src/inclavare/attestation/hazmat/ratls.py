@@ -1,6 +1,6 @@
 """Evidence inside RA-TLS certificates, and how it binds the certificate key.
 
-Three encodings are recognised (inclavare inventory section 6.3; Gramine RA-TLS):
+Three encodings are recognised (docs/ratls.md, "RA-TLS certificates"; rats-tls and Gramine RA-TLS):
 
 * **TCG DICE tagged evidence**, extension 2.23.133.5.4.9 (rats-tls since
   2022-12, "Interoperable RA-TLS"): a CBOR tag wrapping ``[evidence]`` or

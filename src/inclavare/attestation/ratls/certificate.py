@@ -1,6 +1,6 @@
 """Issue RA-TLS certificates exactly as rats-tls writes them (TCG DICE "Interoperable RA-TLS").
 
-rats-tls (inventory sections 6.3 and 6.4, step 1): generate a key pair in the
+rats-tls (``rats_tls_init`` of a server or mutual side; docs/ratls.md): generate a key pair in the
 TEE, hash its DER SubjectPublicKeyInfo, have the attester put that hash in
 REPORT_DATA, and issue a self-signed X.509 v3 certificate:
 

@@ -1,9 +1,10 @@
 """Attested TLS over Python's :mod:`ssl`: server, client and mutual modes, as rats-tls negotiates them.
 
-rats-tls (inventory section 6.4): the side that proves itself issues its
-certificate once, at initialisation (:func:`.certificate.issue`); the
-client always verifies the server (``VERIFY_PEER``); the server verifies
-the client only in mutual mode (``VERIFY_PEER | FAIL_IF_NO_PEER_CERT``).
+rats-tls (``rats_tls_init``/``rats_tls_negotiate``; docs/ratls.md, "Attested
+TLS"): the side that proves itself issues its certificate once, at
+initialisation (:func:`.certificate.issue`); the client always verifies the
+server (``VERIFY_PEER``); the server verifies the client only in mutual mode
+(``VERIFY_PEER | FAIL_IF_NO_PEER_CERT``).
 The certificates are self-signed, so OpenSSL's chain verification is not
 what decides. Here:
 

@@ -1,6 +1,6 @@
 """The RA-TLS endorsements extension (tcg-dice-endorsement-manifest, OID 2.23.133.5.4.2).
 
-rats-tls (inventory section 6.3 (b), ``-e``/``PROVIDE_ENDORSEMENTS``) puts
+rats-tls (its TCG DICE format, ``-e``/``RATS_TLS_CONF_FLAGS_PROVIDE_ENDORSEMENTS``; docs/ratls.md) puts
 the DCAP collateral the attester saw next to its SGX/TDX evidence, as the
 same CBOR tag as the evidence over an 8-entry array::
 

@@ -1,8 +1,9 @@
 """Appraising an RA-TLS peer: its certificate through :func:`inclavare.attestation.verify`, then policy.
 
 A :class:`VerifyPolicy` is the relying party's side of rats-tls's verifier
-plus its verification callback (inventory section 6.2: "rats-tls itself
-does not compare MRENCLAVE/MRSIGNER; that policy belongs to the callback").
+plus its verification callback (rats-tls ``api.h``,
+``rats_tls_set_verification_callback``: rats-tls itself compares no
+MRENCLAVE/MRSIGNER; that policy belongs to the callback).
 Here the reference values live in the existing
 :class:`~inclavare.attestation.Policy` (allowed ``measurements`` and
 ``signers``, ``min_svn``, acceptable TCB statuses, ``allow_debug``,

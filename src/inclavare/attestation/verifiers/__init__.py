@@ -17,7 +17,8 @@ from .snp import SnpReportVerifier
 from .software import SoftwareEvidenceVerifier
 from .tdx import TdxQuoteVerifier
 
-REGISTRY: dict[EvidenceKind, Verifier] = {
+# Evidence that stands alone; an RA-TLS certificate carries one of these.
+_PLAIN: dict[EvidenceKind, Verifier] = {
     v.kind: v
     for v in (
         SgxQuoteVerifier(),
@@ -26,9 +27,9 @@ REGISTRY: dict[EvidenceKind, Verifier] = {
         AzureHclVerifier(),
         NitroDocumentVerifier(),
         SoftwareEvidenceVerifier(),
-        RatlsCertificateVerifier(),
     )
 }
+REGISTRY: dict[EvidenceKind, Verifier] = {**_PLAIN, EvidenceKind.RATLS_CERTIFICATE: RatlsCertificateVerifier(_PLAIN)}
 
 
 def get_verifier(kind: EvidenceKind) -> Verifier:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 
 from ..claims import EvidenceKind, VerifiedClaims
@@ -34,7 +35,17 @@ _INNER = {
 
 
 class RatlsCertificateVerifier:
+    """Verifies the certificate, then hands the evidence inside to ``inner`` (kind -> verifier).
+
+    The registry passes its verifiers of plain evidence, so this module needs
+    no import of the registry, and a certificate inside a certificate has no
+    verifier at all.
+    """
+
     kind = EvidenceKind.RATLS_CERTIFICATE
+
+    def __init__(self, inner: Mapping[EvidenceKind, Verifier]) -> None:
+        self._inner = inner
 
     def inspect(self, data: bytes) -> dict[str, object]:
         cert = x509lite.load(data)
@@ -49,7 +60,7 @@ class RatlsCertificateVerifier:
             "evidence_encoding": ev.encoding,
             "evidence_oid": ev.oid,
             "evidence_kind": inner_kind.value,
-            "evidence": _verifier(inner_kind).inspect(ev.evidence),
+            "evidence": self._inner[inner_kind].inspect(ev.evidence),
         }
 
     def verify(self, data: bytes, *, at: datetime, collateral: CollateralStore) -> VerifiedClaims:
@@ -63,7 +74,7 @@ class RatlsCertificateVerifier:
             )
         ev = ratls.extract(cert)
         inner_kind = _inner_kind(ev)
-        inner = _verifier(inner_kind).verify(ev.evidence, at=at, collateral=collateral)
+        inner = self._inner[inner_kind].verify(ev.evidence, at=at, collateral=collateral)
         spki = cert.spki
         prefix, rule = ratls.expected_binding(ev, spki)
         report_data = inner.claims.report_data or b""
@@ -72,12 +83,6 @@ class RatlsCertificateVerifier:
                 "ratls certificate", f"REPORT_DATA does not bind the certificate key ({rule} || zeros)"
             )
         return dataclasses.replace(inner, kind=self.kind, inner_kind=inner_kind, bound_key=spki)
-
-
-def _verifier(kind: EvidenceKind) -> Verifier:
-    from . import get_verifier  # late: the registry in verifiers/__init__ imports this module
-
-    return get_verifier(kind)
 
 
 def _inner_kind(ev: ratls.RatlsEvidence) -> EvidenceKind:

@@ -10,29 +10,19 @@ certificate.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from ..claims import EvidenceKind, SgxClaims, Tee, VerifiedClaims
-from ..collateral import CollateralStore
-from ..errors import EvidenceFormatError
-from ..hazmat.quote import Quote, parse_quote
+from ..claims import EvidenceKind, IntelPlatform, SgxClaims, Tee
 from ..hazmat.reports import SGX_FLAG_KSS, SGX_FLAG_MODE64BIT, SGX_FLAG_PROVISIONKEY, SgxReportBody
-from . import _dcap
-from ._describe import describe_quote
+from ._quote import DcapQuoteVerifier
 
 
-class SgxQuoteVerifier:
+class SgxQuoteVerifier(DcapQuoteVerifier[SgxReportBody]):
     kind = EvidenceKind.SGX_QUOTE
+    tee = Tee.SGX
+    body_type = SgxReportBody
+    wrong_body = "sgx quote: the quote carries a TD report, not an SGX enclave report"
 
-    def inspect(self, data: bytes) -> dict[str, object]:
-        return describe_quote(parse_quote(data, allow_trailing_garbage=True))
-
-    def verify(self, data: bytes, *, at: datetime, collateral: CollateralStore) -> VerifiedClaims:
-        quote = parse_quote(data)
-        body = _sgx_body(quote)
-        result = _dcap.appraise(quote, collateral, at)
-        _dcap.reject_revoked(result, "sgx")
-        claims = SgxClaims(
+    def claims(self, body: SgxReportBody, platform: IntelPlatform) -> SgxClaims:
+        return SgxClaims(
             mr_enclave=body.mr_enclave,
             mr_signer=body.mr_signer,
             isv_prod_id=body.isv_prod_id,
@@ -49,19 +39,5 @@ class SgxQuoteVerifier:
             misc_select=body.misc_select,
             cpu_svn=body.cpu_svn,
             report_data=body.report_data,
-            platform=result.platform,
+            platform=platform,
         )
-        return VerifiedClaims(
-            kind=self.kind,
-            tee=Tee.SGX,
-            claims=claims,
-            tcb=result.tcb,
-            verified_at=at,
-            expired_collateral=result.expired,
-        )
-
-
-def _sgx_body(quote: Quote) -> SgxReportBody:
-    if not isinstance(quote.body, SgxReportBody):
-        raise EvidenceFormatError("sgx quote: the quote carries a TD report, not an SGX enclave report")
-    return quote.body

@@ -10,32 +10,20 @@ TEE_TCB_SVN, REPORTDATA and, for TDX 1.5, TEE_TCB_SVN2 and MRSERVICETD.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from ..claims import EvidenceKind, TdxClaims, Tee, VerifiedClaims
-from ..collateral import CollateralStore
-from ..errors import EvidenceFormatError
-from ..hazmat.quote import parse_quote
+from ..claims import EvidenceKind, IntelPlatform, TdxClaims, Tee
 from ..hazmat.reports import TD_ATTR_PERFMON, TD_ATTR_SEPT_VE_DISABLE, TdReportBody
-from . import _dcap
-from ._describe import describe_quote
+from ._quote import DcapQuoteVerifier
 
 
-class TdxQuoteVerifier:
+class TdxQuoteVerifier(DcapQuoteVerifier[TdReportBody]):
     kind = EvidenceKind.TDX_QUOTE
+    tee = Tee.TDX
+    body_type = TdReportBody
+    wrong_body = "tdx quote: the quote carries an SGX enclave report, not a TD report"
 
-    def inspect(self, data: bytes) -> dict[str, object]:
-        return describe_quote(parse_quote(data, allow_trailing_garbage=True))
-
-    def verify(self, data: bytes, *, at: datetime, collateral: CollateralStore) -> VerifiedClaims:
-        quote = parse_quote(data)
-        body = quote.body
-        if not isinstance(body, TdReportBody):
-            raise EvidenceFormatError("tdx quote: the quote carries an SGX enclave report, not a TD report")
-        result = _dcap.appraise(quote, collateral, at)
-        _dcap.reject_revoked(result, "tdx")
+    def claims(self, body: TdReportBody, platform: IntelPlatform) -> TdxClaims:
         attrs = body.td_attributes_value
-        claims = TdxClaims(
+        return TdxClaims(
             mr_td=body.mr_td,
             rtmrs=body.rtmrs,
             mr_config_id=body.mr_config_id,
@@ -51,15 +39,7 @@ class TdxQuoteVerifier:
             xfam=body.xfam,
             tee_tcb_svn=body.tee_tcb_svn,
             report_data=body.report_data,
-            platform=result.platform,
+            platform=platform,
             tee_tcb_svn2=body.tee_tcb_svn2,
             mr_servicetd=body.mr_servicetd,
-        )
-        return VerifiedClaims(
-            kind=self.kind,
-            tee=Tee.TDX,
-            claims=claims,
-            tcb=result.tcb,
-            verified_at=at,
-            expired_collateral=result.expired,
         )

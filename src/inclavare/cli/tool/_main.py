@@ -1,9 +1,10 @@
 """`inclavare`: the tool for everything around rune (enclaves, evidence, KBS).
 
 ``inclavare <group> ...`` dispatches to ``inclavare.cli.tool.<group>``, a
-module with ``main(argv) -> int`` that parses its own arguments (argparse is
-fine here: this is not rune's start-up path). Errors from the library become
-one line on stderr and exit status 1; tracebacks only with ``--debug``.
+module with ``main(argv) -> int`` that parses its own arguments with
+:class:`._cli.Parser` (argparse is fine here: this is not rune's start-up
+path). :func:`._cli.run` turns every error into one line on stderr and an
+exit status, the traceback only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from ...errors import InclavareError
+from ._cli import run
 
 GROUPS = {
     "enclave": "measure, sign, inspect, seal and unseal enclaves of the built-in runtimes",
@@ -47,15 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         sys.stderr.write(f"inclavare: {group}: not part of this build\n")
         return 2
-    try:
-        return int(module.main(rest) or 0)
-    except InclavareError as exc:
-        if debug:
-            raise
-        sys.stderr.write(f"inclavare {group}: {exc}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+    return run(f"inclavare {group}", module.main, rest, debug=debug)
 
 
 if __name__ == "__main__":

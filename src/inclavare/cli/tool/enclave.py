@@ -12,8 +12,7 @@
 ``--sig`` defaults to ``MANIFEST.sig``. seal/unseal first verify the signed
 manifest (the identity comes from the signature, never from flags) and take
 ``--host-secret PATH`` (default /var/lib/inclavare/host-secret) and ``--aad``.
-Exit 0 on success, 1 with one line on stderr otherwise (the dispatcher prints
-library errors; argparse problems are turned into the same one line).
+Exit 0 on success, 1 with one line on stderr otherwise (:mod:`._cli`).
 """
 
 from __future__ import annotations
@@ -45,14 +44,7 @@ from ...enclave.identity import (
 from ...enclave.identity._files import write_atomic
 from ...enclave.identity.identity import signer_id
 from ...errors import UsageError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        # The dispatcher prefixes "inclavare enclave: "; keep only the subcommand.
-        where = self.prog.removeprefix("inclavare enclave").strip()
-        raise UsageError(f"{where}: {message}" if where else message)
-
+from ._cli import Parser, read_file
 
 _HELP = {
     "measure": "print the measurement (MRENCLAVE analogue) of a manifest and its rootfs",
@@ -67,8 +59,8 @@ _HELP = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="inclavare enclave", description="software enclave identity: measure, sign, seal")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    p = Parser(prog="inclavare enclave", description="software enclave identity: measure, sign, seal")
+    sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("measure", "expand", "sign", "verify", "seal", "unseal"):
         c = sub.add_parser(name, help=_HELP[name])
         c.add_argument("manifest")
@@ -94,10 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
+    args = _parser().parse_args(argv)
     return int(_COMMANDS[args.cmd](args) or 0)
 
 
@@ -140,7 +129,7 @@ def _verify(args: argparse.Namespace) -> None:
 def _seal(args: argparse.Namespace) -> None:
     identity = _identity(args)
     secret = HostSecret.load_or_create(args.host_secret) if args.host_secret else HostSecret.load_or_create()
-    blob = seal(identity, Policy(args.policy), _read(args.input), args.aad.encode(), secret=secret)
+    blob = seal(identity, Policy(args.policy), read_file(args.input), args.aad.encode(), secret=secret)
     _write(args.output, blob, 0o600)
 
 
@@ -148,7 +137,7 @@ def _unseal(args: argparse.Namespace) -> None:
     identity = _identity(args)
     secret = HostSecret.load_or_create(args.host_secret) if args.host_secret else HostSecret.load_or_create()
     policy = Policy(args.policy) if args.policy else None
-    plain = unseal(identity, _read(args.input), args.aad.encode(), policy=policy, secret=secret, source=args.input)
+    plain = unseal(identity, read_file(args.input), args.aad.encode(), policy=policy, secret=secret, source=args.input)
     _write(args.output, plain, 0o600)  # plaintext of sealed data: owner-only
 
 
@@ -171,16 +160,8 @@ def _signer(text: str | None) -> bytes | None:
     except ValueError:
         value = b""
     if len(value) != 32:
-        raise UsageError("inclavare enclave: --signer: must be 64 hex digits (a MRSIGNER)")
+        raise UsageError("--signer: must be 64 hex digits (a MRSIGNER)")
     return value
-
-
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise IdentityError(f"{path}: {exc.strerror}") from None
 
 
 def _write(path: str, data: bytes, mode: int) -> None:

@@ -20,16 +20,13 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from ...errors import UsageError
+from ._cli import Parser, instant, read_file
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+MAX_INPUT = 1 << 20  # evidence, certificates: nothing legitimate is near this
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="inclavare evidence", description="inspect and verify attestation evidence")
+    p = Parser(prog="inclavare evidence", description="inspect and verify attestation evidence")
     sub = p.add_subparsers(dest="command", required=True)
     ins = sub.add_parser("inspect", help="print the decoded fields (nothing is verified)")
     ins.add_argument("file")
@@ -52,7 +49,7 @@ def main(argv: list[str]) -> int:
     from ... import attestation as att
     from ...attestation.formats import unwrap_text
 
-    data = unwrap_text(_read(args.file))
+    data = unwrap_text(read_file(args.file, MAX_INPUT))
     if args.command == "inspect":
         _print(att.inspect(data))
         return 0
@@ -71,36 +68,18 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _read(path: str) -> bytes:
-    try:
-        if path == "-":
-            return sys.stdin.buffer.read(1 << 20)
-        with open(path, "rb") as f:
-            return f.read(1 << 20)
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror or exc}") from None
-
-
 def _add_certificates(store: object, path: str) -> None:
     from ...attestation import CollateralStore
     from ...attestation.errors import CollateralError
     from ...attestation.hazmat.certs import load_certificates
 
     assert isinstance(store, CollateralStore)
-    for cert in load_certificates(_read(path), path, CollateralError):
+    for cert in load_certificates(read_file(path, MAX_INPUT), path, CollateralError):
         store.add_certificate(cert)
 
 
 def _instant(text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        raise UsageError(f"--at: {text!r} is not an RFC 3339 time like 2025-07-01T00:00:00Z") from None
-    if value.tzinfo is None:
-        raise UsageError(f"--at: {text!r} needs a time zone (Z or +hh:mm)")
-    return value
+    return datetime.now(UTC) if text is None else instant(text, "--at")
 
 
 def _print(doc: dict[str, object]) -> None:

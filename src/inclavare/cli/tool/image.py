@@ -21,15 +21,11 @@ import argparse
 import sys
 
 from ...errors import UsageError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+from ._cli import Parser
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="inclavare image", description="unpack and encrypt OCI images")
+    p = Parser(prog="inclavare image", description="unpack and encrypt OCI images")
     sub = p.add_subparsers(dest="command", required=True)
     un = sub.add_parser("unpack", help="unpack (and decrypt) an OCI image layout into a rune bundle")
     un.add_argument("image", metavar="LAYOUT[:TAG]")
@@ -62,7 +58,7 @@ def main(argv: list[str]) -> int:
 
         params, jwe = providers.parse_key_options(args.decryption_key)
         if jwe:
-            raise UsageError("inclavare image unpack: --decryption-key takes provider:NAME[:PARAMS] only")
+            raise UsageError("unpack: --decryption-key takes provider:NAME[:PARAMS] only")
         configured = providers.load_config(args.keyprovider_config)
         unwrapper = providers.Unwrapper(configured, params) if configured else None
         path, ref = layout.split_ref(args.image)
@@ -83,11 +79,11 @@ def main(argv: list[str]) -> int:
             with open(name, "rb") as f:
                 pems.append(f.read(1 << 16))
         except OSError as exc:
-            raise UsageError(f"inclavare image encrypt: {name}: {exc.strerror}") from None
+            raise UsageError(f"encrypt: {name}: {exc.strerror}") from None
     src, src_ref = layout.split_ref(args.source)
     dst, dst_ref = layout.split_ref(args.dest)
     if dst_ref is None:
-        raise UsageError("inclavare image encrypt: the destination needs a tag (DST_LAYOUT:TAG)")
+        raise UsageError("encrypt: the destination needs a tag (DST_LAYOUT:TAG)")
     desc = encrypt(src, src_ref, dst, dst_ref, providers.load_config(args.keyprovider_config), params, pems)
     sys.stdout.write(f"{desc.digest}\n")
     return 0

@@ -20,16 +20,12 @@ import os
 import sys
 
 from ...errors import UsageError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog.removeprefix('inclavare kbs').strip() or 'kbs'}: {message}")
+from ._cli import Parser
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="inclavare kbs", description="the key broker service (trustee's RCAR protocol)")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    p = Parser(prog="inclavare kbs", description="the key broker service (trustee's RCAR protocol)")
+    sub = p.add_subparsers(dest="cmd", required=True)
     serve = sub.add_parser("serve", help="serve the KBS (uvicorn; HTTPS when the config has tls_cert/tls_key)")
     serve.add_argument("--config", default=os.environ.get("INCLAVARE_KBS_CONFIG"), help="TOML config file")
     serve.add_argument("--ready-file", help="write host:port here once listening")
@@ -44,10 +40,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
+    args = _parser().parse_args(argv)
     if args.cmd == "keygen":
         return _keygen(args)
     from ...kbs.config import load_config

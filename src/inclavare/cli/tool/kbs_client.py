@@ -28,15 +28,10 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime
 from typing import Any
 
 from ...errors import UsageError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog.removeprefix('inclavare kbs-client').strip() or 'usage'}: {message}")
+from ._cli import Parser, enclave_attester, instant, read_file
 
 
 def _enclave_args(p: argparse.ArgumentParser) -> None:
@@ -54,11 +49,11 @@ def _policy_args(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="inclavare kbs-client", description="attest to a KBS, get resources, administer it")
+    p = Parser(prog="inclavare kbs-client", description="attest to a KBS, get resources, administer it")
     p.add_argument("--url", action="append", help="KBS base URL (repeat for replicas)")
     p.add_argument("--cacert", help="CA bundle (PEM) for an HTTPS KBS")
     p.add_argument("--admin-key", default=os.environ.get("INCLAVARE_KBS_ADMIN_KEY"))
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="cmd", required=True)
     _enclave_args(sub.add_parser("attest", help="run RCAR and print the attestation token"))
     get = sub.add_parser("get-resource", help="attest and get one resource")
     get.add_argument("--path", required=True)
@@ -87,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _reference_parser(rv: argparse.ArgumentParser) -> None:
-    sub = rv.add_subparsers(dest="rv", required=True, parser_class=_Parser)
+    sub = rv.add_subparsers(dest="rv", required=True)
     add = sub.add_parser("add")
     add.add_argument("name")
     add.add_argument("values", nargs="+")
@@ -109,10 +104,7 @@ def _reference_parser(rv: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
+    args = _parser().parse_args(argv)
     urls = args.url or ([os.environ["INCLAVARE_KBS_URL"]] if os.environ.get("INCLAVARE_KBS_URL") else [])
     if not urls:
         raise UsageError("--url is required (or set INCLAVARE_KBS_URL)")
@@ -123,17 +115,12 @@ def main(argv: list[str]) -> int:
 
 
 def _enclave_side(args: argparse.Namespace, urls: list[str], verify: bool | str) -> int:
-    from ...enclave.identity import HostKey
-    from ...kbs.attester import SoftwareEvidenceProvider
     from ...kbs.client import KbsClient
     from ...kbs.jwe import TeeKey
 
-    host_key = HostKey.load_or_create(args.host_key) if args.host_key else HostKey.load_or_create()
-    provider = SoftwareEvidenceProvider.from_signed_enclave(
-        args.manifest, args.sig or args.manifest + ".sig", args.rootfs, host_key
-    )
+    attester = enclave_attester(args.manifest, args.sig, args.rootfs, args.host_key)
     with KbsClient(
-        urls, provider, tee_key=TeeKey.generate("RSA" if args.tee_key == "rsa" else "EC"), verify=verify
+        urls, attester, tee_key=TeeKey.generate("RSA" if args.tee_key == "rsa" else "EC"), verify=verify
     ) as client:
         if args.cmd == "attest":
             print(json.dumps({"token": client.attest()}))
@@ -160,28 +147,28 @@ def _admin_side(args: argparse.Namespace, url: str, verify: bool | str) -> int:
 
 
 def _set_resource(admin: Any, args: argparse.Namespace) -> object:
-    value = args.value.encode() if args.value is not None else _read(args.resource_file)
+    value = args.value.encode() if args.value is not None else read_file(args.resource_file)
     return {"path": admin.set_resource(args.path, value)}
 
 
 def _policy_text(args: argparse.Namespace) -> dict[str, str]:
     if args.builtin:
         return {"builtin": args.builtin}
-    return {"policy": _read(args.policy_file).decode("utf-8", errors="replace")}
+    return {"policy": read_file(args.policy_file).decode("utf-8", errors="replace")}
 
 
 def _reference(admin: Any, args: argparse.Namespace) -> object:
     if args.rv == "add":
-        return admin.add_reference_values(args.name, args.values, _time(args.expires))
+        return admin.add_reference_values(args.name, args.values, _time(args.expires, "--expires"))
     if args.rv == "list":
         return admin.reference_values(args.name)
     if args.rv == "expire":
-        return {"expired": admin.expire_reference_values(args.name, args.value, _time(args.at))}
+        return {"expired": admin.expire_reference_values(args.name, args.value, _time(args.at, "--at"))}
     if args.rv == "delete":
         return {"deleted": admin.delete_reference_values(args.name, args.value)}
     sig = args.sig or args.manifest + ".sig"
     return admin.add_from_enclave(
-        args.manifest, sig, args.rootfs, expires=_time(args.expires), by_signer=args.by_signer
+        args.manifest, sig, args.rootfs, expires=_time(args.expires, "--expires"), by_signer=args.by_signer
     )
 
 
@@ -200,25 +187,11 @@ _ADMIN = {
 }
 
 
-def _time(text: str | None) -> float | None:
+def _time(text: str | None, option: str) -> float | None:
+    """Seconds since the epoch, given as such or as an RFC 3339 time."""
     if text is None:
         return None
     try:
         return float(text)
     except ValueError:
-        pass
-    try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{text!r}: not RFC 3339 or seconds since the epoch") from None
-    if stamp.tzinfo is None:
-        raise UsageError(f"{text!r}: give a time zone (e.g. Z)")
-    return stamp.timestamp()
-
-
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror}") from None
+        return instant(text, option).timestamp()

@@ -1,4 +1,4 @@
-"""``inclavare ratls``: the attested TLS sample server and client (rats-tls's samples, inventory 6.4).
+"""``inclavare ratls``: the attested TLS sample server and client (rats-tls's samples; docs/ratls.md).
 
     inclavare ratls server [-a ATTESTER] [-i IP] [-p PORT] [-m] [--policy FILE] [--allow-software]
                            [--collateral PATH]... [--count N] [--reply raw|json] [attester options]
@@ -8,7 +8,7 @@
 The server proves itself with ``-a`` (software, sgx, tdx, sev-snp; rats-tls
 names sgx_ecdsa, tdx_ecdsa, sev_snp work too), accepts connections, receives
 one message per connection and replies like the skeleton TLS server
-(inventory 2.5): ``raw`` = MEASUREMENT || SIGNER || message (MRENCLAVE(32) ||
+(the original's skeleton PAL in TLS_SERVER mode): ``raw`` = MEASUREMENT || SIGNER || message (MRENCLAVE(32) ||
 MRSIGNER(32) for SGX and software; the signer is zero-filled to the
 measurement's size where the TEE has none), or ``json`` =
 ``{"tee", "measurement", "signer", "message"}``. It prints one JSON line per
@@ -47,8 +47,9 @@ from ...attestation.hazmat.hextext import from_hex
 from ...attestation.ratls import AttestedSocket, RatlsError, VerifyPolicy, accept, client_context, connect
 from ...attestation.ratls import server_context as make_server_context
 from ...attestation.ratls.certificate import KEY_ALGORITHMS
-from ...enclave.identity import DEFAULT_HOST_KEY, HostKey, verify_signature
+from ...enclave.identity import DEFAULT_HOST_KEY, HostKey
 from ...errors import InclavareError, UsageError
+from ._cli import Parser, enclave_attester
 
 if TYPE_CHECKING:
     from ...enclave.interface import EnclaveRuntime
@@ -57,14 +58,9 @@ GREETING = "Hello and welcome to RATS-TLS!\n"  # what the rats-tls sample client
 MAX_MESSAGE = 64 << 10
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog.removeprefix('inclavare ratls').strip() or 'usage'}: {message}")
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="inclavare ratls", description="attested TLS sample server and client")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = Parser(prog="inclavare ratls", description="attested TLS sample server and client")
+    sub = p.add_subparsers(dest="command", required=True)
     for name in ("server", "client"):
         c = sub.add_parser(name, help=f"the rats-tls sample {name}")
         c.add_argument("-a", "--attester", default="software" if name == "server" else None, metavar="NAME",
@@ -198,16 +194,11 @@ def _canonical(name: str | None) -> str | None:
 
 def _attester(args: argparse.Namespace, runtime: EnclaveRuntime | None) -> Attester:
     name = args.attester
-    identity = None
-    host_key = None
     if _canonical(name) == "software":
         if not args.manifest or not args.rootfs:
             raise UsageError("the software attester needs --manifest and --rootfs (a signed enclave)")
-        identity = verify_signature(args.manifest, args.sig or args.manifest + ".sig", args.rootfs)
-        host_key = HostKey.load_or_create(args.host_key)
+        return enclave_attester(args.manifest, args.sig, args.rootfs, args.host_key)
     options = AttesterOptions(
-        identity=identity,
-        host_key=host_key,
         tsm_root=args.tsm_root,
         privlevel=args.privlevel,
         runtime=runtime,

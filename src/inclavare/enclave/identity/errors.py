@@ -16,7 +16,7 @@ plaintext: unsealing failures of any cryptographic kind are the single line
 
 from __future__ import annotations
 
-from ...errors import EnclaveError
+from ...errors import EnclaveError, one_line
 
 
 class IdentityError(EnclaveError):
@@ -32,12 +32,6 @@ class _Located(IdentityError):
         self.reason = reason
         where = f"{file}: {field}: " if field else f"{file}: "
         super().__init__(one_line(where + reason))
-
-
-def one_line(text: str) -> str:
-    """`text` with control characters escaped: keys and values from hostile
-    files must not break the one-line error contract (or forge log lines)."""
-    return "".join(f"\\x{ord(c):02x}" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text)
 
 
 class ManifestError(_Located):

@@ -21,16 +21,16 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from ...errors import EnclaveError
+from ...attestation import REPORT_DATA_SIZE
+from ...attestation.software import sign_report
+from ...errors import EnclaveError, one_line
 from ..errors import EnclaveConfigError, EnclaveNotSupported, EnclaveStateError, EnclaveUnavailable
 from ..identity import EnclaveIdentity, HostKey, Manifest, load_manifest, measurement_of, verify_signature
-from ..identity.errors import IdentityError, ManifestError, SignatureError, one_line
-from ..identity.report import REPORT_DATA_SIZE, local_report
-from ..interface import INTERFACE_VERSION, LOG_LEVELS, PID_ALL, PID_CURRENT, TEE_KINDS, Capabilities, split_args
+from ..identity.errors import IdentityError, ManifestError, SignatureError
+from ..interface import INTERFACE_VERSION, PID_ALL, PID_CURRENT, TEE_KINDS, Capabilities, Lifecycle, split_args
 from . import _options
 
 TARGETINFO_SIZE = 512  # SGX TARGETINFO (Intel SDM Vol. 3D §38.16); accepted, not used
-_LOADED, _READY, _DESTROYED = "loaded", "initialized", "destroyed"
 
 # Blocked in every thread these runtimes start, as PalRuntime blocks them
 # around PAL calls: process signals then go to the init-runelet's main
@@ -103,7 +103,7 @@ class RuntimeBase(abc.ABC):
         self.tee = tee
         self.rootfs = os.path.abspath(rootfs)
         self._log = log or _quiet
-        self._state = _LOADED
+        self._life = Lifecycle(self.name)
         self._lock = threading.Lock()
         self._procs: dict[int, Process] = {}
         self._claimed: set[int] = set()
@@ -136,11 +136,7 @@ class RuntimeBase(abc.ABC):
 
     # -- lifecycle -------------------------------------------------------
     def init(self, args: str, log_level: str, pooled: tuple[int, int] | None = None) -> None:
-        if self._state != _LOADED:
-            raise EnclaveStateError(f"enclave runtime {self.name}: init called when {self._state}")
-        if log_level not in LOG_LEVELS:
-            levels = ", ".join(LOG_LEVELS)
-            raise EnclaveConfigError(f"enclave runtime {self.name}", f"invalid log level {log_level!r} ({levels})")
+        self._life.begin_init(log_level)
         if pooled is not None:
             raise EnclaveNotSupported(
                 f"enclave runtime {self.name}: pooled enclaves are SGX enclaves; cannot adopt one"
@@ -149,7 +145,7 @@ class RuntimeBase(abc.ABC):
         manifest, identity = self._verify(opts)
         self._prepare(opts, manifest)
         self.manifest, self.identity = manifest, identity
-        self._state = _READY
+        self._life.initialized()
         self._log(f"{self.name}: enclave {identity.measurement.hex()} signer {identity.signer.hex()} ready")
 
     def _verify(self, opts: _options.Options) -> tuple[Manifest, EnclaveIdentity]:
@@ -166,9 +162,7 @@ class RuntimeBase(abc.ABC):
         return manifest, identity
 
     def destroy(self) -> None:
-        if self._state == _DESTROYED:
-            raise EnclaveStateError(f"enclave runtime {self.name}: destroy called twice")
-        self._state = _DESTROYED
+        self._life.destroy()
         with self._lock:
             procs = list(self._procs.values())
         for proc in procs:
@@ -212,7 +206,7 @@ class RuntimeBase(abc.ABC):
 
     def _ensure_open(self) -> None:
         """Under the lock, right before a process starts: destroy may have come in between."""
-        if self._state != _READY:
+        if self._life.state != Lifecycle.READY:
             raise EnclaveStateError(f"enclave runtime {self.name}: create_process called after destroy")
 
     def _register(self, proc: Process) -> None:
@@ -273,17 +267,18 @@ class RuntimeBase(abc.ABC):
                 f"got {len(target_info)}"
             )
         if len(report_data) > REPORT_DATA_SIZE:
-            raise EnclaveError(f"enclave runtime {self.name}: report data is {len(report_data)} bytes, at most 64")
+            raise EnclaveError(
+                f"enclave runtime {self.name}: report data is {len(report_data)} bytes, at most {REPORT_DATA_SIZE}"
+            )
         if self._host_key is None:
             raise EnclaveUnavailable(f"enclave runtime {self.name}: no software-TEE key: {self._host_key_error}")
         assert self.identity is not None
-        return local_report(self.identity, bytes(report_data).ljust(REPORT_DATA_SIZE, b"\0"), self._host_key)
+        return sign_report(self.identity, bytes(report_data).ljust(REPORT_DATA_SIZE, b"\0"), self._host_key)
 
     # -- helpers ---------------------------------------------------------
     def _require_ready(self, call: str) -> Manifest:
-        if self._state != _READY or self.manifest is None:
-            when = "before init" if self._state == _LOADED else "after destroy"
-            raise EnclaveStateError(f"enclave runtime {self.name}: {call} called {when}")
+        self._life.require(call)
+        assert self.manifest is not None  # set with the initialized state
         return self.manifest
 
     # -- for subclasses ----------------------------------------------------

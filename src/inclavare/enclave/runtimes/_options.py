@@ -28,8 +28,8 @@ from __future__ import annotations
 import os
 from typing import TypeVar
 
+from ...errors import one_line
 from ..errors import EnclaveConfigError
-from ..identity.errors import one_line
 
 PAGE = 64 << 10  # WebAssembly page (core spec §2.5.9 "Memory Types")
 _UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}

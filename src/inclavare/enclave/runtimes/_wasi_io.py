@@ -47,6 +47,8 @@ import struct
 import threading
 import time
 
+import wasmtime
+
 from . import _base
 
 PIPE_BUF = 4096  # pipe(7): a write of up to this size fits once POLLOUT is reported
@@ -109,12 +111,12 @@ class Stdio:
             self._open.discard(fd)
             os.close(fd)
 
-    def configure(self, wasi: object) -> None:
-        """Point a ``wasmtime.WasiConfig`` at the pipes (wasmtime opens them at once)."""
+    def configure(self, wasi: wasmtime.WasiConfig) -> None:
+        """Point the WASI configuration at the pipes (wasmtime opens them at once)."""
         if self._in is not None:
-            wasi.stdin_file = f"/proc/self/fd/{self._in[0]}"  # type: ignore[attr-defined]
-        wasi.stdout_file = f"/proc/self/fd/{self._out[1]}"  # type: ignore[attr-defined]
-        wasi.stderr_file = f"/proc/self/fd/{self._err[1]}"  # type: ignore[attr-defined]
+            wasi.stdin_file = f"/proc/self/fd/{self._in[0]}"
+        wasi.stdout_file = f"/proc/self/fd/{self._out[1]}"
+        wasi.stderr_file = f"/proc/self/fd/{self._err[1]}"
         # wasmtime holds its own open file descriptions now; ours of the write
         # ends must go, or the pump would never see end of file.
         self._close(self._out[1])
@@ -188,7 +190,7 @@ class Stdio:
                 flow.discard, flow.buf = True, b""  # keep draining, so the module never blocks
 
     # -- poll_oneoff -----------------------------------------------------------
-    def poll_oneoff(self, caller: object, in_ptr: int, out_ptr: int, nsubs: int, nevents_ptr: int) -> int:
+    def poll_oneoff(self, caller: wasmtime.Caller, in_ptr: int, out_ptr: int, nsubs: int, nevents_ptr: int) -> int:
         """WASI ``poll_oneoff(in, out, nsubscriptions, *nevents) -> errno``, stoppable."""
         try:
             return self._poll_oneoff(caller, in_ptr & 0xFFFFFFFF, out_ptr & 0xFFFFFFFF, nsubs & 0xFFFFFFFF,
@@ -196,9 +198,9 @@ class Stdio:
         except BaseException:  # see the module docstring
             return ERRNO_IO
 
-    def _poll_oneoff(self, caller: object, in_ptr: int, out_ptr: int, nsubs: int, nevents_ptr: int) -> int:
-        memory = caller.get("memory")  # type: ignore[attr-defined]
-        if memory is None:
+    def _poll_oneoff(self, caller: wasmtime.Caller, in_ptr: int, out_ptr: int, nsubs: int, nevents_ptr: int) -> int:
+        memory = caller.get("memory")
+        if not isinstance(memory, wasmtime.Memory):  # no export "memory", or not a memory
             return ERRNO_INVAL
         size = memory.data_len(caller)
         if nsubs == 0:

@@ -30,10 +30,9 @@ import threading
 from collections.abc import Callable
 
 from ... import _sys
-from ...errors import SyscallError
-from ...runtime.rootfs.paths import open_in_root
 from ..errors import EnclaveError
 from ..identity import HostKey, Manifest, ManifestError
+from ..identity.rootfs import RootfsError, read_in_root
 from . import _base, _options
 from ._native_exec import Child, elf_interpreter, sandbox_filter, sealed_exec_only, spawn, trampoline_fd
 
@@ -123,18 +122,10 @@ class NativeRuntime(_base.RuntimeBase):
         self._log(f"native: {entrypoint} sealed ({len(data)} bytes, {kind}), RLIMIT_AS {self._memory}")
 
     def _read(self, path: str) -> bytes:
-        root = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fd = open_in_root(self._sc, root, path, os.O_RDONLY | os.O_NONBLOCK)
-        except SyscallError as exc:
-            raise EnclaveError(f"enclave runtime native: entrypoint {path}: {os.strerror(exc.errno)}") from None
-        finally:
-            os.close(root)
-        with os.fdopen(fd, "rb") as f:
-            data = f.read(_MAX_ENTRYPOINT + 1)
-        if len(data) > _MAX_ENTRYPOINT:
-            raise EnclaveError(f"enclave runtime native: entrypoint {path}: larger than 1 GiB")
-        return data
+            return read_in_root(self.rootfs, path, _MAX_ENTRYPOINT, self._sc)
+        except RootfsError as exc:
+            raise EnclaveError(f"enclave runtime native: entrypoint {exc}") from None
 
     def _spawn(self, argv: list[str], env: list[str], stdio: tuple[int, int, int]) -> _base.Process:
         dmz_fd = None if self._static else self._dmz_fd

@@ -35,10 +35,9 @@ from collections.abc import Callable
 
 import wasmtime
 
-from ... import _sys
-from ...errors import EnclaveError, SyscallError
-from ...runtime.rootfs.paths import open_in_root
+from ...errors import EnclaveError
 from ..identity import HostKey, Manifest, ManifestError
+from ..identity.rootfs import RootfsError, read_in_root
 from . import _base, _options
 from ._wasm_cache import ModuleCache
 from ._wasm_process import LIMIT_STATUS, WASI, Settings, WasmProcess, cause, engine_config
@@ -96,18 +95,10 @@ class WasmRuntime(_base.RuntimeBase):
         self._settings = Settings(w.module, serialized, pages * _options.PAGE, fuel, host_preopens)
 
     def _read_module(self, module: str) -> bytes:
-        root = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fd = open_in_root(_sys.default(), root, module, os.O_RDONLY | os.O_NONBLOCK)
-        except SyscallError as exc:
-            raise EnclaveError(f"enclave runtime wasm: module {module}: {os.strerror(exc.errno)}") from None
-        finally:
-            os.close(root)
-        with os.fdopen(fd, "rb") as f:
-            data = f.read(_MAX_MODULE + 1)
-        if len(data) > _MAX_MODULE:
-            raise EnclaveError(f"enclave runtime wasm: module {module}: larger than {_MAX_MODULE >> 20} MiB")
-        return data
+            return read_in_root(self.rootfs, module, _MAX_MODULE)
+        except RootfsError as exc:
+            raise EnclaveError(f"enclave runtime wasm: module {exc}") from None
 
     def _compile(self, data: bytes, digest: bytes, fuel: bool, use_cache: bool, module_path: str) -> bytes:
         """Compiled code for `data`: from the cache, else Cranelift (then cached)."""

@@ -12,7 +12,7 @@ touches a socket, a database or the clock: time and randomness are arguments.
 - :mod:`.ear`        AR4SI trust vectors and EAR-shaped token claims
 - :mod:`.handshake`  the client's side of the handshake
 
-Ref: trustee kbs/docs/kbs_attestation_protocol.md (peer anchors §1.1).
+Ref: trustee kbs/docs/kbs_attestation_protocol.md; docs/kbs.md.
 """
 
 from __future__ import annotations

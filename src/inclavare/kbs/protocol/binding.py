@@ -22,6 +22,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping, Sequence
 
+from ...attestation import REPORT_DATA_SIZE
 from ..errors import AuthFailed, ConfigError
 from .canonical import CanonicalJsonError, canonical_json
 
@@ -31,7 +32,6 @@ HASH_ALGORITHMS: dict[str, Callable[[bytes], hashlib._Hash]] = {
     "sha512": hashlib.sha512,
 }
 DEFAULT_HASH_ALGORITHM = "sha384"  # trustee kbs-types / rcar_client.rs DEFAULT_HASH_ALGORITHM
-REPORT_DATA_SIZE = 64
 
 
 def check_algorithm(name: str, location: str = "attestation.hash_algorithm") -> str:

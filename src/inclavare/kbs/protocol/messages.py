@@ -1,7 +1,7 @@
 """RCAR messages: Request, Challenge, Attestation and the attestation-token Response.
 
 Shapes follow trustee's KBS protocol 0.4 (kbs_attestation_protocol.md and
-the ``kbs-types`` crate it uses), as summarized in the peer anchors §1.1::
+the ``kbs-types`` crate it uses; docs/kbs.md)::
 
     Request      POST /kbs/v0/auth    {"version": "0.4.0", "tee": "tdx", "extra-params": {...}}
     Challenge    200 + cookie         {"nonce": "<base64>", "extra-params": {"selected-hash-algorithm": "sha384"}}
@@ -23,7 +23,7 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ...attestation.claims import EvidenceKind
+from ...attestation.claims import EvidenceKind, Tee
 from ..errors import AuthFailed, InvalidRequest
 from .canonical import loads
 
@@ -41,6 +41,14 @@ TEE_EVIDENCE: dict[str, frozenset[EvidenceKind]] = {
     "nitro": frozenset({EvidenceKind.NITRO_DOCUMENT}),
     "sample": frozenset({EvidenceKind.SOFTWARE}),
     "software": frozenset({EvidenceKind.SOFTWARE}),
+}
+# What a KBC declares for an attester's TEE (:attr:`inclavare.attestation.attesters.Attester.tee`).
+KBS_TEE: dict[Tee, str] = {
+    Tee.SGX: "sgx",
+    Tee.TDX: "tdx",
+    Tee.SEV_SNP: "snp",
+    Tee.NITRO: "nitro",
+    Tee.SOFTWARE: "software",
 }
 
 

@@ -74,7 +74,7 @@ class Session:
         """The next state, or InvalidSessionTransition; ``fields`` set the attested values."""
         if to not in TRANSITIONS[self.state]:
             raise InvalidSessionTransition(self.state, to)
-        return dataclasses.replace(self, state=to, **fields)  # type: ignore[arg-type]
+        return dataclasses.replace(self, state=to, **fields)  # type: ignore[arg-type]  # replace() checks the names
 
 
 def session_key(cookie: str) -> str:

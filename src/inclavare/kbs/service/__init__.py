@@ -9,6 +9,7 @@ and reference values without sleeping.
 - :mod:`.rcar`        ``/auth`` and ``/attest``
 - :mod:`.resources`   ``GET /resource/...``: requester, policy, release, JWE
 - :mod:`.management`  the admin API
+- :mod:`.deps`        what the three share (:class:`Deps`)
 """
 
 from __future__ import annotations
@@ -17,42 +18,23 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from ...attestation import CollateralStore
 from ..admin import AdminAuthenticator
 from ..audit import AuditLog
 from ..config import KbsConfig
-from ..metrics import KbsMetrics
-from ..policy import PolicyEngine
 from ..storage import Storage, open_storage
 from ..token import TokenBroker, TokenKey
+from .deps import Deps
+from .management import AdminService
+from .rcar import RcarService
+from .resources import ResourceService
 
 log = logging.getLogger("inclavare.kbs")
 
 
-@dataclass
-class Deps:
-    """What the three services share."""
-
-    config: KbsConfig
-    storage: Storage
-    tokens: TokenBroker
-    collateral: CollateralStore
-    admins: AdminAuthenticator
-    audit: AuditLog
-    metrics: KbsMetrics = field(default_factory=KbsMetrics)
-    engine: PolicyEngine = field(default_factory=PolicyEngine)
-    clock: Callable[[], float] = time.time
-    rng: Callable[[int], bytes] = os.urandom
-
-
 class KbsService:
     def __init__(self, deps: Deps) -> None:
-        from .management import AdminService
-        from .rcar import RcarService
-        from .resources import ResourceService
-
         self.deps = deps
         self.rcar = RcarService(deps)
         self.resources = ResourceService(deps)
@@ -87,3 +69,6 @@ class KbsService:
     def close(self) -> None:
         self.deps.storage.close()
         self.deps.audit.close()
+
+
+__all__ = ["Deps", "KbsService"]

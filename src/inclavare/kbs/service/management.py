@@ -34,7 +34,7 @@ from ..errors import AdminForbidden, InvalidRequest, PolicyInvalid
 from ..policy import ATTESTATION_POLICIES, RESOURCE_POLICIES, check_module, check_path
 from ..protocol.messages import decode_b64, parse_json
 from ..storage import AuditRecord
-from . import Deps
+from .deps import Deps
 
 _RV_NAME = re.compile(r"^[a-z0-9-]{1,32}\.[a-z0-9_]{1,64}$")
 _POLICY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

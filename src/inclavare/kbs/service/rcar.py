@@ -37,7 +37,7 @@ from ..jwe import public_key_from_jwk
 from ..policy import ATTESTATION_POLICIES, PolicyEvaluationError, appraise
 from ..protocol import binding, ear, messages
 from ..protocol.session import Session, SessionState, awaiting_attestation, check_nonce, open_session, session_key
-from . import Deps
+from .deps import Deps
 
 log = logging.getLogger("inclavare.kbs")
 # The library checks genuineness (every TCB status but Revoked, debug and software admitted);

@@ -25,7 +25,7 @@ from ..jwe import encrypt
 from ..policy import PolicyEvaluationError, authorize, check_path
 from ..protocol.ear import tee_pubkey_of
 from ..protocol.session import attested, session_key
-from . import Deps
+from .deps import Deps
 from .rcar import subject_of
 
 log = logging.getLogger("inclavare.kbs")
@@ -143,8 +143,7 @@ def _bearer(authorization: str | None) -> str | None:
 
 
 def _annotated_tee(claims: Mapping[str, object]) -> str | None:
-    try:
-        tee = claims["submods"]["cpu0"]["ear.veraison.annotated-evidence"]["tee"]  # type: ignore[index]
-    except (KeyError, TypeError):
-        return None
-    return tee if isinstance(tee, str) else None
+    node: object = claims
+    for key in ("submods", "cpu0", "ear.veraison.annotated-evidence", "tee"):
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node if isinstance(node, str) else None

@@ -38,7 +38,9 @@ from __future__ import annotations
 import pytest
 
 # Before the checks are imported: a failed assert then shows both sides, as in a test module.
-pytest.register_assert_rewrite(*(f"{__name__}.{m}" for m in ("harness", "lifecycle", "processes", "reports", "signals")))
+pytest.register_assert_rewrite(
+    *(f"{__name__}.{m}" for m in ("harness", "lifecycle", "processes", "reports", "signals"))
+)
 # ruff: noqa: E402
 
 from .harness import Kit, refused

@@ -145,7 +145,9 @@ class Waiter:
         return self.result
 
 
-def refused(rt_name: str | None, kinds: tuple[type[Exception], ...], fn: Callable[..., object], *args: object) -> Exception:
+def refused(
+    rt_name: str | None, kinds: tuple[type[Exception], ...], fn: Callable[..., object], *args: object
+) -> Exception:
     """Call `fn`; it must raise one of `kinds` with a one-line message naming the runtime (:func:`judge`)."""
     what = f"{getattr(fn, '__name__', fn)}{args!r}"
     try:

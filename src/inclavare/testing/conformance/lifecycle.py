@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from functools import partial
 from typing import get_type_hints
 
 from ...enclave.errors import EnclaveConfigError, EnclaveNotSupported, EnclaveStateError, EnclaveUnavailable
@@ -24,8 +25,8 @@ def probe_shape(kit: Kit) -> None:
         value = caps[key]
         assert isinstance(value, str), f"probe()[{key!r}] must be a string"
         assert value, f"probe()[{key!r}] must not be empty"
-    for key in ("can_kill", "can_report"):
-        assert isinstance(caps[key], bool), f"probe()[{key!r}] must be a bool"  # type: ignore[literal-required]
+    for key, flag in (("can_kill", caps["can_kill"]), ("can_report", caps["can_report"])):
+        assert isinstance(flag, bool), f"probe()[{key!r}] must be a bool"
     assert caps["name"] == rt.name, f"probe() name {caps['name']!r} is not the runtime's name {rt.name!r}"
     assert caps["tee"] == kit.subject.tee, f"probe() tee {caps['tee']!r}, created for {kit.subject.tee!r}"
     assert caps["kind"] in ("pal", "python"), f"probe() kind {caps['kind']!r}"
@@ -137,7 +138,7 @@ def destroy_ends_processes(kit: Kit) -> None:
         r_in, w_in = kit.pipe()
         r_out, w_out = kit.pipe()
         pid = rt.create_process(cmd.path, cmd.argv, cmd.env, (r_in, w_out, kit.output_file()))
-        waiters.append(kit.background(lambda pid=pid: rt.wait(pid)))  # type: ignore[misc]
+        waiters.append(kit.background(partial(rt.wait, pid)))
         os.write(w_in, b"ping\n")
         # Runs (a runtime may start a process only in wait: PAL v1).
         assert kit.first_line(r_out) == line

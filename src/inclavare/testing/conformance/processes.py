@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import pytest
@@ -146,7 +147,7 @@ def concurrent_waits(kit: Kit) -> None:
     """Waits for different processes run at the same time, each getting its own status."""
     rt = kit.ready()
     pids = {kit.start(rt, kit.subject.exits(n)): n for n in (5, 6, 7)}
-    waiters = {pid: kit.background(lambda pid=pid: rt.wait(pid)) for pid in pids}  # type: ignore[misc]
+    waiters = {pid: kit.background(partial(rt.wait, pid)) for pid in pids}
     assert {pid: w.join(f"wait({pid})") for pid, w in waiters.items()} == pids
 
 

@@ -1,0 +1,36 @@
+"""The error tree drawn in kbs/errors.py's docstring is what the classes answer on the wire."""
+
+from __future__ import annotations
+
+import re
+
+from inclavare.kbs import errors
+
+ROW = re.compile(r"^\s+[├└]── (\w+)\s+(\d{3}|--)\s+(\w+|\(not a wire error\))")
+
+
+def test_the_docstring_tree_is_the_wire_table():
+    rows = [ROW.match(line) for line in (errors.__doc__ or "").splitlines()]
+    table = {m[1]: (m[2], m[3]) for m in rows if m}
+    assert len(table) == 17
+    for name, (status, problem) in table.items():
+        cls = getattr(errors, name)
+        assert issubclass(cls, errors.KbsError), name
+        if status != "--":
+            assert (cls.status, cls.problem) == (int(status), problem), name
+
+
+def test_the_peer_sees_a_fixed_detail_only_where_the_reason_is_an_oracle():
+    fixed = {
+        errors.AttestationFailed: "attestation failed",
+        errors.TokenInvalid: "the attestation token is invalid or has expired",
+        errors.PolicyDeny: "access denied by policy",
+        errors.StorageUnavailable: "storage is unavailable; retry",
+    }
+    ours = [c for c in vars(errors).values() if isinstance(c, type) and c.__module__ == errors.__name__]
+    for cls in set(ours) - {errors.KbsError, errors.RateLimited, errors.ConfigError}:
+        exc = cls("why, in detail")
+        assert exc.public_detail == fixed.get(cls, "why, in detail"), cls
+        assert exc.type_url == errors.ERROR_TYPE_PREFIX + cls.problem
+    assert errors.RateLimited(2).public_detail == "rate limit exceeded for this client; retry after 2.0 s"
+    assert errors.InvalidRequest("x").title == "Malformed request"
