@@ -247,7 +247,7 @@ def _ns_index(spec: object, ns_type: str) -> int:
     return next(i for i, ns in enumerate(spec.linux.namespaces) if ns.type == ns_type)  # type: ignore[attr-defined]
 
 
-def _cgroups(ctx: RuntimeContext, spec: object, cid: str, undo: _Undo) -> cgroups.Manager | None:
+def _cgroups(ctx: RuntimeContext, spec: object, cid: str, undo: _Undo) -> cgroups.CgroupManager | None:
     """The container's cgroups, created and configured. Rootless, where rune
     may not write the hierarchy, a container that asks for no resources runs
     without cgroups of its own (runc's --rootless auto); one that asks for
@@ -272,16 +272,10 @@ def _cgroups(ctx: RuntimeContext, spec: object, cid: str, undo: _Undo) -> cgroup
     return cg
 
 
-def _cgroup_mount_map(cg: object) -> dict[str, str]:
+def _cgroup_mount_map(cg: cgroups.CgroupManager | None) -> dict[str, str]:
     if cg is None:
         return {"": "/sys/fs/cgroup"}  # the host's, read-only (rootless without cgroups)
-    if getattr(cg, "driver", "") == "v2":
-        return {"": cg.path}  # type: ignore[attr-defined]
-    by_dir: dict[str, str] = {}
-    for ctl, path in cg.paths.items():  # type: ignore[attr-defined]
-        mount_point = path.split("/")[4] if path.startswith("/sys/fs/cgroup/") else ctl
-        by_dir.setdefault(mount_point, path)
-    return by_dir
+    return cg.mount_sources()
 
 
 def _spawn(launch: Launch, cg: object, state: st.State, undo: _Undo) -> int:

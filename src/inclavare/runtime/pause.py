@@ -28,7 +28,7 @@ def resume(ctx: RuntimeContext, container_id: str) -> None:
         _manager(state).thaw()
 
 
-def _manager(state: st.State) -> cgroups.Manager:
+def _manager(state: st.State) -> cgroups.CgroupManager:
     cg = cgroups.from_state(state.cgroup)
     if cg is None:
         raise ContainerError(f"container {state.id} has no cgroup to freeze")

@@ -182,15 +182,9 @@ class State:
         return RUNNING
 
     def _frozen(self) -> bool:
-        freezer = self.cgroup.get("freezer_state")
-        if not isinstance(freezer, str):
-            return False
-        try:
-            with open(freezer) as f:
-                value = f.read().strip()
-        except OSError:
-            return False
-        return value in ("FROZEN", "FREEZING", "1")
+        from .cgroups import is_frozen
+
+        return is_frozen(self.cgroup)
 
     def oci_state(self, status: Status | None = None) -> dict[str, object]:
         """The state document of the OCI runtime spec (runtime.md#state), as `rune state`

@@ -34,6 +34,15 @@ U64 = (0, 2**64 - 1)
 U32 = (0, 2**32 - 1)
 
 
+def document(resources: object) -> dict[str, object]:
+    """linux.resources itself: an object, or absent (null reads as {})."""
+    if resources is None:
+        return {}
+    if not isinstance(resources, dict):
+        raise SpecError(BASE, "must be an object")
+    return resources
+
+
 def section(obj: dict, key: str, field: str) -> dict:
     """A nested object (absent or null reads as {})."""
     value = obj.get(key)

@@ -16,12 +16,13 @@ import time
 from ...errors import InclavareError, SpecError
 from . import devices as dev
 from . import fs, v1_writes
+from .resources import document
+from .update import update
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .oom import OomWatch
     from .resources import Write
-    from .v2 import V2Manager
 
 _FREEZE_TRIES = 1000
 
@@ -42,6 +43,16 @@ class V1Manager:
         if "freezer" in self.paths:
             state["freezer_state"] = self.paths["freezer"] + "/freezer.state"
         return state
+
+    def mount_sources(self) -> dict[str, str]:
+        """{directory under /sys/fs/cgroup: host directory} for a "cgroup"
+        mount: one entry per mounted hierarchy (co-mounted controllers such
+        as cpu,cpuacct share one), named as the host names it."""
+        by_dir: dict[str, str] = {}
+        for ctl, path in self.paths.items():
+            mount_point = path.split("/")[4] if path.startswith("/sys/fs/cgroup/") else ctl
+            by_dir.setdefault(mount_point, path)
+        return by_dir
 
     def _dirs(self) -> list[str]:
         return sorted(set(self.paths.values()))
@@ -70,10 +81,10 @@ class V1Manager:
             except OSError as exc:
                 raise InclavareError(f"cgroup {d}: cannot add process {pid}: {exc.strerror}") from None
 
-    def apply(self, resources: dict[str, object] | None, devices: list[tuple[str, int, int]] | None = None) -> None:
+    def apply(self, resources: object, devices: list[tuple[str, int, int]] | None = None) -> None:
         """Write linux.resources. `devices` are the (type, major, minor) of
         linux.devices; None leaves the device rules alone (update)."""
-        res = _object(resources)
+        res = document(resources)
         writes = v1_writes.writes(res, self._probe)
         self._rt_budget(writes)
         fs.run_writes(writes, self._dir)
@@ -104,7 +115,7 @@ class V1Manager:
     def update(self, resources: dict[str, object], devices: object = None) -> None:
         """Apply a partial linux.resources to a live container (``rune update``);
         `devices` is the container's linux.resources.devices as created."""
-        _update(self, resources, devices)
+        update(self, resources, devices)
 
     def _probe(self, ctl: str, name: str) -> str | None:
         d = self.paths.get(ctl)
@@ -172,43 +183,6 @@ class V1Manager:
         from .oom import OomWatch
 
         return OomWatch.v1(self._dir("memory", "memory"))
-
-
-def _object(resources: object) -> dict:
-    if resources is None:
-        return {}
-    if not isinstance(resources, dict):
-        raise SpecError("linux.resources", "must be an object")
-    return resources
-
-
-def _update(manager: V1Manager | V2Manager, resources: dict[str, object], created: object = None) -> None:
-    """update() of both drivers; errors name the field of the update document.
-
-    Device rules stay as created. containerd's CRI sends the container's whole
-    linux.resources on every UpdateContainerResources, its unchanged device
-    list included; runc accepts the document and skips the devices
-    ("currently runc update is unable to change device configuration",
-    update.go sets Cgroups.SkipDevices). rune accepts the list when it is the
-    one the container was created with (`created`: the saved
-    linux.resources.devices) and refuses a different one, rather than
-    dropping it silently: a caller asking to take a device away must not
-    believe it was taken away.
-    """
-    try:
-        res = _object(resources)
-        if res.get("devices"):
-            asked = dev.spec_rules(res)
-            if not dev.same_rules(asked, dev.spec_rules({"devices": created or []})):
-                raise SpecError(
-                    "linux.resources.devices",
-                    "differs from the device rules the container was created with, and those cannot be "
-                    "changed on a running container",
-                )
-            res = {key: value for key, value in res.items() if key != "devices"}
-        manager.apply(res, None)
-    except SpecError as exc:
-        raise SpecError(exc.field, exc.reason, file="rune update") from None
 
 
 def _inherit_cpuset(leaf: str) -> None:
