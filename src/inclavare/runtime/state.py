@@ -70,6 +70,7 @@ def transition(container_id: str, status: Status, verb: str) -> Status | None:
         raise InvalidTransition(container_id, status, verb)
     return allowed[verb]
 
+
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")

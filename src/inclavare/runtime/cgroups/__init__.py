@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 
         def oom_watch(self) -> OomWatch: ...
 
+
 MOUNTINFO = "/proc/self/mountinfo"
 UNIFIED_ROOT = "/sys/fs/cgroup"  # cgroup2 here means the host runs cgroup v2 only
 # cgroup v1 super options that are not controllers (Documentation/admin-guide/cgroup-v1/cgroups.rst).
