@@ -40,15 +40,13 @@ def _delete(ctx: RuntimeContext, container_id: str, force: bool) -> None:
         if force:
             return
         raise
-    status = state.status()
+    status = state.require("delete --force" if force else "delete")
     if status != st.STOPPED:
-        if not force:
-            raise ContainerError(f"cannot delete container {container_id} that is not stopped: {status} (use --force)")
         _force_stop(state, status)
     destroy(ctx, state)
 
 
-def _force_stop(state: st.State, status: str) -> None:
+def _force_stop(state: st.State, status: st.Status) -> None:
     cg = cgroups.from_state(state.cgroup)
     with step("stopping the container: thawing its cgroup"):
         if status == st.PAUSED and cg is not None:

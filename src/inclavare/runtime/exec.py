@@ -13,7 +13,7 @@ import os
 
 from .._sys import consts as c
 from .._sys import dmz, proc
-from ..errors import ContainerError, InclavareError
+from ..errors import InclavareError, InvalidTransition
 from ..spec.load import build
 from ..spec.model import Capabilities, Process
 from . import cgroups, reaper
@@ -59,9 +59,7 @@ def exec_process(ctx: RuntimeContext, container_id: str, opts: ExecOptions) -> i
 
 def _exec_process(ctx: RuntimeContext, container_id: str, opts: ExecOptions) -> int:
     state = st.load(ctx.root, container_id)
-    status = state.status()
-    if status not in (st.CREATED, st.RUNNING):
-        raise ContainerError(f"cannot exec in a {status} container")
+    state.require("exec")
     process = process_for(state, opts)
     from . import lsm
 
@@ -154,10 +152,10 @@ def _prepare(t: tenant.Tenant, state: st.State, opts: ExecOptions) -> None:
             t.root_fd = os.open(f"/proc/{state.pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         if not proc.is_alive(state.pid, state.start_time):
-            raise ContainerError("cannot exec: the container stopped") from None
+            raise InvalidTransition(state.id, st.STOPPED, "exec") from None
         raise located("joining the container's namespaces: opening", exc) from None
     if not proc.is_alive(state.pid, state.start_time):  # the fds might name a recycled pid's namespaces
-        raise ContainerError("cannot exec: the container stopped")
+        raise InvalidTransition(state.id, st.STOPPED, "exec")
     if linux.get("seccomp") is not None:
         from . import seccomp
 

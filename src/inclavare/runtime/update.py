@@ -45,9 +45,7 @@ def update(ctx: RuntimeContext, container_id: str, resources: dict[str, object])
 
 def _update(ctx: RuntimeContext, container_id: str, resources: dict[str, object]) -> None:
     state = st.load(ctx.root, container_id)
-    status = state.status()
-    if status not in (st.CREATED, st.RUNNING, st.PAUSED):
-        raise ContainerError(f"cannot update container {container_id} in state {status}")
+    state.require("update")
     cg = cgroups.from_state(state.cgroup)
     if cg is None:
         raise ContainerError(f"container {container_id} has no cgroup")
@@ -83,9 +81,10 @@ def events(ctx: RuntimeContext, container_id: str, stats_only: bool, interval: f
 
 def _events(ctx: RuntimeContext, container_id: str, stats_only: bool, interval: float, out: object) -> None:
     state = st.load(ctx.root, container_id)
+    state.require("events")
     cg = cgroups.from_state(state.cgroup)
-    if cg is None or state.status() == st.STOPPED:
-        raise ContainerError(f"container {container_id} is not running")
+    if cg is None:
+        raise ContainerError(f"container {container_id} has no cgroup")
     if stats_only:
         _emit(out, "stats", container_id, cg.stats())
         return
