@@ -36,10 +36,21 @@ class FakeSyscalls:
     def pivot_root(self, new_root: str, put_old: str) -> None:
         self._record("pivot_root", new_root, put_old)
 
+    def chroot(self, path: str) -> None:
+        self._record("chroot", path)
+
     def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
         self._record("openat2", path, dirfd, flags, resolve)
         self._next_fd += 1
         return self._next_fd
+
+    def mount_id(self, fd: int) -> int:
+        """A query, not recorded: the real id for a real fd, else 0."""
+        try:
+            with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith(b"mnt_id:"))
+        except (OSError, StopIteration):
+            return 0
 
     def unshare(self, flags: int) -> None:
         self._record("unshare", flags)

@@ -27,6 +27,6 @@ def attest(ctx: RuntimeContext, container_id: str, report_data: bytes = b"", tar
 
     sock = enclave_setup.connect(state)
     try:
-        return request(sock, report_data, target_info, is_ra, quote_type)  # type: ignore[arg-type]
+        return request(sock, report_data, target_info, is_ra, quote_type)
     finally:
-        sock.close()  # type: ignore[attr-defined]
+        sock.close()

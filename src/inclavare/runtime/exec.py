@@ -244,7 +244,7 @@ def _exec_in_enclave(state: st.State, process: Process, opts: ExecOptions) -> in
     if pid == 0:
         if master >= 0:
             os.close(master)
-        os._exit(run_runelet(lambda: enclave_setup.connect(state), req, stdio))  # type: ignore[arg-type,return-value]
+        os._exit(run_runelet(lambda: enclave_setup.connect(state), req, stdio))
     if process.terminal:
         os.close(stdio[0])
     if opts.pid_file:

@@ -17,7 +17,6 @@ from ...errors import InclavareError, SpecError
 from . import devices as dev
 from . import fs, v1_writes
 from .resources import document
-from .update import update
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -115,6 +114,8 @@ class V1Manager:
     def update(self, resources: dict[str, object], devices: object = None) -> None:
         """Apply a partial linux.resources to a live container (``rune update``);
         `devices` is the container's linux.resources.devices as created."""
+        from .update import update
+
         update(self, resources, devices)
 
     def _probe(self, ctl: str, name: str) -> str | None:

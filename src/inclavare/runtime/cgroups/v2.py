@@ -21,7 +21,6 @@ from ...errors import InclavareError
 from . import devices as dev
 from . import fs, v2_writes
 from .resources import document
-from .update import update
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -92,6 +91,8 @@ class V2Manager:
     def update(self, resources: dict[str, object], devices: object = None) -> None:
         """Apply a partial linux.resources to a live container (``rune update``);
         `devices` is the container's linux.resources.devices as created."""
+        from .update import update
+
         update(self, resources, devices)
 
     def _probe(self, _ctl: str, name: str) -> str | None:
