@@ -65,13 +65,14 @@ def wait_gone(state: st.State, timeout: float = 10.0) -> None:
 
 
 def destroy(ctx: RuntimeContext, state: st.State) -> None:
-    if state.extra.get("mounts") and state.rootfs:
+    records = state.extra.get("mounts")
+    if isinstance(records, list) and records and state.rootfs:
         from .._sys import default as syscalls
         from .rootfs import owned
 
         # Only what rune mounted for a container sharing the host's mount namespace:
         # never the rootfs itself or the operator's mounts under it (rootfs/owned.py).
-        owned.remove(syscalls(), state.rootfs, state.extra["mounts"], ctx.warn)  # type: ignore[arg-type]
+        owned.remove(syscalls(), state.rootfs, records, ctx.warn)
     cg = cgroups.from_state(state.cgroup)
     if cg is not None:
         with step("removing the cgroup"):

@@ -104,7 +104,9 @@ def process_for(state: st.State, opts: ExecOptions) -> Process:
                 doc = _fastjson.loads(f.read())
         except (OSError, _fastjson.JSONError) as exc:
             raise InclavareError(f"--process {opts.process_file}: {exc}") from None
-        return build(Process, doc, "process", opts.process_file)  # type: ignore[return-value]
+        process = build(Process, doc, "process", opts.process_file)
+        assert isinstance(process, Process)
+        return process
     if not opts.args:
         raise InclavareError("rune exec: no command given (args or --process)")
     base = build(Process, state.config.get("process"), "process", "state.json")
@@ -199,7 +201,10 @@ def _spawn(t: tenant.Tenant, state: st.State) -> int:
         if cg is not None:
             cg.add(pid)
         parent.send(GO)
-        tenant_pid = int(parent.expect(PID, early=(READY,))["pid"])  # type: ignore[index]
+        payload = parent.expect(PID, early=(READY,))
+        tenant_pid = int(payload["pid"]) if isinstance(payload, dict) else 0
+        if tenant_pid <= 0:
+            raise InclavareError(f"the exec's intermediate process sent a bad pid message: {payload!r}")
         os.waitpid(pid, 0)
         parent.expect(READY)
     except BaseException:

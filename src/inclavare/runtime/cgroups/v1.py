@@ -20,6 +20,8 @@ from .resources import document
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .oom import OomWatch
     from .resources import Write
 
@@ -35,7 +37,10 @@ class V1Manager:
 
     @classmethod
     def from_json(cls, saved: dict[str, object]) -> V1Manager:
-        return cls(dict(saved["paths"]), list(saved.get("created") or []))  # type: ignore[call-overload]
+        paths, created = saved.get("paths"), saved.get("created") or []
+        if not isinstance(paths, dict) or not isinstance(created, list):
+            raise InclavareError("state.json: cgroup: corrupt v1 paths")
+        return cls({str(ctl): str(d) for ctl, d in paths.items()}, [str(d) for d in created])
 
     def to_json(self) -> dict[str, object]:
         state: dict[str, object] = {"driver": self.driver, "paths": self.paths, "created": self.created}
@@ -109,7 +114,7 @@ class V1Manager:
             chain.append(d)
             d = os.path.dirname(d)
         for d in reversed(chain):
-            fs.run_writes(rt, lambda _ctl, _field, d=d: d)  # type: ignore[misc]
+            fs.run_writes(rt, _always(d))
 
     def update(self, resources: dict[str, object], devices: object = None) -> None:
         """Apply a partial linux.resources to a live container (``rune update``);
@@ -184,6 +189,11 @@ class V1Manager:
         from .oom import OomWatch
 
         return OomWatch.v1(self._dir("memory", "memory"))
+
+
+def _always(directory: str) -> Callable[[str, str], str]:
+    """A directory_of for fs.run_writes that sends every write to `directory`."""
+    return lambda _ctl, _field: directory
 
 
 def _inherit_cpuset(leaf: str) -> None:

@@ -39,7 +39,10 @@ class V2Manager:
 
     @classmethod
     def from_json(cls, saved: dict[str, object]) -> V2Manager:
-        return cls(str(saved["root"]), str(saved["path"]), list(saved.get("created") or []))  # type: ignore[call-overload]
+        root, path, created = saved.get("root"), saved.get("path"), saved.get("created") or []
+        if not isinstance(root, str) or not isinstance(path, str) or not isinstance(created, list):
+            raise InclavareError("state.json: cgroup: corrupt v2 path")
+        return cls(root, path, [str(d) for d in created])
 
     def to_json(self) -> dict[str, object]:
         return {"driver": self.driver, "root": self.root, "path": self.path, "created": self.created,

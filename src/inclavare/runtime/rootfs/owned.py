@@ -96,7 +96,8 @@ def remove(sc: Syscalls, rootfs: str, records: list[dict[str, object]], warn: Ca
         return
     try:
         for rec in reversed(records):
-            m = table.get(rec["id"])  # type: ignore[call-overload]
+            mnt_id = rec.get("id")
+            m = table.get(mnt_id) if isinstance(mnt_id, int) else None
             if m is None or (m.point, m.dev, m.root) != (rec["point"], rec["dev"], rec["root"]):
                 continue  # gone (its id may since name another mount)
             if m.point != top and not m.point.startswith(top.rstrip("/") + "/"):
