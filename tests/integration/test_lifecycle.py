@@ -61,11 +61,22 @@ def test_delete_created_needs_force(rune, bundle):
 
 @pytest.mark.parametrize("sig", ["TERM", "SIGTERM", "15", "sigterm"])
 def test_kill_signal_forms(rune, bundle, sig):
-    b = bundle(base_config(["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.05; done"]))
-    rune("run", "-d", "--bundle", b, "k", check=True)
-    time.sleep(0.2)
-    rune("kill", "k", sig, check=True)
-    wait_status(rune, "k", "stopped")
+    """Each spelling delivers SIGTERM itself: the container's trap for it
+    sets the exit status `rune run` returns (any other signal would not)."""
+    b = bundle(base_config(["sh", "-c", "trap 'exit 42' TERM; echo trapped; while true; do sleep 0.05; done"]))
+    fg = subprocess.Popen([*rune_argv(rune), "run", "--bundle", b, "k"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert fg.stdout is not None
+        assert fg.stdout.readline() == "trapped\n"  # the trap is set
+        rune("kill", "k", sig, check=True)
+        assert fg.wait(timeout=10) == 42
+    finally:
+        fg.kill()
+        fg.wait()
+
+
+def rune_argv(rune) -> list[str]:
+    return [rune("--version").args[0], *rune.globals]
 
 
 def test_unknown_signal(rune, bundle):

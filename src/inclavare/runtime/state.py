@@ -222,7 +222,8 @@ class _Reader:
         if value is None:
             return default
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise InclavareError(f"{self.directory}/{STATE_FILE}: corrupt state: {key} is not a {kind.__name__}")
+            what = {int: "an integer", str: "a string", dict: "an object"}.get(kind, kind.__name__)
+            raise InclavareError(f"{self.directory}/{STATE_FILE}: corrupt state: {key} is not {what}")
         return value
 
 
