@@ -70,5 +70,8 @@ def test_list_names_a_corrupt_state_and_lists_the_others(rune, bundle, state_roo
         f.write('{"init_process_pid": "not a pid"}')
     r = rune("list", "-q")
     assert (r.returncode, r.stdout) == (0, "good\n")
-    assert f"load container bad: {state_root}/bad/state.json: corrupt state: init_process_pid is not an integer" in r.stderr
+    assert (
+        f"load container bad: {state_root}/bad/state.json: corrupt state: init_process_pid is not an integer"
+        in r.stderr
+    )
     os.remove(os.path.join(state_root, "bad", "state.json"))
