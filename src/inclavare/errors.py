@@ -71,8 +71,15 @@ class InvalidTransition(ContainerError):
         self.container_id = container_id
         self.status = status
         self.op = op
-        hint = " (use --force)" if op == "delete" else ""
-        super().__init__(f"cannot {op} container {container_id}: it is {status}{hint}")
+        super().__init__(f"cannot {_PHRASES.get(op, op)} container {container_id}: it is {status}{_HINTS.get(op, '')}")
+
+
+# Verbs that do not read as "cannot <verb> container X".
+_PHRASES = {"exec": "exec in", "ps": "list the processes of", "events": "watch the events of"}
+# runc's kill of a stopped container says "container not running", and
+# containerd's shim takes that text to mean the process has already finished
+# (pkg/process checkKillError), so the refusal keeps saying it.
+_HINTS = {"delete": " (use --force)", "kill": " (container not running)"}
 
 
 class InitFailed(ContainerError):

@@ -6,7 +6,7 @@ controllers, but cgroup.procs/freeze/kill/events, cpu.stat and device
 programs (BPF_CGROUP_DEVICE) work on any cgroup2 directory, so the v2 driver's
 placement, freezer, cleanup and device filtering are tested there for real.
 v2 resource files (memory.max, ...) cannot exist here; their translation is
-tested against a fake tree in tests/unit/test_cgroups_tree.py.
+tested against a fake tree in tests/unit/runtime/cgroups/test_tree.py.
 """
 
 from __future__ import annotations

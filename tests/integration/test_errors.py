@@ -60,3 +60,18 @@ def test_update_with_a_missing_resources_file(rune, bundle, tmp_path):
     code, records = logged(rune, tmp_path, "update", "--resources", str(tmp_path / "nope.json"), "upd404")
     assert code == 1
     assert [r["msg"] for r in records] == [f"--resources {tmp_path / 'nope.json'}: No such file or directory"]
+
+
+def test_list_names_a_corrupt_state_and_lists_the_others(rune, bundle, state_root):
+    """runc's list warns "load container X: ..." and goes on; rune skipped it in silence."""
+    rune("run", "-d", "--bundle", bundle(base_config(["sleep", "10"])), "good", check=True)
+    os.makedirs(os.path.join(state_root, "bad"))
+    with open(os.path.join(state_root, "bad", "state.json"), "w") as f:
+        f.write('{"init_process_pid": "not a pid"}')
+    r = rune("list", "-q")
+    assert (r.returncode, r.stdout) == (0, "good\n")
+    assert (
+        f"load container bad: {state_root}/bad/state.json: corrupt state: init_process_pid is not an integer"
+        in r.stderr
+    )
+    os.remove(os.path.join(state_root, "bad", "state.json"))

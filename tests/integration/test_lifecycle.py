@@ -61,11 +61,22 @@ def test_delete_created_needs_force(rune, bundle):
 
 @pytest.mark.parametrize("sig", ["TERM", "SIGTERM", "15", "sigterm"])
 def test_kill_signal_forms(rune, bundle, sig):
-    b = bundle(base_config(["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.05; done"]))
-    rune("run", "-d", "--bundle", b, "k", check=True)
-    time.sleep(0.2)
-    rune("kill", "k", sig, check=True)
-    wait_status(rune, "k", "stopped")
+    """Each spelling delivers SIGTERM itself: the container's trap for it
+    sets the exit status `rune run` returns (any other signal would not)."""
+    b = bundle(base_config(["sh", "-c", "trap 'exit 42' TERM; echo trapped; while true; do sleep 0.05; done"]))
+    fg = subprocess.Popen([*rune_argv(rune), "run", "--bundle", b, "k"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert fg.stdout is not None
+        assert fg.stdout.readline() == "trapped\n"  # the trap is set
+        rune("kill", "k", sig, check=True)
+        assert fg.wait(timeout=10) == 42
+    finally:
+        fg.kill()
+        fg.wait()
+
+
+def rune_argv(rune) -> list[str]:
+    return [rune("--version").args[0], *rune.globals]
 
 
 def test_unknown_signal(rune, bundle):
@@ -74,6 +85,42 @@ def test_unknown_signal(rune, bundle):
     r = rune("kill", "u", "SIGNOPE")
     assert r.returncode == 1
     assert "unknown signal" in r.stderr
+
+
+def refused(rune, *args: str) -> str:
+    """The one line a refused verb prints (exit 1, no effect)."""
+    r = rune(*args)
+    assert r.returncode == 1, (args, r.stdout, r.stderr)
+    assert r.stderr.count("\n") == 1, r.stderr
+    return r.stderr.split(' msg="', 1)[1].rstrip().removesuffix('"')
+
+
+def test_every_verb_refuses_what_its_status_forbids(rune, bundle):
+    """runtime/state.py's table through the CLI: one line, exit 1, the status unchanged."""
+    b = bundle(base_config(["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.05; done"]))
+    rune("create", "--bundle", b, "t", check=True)
+    assert refused(rune, "pause", "t") == "cannot pause container t: it is created"
+    assert refused(rune, "resume", "t") == "cannot resume container t: it is created"
+    assert refused(rune, "delete", "t") == "cannot delete container t: it is created (use --force)"
+    rune("start", "t", check=True)
+    assert refused(rune, "start", "t") == "cannot start container t: it is running"
+    assert refused(rune, "resume", "t") == "cannot resume container t: it is running"
+    rune("pause", "t", check=True)
+    assert refused(rune, "exec", "t", "true") == "cannot exec in container t: it is paused"
+    assert refused(rune, "pause", "t") == "cannot pause container t: it is paused"
+    wait_status(rune, "t", "paused")
+    rune("resume", "t", check=True)
+    rune("kill", "t", "TERM", check=True)
+    wait_status(rune, "t", "stopped")
+    # containerd's shim reads "container not running" as "already exited" (see errors.py).
+    assert refused(rune, "kill", "t") == "cannot kill container t: it is stopped (container not running)"
+    assert refused(rune, "kill", "--all", "t", "KILL").endswith("(container not running)")
+    assert refused(rune, "ps", "t") == "cannot list the processes of container t: it is stopped"
+    assert refused(rune, "events", "--stats", "t") == "cannot watch the events of container t: it is stopped"
+    assert refused(rune, "update", "--pids-limit", "9", "t") == "cannot update container t: it is stopped"
+    assert refused(rune, "start", "t") == "cannot start container t: it is stopped"
+    assert json.loads(rune("state", "t", check=True).stdout)["status"] == "stopped"
+    rune("delete", "t", check=True)
 
 
 def test_list_and_features(rune, bundle):

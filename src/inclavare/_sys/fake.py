@@ -8,7 +8,17 @@ be made to fail with ``fail_on[(name, first_arg)] = errno``.
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 from ..errors import SyscallError
+from . import consts as c
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from . import Syscalls
 
 
 class FakeSyscalls:
@@ -36,10 +46,21 @@ class FakeSyscalls:
     def pivot_root(self, new_root: str, put_old: str) -> None:
         self._record("pivot_root", new_root, put_old)
 
+    def chroot(self, path: str) -> None:
+        self._record("chroot", path)
+
     def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
         self._record("openat2", path, dirfd, flags, resolve)
         self._next_fd += 1
         return self._next_fd
+
+    def mount_id(self, fd: int) -> int:
+        """A query, not recorded: the real id for a real fd, else 0."""
+        try:
+            with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith(b"mnt_id:"))
+        except (OSError, StopIteration):
+            return 0
 
     def unshare(self, flags: int) -> None:
         self._record("unshare", flags)
@@ -75,3 +96,78 @@ class FakeSyscalls:
 
     def close_range_cloexec(self, first: int) -> None:
         self._record("close_range_cloexec", first)
+
+
+class TreeSyscalls(FakeSyscalls):
+    """A FakeSyscalls over a real directory tree (a scratch rootfs).
+
+    openat2 resolves for real — the kernel's RESOLVE_IN_ROOT needs no
+    privilege, so symlink and ``..`` handling is the kernel's, not a model
+    of it — while mounts are recorded, never made. What the code under test
+    can observe of a mount is played out in the tree instead: the target
+    then reports a new mount id (:meth:`mount_id`), and a tmpfs covers its
+    target with an empty directory (the old one is moved under `scratch`,
+    where fds opened before the mount still find its contents, as they do
+    under a real mount). Everything else (mkdir, mknod, symlink, files)
+    really happens, inside the tree.
+
+    ``mounts`` lists each mount(2) call as (source, real path the target
+    named at the time, fstype, flags, data).
+    ``fail_mount_at[real path of the target] = errno`` makes one mount fail;
+    ``after_mount(real path)``, if set, runs after each recorded mount (a
+    test swaps a path there, as a racing container process would).
+    """
+
+    # Flags of a mount(2) call that changes an existing mount rather than making one.
+    _CHANGES = c.MS_REMOUNT | c.MS_MOVE | c.MS_SHARED | c.MS_SLAVE | c.MS_PRIVATE | c.MS_UNBINDABLE
+
+    def __init__(self, scratch: str) -> None:
+        super().__init__()
+        from .linux import LinuxSyscalls
+
+        self._kernel = LinuxSyscalls()
+        self._scratch = scratch
+        self._mounted: dict[tuple[int, int], int] = {}  # (st_dev, st_ino) of a mount's root -> its id
+        self._next_id = 1 << 20
+        self.mounts: list[tuple[str | None, str, str | None, int, str | None]] = []
+        self.fail_mount_at: dict[str, int] = {}
+        self.after_mount: Callable[[str], None] | None = None
+
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+        self._record("openat2", path, dirfd, flags, resolve)
+        return self._kernel.openat2(dirfd, path, flags, resolve, mode)
+
+    def mount(self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+        real = os.path.realpath(target)
+        self.mounts.append((source, real, fstype, flags, data))
+        errno = self.fail_mount_at.get(real)
+        if errno:
+            self.calls.append(("mount", target, source, fstype, flags, data))
+            raise SyscallError("mount", errno, target)
+        super().mount(source, target, fstype, flags, data)
+        if flags & self._CHANGES or not target.startswith("/proc/self/fd/"):
+            return  # a remount or propagation change, or the tree itself (prepare_root)
+        if fstype == "tmpfs":
+            self._cover(real)
+        self._next_id += 1
+        self._mounted[_identity(os.stat(real))] = self._next_id
+        if self.after_mount is not None:
+            self.after_mount(real)
+
+    def _cover(self, directory: str) -> None:
+        mode = os.stat(directory).st_mode & 0o7777
+        os.rename(directory, tempfile.mkdtemp(dir=self._scratch) + "/covered")
+        os.mkdir(directory, mode)
+
+    def mount_id(self, fd: int) -> int:
+        return self._mounted.get(_identity(os.fstat(fd))) or self._kernel.mount_id(fd)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+if TYPE_CHECKING:
+
+    def _both_are_syscalls(fake: FakeSyscalls, tree: TreeSyscalls) -> tuple[Syscalls, Syscalls]:
+        return fake, tree  # mypy checks that the fakes implement the whole seam

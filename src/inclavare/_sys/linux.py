@@ -8,6 +8,7 @@ Syscall numbers are x86-64 (arch/x86/entry/syscalls/syscall_64.tbl).
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 
 from ..errors import SyscallError
@@ -74,6 +75,20 @@ class LinuxSyscalls:
     def pivot_root(self, new_root: str, put_old: str) -> None:
         ret = self._syscall(_SYS_PIVOT_ROOT, _b(new_root), _b(put_old))
         self._check(ret, "pivot_root", new_root)
+
+    def chroot(self, path: str) -> None:
+        try:
+            os.chroot(path)
+        except OSError as exc:
+            raise SyscallError("chroot", exc.errno or 0, path) from None
+
+    def mount_id(self, fd: int) -> int:
+        """The id of the mount `fd` is on (proc(5) /proc/pid/fdinfo ``mnt_id``)."""
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+            for line in f:
+                if line.startswith(b"mnt_id:"):
+                    return int(line.split()[1])
+        raise SyscallError("fdinfo", errno.ENOENT, f"no mnt_id for fd {fd}")
 
     def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
         how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)

@@ -23,6 +23,10 @@ import struct
 
 from ..errors import InclavareError, SyscallError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 LIBRARY = "libseccomp.so.2"
 # Debian's multiarch path, tried when the dynamic loader's cache does not know the soname.
 LIBRARY_PATH = "/lib/x86_64-linux-gnu/libseccomp.so.2"
@@ -206,11 +210,11 @@ class Context:
         """The filter in libseccomp's human-readable pseudo filter code."""
         return self._export(self._lib.seccomp_export_pfc, "seccomp_export_pfc").decode()
 
-    def _export(self, fn: object, op: str) -> bytes:
+    def _export(self, fn: Callable[[object, int], int], op: str) -> bytes:
         # A memfd, not a pipe: a large filter would fill a pipe nobody reads yet.
         fd = os.memfd_create("rune-seccomp", os.MFD_CLOEXEC)
         try:
-            _check(fn(self._ctx, fd), op)  # type: ignore[operator]
+            _check(fn(self._ctx, fd), op)
             size = os.lseek(fd, 0, os.SEEK_END)
             return os.pread(fd, size, 0)
         finally:
@@ -316,10 +320,10 @@ def evaluate(code: bytes, nr: int, args: tuple[int, ...] = (), arch: int = AUDIT
     return None
 
 
-_ALU = {0x00: lambda a, b: a + b, 0x10: lambda a, b: a - b, 0x20: lambda a, b: a * b,
+_ALU: dict[int, Callable[[int, int], int]] = {0x00: lambda a, b: a + b, 0x10: lambda a, b: a - b, 0x20: lambda a, b: a * b,
         0x40: lambda a, b: a | b, 0x50: lambda a, b: a & b, 0x60: lambda a, b: a << (b & 31),
         0x70: lambda a, b: a >> (b & 31), 0xA0: lambda a, b: a ^ b}  # fmt: skip
-_JUMPS = {0x10: lambda a, b: a == b, 0x20: lambda a, b: a > b, 0x30: lambda a, b: a >= b,
+_JUMPS: dict[int, Callable[[int, int], bool]] = {0x10: lambda a, b: a == b, 0x20: lambda a, b: a > b, 0x30: lambda a, b: a >= b,
           0x40: lambda a, b: bool(a & b)}  # fmt: skip
 
 

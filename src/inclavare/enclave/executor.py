@@ -2,13 +2,14 @@
 
 `rune create` makes an :class:`EnclaveExecutor` for a container whose
 bundle asks for an enclave (and imports this module only then: plain
-containers never load any of the enclave code). The container's init
-calls, in this order:
+containers never load any of the enclave code). It is init's executor
+(runtime/process/executor.py: the protocol it satisfies, and the plain
+execve one beside it); init calls, in this order:
 
 1. :meth:`load` — before pivot_root: dlopen the PAL from the host, or
-   import the Python runtime (inventory §1.3: the PAL is a host file but
-   runs inside the container's namespaces and rootfs);
-2. :meth:`init_enclave` — after pivot_root, still privileged, during
+   import the Python runtime (the PAL is a host file but runs inside the
+   container's namespaces and rootfs; docs/pal-abi.md);
+2. :meth:`setup` — after pivot_root, still privileged, during
    `rune create` (``pal_init``; so `rune start` stays fast);
 3. :meth:`run` — on `rune start`, instead of execve: the init-runelet
    (:mod:`.runelet`) runs the entrypoint in the enclave and exits with its
@@ -26,11 +27,20 @@ from .provision import KbsPlan
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..runtime.process.launch import Launch
+    from typing import NoReturn
+
+    from .._sys import Syscalls
+    from ..runtime.plan import LaunchPlan
+    from ..runtime.process.launch import LaunchFds
+    from ..runtime.process.messages import Channel
     from ..runtime.process.workload import Exec
 
 
 class EnclaveExecutor:
+    # The entrypoint may live in the enclave image rather than the rootfs:
+    # looked up in $PATH, but kept as written when not found there.
+    program_in_rootfs = False
+
     def __init__(self, config: EnclaveConfig, agent_fd: int, kbs: KbsPlan | None = None, pal_fd: int = -1) -> None:
         self.config = config
         self.agent_fd = agent_fd  # listening socket <root>/<id>/agent.sock
@@ -54,27 +64,26 @@ class EnclaveExecutor:
         if self.kbs is not None:
             provision.preload()  # after pivot_root the host's libraries are out of reach
 
-    def init_enclave(self, launch: Launch) -> None:
+    def setup(self, plan: LaunchPlan, channel: Channel) -> None:
         """pal_init; then, if the bundle names a KBS, attest and receive the secrets."""
         assert self.rt is not None
         self.rt.init(self.config.args, self.config.log_level)
         if self.kbs is not None:
-            user = launch.spec.process.user if launch.spec.process else None
-            owner = (user.uid, user.gid) if user else (0, 0)
-            provision.receive(launch.channel, self.rt, self.kbs, owner)
+            user = plan.process.user
+            provision.receive(channel, self.rt, self.kbs, (user.uid, user.gid))
 
-    def run(self, launch: Launch, prog: Exec) -> None:
-        """Never returns: runs the entrypoint and exits with its status."""
+    def run(self, sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, prog: Exec) -> NoReturn:
+        """Runs the entrypoint and exits with its status."""
         assert self.rt is not None
         # The same fd hygiene as for plain containers: stdio and --preserve-fds only.
-        launch.sc.close_range_cloexec(3 + launch.preserve_fds)
-        if launch.seccomp is not None:
+        sc.close_range_cloexec(3 + plan.preserve_fds)
+        if plan.seccomp is not None:
             # The filter confines the runelet and everything the runtime starts.
-            launch.seccomp.load()  # type: ignore[attr-defined]
-            _drop_kept_admin(launch)
+            plan.seccomp.load()
+            _drop_kept_admin(sc, plan)
         env = [f"{k}={v}" for k, v in prog.env.items()]
         try:
-            started = lambda: os.close(launch.fifo_fd) if launch.fifo_fd >= 0 else None  # noqa: E731
+            started = lambda: os.close(fds.fifo_fd) if fds.fifo_fd >= 0 else None  # noqa: E731
             status = runelet.Runelet(self.rt, self.agent_fd).serve(prog.path, prog.argv, env, started)
         except Exception as exc:
             os.write(2, f"rune init: {exc}\n".encode())
@@ -82,18 +91,18 @@ class EnclaveExecutor:
         os._exit(status)
 
 
-def _drop_kept_admin(launch: Launch) -> None:
+def _drop_kept_admin(sc: Syscalls, plan: LaunchPlan) -> None:
     """init kept CAP_SYS_ADMIN to load the filter without no_new_privs
     (runtime/privileges.py). A plain container's execve drops it; the
     init-runelet never execs, so it gives it back here, before anything of
     the workload runs."""
     from ..runtime.privileges import cap_mask
 
-    caps = launch.spec.process.capabilities if launch.spec.process else None
+    caps = plan.process.capabilities
     if caps is None:
-        launch.sc.capset(0, 0, 0)
+        sc.capset(0, 0, 0)
     else:
-        launch.sc.capset(cap_mask(caps.effective), cap_mask(caps.permitted), cap_mask(caps.inheritable))
+        sc.capset(cap_mask(caps.effective), cap_mask(caps.permitted), cap_mask(caps.inheritable))
 
 
 def _debug(_msg: str) -> None:

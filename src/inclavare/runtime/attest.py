@@ -20,15 +20,13 @@ def attest(ctx: RuntimeContext, container_id: str, report_data: bytes = b"", tar
     state = st.load(ctx.root, container_id)
     if "enclave" not in state.extra:
         raise ContainerError(f"container {container_id} is not an enclave container")
-    status = state.status()
-    if status not in (st.CREATED, st.RUNNING):
-        raise ContainerError(f"cannot attest container {container_id} in state {status}")
+    state.require("attest")
     if len(report_data) > 64:
         raise ContainerError("--report-data: at most 64 bytes")
     from ..enclave.client import attest as request
 
     sock = enclave_setup.connect(state)
     try:
-        return request(sock, report_data, target_info, is_ra, quote_type)  # type: ignore[arg-type]
+        return request(sock, report_data, target_info, is_ra, quote_type)
     finally:
-        sock.close()  # type: ignore[attr-defined]
+        sock.close()

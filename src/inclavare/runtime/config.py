@@ -58,13 +58,6 @@ class MountEntry:
     def is_bind(self) -> bool:
         return bool(self.flags & c.MS_BIND)
 
-    def to_json(self) -> list[object]:
-        return [self.destination, self.source, self.fstype, self.flags, self.propagation, self.data, self.copy_up]
-
-    @classmethod
-    def from_json(cls, v: list) -> MountEntry:
-        return cls(*v)
-
 
 def parse_mount_options(options: list[str]) -> tuple[int, list[int], str, bool]:
     """Split OCI mount options into (flags, propagation flags, data, tmpcopyup)."""

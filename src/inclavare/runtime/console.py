@@ -12,6 +12,10 @@ import os
 import select
 import tempfile
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 TIOCGWINSZ = 0x5413
 TIOCSWINSZ = 0x5414
 
@@ -43,7 +47,8 @@ class ForegroundConsole:
         self.master = -1
 
     def receive(self) -> None:
-        conn, _ = self._listener._accept()  # type: ignore[attr-defined]
+        # _socket, not socket (its import is not free): the C object's accept is _accept.
+        conn, _ = self._listener._accept()  # type: ignore[attr-defined]  # typeshed has only socket.py's wrapper
         sock = _socket.socket(fileno=conn)
         try:
             self.master = recv_fd(sock)
@@ -109,7 +114,7 @@ class ForegroundConsole:
                         stdin_open = False
 
 
-def _raw_mode(fd: int) -> list | None:
+def _raw_mode(fd: int) -> list[Any] | None:
     import termios
     import tty
 

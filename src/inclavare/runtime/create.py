@@ -17,18 +17,25 @@ from ..errors import InclavareError, SpecError
 from ..spec.load import load_bundle
 from ..spec.model import Spec
 from ..spec.validate import validate
-from . import cgroups, config, enclave_setup, hooks, lsm, rdt, reaper
+from . import cgroups, enclave_setup, hooks, rdt, reaper
 from . import state as st
 from .context import RuntimeContext
 from .kill import kill_checked
+from .plan import LaunchPlan
+from .plan import build as build_plan
 from .process import intermediate, terminal
-from .process.launch import Launch
+from .process.executor import PlainExecutor
+from .process.launch import LaunchFds
 from .process.messages import GO, HOOKS, HOOKS_DONE, MAPPED, PID, READY, USERNS, Channel
 from .steps import located, step
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from .._sys import Syscalls
+    from ..spec.model import Linux
+    from .process.executor import Executor
 
 
 class CreateOptions:
@@ -82,57 +89,65 @@ def create(ctx: RuntimeContext, container_id: str, opts: CreateOptions, spec: Sp
         raise
 
 
-def _check_required(spec: object) -> None:
+def _check_required(spec: Spec) -> None:
     """Without a mount namespace of its own the container shares the host's
     (config-linux.md: a type not listed is inherited): its mounts are made
     there, under the rootfs, and rune removes them on delete. What would
     change the host itself is refused."""
-    kinds = {ns.type for ns in spec.linux.namespaces}  # type: ignore[attr-defined]
-    if "mount" in kinds:
+    linux, root = spec.linux, spec.root
+    # spec.validate refused a bundle without these
+    assert linux is not None
+    assert root is not None
+    if any(ns.type == "mount" for ns in linux.namespaces):
         return
     reason = "needs a mount namespace of the container's own (it would change the host's mounts)"
-    linux = spec.linux  # type: ignore[attr-defined]
     for field, value in (("linux.maskedPaths", linux.masked_paths), ("linux.readonlyPaths", linux.readonly_paths),
-                         ("linux.rootfsPropagation", linux.rootfs_propagation),
-                         ("root.readonly", spec.root.readonly)):  # type: ignore[attr-defined]  # fmt: skip
+                         ("linux.rootfsPropagation", linux.rootfs_propagation), ("root.readonly", root.readonly)):  # fmt: skip
         if value:
             raise SpecError(field, reason)
 
 
-def _create(ctx: RuntimeContext, cid: str, bundle: str, spec: object, state_dir: str,
+def _create(ctx: RuntimeContext, cid: str, bundle: str, spec: Spec, state_dir: str,
             opts: CreateOptions, undo: _Undo) -> st.State:  # fmt: skip
     from .._sys import default as syscalls
 
-    state = _initial_state(ctx, cid, bundle, spec, state_dir)
+    state = _initial_state(cid, bundle, spec, state_dir)
     _save(state)
     fifo = os.path.join(state_dir, st.FIFO)
     with step("creating exec.fifo"):
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # the umask must not take the container user's write bit away
-
-    launch = Launch(cid, bundle, state.rootfs, spec, syscalls())  # type: ignore[arg-type]
     if state.extra.get("shared_mount_namespace"):
-        launch.made_mounts = []  # init notes its mounts, create records them (rootfs/owned.py)
-        undo.push(_remove_owned_mounts, ctx, launch, state)
-    _plan(ctx, launch, spec, opts, state)
-    undo.push(_close_fds, launch)
+        undo.push(_remove_owned_mounts, ctx, state)  # init notes its mounts, create records them (rootfs/owned.py)
+    enclave = enclave_setup.decide(ctx, spec, cid, (bundle, state.rootfs))
+    if enclave is not None:
+        undo.push(enclave.close)
+        enclave_setup.apply(enclave, spec, state)
+        _save(state)  # the enclave configuration, for exec and attest
     cg = _cgroups(ctx, spec, cid, undo)
     if cg is not None:
         state.cgroup = cg.to_json()
         _save(state)  # so a delete after a create killed from here on finds the cgroups
-    launch.cgroup_mounts = _cgroup_mount_map(cg)
-    init_pid = _spawn(launch, cg, state, undo)
+    plan = build_plan(cid, bundle, state.rootfs, spec, opts, enclave, _cgroup_mount_map(cg))
+    fds = LaunchFds()
+    undo.push(fds.close)
+    executor = enclave_setup.executor(enclave, state.dir) if enclave is not None else PlainExecutor()
+    undo.push(executor.close_fds)
+    _open_fds(plan, opts, state, fds)
+    init_pid = _spawn(syscalls(), plan, fds, executor, cg, undo)
     state.pid = init_pid
     state.start_time = proc.start_time(init_pid)
-    _handshake(launch, state)
+    _handshake(plan, fds, state)
     state.creating = False
     state.extra.pop("creator", None)
     _save(state)
     if opts.pid_file:
         with step("--pid-file: writing", opts.pid_file):
             st.write_pid_file(opts.pid_file, init_pid)
-    launch.channel.close()  # type: ignore[union-attr]
-    _close_fds(launch)
+    assert fds.channel is not None
+    fds.channel.close()
+    fds.close()
+    executor.close_fds()
     return state
 
 
@@ -141,55 +156,41 @@ def _save(state: st.State) -> None:
         state.save()
 
 
-def _initial_state(ctx: RuntimeContext, cid: str, bundle: str, spec: object, state_dir: str) -> st.State:
+def _initial_state(cid: str, bundle: str, spec: Spec, state_dir: str) -> st.State:
+    # spec.validate refused a bundle without these
+    assert spec.root is not None
+    assert spec.linux is not None
     state = st.State(cid, state_dir)
     state.bundle = bundle
-    state.rootfs = os.path.normpath(os.path.join(bundle, spec.root.path))  # type: ignore[attr-defined]
+    state.rootfs = os.path.normpath(os.path.join(bundle, spec.root.path))
     state.created = _now()
     state.owner = ""
-    state.annotations = dict(spec.annotations)  # type: ignore[attr-defined]
-    state.config = spec.raw  # type: ignore[attr-defined]
+    state.annotations = dict(spec.annotations)
+    state.config = spec.raw
     state.extra["creator"] = [os.getpid(), proc.start_time(os.getpid())]
-    if not any(ns.type == "mount" for ns in spec.linux.namespaces):  # type: ignore[attr-defined]
+    if not any(ns.type == "mount" for ns in spec.linux.namespaces):
         state.extra["shared_mount_namespace"] = True  # delete unmounts what create mounted
     return state
 
 
-def _plan(ctx: RuntimeContext, launch: Launch, spec: object, opts: CreateOptions, state: st.State) -> None:
-    enclave_setup.prepare(ctx, launch, spec, state)  # type: ignore[arg-type]
-    if launch.executor is not None:
-        state.save()  # the enclave configuration, for exec and attest
-    launch.mounts = config.mount_entries(spec, launch.bundle)  # type: ignore[arg-type]
-    launch.new_flags, joins = config.namespace_plan(spec)  # type: ignore[arg-type]
-    for i, (ns_type, path) in enumerate(joins):
-        launch.join_fds.append((ns_type, _open_namespace(i, ns_type, path, spec), path))
-    _refuse_own_mount_namespace(spec, launch.join_fds)
-    _refuse_host_sysctls(spec, launch.join_fds)
-    launch.no_pivot = opts.no_pivot
-    launch.no_new_keyring = opts.no_new_keyring
-    launch.preserve_fds = opts.preserve_fds
+def _open_fds(plan: LaunchPlan, opts: CreateOptions, state: st.State, fds: LaunchFds) -> None:
+    """What the children need open: the namespaces to join (checked on the
+    very fds they will setns(2) into), the state directory, the sealed
+    exec trampoline and the console socket."""
+    for ns_type, path in plan.joins:
+        fds.join_fds.append((ns_type, _open_namespace(plan.linux, ns_type, path), path))
+    _refuse_own_mount_namespace(plan.linux, fds.join_fds)
+    _refuse_host_sysctls(plan.linux, fds.join_fds)
     with step("opening the state directory"):
-        launch.state_dir_fd = os.open(state.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        fds.state_dir_fd = os.open(state.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     with step("sealing the exec trampoline", "memfd rune-dmz"):
-        launch.dmz_fd = dmz.sealed_fd()
-    lsm.check(spec.process.apparmor_profile, spec.process.selinux_label)  # type: ignore[attr-defined]
-    rdt.check(spec.linux.intel_rdt)  # type: ignore[attr-defined]
-    context = lsm.mount_context(spec.linux.mount_label)  # type: ignore[attr-defined]
-    for m in launch.mounts:
-        if context and not m.is_bind and m.fstype in ("tmpfs", "devpts", "mqueue"):
-            m.data = f"{m.data},{context}" if m.data else context
-    if spec.linux.seccomp is not None:  # type: ignore[attr-defined]
-        from . import seccomp
-
-        launch.seccomp = seccomp.compile_filter(spec.linux.seccomp)  # type: ignore[attr-defined]
+        fds.dmz_fd = dmz.sealed_fd()
     if opts.console_socket:
-        launch.console_fd = terminal.connect(opts.console_socket)
-    elif spec.process.terminal:  # type: ignore[attr-defined]
-        raise InclavareError("cannot allocate a tty without --console-socket when detached (process.terminal is true)")
+        fds.console_fd = terminal.connect(opts.console_socket)
 
 
-def _open_namespace(index: int, ns_type: str, path: str, spec: object) -> int:
-    field = f"linux.namespaces[{_ns_index(spec, ns_type)}].path"
+def _open_namespace(linux: Linux, ns_type: str, path: str) -> int:
+    field = f"linux.namespaces[{_ns_index(linux, ns_type)}].path"
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
@@ -209,19 +210,19 @@ def _same_namespace(fd: int, ns_type: str) -> bool:
     return (target.st_dev, target.st_ino) == (own.st_dev, own.st_ino)
 
 
-def _refuse_own_mount_namespace(spec: object, joins: list[tuple[str, int, str]]) -> None:
+def _refuse_own_mount_namespace(linux: Linux, joins: list[tuple[str, int, str]]) -> None:
     """Joining rune's own mount namespace by path would have init make the
     host's whole tree rslave and pivot_root there — moving the root of every
     host process into the rootfs and detaching the old one. A container meant
     to share the host's mounts leaves the mount namespace out instead."""
     for ns_type, fd, _path in joins:
         if ns_type == "mount" and _same_namespace(fd, "mount"):
-            raise SpecError(f"linux.namespaces[{_ns_index(spec, 'mount')}].path",
+            raise SpecError(f"linux.namespaces[{_ns_index(linux, 'mount')}].path",
                             "is rune's own mount namespace: pivot_root there would move the host's root "
                             "(leave the mount namespace out to share the host's)")  # fmt: skip
 
 
-def _refuse_host_sysctls(spec: object, joins: list[tuple[str, int, str]]) -> None:
+def _refuse_host_sysctls(linux: Linux, joins: list[tuple[str, int, str]]) -> None:
     """A namespace joined by path may be the host's own (``/proc/1/ns/net``, a
     bind mount of it): a sysctl written there changes the host. Refused as
     runc's validator refuses it ("sysctl %q not allowed in host network
@@ -232,28 +233,28 @@ def _refuse_host_sysctls(spec: object, joins: list[tuple[str, int, str]]) -> Non
     from ..spec.validate import sysctl_namespace
 
     joined = {ns_type: fd for ns_type, fd, _path in joins}
-    for key in spec.linux.sysctl:  # type: ignore[attr-defined]
+    for key in linux.sysctl:
         ns_type = sysctl_namespace(key)
-        fd = joined.get(ns_type or "")
-        if fd is None:
+        fd = joined.get(ns_type) if ns_type is not None else None
+        if ns_type is None or fd is None:
             continue  # a namespace of its own (spec.validate refused "none at all")
-        if _same_namespace(fd, ns_type):  # type: ignore[arg-type]
-            i = _ns_index(spec, ns_type)  # type: ignore[arg-type]
+        if _same_namespace(fd, ns_type):
             raise SpecError(f"linux.sysctl.{key}", f"not allowed in the host's {ns_type} namespace "
-                            f"(linux.namespaces[{i}].path joins rune's own)")  # fmt: skip
+                            f"(linux.namespaces[{_ns_index(linux, ns_type)}].path joins rune's own)")  # fmt: skip
 
 
-def _ns_index(spec: object, ns_type: str) -> int:
-    return next(i for i, ns in enumerate(spec.linux.namespaces) if ns.type == ns_type)  # type: ignore[attr-defined]
+def _ns_index(linux: Linux, ns_type: str) -> int:
+    return next(i for i, ns in enumerate(linux.namespaces) if ns.type == ns_type)
 
 
-def _cgroups(ctx: RuntimeContext, spec: object, cid: str, undo: _Undo) -> cgroups.Manager | None:
+def _cgroups(ctx: RuntimeContext, spec: Spec, cid: str, undo: _Undo) -> cgroups.CgroupManager | None:
     """The container's cgroups, created and configured. Rootless, where rune
     may not write the hierarchy, a container that asks for no resources runs
     without cgroups of its own (runc's --rootless auto); one that asks for
     limits gets a clear error instead of limits silently not applied."""
-    linux = spec.linux  # type: ignore[attr-defined]
-    devices = [(d.type, d.major, d.minor) for d in linux.devices if d.type != "p"]
+    linux = spec.linux
+    assert linux is not None  # spec.validate refused a bundle without it
+    devices = [(d.type, d.major or 0, d.minor or 0) for d in linux.devices if d.type != "p"]
     with step("linux.cgroupsPath: reading the host's cgroups"):
         cg = cgroups.manager_for(linux.cgroups_path, cid, ctx.systemd_cgroup)
     try:
@@ -272,19 +273,14 @@ def _cgroups(ctx: RuntimeContext, spec: object, cid: str, undo: _Undo) -> cgroup
     return cg
 
 
-def _cgroup_mount_map(cg: object) -> dict[str, str]:
+def _cgroup_mount_map(cg: cgroups.CgroupManager | None) -> dict[str, str]:
     if cg is None:
         return {"": "/sys/fs/cgroup"}  # the host's, read-only (rootless without cgroups)
-    if getattr(cg, "driver", "") == "v2":
-        return {"": cg.path}  # type: ignore[attr-defined]
-    by_dir: dict[str, str] = {}
-    for ctl, path in cg.paths.items():  # type: ignore[attr-defined]
-        mount_point = path.split("/")[4] if path.startswith("/sys/fs/cgroup/") else ctl
-        by_dir.setdefault(mount_point, path)
-    return by_dir
+    return cg.mount_sources()
 
 
-def _spawn(launch: Launch, cg: object, state: st.State, undo: _Undo) -> int:
+def _spawn(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, executor: Executor,
+           cg: cgroups.CgroupManager | None, undo: _Undo) -> int:  # fmt: skip
     """Fork intermediate, drive it until it reports init's pid, place init in the cgroup.
 
     init is added to the cgroups while it builds its rootfs (the writes to
@@ -297,30 +293,32 @@ def _spawn(launch: Launch, cg: object, state: st.State, undo: _Undo) -> int:
         pid = os.fork()
     if pid == 0:
         parent.close()
-        launch.channel = child
-        intermediate.run(launch)  # never returns
+        fds.channel = child
+        intermediate.run(sc, plan, fds, executor)
     child.close()
-    launch.channel = parent
+    fds.channel = parent
     undo.push(reaper.kill_and_reap, pid)
     parent.send(GO)
-    if launch.new_flags & c.CLONE_NEWUSER:
+    if plan.new_flags & c.CLONE_NEWUSER:
         parent.expect(USERNS)
-        _write_id_maps(pid, launch.spec)
+        _write_id_maps(pid, plan.linux)
         parent.send(MAPPED)
     payload = parent.expect(PID, early=(HOOKS,))
-    init_pid = int(payload["pid"])  # type: ignore[index]
+    init_pid = int(payload["pid"]) if isinstance(payload, dict) else 0
+    if init_pid <= 0:
+        raise InclavareError(f"the container's intermediate process sent a bad pid message: {payload!r}")
     undo.push(_kill_init, init_pid)
     if cg is not None:
-        cg.add(init_pid)  # type: ignore[attr-defined]
-    if launch.spec.linux is not None and launch.spec.linux.intel_rdt is not None:
-        rdt.apply(launch.spec.linux.intel_rdt, launch.container_id, init_pid)  # type: ignore[arg-type]
+        cg.add(init_pid)
+    rdt_section = plan.linux.intel_rdt
+    if isinstance(rdt_section, dict):  # rdt.check refused anything else
+        rdt.apply(rdt_section, plan.container_id, init_pid)
     os.waitpid(pid, 0)
     undo.actions.remove((reaper.kill_and_reap, (pid,)))
     return init_pid
 
 
-def _write_id_maps(pid: int, spec: object) -> None:
-    linux = spec.linux  # type: ignore[attr-defined]
+def _write_id_maps(pid: int, linux: Linux) -> None:
     if os.geteuid() != 0:
         # An unprivileged writer may map only its own ids, and gid_map only
         # after setgroups(2) is disabled for the namespace (user_namespaces(7)).
@@ -336,39 +334,39 @@ def _write_id_maps(pid: int, spec: object) -> None:
             raise SpecError(field, f"the kernel refused the mapping: {exc.strerror}") from None
 
 
-def _handshake(launch: Launch, state: st.State) -> None:
-    ch = launch.channel
+def _handshake(plan: LaunchPlan, fds: LaunchFds, state: st.State) -> None:
+    ch = fds.channel
     assert ch is not None
-    proc_spec = launch.spec.process
-    if proc_spec is not None and proc_spec.oom_score_adj is not None:
+    if plan.process.oom_score_adj is not None:
         path = f"/proc/{state.pid}/oom_score_adj"
         with step("process.oomScoreAdj: writing", path), open(path, "w") as f:
-            f.write(str(proc_spec.oom_score_adj))
+            f.write(str(plan.process.oom_score_adj))
     made = ch.expect(HOOKS)
     if isinstance(made, dict) and made.get("mounts"):
         from .rootfs import owned
 
         with step("recording the container's mounts", "/proc/self/mountinfo"):
-            state.extra["mounts"] = owned.describe(state.rootfs, made["mounts"])
+            state.extra["mounts"] = owned.describe(made["mounts"])
         _save(state)  # before anything else can fail: delete and the undo read them from here
     hook_state = state.oci_state(status=st.CREATED)
-    spec_hooks = launch.spec.hooks
+    spec_hooks = plan.spec.hooks
     if spec_hooks is not None:
         hooks.run_hooks("prestart", spec_hooks.prestart, hook_state)
         hooks.run_hooks("createRuntime", spec_hooks.create_runtime, hook_state)
     ch.send(HOOKS_DONE, hook_state)
-    kbs = getattr(launch.executor, "kbs", None)
-    if kbs is not None:
+    if plan.enclave is not None and plan.enclave.kbs is not None:
         from ..enclave.provision import relay
 
-        relay(ch, kbs)  # the enclave attests to its key broker before it is ready
+        relay(ch, plan.enclave.kbs)  # the enclave attests to its key broker before it is ready
     ch.expect(READY)
 
 
-def _remove_owned_mounts(ctx: RuntimeContext, launch: Launch, state: st.State) -> None:
+def _remove_owned_mounts(ctx: RuntimeContext, state: st.State) -> None:
+    from .._sys import default as syscalls
     from .rootfs import owned
 
-    owned.remove(launch.sc, state.rootfs, state.extra.get("mounts") or [], ctx.warn)  # type: ignore[arg-type]
+    records = state.extra.get("mounts")
+    owned.remove(syscalls(), state.rootfs, records if isinstance(records, list) else [], ctx.warn)
 
 
 def _kill_init(pid: int) -> None:
@@ -379,20 +377,6 @@ def _kill_init(pid: int) -> None:
         if not proc.is_alive(pid, started):
             return
         time.sleep(0.001)
-
-
-def _close_fds(launch: Launch) -> None:
-    fds = [fd for _t, fd, _p in launch.join_fds] + [launch.state_dir_fd, launch.console_fd, launch.dmz_fd]
-    if launch.executor is not None:
-        launch.executor.close_fds()  # type: ignore[attr-defined]
-    for fd in fds:
-        if fd >= 0:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-    launch.join_fds = []
-    launch.state_dir_fd = launch.console_fd = launch.dmz_fd = -1
 
 
 def _now() -> str:

@@ -40,15 +40,13 @@ def _delete(ctx: RuntimeContext, container_id: str, force: bool) -> None:
         if force:
             return
         raise
-    status = state.status()
+    status = state.require("delete --force" if force else "delete")
     if status != st.STOPPED:
-        if not force:
-            raise ContainerError(f"cannot delete container {container_id} that is not stopped: {status} (use --force)")
         _force_stop(state, status)
     destroy(ctx, state)
 
 
-def _force_stop(state: st.State, status: str) -> None:
+def _force_stop(state: st.State, status: st.Status) -> None:
     cg = cgroups.from_state(state.cgroup)
     with step("stopping the container: thawing its cgroup"):
         if status == st.PAUSED and cg is not None:
@@ -67,13 +65,14 @@ def wait_gone(state: st.State, timeout: float = 10.0) -> None:
 
 
 def destroy(ctx: RuntimeContext, state: st.State) -> None:
-    if state.extra.get("mounts") and state.rootfs:
+    records = state.extra.get("mounts")
+    if isinstance(records, list) and records and state.rootfs:
         from .._sys import default as syscalls
         from .rootfs import owned
 
         # Only what rune mounted for a container sharing the host's mount namespace:
         # never the rootfs itself or the operator's mounts under it (rootfs/owned.py).
-        owned.remove(syscalls(), state.rootfs, state.extra["mounts"], ctx.warn)  # type: ignore[arg-type]
+        owned.remove(syscalls(), state.rootfs, records, ctx.warn)
     cg = cgroups.from_state(state.cgroup)
     if cg is not None:
         with step("removing the cgroup"):

@@ -1,8 +1,10 @@
 """`rune create` for a container whose bundle asks for an enclave — or must.
 
 :func:`decide` reads everything enclave-specific of a bundle in one pass and
-returns one value (an :class:`EnclavePlan`, or None for a plain container);
-:func:`prepare` applies it. The rules, all failing closed:
+returns one value (an :class:`EnclavePlan`, or None for a plain container),
+which `rune create` puts in the launch plan (runtime/plan.py); :func:`apply`
+makes it part of the spec and the state, :func:`executor` gives init what it
+runs instead of execve. The rules, all failing closed:
 
 * the Kubernetes sandbox ("pause") container is never an enclave: pod-level
   ``enclave.*`` annotations, which containerd copies to the sandbox and to
@@ -35,12 +37,14 @@ from ..errors import SpecError
 from ..spec.model import Device, Mount, Spec
 from . import state as st
 from .context import RuntimeContext
-from .process.launch import Launch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
+
     from ..enclave.config import EnclaveConfig, Settings
     from ..enclave.provision import KbsPlan
+    from .process.executor import Executor
 
 AGENT_SOCKET = "agent.sock"
 # CRI's marks of a pod's sandbox container: (container-type key, sandbox-id key),
@@ -62,6 +66,12 @@ class EnclavePlan:
         self.mounts = mounts  # host mounts it needs (aesmd), plus the secrets' tmpfs
         self.kbs = kbs
         self.pal_fd = pal_fd  # the checked PAL library, or -1 for a registered runtime
+
+    def close(self) -> None:
+        """Close the PAL library's fd (`rune create`'s copy; init has its own)."""
+        if self.pal_fd >= 0:
+            os.close(self.pal_fd)
+            self.pal_fd = -1
 
 
 def is_sandbox(annotations: dict[str, str], container_id: str) -> bool:
@@ -126,25 +136,26 @@ def _enclave_plan(ctx: RuntimeContext, spec: Spec, config: EnclaveConfig, settin
     return EnclavePlan(config, settings.env, devices, mounts, kbs, pal_fd)
 
 
-def prepare(ctx: RuntimeContext, launch: Launch, spec: Spec, state: st.State) -> None:
-    """Decide, then apply the plan to the spec, the state and init's launch."""
-    plan = decide(ctx, spec, state.id, (state.bundle, state.rootfs))
-    if plan is None:
-        return
-    from ..enclave.executor import EnclaveExecutor
-
+def apply(plan: EnclavePlan, spec: Spec, state: st.State) -> None:
+    """Make the plan part of the spec (before the cgroups and the launch plan
+    read it) and of the state (`rune exec`, `attest`, `state` read it there)."""
+    # spec.validate refused a bundle without these
     assert spec.process is not None
     assert spec.linux is not None
-    try:
-        spec.process.env = plan.env
-        spec.linux.devices.extend(plan.devices)
-        spec.mounts.extend(plan.mounts)
-        state.extra["enclave"] = plan.config.to_json()
-        launch.executor = EnclaveExecutor(plan.config, _listen(state.dir), plan.kbs, plan.pal_fd)
-    except BaseException:
-        if plan.pal_fd >= 0:
-            os.close(plan.pal_fd)
-        raise
+    spec.process.env = plan.env
+    spec.linux.devices.extend(plan.devices)
+    spec.mounts.extend(plan.mounts)
+    state.extra["enclave"] = plan.config.to_json()
+
+
+def executor(plan: EnclavePlan, state_dir: str) -> Executor:
+    """What init runs instead of execve, with the agent socket it serves;
+    the PAL's fd passes to it (the plan no longer closes it)."""
+    from ..enclave.executor import EnclaveExecutor
+
+    runner = EnclaveExecutor(plan.config, _listen(state_dir), plan.kbs, plan.pal_fd)
+    plan.pal_fd = -1
+    return runner
 
 
 def _check_secrets_home(spec: Spec, directory: str, targets: set[str], source: str) -> None:
@@ -183,7 +194,7 @@ def _listen(state_dir: str) -> int:
     return sock.detach()
 
 
-def connect(state: st.State) -> object:
+def connect(state: st.State) -> socket.socket:
     """A socket connected to a running enclave container's init-runelet."""
     import socket
 

@@ -13,7 +13,7 @@ import os
 
 from .._sys import consts as c
 from .._sys import dmz, proc
-from ..errors import ContainerError, InclavareError
+from ..errors import InclavareError, InvalidTransition
 from ..spec.load import build
 from ..spec.model import Capabilities, Process
 from . import cgroups, reaper
@@ -59,9 +59,7 @@ def exec_process(ctx: RuntimeContext, container_id: str, opts: ExecOptions) -> i
 
 def _exec_process(ctx: RuntimeContext, container_id: str, opts: ExecOptions) -> int:
     state = st.load(ctx.root, container_id)
-    status = state.status()
-    if status not in (st.CREATED, st.RUNNING):
-        raise ContainerError(f"cannot exec in a {status} container")
+    state.require("exec")
     process = process_for(state, opts)
     from . import lsm
 
@@ -106,7 +104,9 @@ def process_for(state: st.State, opts: ExecOptions) -> Process:
                 doc = _fastjson.loads(f.read())
         except (OSError, _fastjson.JSONError) as exc:
             raise InclavareError(f"--process {opts.process_file}: {exc}") from None
-        return build(Process, doc, "process", opts.process_file)  # type: ignore[return-value]
+        process = build(Process, doc, "process", opts.process_file)
+        assert isinstance(process, Process)
+        return process
     if not opts.args:
         raise InclavareError("rune exec: no command given (args or --process)")
     base = build(Process, state.config.get("process"), "process", "state.json")
@@ -154,10 +154,10 @@ def _prepare(t: tenant.Tenant, state: st.State, opts: ExecOptions) -> None:
             t.root_fd = os.open(f"/proc/{state.pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         if not proc.is_alive(state.pid, state.start_time):
-            raise ContainerError("cannot exec: the container stopped") from None
+            raise InvalidTransition(state.id, st.STOPPED, "exec") from None
         raise located("joining the container's namespaces: opening", exc) from None
     if not proc.is_alive(state.pid, state.start_time):  # the fds might name a recycled pid's namespaces
-        raise ContainerError("cannot exec: the container stopped")
+        raise InvalidTransition(state.id, st.STOPPED, "exec")
     if linux.get("seccomp") is not None:
         from . import seccomp
 
@@ -201,7 +201,10 @@ def _spawn(t: tenant.Tenant, state: st.State) -> int:
         if cg is not None:
             cg.add(pid)
         parent.send(GO)
-        tenant_pid = int(parent.expect(PID, early=(READY,))["pid"])  # type: ignore[index]
+        payload = parent.expect(PID, early=(READY,))
+        tenant_pid = int(payload["pid"]) if isinstance(payload, dict) else 0
+        if tenant_pid <= 0:
+            raise InclavareError(f"the exec's intermediate process sent a bad pid message: {payload!r}")
         os.waitpid(pid, 0)
         parent.expect(READY)
     except BaseException:
@@ -246,7 +249,7 @@ def _exec_in_enclave(state: st.State, process: Process, opts: ExecOptions) -> in
     if pid == 0:
         if master >= 0:
             os.close(master)
-        os._exit(run_runelet(lambda: enclave_setup.connect(state), req, stdio))  # type: ignore[arg-type,return-value]
+        os._exit(run_runelet(lambda: enclave_setup.connect(state), req, stdio))
     if process.terminal:
         os.close(stdio[0])
     if opts.pid_file:

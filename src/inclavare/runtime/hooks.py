@@ -19,6 +19,10 @@ from .. import _fastjson
 from ..errors import HookError
 from ..spec.model import Hook
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 def run_hooks(kind: str, hooks: list[Hook], state: dict[str, object]) -> None:
     """Run `hooks` in order; raise HookError naming the first one that fails."""
@@ -44,10 +48,14 @@ def saved_hooks(config: dict[str, object], kind: str) -> list[Hook]:
 
     section = config.get("hooks")
     raw = section.get(kind) if isinstance(section, dict) else None
-    return build(("list", Hook), raw, f"hooks.{kind}", "state.json") if raw else []  # type: ignore[return-value]
+    if not raw:
+        return []
+    hooks = build(("list", Hook), raw, f"hooks.{kind}", "state.json")
+    assert isinstance(hooks, list)
+    return [h for h in hooks if isinstance(h, Hook)]
 
 
-def run_hooks_warn(kind: str, hooks: list[Hook], state: dict[str, object], warn: object) -> None:
+def run_hooks_warn(kind: str, hooks: list[Hook], state: dict[str, object], warn: Callable[[str], None]) -> None:
     """poststart/poststop: every hook runs; a failing one is a warning through
     `warn(msg)`, and "the remaining hooks and lifecycle continue as if the hook
     had succeeded" (runtime.md#lifecycle)."""
@@ -56,7 +64,7 @@ def run_hooks_warn(kind: str, hooks: list[Hook], state: dict[str, object], warn:
         try:
             _run_checked(kind, i, hook, stdin)
         except HookError as exc:
-            warn(str(exc))  # type: ignore[operator]
+            warn(str(exc))
 
 
 def _describe(status: int) -> str:

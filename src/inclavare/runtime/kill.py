@@ -6,7 +6,7 @@ import os
 
 from .._sys import consts as c
 from .._sys import proc
-from ..errors import ContainerError, InclavareError
+from ..errors import InclavareError, InvalidTransition
 from . import cgroups
 from . import state as st
 from .context import RuntimeContext
@@ -36,12 +36,10 @@ def parse_signal(text: str) -> int:
 
 def kill(ctx: RuntimeContext, container_id: str, sig: int, all_processes: bool = False) -> None:
     state = st.load(ctx.root, container_id)
-    status = state.status()
-    if status not in (st.CREATED, st.RUNNING, st.PAUSED):
-        raise ContainerError("container not running")
+    status = state.require("kill")
     with step(f"kill: sending signal {sig}" + (" to every process" if all_processes else f" to pid {state.pid}")):
         if all_processes:
-            _kill_all(state, sig)
+            _kill_all(state, status, sig)
         else:
             signal_init(state, sig)
 
@@ -49,7 +47,7 @@ def kill(ctx: RuntimeContext, container_id: str, sig: int, all_processes: bool =
 def signal_init(state: st.State, sig: int) -> None:
     """Signal init, refusing a pid that no longer is the container's."""
     if not kill_checked(state.pid, state.start_time, sig):
-        raise ContainerError("container not running")
+        raise InvalidTransition(state.id, st.STOPPED, "kill")  # it exited since its status was read
 
 
 def kill_checked(pid: int, started: int | None, sig: int) -> bool:
@@ -74,13 +72,13 @@ def kill_checked(pid: int, started: int | None, sig: int) -> bool:
         os.close(pidfd)
 
 
-def _kill_all(state: st.State, sig: int) -> None:
+def _kill_all(state: st.State, status: st.Status, sig: int) -> None:
     cg = cgroups.from_state(state.cgroup)
     if cg is None:
         signal_init(state, sig)
         return
     # Freeze first so no process can fork a child that escapes the signal.
-    frozen = state.status() == st.PAUSED
+    frozen = status == st.PAUSED
     if not frozen:
         cg.freeze()
     try:

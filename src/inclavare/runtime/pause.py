@@ -12,23 +12,19 @@ from .steps import step
 
 def pause(ctx: RuntimeContext, container_id: str) -> None:
     state = st.load(ctx.root, container_id)
-    status = state.status()
-    if status != st.RUNNING:
-        raise ContainerError(f"cannot pause container {container_id} in state {status}")
+    state.require("pause")
     with step("pause: freezing the cgroup"):
         _manager(state).freeze()
 
 
 def resume(ctx: RuntimeContext, container_id: str) -> None:
     state = st.load(ctx.root, container_id)
-    status = state.status()
-    if status != st.PAUSED:
-        raise ContainerError(f"cannot resume container {container_id} in state {status}: not paused")
+    state.require("resume")
     with step("resume: thawing the cgroup"):
         _manager(state).thaw()
 
 
-def _manager(state: st.State) -> cgroups.Manager:
+def _manager(state: st.State) -> cgroups.CgroupManager:
     cg = cgroups.from_state(state.cgroup)
     if cg is None:
         raise ContainerError(f"container {state.id} has no cgroup to freeze")

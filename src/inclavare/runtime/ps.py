@@ -17,6 +17,7 @@ from .context import RuntimeContext
 
 def pids(ctx: RuntimeContext, container_id: str) -> list[int]:
     state = st.load(ctx.root, container_id)
+    state.require("ps")
     cg = cgroups.from_state(state.cgroup)
     if cg is None:
         raise ContainerError(f"container {container_id} has no cgroup")

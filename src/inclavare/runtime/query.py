@@ -12,6 +12,7 @@ import os
 import pwd
 import time
 
+from ..errors import ContainerNotFound, InclavareError
 from . import state as st
 from .context import RuntimeContext
 
@@ -27,8 +28,11 @@ def list_containers(ctx: RuntimeContext) -> list[dict[str, object]]:
     for cid in st.list_ids(ctx.root):
         try:
             s = st.load(ctx.root, cid)
-        except Exception:
-            continue  # deleted meanwhile, or half-written by a create in progress
+        except ContainerNotFound:
+            continue  # deleted meanwhile
+        except InclavareError as exc:  # corrupt: the others are still listed, as runc's list does
+            ctx.warn(f"load container {cid}: {exc}")
+            continue
         oci = s.oci_state()
         out.append({
             "ociVersion": oci["ociVersion"], "id": cid, "pid": oci["pid"], "status": oci["status"],

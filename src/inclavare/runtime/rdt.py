@@ -25,16 +25,20 @@ def check(rdt: object) -> None:
         raise SpecError("linux.intelRdt", f"this host has no Intel RDT (resctrl is not mounted at {RESCTRL})")
 
 
-def group_dir(rdt: dict, container_id: str) -> str:
+def group_dir(rdt: dict[str, object], container_id: str) -> str:
     return os.path.join(RESCTRL, str(rdt.get("closID") or container_id))
 
 
-def apply(rdt: dict, container_id: str, pid: int) -> str:
+def apply(rdt: dict[str, object], container_id: str, pid: int) -> str:
     """Create (or join) the group, write its schemata, move `pid` in; the group dir."""
     group = group_dir(rdt, container_id)
     os.makedirs(group, exist_ok=True)
-    schemata = [rdt[k] for k in ("l3CacheSchema", "memBwSchema") if rdt.get(k)]
-    for line in schemata:
+    for key in ("l3CacheSchema", "memBwSchema"):
+        line = rdt.get(key)
+        if not line:
+            continue
+        if not isinstance(line, str):
+            raise SpecError(f"linux.intelRdt.{key}", "must be a string")
         _write(os.path.join(group, "schemata"), line + "\n")
     _write(os.path.join(group, "tasks"), str(pid))
     return group

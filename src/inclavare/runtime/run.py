@@ -19,6 +19,10 @@ from .create import CreateOptions, create
 from .delete import delete
 from .start import start
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .console import ForegroundConsole
+
 
 def run(ctx: RuntimeContext, container_id: str, opts: CreateOptions, detach: bool, keep: bool) -> int:
     if detach:
@@ -57,8 +61,8 @@ def run(ctx: RuntimeContext, container_id: str, opts: CreateOptions, detach: boo
     return code
 
 
-def _wait(state: st.State, console: object) -> int:
+def _wait(state: st.State, console: ForegroundConsole | None) -> int:
     reaper.forward_signals(state.pid)
     if console is not None:
-        console.pump_until_exit(state.pid)  # type: ignore[attr-defined]
+        console.pump_until_exit(state.pid)
     return reaper.wait_for(state.pid)

@@ -114,6 +114,10 @@ class Filter:
     def __init__(self, program: sc.Program) -> None:
         self._program = program
 
+    def program(self) -> tuple[bytes, int]:
+        """The BPF code and the seccomp(2) flags: what another process needs to load it."""
+        return self._program.code(), self._program.flags
+
     def allows(self, nr: int, args: tuple[int, ...]) -> bool:
         """Whether the filter lets x86-64 system call `nr` with `args` through."""
         return sc.allows(self._program.code(), nr, args)

@@ -24,9 +24,7 @@ _POLL_MS = 50
 
 def start(ctx: RuntimeContext, container_id: str) -> st.State:
     state = st.load(ctx.root, container_id)
-    status = state.status()
-    if status != st.CREATED:
-        raise InvalidTransition(container_id, status, "start")
+    state.require("start")
     fifo = os.path.join(state.dir, st.FIFO)
     with step("opening exec.fifo", fifo):
         try:

@@ -25,6 +25,12 @@ from .. import _fastjson
 from .._sys import proc
 from ..errors import ContainerExists, ContainerNotFound, InclavareError, InvalidTransition
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    _T = TypeVar("_T")
+
 
 class Status(str):
     """A container's status: one of the five constants below.
@@ -69,6 +75,7 @@ def transition(container_id: str, status: Status, verb: str) -> Status | None:
     if verb not in allowed:
         raise InvalidTransition(container_id, status, verb)
     return allowed[verb]
+
 
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
@@ -127,19 +134,22 @@ class State:
         }  # fmt: skip
 
     @classmethod
-    def from_json(cls, container_id: str, directory: str, doc: dict) -> State:
+    def from_json(cls, container_id: str, directory: str, doc: dict[str, object]) -> State:
+        """The state `to_json` wrote; a member of the wrong type is a corrupt state."""
         st = cls(container_id, directory)
-        st.pid = doc.get("init_process_pid") or 0
-        st.start_time = doc.get("init_process_start")
-        st.bundle = doc.get("bundle", "")
-        st.rootfs = doc.get("rootfs", "")
-        st.created = doc.get("created", "")
-        st.owner = doc.get("owner", "")
-        st.annotations = doc.get("annotations") or {}
-        st.config = doc.get("config") or {}
+        get = _Reader(directory, doc)
+        st.pid = get.of("init_process_pid", int, 0)
+        start = doc.get("init_process_start")
+        st.start_time = None if start is None else get.of("init_process_start", int, 0)
+        st.bundle = get.of("bundle", str, "")
+        st.rootfs = get.of("rootfs", str, "")
+        st.created = get.of("created", str, "")
+        st.owner = get.of("owner", str, "")
+        st.annotations = get.of("annotations", dict, {})
+        st.config = get.of("config", dict, {})
         st.creating = bool(doc.get("creating"))
-        st.cgroup = doc.get("cgroup") or {}
-        st.extra = doc.get("extra") or {}
+        st.cgroup = get.of("cgroup", dict, {})
+        st.extra = get.of("extra", dict, {})
         return st
 
     def save(self) -> None:
@@ -182,15 +192,9 @@ class State:
         return RUNNING
 
     def _frozen(self) -> bool:
-        freezer = self.cgroup.get("freezer_state")
-        if not isinstance(freezer, str):
-            return False
-        try:
-            with open(freezer) as f:
-                value = f.read().strip()
-        except OSError:
-            return False
-        return value in ("FROZEN", "FREEZING", "1")
+        from .cgroups import is_frozen
+
+        return is_frozen(self.cgroup)
 
     def oci_state(self, status: Status | None = None) -> dict[str, object]:
         """The state document of the OCI runtime spec (runtime.md#state), as `rune state`
@@ -202,6 +206,25 @@ class State:
             "rootfs": self.rootfs, "created": self.created, "owner": self.owner,
             **({"annotations": self.annotations} if self.annotations else {}),
         }  # fmt: skip
+
+
+class _Reader:
+    """Typed members of a state.json document (absent or null: the default)."""
+
+    __slots__ = ("directory", "doc")
+
+    def __init__(self, directory: str, doc: dict[str, object]) -> None:
+        self.directory = directory
+        self.doc = doc
+
+    def of(self, key: str, kind: type[_T], default: _T) -> _T:
+        value = self.doc.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            what = {int: "an integer", str: "a string", dict: "an object"}.get(kind, kind.__name__)
+            raise InclavareError(f"{self.directory}/{STATE_FILE}: corrupt state: {key} is not {what}")
+        return value
 
 
 def container_dir(root: str, container_id: str) -> str:

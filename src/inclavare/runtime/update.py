@@ -14,6 +14,9 @@ from .steps import located, step
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import TextIO
+
+    from .cgroups import CgroupManager
     from .cgroups.oom import OomWatch
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30,
@@ -45,9 +48,7 @@ def update(ctx: RuntimeContext, container_id: str, resources: dict[str, object])
 
 def _update(ctx: RuntimeContext, container_id: str, resources: dict[str, object]) -> None:
     state = st.load(ctx.root, container_id)
-    status = state.status()
-    if status not in (st.CREATED, st.RUNNING, st.PAUSED):
-        raise ContainerError(f"cannot update container {container_id} in state {status}")
+    state.require("update")
     cg = cgroups.from_state(state.cgroup)
     if cg is None:
         raise ContainerError(f"container {container_id} has no cgroup")
@@ -66,13 +67,14 @@ def _update(ctx: RuntimeContext, container_id: str, resources: dict[str, object]
 
 def _merge(into: dict[str, object], new: dict[str, object]) -> None:
     for key, value in new.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)  # type: ignore[arg-type]
+        old = into.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            _merge(old, value)
         else:
             into[key] = value
 
 
-def events(ctx: RuntimeContext, container_id: str, stats_only: bool, interval: float, out: object) -> None:
+def events(ctx: RuntimeContext, container_id: str, stats_only: bool, interval: float, out: TextIO) -> None:
     """Print stats events every `interval` seconds and an ``oom`` event per OOM
     kill, one JSON object per line, until the container stops."""
     try:
@@ -81,11 +83,12 @@ def events(ctx: RuntimeContext, container_id: str, stats_only: bool, interval: f
         raise located("events", exc) from None
 
 
-def _events(ctx: RuntimeContext, container_id: str, stats_only: bool, interval: float, out: object) -> None:
+def _events(ctx: RuntimeContext, container_id: str, stats_only: bool, interval: float, out: TextIO) -> None:
     state = st.load(ctx.root, container_id)
+    state.require("events")
     cg = cgroups.from_state(state.cgroup)
-    if cg is None or state.status() == st.STOPPED:
-        raise ContainerError(f"container {container_id} is not running")
+    if cg is None:
+        raise ContainerError(f"container {container_id} has no cgroup")
     if stats_only:
         _emit(out, "stats", container_id, cg.stats())
         return
@@ -107,16 +110,16 @@ def _events(ctx: RuntimeContext, container_id: str, stats_only: bool, interval: 
             watch.close()
 
 
-def _oom_watch(cg: object) -> OomWatch | None:
+def _oom_watch(cg: CgroupManager) -> OomWatch | None:
     try:
-        return cg.oom_watch()  # type: ignore[attr-defined]
+        return cg.oom_watch()
     except OSError:
         return None  # no memory controller to watch: stats only
 
 
-def _emit(out: object, kind: str, cid: str, data: object) -> None:
+def _emit(out: TextIO, kind: str, cid: str, data: object) -> None:
     event: dict[str, object] = {"type": kind, "id": cid}
     if data is not None:
         event["data"] = data
-    out.write(_fastjson.dumps(event) + "\n")  # type: ignore[attr-defined]
-    out.flush()  # type: ignore[attr-defined]
+    out.write(_fastjson.dumps(event) + "\n")
+    out.flush()

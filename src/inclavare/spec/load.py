@@ -39,7 +39,8 @@ def parse_spec(raw: str | bytes, file: str = "config.json") -> Spec:
         raise SpecError("", f"malformed JSON: {exc}", file) from None
     spec = build(Spec, doc, "", file)
     assert isinstance(spec, Spec)
-    spec.raw = doc  # type: ignore[assignment]
+    assert isinstance(doc, dict)  # build refused anything but an object
+    spec.raw = doc
     return spec
 
 

@@ -9,6 +9,10 @@ import os
 
 from .. import OCI_VERSION
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 MASKED = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
           "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"]  # fmt: skip
@@ -50,7 +54,7 @@ def example() -> dict[str, object]:
     }  # fmt: skip
 
 
-def to_rootless(spec: dict, uid: int | None = None, gid: int | None = None) -> dict:
+def to_rootless(spec: dict[str, Any], uid: int | None = None, gid: int | None = None) -> dict[str, Any]:
     """runc's ToRootless: a user namespace mapping the caller to root, no
     network namespace (no privilege to configure one), /sys bind-mounted
     (sysfs needs a network namespace), no device cgroup rules and no gid= on

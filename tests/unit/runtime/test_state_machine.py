@@ -37,6 +37,8 @@ ALLOWED = {
     (st.STOPPED, "delete"): None,
     (st.STOPPED, "delete --force"): None,
 }
+PHRASES = {"exec": "exec in", "ps": "list the processes of", "events": "watch the events of"}
+HINTS = {"delete": " (use --force)", "kill": " (container not running)"}  # containerd matches the latter
 REFUSED = [(s, v) for s in STATUSES for v in VERBS if (s, v) not in ALLOWED]
 
 
@@ -54,8 +56,7 @@ def test_allowed(status, verb):
 def test_refused(status, verb):
     with pytest.raises(InvalidTransition) as err:
         st.transition("c1", status, verb)
-    hint = " (use --force)" if verb == "delete" else ""
-    assert str(err.value) == f"cannot {verb} container c1: it is {status}{hint}"
+    assert str(err.value) == f"cannot {PHRASES.get(verb, verb)} container c1: it is {status}{HINTS.get(verb, '')}"
     assert (err.value.status, err.value.op, err.value.exit_code) == (status, verb, 1)
 
 

@@ -13,6 +13,12 @@ from __future__ import annotations
 
 from ...errors import UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    F = TypeVar("F", bound="Flags")
+
 
 class Flag:
     __slots__ = ("default", "dest", "help", "kind", "names")
@@ -25,10 +31,31 @@ class Flag:
         self.dest = self.names[0].replace("-", "_")
 
 
-def parse(argv: list[str], flags: list[Flag]) -> tuple[dict[str, object], list[str]]:
-    """Parse leading flags of `argv`; return (values by dest, positional rest)."""
+class Flags:
+    """The parsed flags of a command: a subclass lists its flags in FLAGS and
+    declares one typed slot per flag, named by the flag's ``dest``
+    (tests/unit/test_args.py checks that the two agree)."""
+
+    FLAGS: tuple[Flag, ...] = ()
+    __slots__ = ("help",)
+    help: bool
+
+
+HELP = Flag("help, h", help="show help")
+
+
+def table(kind: type[Flags]) -> tuple[Flag, ...]:
+    """Every flag `kind` takes, --help last."""
+    return (*kind.FLAGS, HELP)
+
+
+def parse(argv: list[str], kind: type[F]) -> tuple[F, list[str]]:
+    """Parse leading flags of `argv` into a new `kind`; return it and the positional rest."""
+    flags = table(kind)
     by_name = {name: f for f in flags for name in f.names}
-    values: dict[str, object] = {f.dest: (list(f.default) if f.kind == "list" else f.default) for f in flags}  # type: ignore[call-overload]
+    values = kind()
+    for f in flags:
+        setattr(values, f.dest, list(f.default) if isinstance(f.default, list) else f.default)
     i = 0
     while i < len(argv):
         word = argv[i]
@@ -41,7 +68,7 @@ def parse(argv: list[str], flags: list[Flag]) -> tuple[dict[str, object], list[s
         if flag is None:
             raise UsageError(f"flag provided but not defined: -{name}")
         if flag.kind == "bool":
-            values[flag.dest] = _bool(name, inline) if eq else True
+            setattr(values, flag.dest, _bool(name, inline) if eq else True)
         else:
             if not eq:
                 i += 1
@@ -71,16 +98,16 @@ def _int(name: str, text: str, signed: bool) -> int:
     return value
 
 
-def _store(values: dict[str, object], flag: Flag, name: str, text: str) -> None:
+def _store(values: Flags, flag: Flag, name: str, text: str) -> None:
     if flag.kind in ("int", "uint"):
-        values[flag.dest] = _int(name, text, signed=flag.kind == "int")
+        setattr(values, flag.dest, _int(name, text, signed=flag.kind == "int"))
     elif flag.kind == "list":
-        values[flag.dest].append(text)  # type: ignore[attr-defined]
+        getattr(values, flag.dest).append(text)
     else:
-        values[flag.dest] = text
+        setattr(values, flag.dest, text)
 
 
-def usage(command: str, synopsis: str, flags: list[Flag]) -> str:
+def usage(command: str, synopsis: str, flags: tuple[Flag, ...]) -> str:
     lines = [f"USAGE:\n   rune {command} {synopsis}\n", "OPTIONS:"]
     for f in flags:
         names = ", ".join(("--" if len(n) > 1 else "-") + n + ("" if f.kind == "bool" else " value") for n in f.names)

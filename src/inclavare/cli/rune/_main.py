@@ -13,7 +13,7 @@ import sys
 
 from ... import OCI_VERSION, __version__
 from ...errors import InclavareError, UsageError
-from ._args import Flag, parse, usage
+from ._args import Flag, Flags, parse, table, usage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,24 +25,33 @@ COMMANDS = {
     "delete": "delete", "list": "list_", "ps": "ps", "pause": "pause", "resume": "resume", "attest": "attest", "update": "update", "events": "events", "spec": "spec", "features": "features",
 }  # fmt: skip
 
-GLOBAL_FLAGS = [
-    Flag(
-        "root",
-        "str",
-        "",
-        "root directory for storage of container state (default /run/rune, or $XDG_RUNTIME_DIR/rune when not root)",
-    ),
-    Flag("log", "str", "", "set the log file to write rune logs to (default is stderr)"),
-    Flag("log-format", "str", "text", "set the log format ('text' (default), or 'json')"),
-    Flag("debug", help="enable debug logging"),
-    Flag("systemd-cgroup", help="use systemd-style cgroupsPath (slice:prefix:name)"),
-    Flag("rootless", "str", "auto", "ignore cgroup permission errors ('true', 'false', or 'auto')"),
-    Flag("criu", "str", "criu", "path to the criu binary (checkpointing is not supported)"),
-    Flag("config", "str", "", "the node's rune configuration (default /etc/inclavare/rune.toml, if it exists)"),
-    Flag("enclave-required", help="refuse containers that ask for no enclave (the Kubernetes sandbox excepted)"),
-    Flag("version, v", help="print the version"),
-    Flag("help, h", help="show help"),
-]
+
+class GlobalFlags(Flags):
+    FLAGS = (
+        Flag("root", "str", "",
+             "root directory for storage of container state (default /run/rune, or $XDG_RUNTIME_DIR/rune when not root)"),
+        Flag("log", "str", "", "set the log file to write rune logs to (default is stderr)"),
+        Flag("log-format", "str", "text", "set the log format ('text' (default), or 'json')"),
+        Flag("debug", help="enable debug logging"),
+        Flag("systemd-cgroup", help="use systemd-style cgroupsPath (slice:prefix:name)"),
+        Flag("rootless", "str", "auto", "ignore cgroup permission errors ('true', 'false', or 'auto')"),
+        Flag("criu", "str", "criu", "path to the criu binary (checkpointing is not supported)"),
+        Flag("config", "str", "", "the node's rune configuration (default /etc/inclavare/rune.toml, if it exists)"),
+        Flag("enclave-required", help="refuse containers that ask for no enclave (the Kubernetes sandbox excepted)"),
+        Flag("version, v", help="print the version"),
+    )  # fmt: skip
+    __slots__ = ("config", "criu", "debug", "enclave_required", "log", "log_format", "root", "rootless",
+                 "systemd_cgroup", "version")  # fmt: skip
+    root: str
+    log: str
+    log_format: str
+    debug: bool
+    systemd_cgroup: bool
+    rootless: str
+    criu: str
+    config: str
+    enclave_required: bool
+    version: bool
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     log: Logger | None = None
     debug = "--debug" in argv  # known before parsing, for errors in parsing itself
     try:
-        opts, rest = parse(argv, GLOBAL_FLAGS)
-        debug = bool(opts["debug"])
+        opts, rest = parse(argv, GlobalFlags)
+        debug = opts.debug
         log = _logger(opts)
         return _dispatch(opts, rest, log)
     except InclavareError as exc:
@@ -64,22 +73,22 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(log, f"internal error: {type(exc).__name__}: {exc}", 1, debug)
 
 
-def _logger(opts: dict[str, object]) -> Logger:
+def _logger(opts: GlobalFlags) -> Logger:
     from ...log import Logger
 
-    if opts["log_format"] not in ("text", "json"):
-        raise UsageError(f"unknown log-format {opts['log_format']!r}")
-    return Logger(str(opts["log"]) or None, str(opts["log_format"]), bool(opts["debug"]))
+    if opts.log_format not in ("text", "json"):
+        raise UsageError(f"unknown log-format {opts.log_format!r}")
+    return Logger(opts.log or None, opts.log_format, opts.debug)
 
 
-def _dispatch(opts: dict[str, object], rest: list[str], log: Logger | None) -> int:
-    if opts["version"]:
+def _dispatch(opts: GlobalFlags, rest: list[str], log: Logger | None) -> int:
+    if opts.version:
         sys.stdout.write(f"rune version {__version__}\nspec: {OCI_VERSION}\n")
         return 0
-    if not rest or opts["help"]:
+    if not rest or opts.help:
         sys.stdout.write(
             "rune - an OCI runtime with enclave support\n\n"
-            + usage("", "[global options] command [command options] [arguments...]", GLOBAL_FLAGS)
+            + usage("", "[global options] command [command options] [arguments...]", table(GlobalFlags))
         )
         sys.stdout.write("COMMANDS:\n   " + " ".join(sorted(COMMANDS)) + "\n")
         return 0
@@ -90,24 +99,24 @@ def _dispatch(opts: dict[str, object], rest: list[str], log: Logger | None) -> i
     import importlib
 
     mod = importlib.import_module(f"inclavare.cli.rune.{COMMANDS[name]}")
-    flags = [*mod.FLAGS, Flag("help, h", help="show help")]
+    kind: type[Flags] = mod.Flags
     try:
-        cmd_opts, cmd_args = parse(args, flags)
+        cmd_opts, cmd_args = parse(args, kind)
     except UsageError as exc:
-        sys.stderr.write(f"Incorrect Usage: {exc}\n\n" + usage(name, mod.SYNOPSIS, flags))
+        sys.stderr.write(f"Incorrect Usage: {exc}\n\n" + usage(name, mod.SYNOPSIS, table(kind)))
         raise
-    if cmd_opts["help"]:
-        sys.stdout.write(usage(name, mod.SYNOPSIS, flags))
+    if cmd_opts.help:
+        sys.stdout.write(usage(name, mod.SYNOPSIS, table(kind)))
         return 0
     lo, hi = mod.NARGS
     if not lo <= len(cmd_args) <= (hi if hi >= 0 else len(cmd_args)):
         raise UsageError(f"rune: {name!r} {_nargs_text(lo, hi)}")
     from ...runtime.context import RuntimeContext
 
-    rootless = opts["rootless"] == "true" or (opts["rootless"] == "auto" and os.geteuid() != 0)
-    root = str(opts["root"]) or default_root()
-    ctx = RuntimeContext(root, bool(opts["systemd_cgroup"]), bool(opts["debug"]), log, rootless,
-                         str(opts["config"]) or None, bool(opts["enclave_required"]))  # fmt: skip
+    rootless = opts.rootless == "true" or (opts.rootless == "auto" and os.geteuid() != 0)
+    root = opts.root or default_root()
+    ctx = RuntimeContext(root, opts.systemd_cgroup, opts.debug, log, rootless, opts.config or None,
+                         opts.enclave_required)  # fmt: skip
     return int(mod.main(ctx, cmd_opts, cmd_args) or 0)
 
 

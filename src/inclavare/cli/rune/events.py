@@ -6,14 +6,21 @@ import sys
 
 from ...errors import UsageError
 from ...runtime.context import RuntimeContext
+from . import _args
 from ._args import Flag
 
 SYNOPSIS = "[command options] <container-id>"
 NARGS = (1, 1)
-FLAGS = [
-    Flag("interval", "str", "5s", "set the stats collection interval"),
-    Flag("stats", help="display the container's stats then exit"),
-]
+
+
+class Flags(_args.Flags):
+    FLAGS = (
+        Flag("interval", "str", "5s", "set the stats collection interval"),
+        Flag("stats", help="display the container's stats then exit"),
+    )
+    __slots__ = ("interval", "stats")
+    interval: str
+    stats: bool
 
 
 def parse_duration(text: str) -> float:
@@ -30,8 +37,8 @@ def parse_duration(text: str) -> float:
     raise UsageError(f"invalid duration {text!r} for --interval")
 
 
-def main(ctx: RuntimeContext, opts: dict[str, object], args: list[str]) -> int:
+def main(ctx: RuntimeContext, opts: Flags, args: list[str]) -> int:
     from ...runtime.update import events
 
-    events(ctx, args[0], bool(opts["stats"]), parse_duration(str(opts["interval"])), sys.stdout)
+    events(ctx, args[0], opts.stats, parse_duration(opts.interval), sys.stdout)
     return 0

@@ -6,13 +6,13 @@ import sys
 
 from ... import _fastjson
 from ...runtime.context import RuntimeContext
+from ._args import Flags
 
 SYNOPSIS = ""
 NARGS = (0, 0)
-FLAGS: list = []
 
 
-def main(ctx: RuntimeContext, opts: dict[str, object], args: list[str]) -> int:
+def main(ctx: RuntimeContext, opts: Flags, args: list[str]) -> int:
     from ...runtime.features import features
 
     sys.stdout.write(_fastjson.dumps_pretty(features()) + "\n")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from ...runtime.context import RuntimeContext
+from ._args import Flags
 
 SYNOPSIS = "<container-id>"
 NARGS = (1, 1)
-FLAGS: list = []
 
 
-def main(ctx: RuntimeContext, opts: dict[str, object], args: list[str]) -> int:
+def main(ctx: RuntimeContext, opts: Flags, args: list[str]) -> int:
     from ...runtime.pause import resume
 
     resume(ctx, args[0])

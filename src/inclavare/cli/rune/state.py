@@ -6,13 +6,13 @@ import sys
 
 from ... import _fastjson
 from ...runtime.context import RuntimeContext
+from ._args import Flags
 
 SYNOPSIS = "<container-id>"
 NARGS = (1, 1)
-FLAGS: list = []
 
 
-def main(ctx: RuntimeContext, opts: dict[str, object], args: list[str]) -> int:
+def main(ctx: RuntimeContext, opts: Flags, args: list[str]) -> int:
     from ...runtime.query import state
 
     sys.stdout.write(_fastjson.dumps_pretty(state(ctx, args[0])) + "\n")

@@ -1,6 +1,7 @@
 """Control groups: where a container's processes live and what they may use.
 
-Two drivers behind one interface (:data:`Manager`), chosen by what the host mounts:
+Two drivers behind one interface (:class:`CgroupManager`, youki's trait of
+the same name), chosen by what the host mounts:
 
 * :mod:`.v1` — one hierarchy per controller under /sys/fs/cgroup/<name>.
   This project's reference machine is v1 "hybrid": v1 controllers plus an
@@ -30,12 +31,48 @@ from ...errors import InclavareError, SpecError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import TypeAlias
+    from typing import Protocol
 
-    from .v1 import V1Manager
-    from .v2 import V2Manager
+    from .oom import OomWatch
 
-    Manager: TypeAlias = "V1Manager | V2Manager"
+    class CgroupManager(Protocol):
+        """What the rest of rune may ask of a container's cgroups (v1.V1Manager
+        and v2.V2Manager implement it); nothing outside this package looks
+        at a driver's directories."""
+
+        def to_json(self) -> dict[str, object]:
+            """What state.json keeps; :func:`from_state` reads it back."""
+
+        def mount_sources(self) -> dict[str, str]:
+            """{name under a "cgroup" mount's destination ("" for the
+            destination itself): host directory of the container's cgroup}."""
+
+        def create(self) -> None:
+            """Make the cgroup (all or nothing)."""
+
+        def add(self, pid: int) -> None: ...
+
+        def apply(self, resources: object, devices: list[tuple[str, int, int]] | None = None) -> None:
+            """Write linux.resources; `devices` (type, major, minor of
+            linux.devices) also set the device rules, None leaves them."""
+
+        def update(self, resources: dict[str, object], devices: object = None) -> None:
+            """`rune update`: `devices` is linux.resources.devices as created."""
+
+        def pids(self) -> list[int]: ...
+
+        def freeze(self) -> None: ...
+
+        def thaw(self) -> None: ...
+
+        def destroy(self) -> None:
+            """Remove the cgroup and what rune made for it; its processes are killed."""
+
+        def stats(self) -> dict[str, object]:
+            """runc's `events --stats` data."""
+
+        def oom_watch(self) -> OomWatch: ...
+
 
 MOUNTINFO = "/proc/self/mountinfo"
 UNIFIED_ROOT = "/sys/fs/cgroup"  # cgroup2 here means the host runs cgroup v2 only
@@ -132,7 +169,7 @@ def directory(point: str, root: str, own: str | None, rel: str) -> str:
     return os.path.normpath(f"{point}/{base.lstrip('/')}/{rel}")
 
 
-def manager_for(cgroups_path: str | None, container_id: str, systemd: bool = False) -> Manager:
+def manager_for(cgroups_path: str | None, container_id: str, systemd: bool = False) -> CgroupManager:
     """Pick the driver the host has and place the container's cgroup (nothing made yet)."""
     found = mounts()
     rel = resolve_path(cgroups_path, container_id, systemd)
@@ -152,7 +189,7 @@ def manager_for(cgroups_path: str | None, container_id: str, systemd: bool = Fal
     return V1Manager(hierarchies)
 
 
-def from_state(saved: dict[str, object]) -> Manager | None:
+def from_state(saved: dict[str, object]) -> CgroupManager | None:
     """The manager `to_json()` saved in state.json (None: the container has no cgroup)."""
     if not saved:
         return None
@@ -163,3 +200,18 @@ def from_state(saved: dict[str, object]) -> Manager | None:
     from .v1 import V1Manager
 
     return V1Manager.from_json(saved)
+
+
+def is_frozen(saved: dict[str, object]) -> bool:
+    """Whether the cgroup `to_json()` saved is frozen (or freezing), read
+    without loading a driver: `rune state` and `list` ask it of every
+    running container."""
+    freezer = saved.get("freezer_state")
+    if not isinstance(freezer, str):
+        return False
+    try:
+        with open(freezer) as f:
+            value = f.read().strip()
+    except OSError:
+        return False
+    return value in ("FROZEN", "FREEZING", "1")

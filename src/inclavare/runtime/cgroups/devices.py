@@ -43,7 +43,7 @@ DENY_ALL: Rule = (False, "a", None, None, "rwm")
 _MAX_ID = 2**31 - 1  # dev_t numbers are 12+20 bits; this also keeps eBPF immediates positive
 
 
-def spec_rules(resources: dict) -> list[Rule]:
+def spec_rules(resources: dict[str, object]) -> list[Rule]:
     """linux.resources.devices, checked."""
     out = []
     for field, item in items(resources, "devices", BASE):
@@ -77,7 +77,7 @@ def _without_leading_deny_all(rules: list[Rule]) -> list[Rule]:
     return rules[i:]
 
 
-def _number(item: dict, key: str, field: str) -> int | None:
+def _number(item: dict[str, object], key: str, field: str) -> int | None:
     value = item.get(key)
     if value is None or value == -1:
         return None

@@ -34,7 +34,16 @@ U64 = (0, 2**64 - 1)
 U32 = (0, 2**32 - 1)
 
 
-def section(obj: dict, key: str, field: str) -> dict:
+def document(resources: object) -> dict[str, object]:
+    """linux.resources itself: an object, or absent (null reads as {})."""
+    if resources is None:
+        return {}
+    if not isinstance(resources, dict):
+        raise SpecError(BASE, "must be an object")
+    return resources
+
+
+def section(obj: dict[str, object], key: str, field: str) -> dict[str, object]:
     """A nested object (absent or null reads as {})."""
     value = obj.get(key)
     if value is None:
@@ -44,7 +53,7 @@ def section(obj: dict, key: str, field: str) -> dict:
     return value
 
 
-def items(obj: dict, key: str, field: str) -> list[tuple[str, dict]]:
+def items(obj: dict[str, object], key: str, field: str) -> list[tuple[str, dict[str, object]]]:
     """An array of objects, with each element's field name."""
     value = obj.get(key)
     if value is None:
@@ -59,7 +68,7 @@ def items(obj: dict, key: str, field: str) -> list[tuple[str, dict]]:
     return out
 
 
-def integer(obj: dict, key: str, field: str, lo: int, hi: int, zero_unset: bool = False) -> int | None:
+def integer(obj: dict[str, object], key: str, field: str, lo: int, hi: int, zero_unset: bool = False) -> int | None:
     value = obj.get(key)
     if value is None:
         return None
@@ -68,21 +77,21 @@ def integer(obj: dict, key: str, field: str, lo: int, hi: int, zero_unset: bool 
     return None if zero_unset and value == 0 else value
 
 
-def required_int(obj: dict, key: str, field: str, lo: int, hi: int) -> int:
+def required_int(obj: dict[str, object], key: str, field: str, lo: int, hi: int) -> int:
     value = integer(obj, key, field, lo, hi)
     if value is None:
         raise SpecError(f"{field}.{key}", "is required")
     return value
 
 
-def boolean(obj: dict, key: str, field: str) -> bool | None:
+def boolean(obj: dict[str, object], key: str, field: str) -> bool | None:
     value = obj.get(key)
     if value is not None and type(value) is not bool:
         raise SpecError(f"{field}.{key}", f"must be true or false, not {value!r}")
     return value
 
 
-def word(obj: dict, key: str, field: str, required: bool = False) -> str | None:
+def word(obj: dict[str, object], key: str, field: str, required: bool = False) -> str | None:
     """A string without whitespace (device names, cpu lists, page sizes)."""
     value = obj.get(key)
     if value is None or value == "":
@@ -94,7 +103,7 @@ def word(obj: dict, key: str, field: str, required: bool = False) -> str | None:
     return value
 
 
-def cpu_list(obj: dict, key: str, field: str) -> str | None:
+def cpu_list(obj: dict[str, object], key: str, field: str) -> str | None:
     """cpuset list syntax (cpuset(7) "List format"): ``0-3,8,10-11``."""
     value = word(obj, key, field)
     if value is None:
@@ -108,15 +117,17 @@ def cpu_list(obj: dict, key: str, field: str) -> str | None:
 
 def page_size(value: object, field: str) -> str:
     """A hugetlb page size as the kernel names its files: 64KB, 2MB, 1GB."""
-    body = value[:-1] if isinstance(value, str) and value.endswith("B") else ""
+    if not isinstance(value, str):
+        raise SpecError(field, f"{value!r} is not a page size like 2MB")
+    body = value[:-1] if value.endswith("B") else ""
     if body[-1:] in ("K", "M", "G", "T", "P"):
         body = body[:-1]
     if not (body.isascii() and body.isdigit()):
         raise SpecError(field, f"{value!r} is not a page size like 2MB")
-    return value  # type: ignore[return-value]
+    return value
 
 
-def device_id(obj: dict, field: str) -> str:
+def device_id(obj: dict[str, object], field: str) -> str:
     """ "major:minor" of a blockIO device entry."""
     major = required_int(obj, "major", field, *U32)
     minor = required_int(obj, "minor", field, *U32)

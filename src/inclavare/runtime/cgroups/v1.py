@@ -16,12 +16,14 @@ import time
 from ...errors import InclavareError, SpecError
 from . import devices as dev
 from . import fs, v1_writes
+from .resources import document
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .oom import OomWatch
     from .resources import Write
-    from .v2 import V2Manager
 
 _FREEZE_TRIES = 1000
 
@@ -35,13 +37,26 @@ class V1Manager:
 
     @classmethod
     def from_json(cls, saved: dict[str, object]) -> V1Manager:
-        return cls(dict(saved["paths"]), list(saved.get("created") or []))  # type: ignore[call-overload]
+        paths, created = saved.get("paths"), saved.get("created") or []
+        if not isinstance(paths, dict) or not isinstance(created, list):
+            raise InclavareError("state.json: cgroup: corrupt v1 paths")
+        return cls({str(ctl): str(d) for ctl, d in paths.items()}, [str(d) for d in created])
 
     def to_json(self) -> dict[str, object]:
         state: dict[str, object] = {"driver": self.driver, "paths": self.paths, "created": self.created}
         if "freezer" in self.paths:
             state["freezer_state"] = self.paths["freezer"] + "/freezer.state"
         return state
+
+    def mount_sources(self) -> dict[str, str]:
+        """{directory under /sys/fs/cgroup: host directory} for a "cgroup"
+        mount: one entry per mounted hierarchy (co-mounted controllers such
+        as cpu,cpuacct share one), named as the host names it."""
+        by_dir: dict[str, str] = {}
+        for ctl, path in self.paths.items():
+            mount_point = path.split("/")[4] if path.startswith("/sys/fs/cgroup/") else ctl
+            by_dir.setdefault(mount_point, path)
+        return by_dir
 
     def _dirs(self) -> list[str]:
         return sorted(set(self.paths.values()))
@@ -70,10 +85,10 @@ class V1Manager:
             except OSError as exc:
                 raise InclavareError(f"cgroup {d}: cannot add process {pid}: {exc.strerror}") from None
 
-    def apply(self, resources: dict[str, object] | None, devices: list[tuple[str, int, int]] | None = None) -> None:
+    def apply(self, resources: object, devices: list[tuple[str, int, int]] | None = None) -> None:
         """Write linux.resources. `devices` are the (type, major, minor) of
         linux.devices; None leaves the device rules alone (update)."""
-        res = _object(resources)
+        res = document(resources)
         writes = v1_writes.writes(res, self._probe)
         self._rt_budget(writes)
         fs.run_writes(writes, self._dir)
@@ -99,12 +114,14 @@ class V1Manager:
             chain.append(d)
             d = os.path.dirname(d)
         for d in reversed(chain):
-            fs.run_writes(rt, lambda _ctl, _field, d=d: d)  # type: ignore[misc]
+            fs.run_writes(rt, _always(d))
 
     def update(self, resources: dict[str, object], devices: object = None) -> None:
         """Apply a partial linux.resources to a live container (``rune update``);
         `devices` is the container's linux.resources.devices as created."""
-        _update(self, resources, devices)
+        from .update import update
+
+        update(self, resources, devices)
 
     def _probe(self, ctl: str, name: str) -> str | None:
         d = self.paths.get(ctl)
@@ -174,41 +191,9 @@ class V1Manager:
         return OomWatch.v1(self._dir("memory", "memory"))
 
 
-def _object(resources: object) -> dict:
-    if resources is None:
-        return {}
-    if not isinstance(resources, dict):
-        raise SpecError("linux.resources", "must be an object")
-    return resources
-
-
-def _update(manager: V1Manager | V2Manager, resources: dict[str, object], created: object = None) -> None:
-    """update() of both drivers; errors name the field of the update document.
-
-    Device rules stay as created. containerd's CRI sends the container's whole
-    linux.resources on every UpdateContainerResources, its unchanged device
-    list included; runc accepts the document and skips the devices
-    ("currently runc update is unable to change device configuration",
-    update.go sets Cgroups.SkipDevices). rune accepts the list when it is the
-    one the container was created with (`created`: the saved
-    linux.resources.devices) and refuses a different one, rather than
-    dropping it silently: a caller asking to take a device away must not
-    believe it was taken away.
-    """
-    try:
-        res = _object(resources)
-        if res.get("devices"):
-            asked = dev.spec_rules(res)
-            if not dev.same_rules(asked, dev.spec_rules({"devices": created or []})):
-                raise SpecError(
-                    "linux.resources.devices",
-                    "differs from the device rules the container was created with, and those cannot be "
-                    "changed on a running container",
-                )
-            res = {key: value for key, value in res.items() if key != "devices"}
-        manager.apply(res, None)
-    except SpecError as exc:
-        raise SpecError(exc.field, exc.reason, file="rune update") from None
+def _always(directory: str) -> Callable[[str, str], str]:
+    """A directory_of for fs.run_writes that sends every write to `directory`."""
+    return lambda _ctl, _field: directory
 
 
 def _inherit_cpuset(leaf: str) -> None:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 MEMSW = "memory.memsw.limit_in_bytes"
 
 
-def writes(res: dict, probe: Probe) -> list[Write]:
+def writes(res: dict[str, object], probe: Probe) -> list[Write]:
     out: list[Write] = []
     cpu = section(res, "cpu", BASE)
     for key in ("cpus", "mems"):
@@ -73,7 +73,7 @@ def writes(res: dict, probe: Probe) -> list[Write]:
     return out
 
 
-def _memory(mem: dict, probe: Probe, out: list[Write]) -> None:
+def _memory(mem: dict[str, object], probe: Probe, out: list[Write]) -> None:
     f = f"{BASE}.memory"
     limit = integer(mem, "limit", f, -1, I64[1], zero_unset=True)
     swap = integer(mem, "swap", f, -1, I64[1], zero_unset=True)
@@ -120,7 +120,7 @@ def _int(text: str | None) -> int | None:
     return int(text) if text and text.lstrip("-").isdigit() else None
 
 
-def _cpu(cpu: dict, out: list[Write]) -> None:
+def _cpu(cpu: dict[str, object], out: list[Write]) -> None:
     f = f"{BASE}.cpu"
     shares = integer(cpu, "shares", f, 0, U64[1], zero_unset=True)
     if shares is not None:
@@ -146,7 +146,7 @@ def _cpu(cpu: dict, out: list[Write]) -> None:
         out.append((f"{f}.idle", "cpu", "cpu.idle", str(idle), 0))
 
 
-def _blkio(blk: dict, probe: Probe, out: list[Write]) -> None:
+def _blkio(blk: dict[str, object], probe: Probe, out: list[Write]) -> None:
     """CFQ's blkio.weight files went with CFQ (Linux 5.0); BFQ names them
     blkio.bfq.weight (runc falls back to those). Neither: a clear error."""
     f = f"{BASE}.blockIO"
@@ -177,7 +177,7 @@ THROTTLE = (("throttleReadBpsDevice", "read_bps"), ("throttleWriteBpsDevice", "w
             ("throttleReadIOPSDevice", "read_iops"), ("throttleWriteIOPSDevice", "write_iops"))  # fmt: skip
 
 
-def _network(net: dict, out: list[Write]) -> None:
+def _network(net: dict[str, object], out: list[Write]) -> None:
     f = f"{BASE}.network"
     class_id = integer(net, "classID", f, *U32)
     if class_id is not None:
@@ -188,7 +188,7 @@ def _network(net: dict, out: list[Write]) -> None:
         out.append((f"{field}.priority", "net_prio", "net_prio.ifpriomap", f"{name} {value}", 0))
 
 
-def rdma(res: dict, ctl: str) -> list[Write]:
+def rdma(res: dict[str, object], ctl: str) -> list[Write]:
     """rdma.max lines ("mlx4_0 hca_handle=2 hca_object=2000"), same on v1 and v2
     (cgroup-v1/rdma.rst, cgroup-v2.rst "RDMA")."""
     f = f"{BASE}.rdma"

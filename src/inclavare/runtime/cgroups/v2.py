@@ -20,7 +20,7 @@ import time
 from ...errors import InclavareError
 from . import devices as dev
 from . import fs, v2_writes
-from .v1 import _object, _update
+from .resources import document
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,11 +39,18 @@ class V2Manager:
 
     @classmethod
     def from_json(cls, saved: dict[str, object]) -> V2Manager:
-        return cls(str(saved["root"]), str(saved["path"]), list(saved.get("created") or []))  # type: ignore[call-overload]
+        root, path, created = saved.get("root"), saved.get("path"), saved.get("created") or []
+        if not isinstance(root, str) or not isinstance(path, str) or not isinstance(created, list):
+            raise InclavareError("state.json: cgroup: corrupt v2 path")
+        return cls(root, path, [str(d) for d in created])
 
     def to_json(self) -> dict[str, object]:
         return {"driver": self.driver, "root": self.root, "path": self.path, "created": self.created,
                 "freezer_state": self.path + "/cgroup.freeze"}  # fmt: skip
+
+    def mount_sources(self) -> dict[str, str]:
+        """The one hierarchy, bound straight onto a "cgroup" mount's destination."""
+        return {"": self.path}
 
     def create(self) -> None:
         if fs.procs(self.path):
@@ -71,10 +78,10 @@ class V2Manager:
         except OSError as exc:
             raise InclavareError(f"cgroup {self.path}: cannot add process {pid}: {exc.strerror}") from None
 
-    def apply(self, resources: dict[str, object] | None, devices: list[tuple[str, int, int]] | None = None) -> None:
+    def apply(self, resources: object, devices: list[tuple[str, int, int]] | None = None) -> None:
         """Write linux.resources; `devices` (linux.devices entries) also
         (re)load the device program, None leaves it alone (update)."""
-        res = _object(resources)
+        res = document(resources)
         fs.run_writes(v2_writes.writes(res, self._probe), self._dir)
         if devices is not None:
             from .ebpf import device_program
@@ -87,7 +94,9 @@ class V2Manager:
     def update(self, resources: dict[str, object], devices: object = None) -> None:
         """Apply a partial linux.resources to a live container (``rune update``);
         `devices` is the container's linux.resources.devices as created."""
-        _update(self, resources, devices)
+        from .update import update
+
+        update(self, resources, devices)
 
     def _probe(self, _ctl: str, name: str) -> str | None:
         return fs.read(self.path, name)

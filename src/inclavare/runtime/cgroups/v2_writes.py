@@ -67,7 +67,7 @@ def blkio_to_io_weight(weight: int) -> int:
     return 1 + ((weight - 10) * 9999) // 990
 
 
-def writes(res: dict, probe: Probe) -> list[Write]:
+def writes(res: dict[str, object], probe: Probe) -> list[Write]:
     out: list[Write] = []
     cpu = section(res, "cpu", BASE)
     for key in ("cpus", "mems"):
@@ -95,17 +95,17 @@ def writes(res: dict, probe: Probe) -> list[Write]:
         raise SpecError(f"{BASE}.network", "cgroup v2 has no net_cls/net_prio controllers (use eBPF or tc)")
     out.extend(rdma(res, ""))
     unified = section(res, "unified", BASE)
-    for key, value in unified.items():
+    for key, text in unified.items():
         field = f"{BASE}.unified.{key}"
         if not key or "/" in key or key in (".", "..") or key in _RESERVED:
             raise SpecError(field, "not a cgroup interface file rune lets a config write")
-        if not isinstance(value, str):
+        if not isinstance(text, str):
             raise SpecError(field, "must be a string")
-        out.append((field, "", key, value, 0))
+        out.append((field, "", key, text, 0))
     return out
 
 
-def _memory(mem: dict, out: list[Write]) -> None:
+def _memory(mem: dict[str, object], out: list[Write]) -> None:
     f = f"{BASE}.memory"
     limit = integer(mem, "limit", f, -1, I64[1], zero_unset=True)
     swap = integer(mem, "swap", f, -1, I64[1], zero_unset=True)
@@ -138,7 +138,7 @@ def _memory(mem: dict, out: list[Write]) -> None:
         raise SpecError(f"{f}.useHierarchy", "cgroup v2 accounting is always hierarchical")
 
 
-def _cpu(cpu: dict, probe: Probe, out: list[Write]) -> None:
+def _cpu(cpu: dict[str, object], probe: Probe, out: list[Write]) -> None:
     f = f"{BASE}.cpu"
     shares = integer(cpu, "shares", f, 0, U64[1], zero_unset=True)
     if shares is not None:
@@ -169,7 +169,7 @@ def _current_quota(probe: Probe) -> str:
     return current.split()[0] if current else "max"
 
 
-def _io(blk: dict, probe: Probe, out: list[Write]) -> None:
+def _io(blk: dict[str, object], probe: Probe, out: list[Write]) -> None:
     f = f"{BASE}.blockIO"
     bfq = probe("", "io.bfq.weight") is not None
     weight = integer(blk, "weight", f, 0, 1000, zero_unset=True)

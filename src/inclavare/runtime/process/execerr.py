@@ -22,17 +22,21 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..seccomp import Filter
+
 _NR_FCNTL, _NR_PRCTL = 72, 157  # arch/x86/entry/syscalls/syscall_64.tbl
 _PR_SET_DUMPABLE, _F_SETFD, _FD_CLOEXEC = 4, 2, 1
 _LIMIT = 1 << 16  # bytes kept of a report: a path and a message fit many times over
 
 
-def trampoline_can_report(seccomp: object, fd: int) -> bool:
+def trampoline_can_report(seccomp: Filter | None, fd: int) -> bool:
     """Whether the filter (None: no filter) lets the trampoline use report fd `fd`."""
     if seccomp is None:
         return True
-    allows = seccomp.allows  # type: ignore[attr-defined]
-    return bool(allows(_NR_PRCTL, (_PR_SET_DUMPABLE, 0)) and allows(_NR_FCNTL, (fd, _F_SETFD, _FD_CLOEXEC)))
+    allows = seccomp.allows
+    return allows(_NR_PRCTL, (_PR_SET_DUMPABLE, 0)) and allows(_NR_FCNTL, (fd, _F_SETFD, _FD_CLOEXEC))
 
 
 def announce(fd: int, path: str) -> None:

@@ -2,8 +2,8 @@
 
 Builds the container from the inside (rootfs, /dev, masks, hostname,
 identity), reports ``ready`` to `rune create`, blocks until `rune start`
-opens exec.fifo, then execs the container process — or hands over to an
-enclave runtime, which is why the last step goes through ``launch.executor``.
+opens exec.fifo, then hands over through its executor: execve of the
+container process, or an enclave runtime (process/executor.py).
 
 The process is non-dumpable from the start (PR_SET_DUMPABLE 0): until it
 execs, its /proc/<pid> entries — fds, exe, mem — are closed to everything in
@@ -20,37 +20,49 @@ from ..hooks import run_hooks
 from ..rootfs import devices, masks, mounts, owned
 from ..steps import located, step
 from . import terminal, workload
-from .launch import Launch
 from .messages import ERROR, HOOKS, HOOKS_DONE, READY, Channel
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import NoReturn
 
-def run(launch: Launch) -> None:
-    ch = launch.channel
+    from ..._sys import Syscalls
+    from ..plan import LaunchPlan
+    from ..rootfs.owned import Made
+    from .executor import Executor
+    from .launch import LaunchFds
+
+
+def run(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, executor: Executor) -> NoReturn:
+    ch = fds.channel
     assert ch is not None
+    # Without a mount namespace of its own: the mounts init makes, handed to
+    # `rune create` with "hooks" (rootfs/owned.py); None otherwise.
+    made: Made | None = None if plan.own_mount_ns else []
     try:
-        launch.sc.prctl(c.PR_SET_DUMPABLE, 0)
-        launch.sc.set_name("rune:[2:INIT]")
+        sc.prctl(c.PR_SET_DUMPABLE, 0)
+        sc.set_name("rune:[2:INIT]")
         with step("setsid"):
             os.setsid()
-        if launch.executor is not None:
-            launch.executor.load()  # type: ignore[attr-defined]  # the PAL is a host file: before pivot_root
-        build_container(launch)
-        if launch.executor is not None:
-            launch.executor.init_enclave(launch)  # type: ignore[attr-defined]  # pal_init now: start stays fast
-        process = workload.prepare(launch)
+        executor.load()  # an enclave runtime's PAL is a host file: before pivot_root
+        hook_state = build_container(sc, plan, fds, made)
+        executor.setup(plan, ch)  # pal_init now: start stays fast
+        process = workload.prepare(sc, plan, executor)
         ch.send(READY)
         ch.close()
     except BaseException as exc:
-        if launch.made_mounts:  # not handed over to `rune create` yet: ours to take back
-            owned.undo(launch.sc, launch.rootfs, launch.made_mounts)
+        if made:  # not handed over to `rune create` yet: ours to take back
+            owned.undo(sc, plan.rootfs, made)
         report_and_exit(ch, exc)
-    workload.wait_for_start(launch)
-    run_hooks("startContainer", launch.spec.hooks.start_container if launch.spec.hooks else [], launch.hook_state)
-    workload.execute(launch, process)
+    workload.wait_for_start(fds)
+    hooks = plan.spec.hooks.start_container if plan.spec.hooks else []
+    run_hooks("startContainer", hooks, hook_state)
+    executor.run(sc, plan, fds, process)
 
 
-def report_and_exit(ch: Channel | None, exc: BaseException) -> None:
-    """Send the error to `rune create` (one line) and exit; never returns."""
+def report_and_exit(ch: Channel | None, exc: BaseException) -> NoReturn:
+    """Send the error to `rune create` (one line) and exit."""
     if isinstance(exc, SystemExit):
         os._exit(int(exc.code or 0))
     if isinstance(exc, OSError):  # a step not named where it failed: still one line
@@ -64,69 +76,67 @@ def report_and_exit(ch: Channel | None, exc: BaseException) -> None:
     os._exit(1)
 
 
-def build_container(launch: Launch) -> None:
-    sc, spec = launch.sc, launch.spec
-    linux = spec.linux
-    assert linux is not None
-    assert spec.root is not None
-    own_mounts = bool(launch.new_flags & c.CLONE_NEWNS) or any(j[0] == "mount" for j in launch.join_fds)
-    if own_mounts:
-        mounts.prepare_root(sc, launch.rootfs)
-    with step("opening the rootfs", launch.rootfs):
-        root_fd = os.open(launch.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+def build_container(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, made: Made | None) -> dict[str, object]:
+    """The container's filesystem and identity, as the plan says; returns the
+    OCI state the hooks get (from `rune create`, with "hooks-done")."""
+    linux = plan.linux
+    if plan.own_mount_ns:
+        mounts.prepare_root(sc, plan.rootfs)
+    with step("opening the rootfs", plan.rootfs):
+        root_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        mounts.mount_all(sc, root_fd, launch.mounts, launch.cgroup_mounts, launch.made_mounts)
-        in_userns = bool(launch.new_flags & c.CLONE_NEWUSER) or any(j[0] == "user" for j in launch.join_fds)
-        _step("creating devices", devices.create_devices, sc, root_fd, linux.devices, in_userns, launch.made_mounts)
-        devpts = any(m.fstype == "devpts" and m.destination == "/dev/pts" for m in launch.mounts)
+        mounts.mount_all(sc, root_fd, plan.mounts, plan.cgroup_mounts, made)
+        _step("creating devices", devices.create_devices, sc, root_fd, linux.devices, plan.in_userns, made)
+        devpts = any(m.fstype == "devpts" and m.destination == "/dev/pts" for m in plan.mounts)
         devices.create_symlinks(sc, root_fd, devpts)
         for key, value in linux.sysctl.items():
             _step(f"sysctl {key}", masks.write_sysctl, sc, root_fd, key, value)
-        _run_create_hooks(launch)
+        hook_state = _run_create_hooks(sc, plan, fds, made)
         for path in linux.readonly_paths:
             _step(f"read-only path {path}", masks.readonly, sc, root_fd, path)
         for path in linux.masked_paths:
             _step(f"masked path {path}", masks.mask, sc, root_fd, path)
     finally:
         os.close(root_fd)
-    if not own_mounts:
-        _step("chroot", mounts.chroot, launch.rootfs)  # pivot_root would swap the host's root
-    elif launch.no_pivot:
-        _step("moving the root", mounts.move_root, sc, launch.rootfs)
+    if not plan.own_mount_ns:
+        _step("chroot", mounts.chroot, sc, plan.rootfs)  # pivot_root would swap the host's root
+    elif plan.no_pivot:
+        _step("moving the root", mounts.move_root, sc, plan.rootfs)
     else:
-        _step("pivot_root", mounts.pivot, sc, launch.rootfs)
+        _step("pivot_root", mounts.pivot, sc, plan.rootfs)
     _step("rootfsPropagation", mounts.apply_root_propagation, sc, linux.rootfs_propagation)
-    if spec.root.readonly:
+    if plan.root.readonly:
         _step("read-only root", mounts.readonly_root, sc)
     if linux.personality is not None:
         sc.personality(_persona(linux.personality))
-    if spec.hostname:
-        sc.sethostname(spec.hostname)
-    if spec.domainname:
-        sc.setdomainname(spec.domainname)
-    if not launch.no_new_keyring:
-        _join_keyring(launch)
-    if spec.process and spec.process.terminal:
-        terminal.setup(launch)
+    if plan.spec.hostname:
+        sc.sethostname(plan.spec.hostname)
+    if plan.spec.domainname:
+        sc.setdomainname(plan.spec.domainname)
+    if not plan.no_new_keyring:
+        _join_keyring(sc, plan.container_id)
+    if plan.process.terminal:
+        terminal.setup(fds, plan.process)
+    return hook_state
 
 
-def _run_create_hooks(launch: Launch) -> None:
+def _run_create_hooks(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, made: Made | None) -> dict[str, object]:
     """prestart/createRuntime run in `rune create` (host namespaces);
     createContainer runs here, in the container's namespaces, before pivot_root."""
-    ch = launch.channel
+    ch = fds.channel
     assert ch is not None
-    if launch.made_mounts is None:
+    if made is None:
         ch.send(HOOKS)
     else:
-        ch.send(HOOKS, {"mounts": launch.made_mounts})
-        launch.made_mounts = None  # `rune create` removes them from here on
-    state = ch.expect(HOOKS_DONE)  # also means: we are in the container's cgroups now
-    if isinstance(state, dict):
-        launch.hook_state = state
-    if launch.new_flags & c.CLONE_NEWCGROUP:
-        launch.sc.unshare(c.CLONE_NEWCGROUP)
-    hooks = launch.spec.hooks.create_container if launch.spec.hooks else []
-    run_hooks("createContainer", hooks, launch.hook_state)
+        ch.send(HOOKS, {"mounts": made})
+        made.clear()  # `rune create` removes them from here on
+    reply = ch.expect(HOOKS_DONE)  # also means: we are in the container's cgroups now
+    state = reply if isinstance(reply, dict) else {}
+    if plan.new_flags & c.CLONE_NEWCGROUP:
+        sc.unshare(c.CLONE_NEWCGROUP)
+    hooks = plan.spec.hooks.create_container if plan.spec.hooks else []
+    run_hooks("createContainer", hooks, state)
+    return state
 
 
 # linux.personality.domain -> personality(2) persona (<linux/personality.h>)
@@ -140,20 +150,20 @@ def _persona(section: object) -> int:
     return _PERSONAS[domain]
 
 
-def _join_keyring(launch: Launch) -> None:
+def _join_keyring(sc: Syscalls, container_id: str) -> None:
     """A session keyring of its own, so containers do not share kernel keys
     (runc does the same; ENOSYS/EACCES where keyctl is filtered: skip)."""
     try:
-        launch.sc.join_session_keyring("_ses." + launch.container_id[:64])
+        sc.join_session_keyring("_ses." + container_id[:64])
     except SyscallError as exc:
         if exc.errno not in (38, 13, 1):  # ENOSYS, EACCES, EPERM
             raise
 
 
-def _step(what: str, fn: object, *args: object) -> None:
+def _step(what: str, fn: Callable[..., object], *args: object) -> None:
     """Run one setup step; on failure say which step, in one line."""
     try:
-        fn(*args)  # type: ignore[operator]
+        fn(*args)
     except SyscallError as exc:
         raise InclavareError(f"{what}: {exc}") from None
     except OSError as exc:

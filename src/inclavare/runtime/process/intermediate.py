@@ -15,53 +15,61 @@ import os
 from ..._sys import consts as c
 from ..steps import step
 from . import init
-from .launch import Launch
 from .messages import GO, MAPPED, PID, USERNS
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
-def run(launch: Launch) -> None:
-    """Never returns: exits once init is forked (or on error, after reporting it)."""
-    ch = launch.channel
+    from ..._sys import Syscalls
+    from ..plan import LaunchPlan
+    from .executor import Executor
+    from .launch import LaunchFds
+
+
+def run(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, executor: Executor) -> NoReturn:
+    """Exits once init is forked (or on error, after reporting it)."""
+    ch = fds.channel
     assert ch is not None
     try:
-        launch.sc.set_name("rune:[1:INTER]")
+        sc.set_name("rune:[1:INTER]")
         ch.expect(GO)
-        _join(launch)
-        if launch.new_flags & c.CLONE_NEWUSER:
-            launch.sc.unshare(c.CLONE_NEWUSER)
+        _join(sc, fds)
+        if plan.new_flags & c.CLONE_NEWUSER:
+            sc.unshare(c.CLONE_NEWUSER)
             ch.send(USERNS)
             ch.expect(MAPPED)
             _become_root()
         # The cgroup namespace is init's to create, once it is in its cgroups.
-        rest = launch.new_flags & ~(c.CLONE_NEWUSER | c.CLONE_NEWCGROUP)
+        rest = plan.new_flags & ~(c.CLONE_NEWUSER | c.CLONE_NEWCGROUP)
         if rest:
-            launch.sc.unshare(rest)
+            sc.unshare(rest)
         if rest & c.CLONE_NEWTIME:
             with step("linux.timeOffsets: writing", "/proc/self/timens_offsets"):
-                _time_offsets(launch)
+                _time_offsets(plan)
         with step("forking the container's init"):
             pid = os.fork()
         if pid == 0:
-            init.run(launch)  # does not return
+            init.run(sc, plan, fds, executor)
         ch.send(PID, {"pid": pid})
     except BaseException as exc:
         init.report_and_exit(ch, exc)
     os._exit(0)
 
 
-def _join(launch: Launch) -> None:
+def _join(sc: Syscalls, fds: LaunchFds) -> None:
     """setns(2) into namespaces given by path, the user namespace first: it
     grants the capabilities needed to join the others it owns."""
-    for ns_type, fd, path in sorted(launch.join_fds, key=lambda j: j[0] != "user"):
-        launch.sc.setns(fd, c.NAMESPACES[ns_type][0], path)
+    for ns_type, fd, path in sorted(fds.join_fds, key=lambda j: j[0] != "user"):
+        sc.setns(fd, c.NAMESPACES[ns_type][0], path)
         os.close(fd)
-    launch.join_fds = []
+    fds.join_fds = []
 
 
-def _time_offsets(launch: Launch) -> None:
+def _time_offsets(plan: LaunchPlan) -> None:
     """linux.timeOffsets: written before any process enters the new time
     namespace, i.e. before init is forked (time_namespaces(7))."""
-    offsets = launch.spec.linux.time_offsets if launch.spec.linux else None
+    offsets = plan.linux.time_offsets
     if not isinstance(offsets, dict):
         return
     lines = []

@@ -13,11 +13,13 @@ There is no re-exec: rune is single-threaded until the fork, so the forked
 interpreter is safe to keep using (runc re-execs only because Go cannot fork).
 
 main and the children talk over one pair of pipes (``Channel``); each message
-is one line: a kind, a space, a JSON payload. Sequence::
+is one line: a kind, a space, a JSON payload. What the children do comes
+from the frozen launch plan (runtime/plan.py), what they do it with from
+launch.LaunchFds, how init hands over from its executor (executor.py).
+Sequence::
 
     main                              intermediate                    init
      | fork ------------------------->|
-     | join cgroup (intermediate pid)  |
      |-- go ------------------------->| setns(joined namespaces)
      |                                | unshare(CLONE_NEWUSER)         (if new userns)
      |<- userns ----------------------|
@@ -26,22 +28,25 @@ is one line: a kind, a space, a JSON payload. Sequence::
      |                                |   but cgroup)
      |                                | fork ---------------------------->|
      |<- pid {pid} -------------------| _exit(0)                          |
-     | join cgroups (init pid)                                            | mounts, devices (pre-pivot)
-     | waitpid(intermediate)                                              |
-     |<- hooks -------------------------------------------------------------|
+     | join cgroups (init pid)                                            | executor.load (enclave: the PAL)
+     | waitpid(intermediate)                                              | rslave; mounts, devices, sysctl
+     |<- hooks -------------------------------------------------------------|   (targets inside the rootfs)
      | prestart + createRuntime hooks                                       |
      |-- hooks-done ------------------------------------------------------->| unshare(cgroup ns);
-     |                                                                      | createContainer hooks
-     |                                                                      | pivot_root, masks, sysctl,
+     |                                                                      | createContainer hooks;
+     |                                                                      | read-only and masked paths;
+     |                                                                      | pivot_root; propagation, ro
+     |                                                                      | root, hostname, keyring, tty;
+     | (enclave with a KBS: relays kbs-* to the key broker) <-------------->| executor.setup (pal_init);
      |                                                                      | user, caps, cwd, lookup
      |<- ready -------------------------------------------------------------|
      | write state.json, --pid-file; exit 0                                 | open(exec.fifo, O_WRONLY)
                                                                              |   ... blocks until start
     rune start: open(exec.fifo, O_RDONLY) ------------------------------------>| write "0"
                 read "0", then wait for EOF (the fifo fd is CLOEXEC at       | startContainer hooks
-                the container process's execve: EOF means it happened;       | "P path", execve(dmz)
-                an errno before EOF: it failed, see execerr.py);             |   -> execve(process.args)
-                poststart hooks                                              |
+                the container process's execve: EOF means it happened;       | executor.run: "P path",
+                an errno before EOF: it failed, see execerr.py);             |   execve(dmz) -> execve(args)
+                poststart hooks                                              |   (enclave: the runelet)
 
 For a container without a mount namespace of its own, ``hooks`` carries
 ``{"mounts": [[mount id, destination], ...]}``: the mounts init made in the

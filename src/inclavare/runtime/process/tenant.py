@@ -35,6 +35,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..._sys import Syscalls
     from ...spec.model import Process
+    from ..seccomp import Filter
 
 
 class Tenant:
@@ -51,7 +52,7 @@ class Tenant:
         self.dmz_fd = -1
         self.exec_fd = -1  # write end of the exec-detection pipe (close-on-exec)
         self.preserve_fds = 0
-        self.seccomp: object = None
+        self.seccomp: Filter | None = None
 
 
 def run_intermediate(t: Tenant, ch: Channel) -> None:

@@ -15,20 +15,19 @@ import fcntl
 import os
 
 from ...errors import InclavareError
-from .launch import Launch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ...spec.model import Process
+    from .launch import LaunchFds
 
 TIOCSCTTY = 0x540E  # <asm-generic/ioctls.h>
 TIOCSWINSZ = 0x5414
 
 
-def setup(launch: Launch) -> None:
-    assert launch.spec.process is not None
-    attach(launch.console_fd, launch.spec.process)
-    launch.console_fd = -1
+def setup(fds: LaunchFds, proc: Process) -> None:
+    attach(fds.console_fd, proc)
+    fds.console_fd = -1
 
 
 def attach(console_fd: int, proc: Process) -> None:

@@ -18,12 +18,17 @@ from .. import lsm, privileges
 from ..rootfs import paths
 from ..state import FIFO
 from . import execerr
-from .launch import Launch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import NoReturn
+
     from ..._sys import Syscalls
     from ...spec.model import Process
+    from ..plan import LaunchPlan
+    from ..seccomp import Filter
+    from .executor import Executor
+    from .launch import LaunchFds
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _SIGPIPE, _SIGXFSZ = 13, 25
@@ -50,10 +55,8 @@ def environment(entries: list[str]) -> dict[str, str]:
     return env
 
 
-def prepare(launch: Launch) -> Exec:
-    proc = launch.spec.process
-    assert proc is not None
-    return prepare_process(launch.sc, proc, launch.executor is None, launch.seccomp is not None)
+def prepare(sc: Syscalls, plan: LaunchPlan, executor: Executor) -> Exec:
+    return prepare_process(sc, plan.process, executor.program_in_rootfs, plan.seccomp is not None)
 
 
 def prepare_process(sc: Syscalls, proc: Process, resolve: bool = True, seccomp: bool = False) -> Exec:
@@ -156,31 +159,25 @@ def _check_executable(path: str) -> None:
         raise InclavareError(f'exec: "{path}": permission denied')
 
 
-def wait_for_start(launch: Launch) -> None:
+def wait_for_start(fds: LaunchFds) -> None:
     """Block until `rune start` opens exec.fifo for reading, then signal it.
 
     The fifo fd stays open (close-on-exec) until execve: `rune start` reads
     until EOF and so returns only once the container process runs.
     """
     try:
-        fd = os.open(FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=launch.state_dir_fd)
-        os.close(launch.state_dir_fd)
+        fd = os.open(FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=fds.state_dir_fd)
+        os.close(fds.state_dir_fd)
+        fds.state_dir_fd = -1
         os.write(fd, b"0")
-        launch.fifo_fd = fd  # closed by execve, or by an enclave executor once the entrypoint runs
+        fds.fifo_fd = fd  # closed by execve, or by an enclave executor once the entrypoint runs
     except OSError as exc:
         os.write(2, f"rune init: exec.fifo: {exc.strerror}\n".encode())
         os._exit(1)
 
 
-def execute(launch: Launch, prog: Exec) -> None:
-    """Hand over to the workload; never returns."""
-    if launch.executor is not None:
-        launch.executor.run(launch, prog)  # type: ignore[attr-defined]
-        os._exit(127)
-    final_exec(launch.sc, launch.dmz_fd, launch.preserve_fds, launch.seccomp, prog, launch.fifo_fd)
-
-
-def final_exec(sc: Syscalls, dmz_fd: int, preserve_fds: int, seccomp: object, prog: Exec, report_fd: int) -> None:
+def final_exec(sc: Syscalls, dmz_fd: int, preserve_fds: int, seccomp: Filter | None, prog: Exec,
+               report_fd: int) -> NoReturn:  # fmt: skip
     """The last steps before the container process runs; never returns.
 
     1. CVE-2024-21626 class: no fd but stdio and --preserve-fds crosses execve
@@ -214,7 +211,7 @@ def final_exec(sc: Syscalls, dmz_fd: int, preserve_fds: int, seccomp: object, pr
         # After every hook ran: a pending exec label is inherited by forks.
         lsm.apply_exec_labels(prog.apparmor, prog.selinux)
         if seccomp is not None:
-            seccomp.load()  # type: ignore[attr-defined]
+            seccomp.load()
     except InclavareError as exc:
         if not execerr.tell(report_fd, str(exc)):
             os.write(2, f"rune: {exc}\n".encode())

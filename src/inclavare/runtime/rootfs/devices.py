@@ -16,6 +16,7 @@ from . import owned, paths
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..._sys import Syscalls
+    from .owned import Made
 
 DEFAULT_DEVICES = (
     ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
@@ -35,7 +36,7 @@ def default_devices() -> list[Device]:
 
 
 def create_devices(sc: Syscalls, root_fd: int, devices: list[Device], bind: bool,
-                   made: list[list[object]] | None = None) -> None:  # fmt: skip
+                   made: Made | None = None) -> None:  # fmt: skip
     """mknod each device (bind-mount it in a user namespace; with `made`,
     the bind mounts are noted there, see :mod:`.owned`)."""
     # Spec devices override the defaults of the same path.
@@ -63,10 +64,10 @@ def _mknod(sc: Syscalls, root_fd: int, dev: Device) -> None:
         os.close(pfd)
 
 
-def _bind_device(sc: Syscalls, root_fd: int, dev: Device, made: list[list[object]] | None) -> None:
+def _bind_device(sc: Syscalls, root_fd: int, dev: Device, made: Made | None) -> None:
     fd = paths.create_file(sc, root_fd, dev.path)
     try:
-        covered = paths.mount_id(fd) if made is not None else -1
+        covered = sc.mount_id(fd) if made is not None else -1
         sc.mount(dev.path, paths.fd_path(fd), "bind", 4096)  # MS_BIND
     finally:
         os.close(fd)

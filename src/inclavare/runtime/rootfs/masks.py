@@ -51,7 +51,7 @@ def readonly(sc: Syscalls, root_fd: int, path: str) -> None:
     if fd is None:
         return
     try:
-        covered = paths.mount_id(fd)
+        covered = sc.mount_id(fd)
         target = paths.fd_path(fd)
         sc.mount(target, target, "bind", c.MS_BIND | c.MS_REC)
     finally:

@@ -16,9 +16,10 @@ from . import owned, paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..._sys import Syscalls
+    from collections.abc import Sequence
 
-    Made = list[list[object]] | None  # [mount id, destination] of each new mount, if recording (see .owned)
+    from ..._sys import Syscalls
+    from .owned import Made
 
 # Flags that only mean something to the first mount(2) call of a bind mount,
 # not to the read-only/nosuid remount that follows it.
@@ -42,8 +43,8 @@ def prepare_root(sc: Syscalls, rootfs: str) -> None:
     sc.mount(rootfs, rootfs, "bind", c.MS_BIND | c.MS_REC)
 
 
-def mount_all(sc: Syscalls, root_fd: int, entries: list[MountEntry], cgroups: dict[str, str],
-              made: Made = None) -> None:  # fmt: skip
+def mount_all(sc: Syscalls, root_fd: int, entries: Sequence[MountEntry], cgroups: dict[str, str],
+              made: Made | None = None) -> None:  # fmt: skip
     """Mount every entry; with `made`, note each new mount in it (see :mod:`.owned`)."""
     for i, entry in enumerate(entries):
         try:
@@ -59,7 +60,7 @@ def mount_all(sc: Syscalls, root_fd: int, entries: list[MountEntry], cgroups: di
             raise InclavareError(f"mounts[{i}]: mounting {what} on {entry.destination}: {why}") from None
 
 
-def mount_one(sc: Syscalls, root_fd: int, m: MountEntry, made: Made = None) -> None:
+def mount_one(sc: Syscalls, root_fd: int, m: MountEntry, made: Made | None = None) -> None:
     if m.is_bind:
         _bind(sc, root_fd, m, made)
     elif m.copy_up:
@@ -67,7 +68,7 @@ def mount_one(sc: Syscalls, root_fd: int, m: MountEntry, made: Made = None) -> N
     else:
         fd = paths.mkdir_all(sc, root_fd, m.destination)
         try:
-            covered = paths.mount_id(fd) if made is not None else -1
+            covered = sc.mount_id(fd) if made is not None else -1
             sc.mount(m.source or m.fstype, paths.fd_path(fd), m.fstype, m.flags & ~c.MS_REMOUNT, m.data or None)
         finally:
             os.close(fd)
@@ -75,7 +76,7 @@ def mount_one(sc: Syscalls, root_fd: int, m: MountEntry, made: Made = None) -> N
     _propagate(sc, root_fd, m)
 
 
-def _tmpfs_copy_up(sc: Syscalls, root_fd: int, m: MountEntry, made: Made) -> None:
+def _tmpfs_copy_up(sc: Syscalls, root_fd: int, m: MountEntry, made: Made | None) -> None:
     """tmpcopyup (see :mod:`.copyup`): mounted writable, filled, then made
     read-only if asked, as runc does."""
     if m.fstype != "tmpfs":
@@ -85,7 +86,7 @@ def _tmpfs_copy_up(sc: Syscalls, root_fd: int, m: MountEntry, made: Made) -> Non
     fd = paths.mkdir_all(sc, root_fd, m.destination)
     try:
         below = os.open(paths.fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        covered = paths.mount_id(fd)
+        covered = sc.mount_id(fd)
         flags = m.flags & ~(c.MS_REMOUNT | c.MS_RDONLY)
         sc.mount(m.source or m.fstype, paths.fd_path(fd), m.fstype, flags, m.data or None)
     finally:
@@ -94,7 +95,7 @@ def _tmpfs_copy_up(sc: Syscalls, root_fd: int, m: MountEntry, made: Made) -> Non
     try:
         top = paths.open_in_root(sc, root_fd, m.destination, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            if paths.mount_id(top) == covered:
+            if sc.mount_id(top) == covered:
                 raise SyscallError("tmpcopyup", _EBUSY, f"{m.destination} no longer resolves to the new tmpfs")
             copyup.copy_tree(below, top)
         except OSError as exc:
@@ -107,7 +108,7 @@ def _tmpfs_copy_up(sc: Syscalls, root_fd: int, m: MountEntry, made: Made) -> Non
         remount(sc, root_fd, m.destination, m.flags & ~_BIND_ONLY, covered)
 
 
-def mount_cgroup(sc: Syscalls, root_fd: int, m: MountEntry, cgroups: dict[str, str], made: Made = None) -> None:
+def mount_cgroup(sc: Syscalls, root_fd: int, m: MountEntry, cgroups: dict[str, str], made: Made | None = None) -> None:
     """A "cgroup" mount shows the container its own cgroups, not the host's.
 
     `cgroups` maps a directory name under the destination to the host
@@ -120,7 +121,7 @@ def mount_cgroup(sc: Syscalls, root_fd: int, m: MountEntry, cgroups: dict[str, s
     if list(cgroups) != [""]:
         fd = paths.mkdir_all(sc, root_fd, m.destination)
         try:
-            tmpfs_covered = paths.mount_id(fd)
+            tmpfs_covered = sc.mount_id(fd)
             sc.mount("tmpfs", paths.fd_path(fd), "tmpfs", flags & ~c.MS_RDONLY, "mode=755")
         finally:
             os.close(fd)
@@ -129,7 +130,7 @@ def mount_cgroup(sc: Syscalls, root_fd: int, m: MountEntry, cgroups: dict[str, s
         dest = m.destination + ("/" + name if name else "")
         fd = paths.mkdir_all(sc, root_fd, dest)
         try:
-            covered = paths.mount_id(fd)
+            covered = sc.mount_id(fd)
             sc.mount(host_dir, paths.fd_path(fd), "bind", c.MS_BIND | c.MS_REC)
         finally:
             os.close(fd)
@@ -139,7 +140,7 @@ def mount_cgroup(sc: Syscalls, root_fd: int, m: MountEntry, cgroups: dict[str, s
         remount(sc, root_fd, m.destination, flags, tmpfs_covered)
 
 
-def _bind(sc: Syscalls, root_fd: int, m: MountEntry, made: Made) -> None:
+def _bind(sc: Syscalls, root_fd: int, m: MountEntry, made: Made | None) -> None:
     try:
         is_dir = os.path.isdir(m.source)
         os.stat(m.source)
@@ -147,7 +148,7 @@ def _bind(sc: Syscalls, root_fd: int, m: MountEntry, made: Made) -> None:
         raise SyscallError("bind mount", exc.errno or 2, f"source {m.source}") from None
     fd = paths.mkdir_all(sc, root_fd, m.destination) if is_dir else paths.create_file(sc, root_fd, m.destination)
     try:
-        covered = paths.mount_id(fd)
+        covered = sc.mount_id(fd)
         sc.mount(m.source, paths.fd_path(fd), "bind", m.flags & (c.MS_BIND | c.MS_REC))
     finally:
         os.close(fd)
@@ -167,7 +168,7 @@ def remount(sc: Syscalls, root_fd: int, destination: str, flags: int, covered: i
     """
     fd = paths.open_in_root(sc, root_fd, destination)
     try:
-        if paths.mount_id(fd) == covered:
+        if sc.mount_id(fd) == covered:
             raise SyscallError("remount", _EBUSY, f"{destination} no longer resolves to the new mount (path changed)")
         target = paths.fd_path(fd)
         try:
@@ -221,14 +222,14 @@ def move_root(sc: Syscalls, rootfs: str) -> None:
     a process that can escape the chroot, as with runc --no-pivot."""
     os.chdir(rootfs)
     sc.mount(rootfs, "/", None, c.MS_MOVE)
-    os.chroot(".")
+    sc.chroot(".")
     os.chdir("/")
 
 
-def chroot(rootfs: str) -> None:
+def chroot(sc: Syscalls, rootfs: str) -> None:
     """Enter the rootfs of a container that shares the host's mount namespace."""
     os.chdir(rootfs)
-    os.chroot(".")
+    sc.chroot(".")
     os.chdir("/")
 
 

@@ -34,10 +34,12 @@ if TYPE_CHECKING:
 
     from ..._sys import Syscalls
 
+    Made = list[tuple[int, str]]  # (mount id, destination) of each mount init made, oldest first
+
 _EBUSY = 16
 
 
-def note(sc: Syscalls, root_fd: int, destination: str, covered: int, made: list[list[object]] | None) -> None:
+def note(sc: Syscalls, root_fd: int, destination: str, covered: int, made: Made | None) -> None:
     """Record the mount just made at `destination` (in init, right after mount(2)).
 
     `covered` is the id of the mount the target was on before: finding it
@@ -48,15 +50,15 @@ def note(sc: Syscalls, root_fd: int, destination: str, covered: int, made: list[
         return
     fd = paths.open_in_root(sc, root_fd, destination)
     try:
-        mnt_id = paths.mount_id(fd)
+        mnt_id = sc.mount_id(fd)
     finally:
         os.close(fd)
     if mnt_id == covered:
         raise SyscallError("mount", _EBUSY, f"{destination} no longer resolves to the new mount (path changed)")
-    made.append([mnt_id, destination])
+    made.append((mnt_id, destination))
 
 
-def undo(sc: Syscalls, rootfs: str, made: list[list[object]]) -> None:
+def undo(sc: Syscalls, rootfs: str, made: Made) -> None:
     """init's own cleanup when it fails before handing the list over; best effort."""
     try:
         root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -64,17 +66,18 @@ def undo(sc: Syscalls, rootfs: str, made: list[list[object]]) -> None:
         return
     try:
         for mnt_id, destination in reversed(made):
-            _unmount(sc, root_fd, str(destination), int(mnt_id))  # type: ignore[call-overload]
+            _unmount(sc, root_fd, destination, mnt_id)
     finally:
         os.close(root_fd)
 
 
-def describe(rootfs: str, made: list[list[object]]) -> list[dict[str, object]]:
-    """The records state.json keeps: each id with its mountinfo line's identity."""
+def describe(made: object) -> list[dict[str, object]]:
+    """The records state.json keeps: each id with its mountinfo line's identity.
+    `made` is init's list as it crossed the channel: [[id, destination], ...]."""
     table = {m.id: m for m in proc.mountinfo()}
     out: list[dict[str, object]] = []
-    for mnt_id, destination in made:
-        m = table.get(int(mnt_id))  # type: ignore[call-overload]
+    for mnt_id, destination in made if isinstance(made, list) else []:
+        m = table.get(mnt_id)
         if m is not None:
             out.append({"id": m.id, "point": m.point, "dev": m.dev, "root": m.root, "destination": destination})
     return out
@@ -93,7 +96,8 @@ def remove(sc: Syscalls, rootfs: str, records: list[dict[str, object]], warn: Ca
         return
     try:
         for rec in reversed(records):
-            m = table.get(rec["id"])  # type: ignore[call-overload]
+            mnt_id = rec.get("id")
+            m = table.get(mnt_id) if isinstance(mnt_id, int) else None
             if m is None or (m.point, m.dev, m.root) != (rec["point"], rec["dev"], rec["root"]):
                 continue  # gone (its id may since name another mount)
             if m.point != top and not m.point.startswith(top.rstrip("/") + "/"):
@@ -112,7 +116,7 @@ def _unmount(sc: Syscalls, root_fd: int, inside: str, mnt_id: int) -> bool:
     except SyscallError:
         return False
     try:
-        if paths.mount_id(fd) != mnt_id:
+        if sc.mount_id(fd) != mnt_id:
             return False
         sc.umount2(paths.fd_path(fd), c.MNT_DETACH)  # the magic link names (mount, its root): that mount
         return True

@@ -32,15 +32,6 @@ def fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
-def mount_id(fd: int) -> int:
-    """The id of the mount `fd` is on (proc(5) /proc/pid/fdinfo ``mnt_id``)."""
-    with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
-        for line in f:
-            if line.startswith(b"mnt_id:"):
-                return int(line.split()[1])
-    raise SyscallError("fdinfo", _ENOENT, f"no mnt_id for fd {fd}")
-
-
 def open_in_root(sc: Syscalls, root_fd: int, path: str, flags: int = os.O_PATH) -> int:
     return sc.openat2(root_fd, path.lstrip("/") or ".", flags, _RESOLVE)
 

@@ -42,3 +42,20 @@ def test_duplicate_and_invalid_ids(tmp_path):
             st.validate_id(bad)
     with pytest.raises(ContainerNotFound):
         st.load(str(tmp_path), "missing")
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"init_process_pid": "12"}, "init_process_pid is not an integer"),
+    ({"init_process_pid": True}, "init_process_pid is not an integer"),
+    ({"init_process_start": 1.5}, "init_process_start is not an integer"),
+    ({"bundle": ["x"]}, "bundle is not a string"),
+    ({"cgroup": "v2"}, "cgroup is not an object"),
+])  # fmt: skip
+def test_a_member_of_the_wrong_type_is_a_corrupt_state(doc, message):
+    with pytest.raises(InclavareError, match=f"^/run/x/c1/state.json: corrupt state: {message}$"):
+        st.State.from_json("c1", "/run/x/c1", doc)
+
+
+def test_absent_or_null_members_read_as_their_defaults():
+    s = st.State.from_json("c1", "/run/x/c1", {"init_process_pid": None, "bundle": "/b"})
+    assert (s.pid, s.start_time, s.bundle, s.cgroup, s.extra) == (0, None, "/b", {}, {})

@@ -152,7 +152,7 @@ def test_v1_errors_name_the_field():
 
 def test_v1_blkio_weight_goes_where_the_kernel_has_it():
     # No weight files at all: the write is still produced; the manager turns the
-    # kernel's ENOENT into "this kernel has no blkio.weight" (see test_cgroups_tree).
+    # kernel's ENOENT into "this kernel has no blkio.weight" (see test_tree).
     assert v1({"blockIO": {"weight": 500, "leafWeight": 300}}) == [
         ("linux.resources.blockIO.weight", "blkio", "blkio.weight", "500"),
         ("linux.resources.blockIO.leafWeight", "blkio", "blkio.leaf_weight", "300"),

@@ -10,11 +10,13 @@ and 3 are all valid — and reports which calls were refused).
 from __future__ import annotations
 
 import os
-import resource
 import signal
+import subprocess
+import sys
 
 import pytest
 
+import inclavare
 from inclavare._sys import consts as c
 from inclavare._sys import default as syscalls
 from inclavare._sys import seccomp as sc
@@ -38,43 +40,49 @@ POLICIES = [1, 2, 3]  # SCHED_FIFO, SCHED_RR, SCHED_BATCH
 CHILD_NEEDS = ["write", "exit_group", "brk", "mmap", "munmap", "mremap", "madvise"]
 
 
+# The confined process: a fresh interpreter, single-threaded for sure. A fork
+# of pytest's process would not be: once a test there has used gRPC, its
+# at-fork handlers start threads in every child, and SCMP_ACT_KILL (which
+# kills one thread) would leave such a child running forever.
+CONFINED = """
+import os, resource, sys
+sys.path.insert(0, sys.argv[1])
+from inclavare._sys import consts as c, seccomp as sc
+from inclavare._sys.linux import LinuxSyscalls
+try:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGSYS would dump core
+    program = sc.Program(bytes.fromhex(sys.argv[2]), int(sys.argv[3]))
+    policies = [int(p) for p in sys.argv[4:]]
+    LinuxSyscalls().prctl(c.PR_SET_NO_NEW_PRIVS, 1)
+    program.load()
+    results = []
+    for policy in policies:
+        try:
+            os.sched_get_priority_max(policy)
+            results.append(0)
+        except OSError as exc:
+            results.append(exc.errno)
+    os.write(1, " ".join(map(str, results)).encode())
+except BaseException as exc:
+    os.write(1, f"error {exc}".encode())
+    os._exit(1)
+os._exit(0)
+"""
+SRC = os.path.dirname(os.path.dirname(inclavare.__file__))
+
+
 def run_confined(section: dict, policies: list[int]) -> tuple[str, object]:
-    """Fork; the child loads the filter and calls sched_get_priority_max(p) for each policy.
+    """A new process loads the filter and calls sched_get_priority_max(p) for each policy.
 
     Returns ("exit", [errno or 0 per call]) or ("signal", signum).
     """
-    flt = seccomp.compile_filter(section)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never return into pytest
-        code = 0
-        try:
-            os.close(r)
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGSYS would dump core
-            syscalls().prctl(c.PR_SET_NO_NEW_PRIVS, 1)
-            flt.load()
-            results = []
-            for policy in policies:
-                try:
-                    os.sched_get_priority_max(policy)
-                    results.append(0)
-                except OSError as exc:
-                    results.append(exc.errno)
-            os.write(w, " ".join(map(str, results)).encode())
-        except BaseException as exc:
-            os.write(w, f"error {exc}".encode())
-            code = 1
-        os._exit(code)
-    os.close(w)
-    out = b""
-    while chunk := os.read(r, 4096):
-        out += chunk
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        return "signal", os.WTERMSIG(status)
-    assert os.WEXITSTATUS(status) == 0, out.decode()
-    return "exit", [int(x) for x in out.split()]
+    code, flags = seccomp.compile_filter(section).program()
+    argv = [sys.executable, "-I", "-S", "-c", CONFINED, SRC, code.hex(), str(flags), *map(str, policies)]
+    proc = subprocess.run(argv, capture_output=True, timeout=60)
+    if proc.returncode < 0:
+        return "signal", -proc.returncode
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    return "exit", [int(x) for x in proc.stdout.split()]
 
 
 # -- operators, by what the loaded filter does -------------------------------------------

@@ -110,3 +110,29 @@ def test_from_state_round_trip():
     assert cgroups.from_state({}) is None
     # state.json written before "created" existed still loads
     assert cgroups.from_state({"driver": "v1", "paths": {"pids": "/p"}}).created == []
+
+
+def test_mount_sources_name_each_hierarchy_as_the_host_mounts_it():
+    """What a "cgroup" mount binds: v1 one entry per hierarchy directory
+    (co-mounted cpu,cpuacct once), v2 the one cgroup on the destination."""
+    from inclavare.runtime.cgroups.v1 import V1Manager
+    from inclavare.runtime.cgroups.v2 import V2Manager
+
+    v1 = V1Manager({"cpu": "/sys/fs/cgroup/cpu,cpuacct/x", "cpuacct": "/sys/fs/cgroup/cpu,cpuacct/x",
+                    "name=systemd": "/sys/fs/cgroup/systemd/x", "pids": "/sys/fs/cgroup/pids/x",
+                    "rdma": "/elsewhere/rdma/x"})  # fmt: skip
+    assert v1.mount_sources() == {"cpu,cpuacct": "/sys/fs/cgroup/cpu,cpuacct/x", "systemd": "/sys/fs/cgroup/systemd/x",
+                                  "pids": "/sys/fs/cgroup/pids/x", "rdma": "/elsewhere/rdma/x"}  # fmt: skip
+    assert V2Manager("/sys/fs/cgroup", "/sys/fs/cgroup/a/b").mount_sources() == {"": "/sys/fs/cgroup/a/b"}
+
+
+@pytest.mark.parametrize(("content", "frozen"), [("FROZEN\n", True), ("FREEZING", True), ("1", True),
+                                                 ("THAWED", False), ("0", False)])  # fmt: skip
+def test_is_frozen_reads_the_saved_freezer_file(tmp_path, content, frozen):
+    (tmp_path / "freezer.state").write_text(content)
+    assert cgroups.is_frozen({"freezer_state": str(tmp_path / "freezer.state")}) is frozen
+
+
+def test_is_frozen_without_a_freezer():
+    assert cgroups.is_frozen({}) is False
+    assert cgroups.is_frozen({"freezer_state": "/nonexistent/freezer.state"}) is False
