@@ -36,7 +36,7 @@ from inclavare.kbs.admin_client import KbsAdmin  # noqa: E402
 from inclavare.kbs.attester import SoftwareEvidenceProvider  # noqa: E402
 from inclavare.kbs.client import KbsClient  # noqa: E402
 from inclavare.kbs.jwe import TeeKey  # noqa: E402
-from inclavare.kbs.testing import KbsProcess, PostgresServer, World  # noqa: E402
+from inclavare.testing.kbs import KbsProcess, PostgresServer, World  # noqa: E402
 
 SECRET = os.urandom(64)
 PATH = "default/key/bench"

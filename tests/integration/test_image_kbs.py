@@ -1,6 +1,6 @@
 """Encrypted images against a real KBS: the layer key is released only to an attested enclave.
 
-The broker is ``inclavare kbs serve`` in a child process (inclavare.kbs.testing).
+The broker is ``inclavare kbs serve`` in a child process (inclavare.testing.kbs).
 The owner wraps with the KEK from a file key store (wrapping needs only the
 KEK); inside the "TEE", the key provider runs with ``--kbs`` and a signed
 software enclave, attests (RCAR), and the KBS releases the KEK per its
@@ -19,7 +19,7 @@ import pytest
 from inclavare.image.build import build_image
 from inclavare.image.keystore import FileKeyStore, ResourcePath
 
-kbs_testing = pytest.importorskip("inclavare.kbs.testing")
+kbs_testing = pytest.importorskip("inclavare.testing.kbs")
 pytest.importorskip("uvicorn")
 from inclavare.kbs.admin_client import KbsAdmin  # noqa: E402
 

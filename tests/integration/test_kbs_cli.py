@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from inclavare.kbs.testing import KbsProcess, World
+from inclavare.testing.kbs import KbsProcess, World
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:

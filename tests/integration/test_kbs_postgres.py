@@ -19,7 +19,7 @@ from inclavare.kbs.admin_client import KbsAdmin
 from inclavare.kbs.client import KbsClient
 from inclavare.kbs.jwe import TeeKey
 from inclavare.kbs.protocol.handshake import ClientHandshake
-from inclavare.kbs.testing import KbsProcess, PostgresServer, World
+from inclavare.testing.kbs import KbsProcess, PostgresServer, World
 
 ENV = "INCLAVARE_KBS_TEST_DSN"
 STORAGE = f'[storage]\ntype = "postgres"\ndsn_env = "{ENV}"'

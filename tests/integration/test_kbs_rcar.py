@@ -26,8 +26,8 @@ from inclavare.kbs.errors import ERROR_TYPE_PREFIX, JweError
 from inclavare.kbs.jwe import TeeKey, b64url, b64url_decode
 from inclavare.kbs.protocol.handshake import ClientHandshake
 from inclavare.kbs.protocol.session import session_key
-from inclavare.kbs.testing import KbsProcess, World
 from inclavare.kbs.token import sign_jwt
+from inclavare.testing.kbs import KbsProcess, World
 
 SECRET = b"postgres://app:s3cr3t-pa55w0rd@db/prod\x00\xfe"
 OTHER = b"tls-private-key-bytes-0123456789"

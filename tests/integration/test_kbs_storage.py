@@ -20,7 +20,7 @@ from inclavare.kbs.errors import InvalidRequest, TokenNotFound
 from inclavare.kbs.protocol.messages import Request
 from inclavare.kbs.protocol.session import SessionState, open_session
 from inclavare.kbs.storage import AuditRecord, Storage
-from inclavare.kbs.testing import PostgresServer
+from inclavare.testing.kbs import PostgresServer
 
 _names = itertools.count()
 

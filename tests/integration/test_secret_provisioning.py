@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from inclavare.enclave.identity import HostKey
-from inclavare.kbs import testing as kbs_testing
 from inclavare.kbs.admin_client import KbsAdmin
+from inclavare.testing import kbs as kbs_testing
 from inclavare.testing.enclaves import set_enclave, wasm_bundle
 
 pytestmark = pytest.mark.root

@@ -23,7 +23,7 @@ def attest(ctx: RuntimeContext, container_id: str, report_data: bytes = b"", tar
     state.require("attest")
     if len(report_data) > 64:
         raise ContainerError("--report-data: at most 64 bytes")
-    from ..enclave.client import attest as request
+    from .agent_client import attest as request
 
     sock = enclave_setup.connect(state)
     try:

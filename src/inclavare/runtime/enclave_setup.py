@@ -25,7 +25,7 @@ workload's environment, adds for ``intelSgx`` the host's SGX device nodes
 agent socket ``<root>/<id>/agent.sock`` that `rune exec` and `rune attest`
 talk to (mode 0600: only rune, as root, connects), records the enclave
 configuration in the container state and gives init an
-:class:`~inclavare.enclave.executor.EnclaveExecutor`. A plain bundle imports
+:class:`~inclavare.runtime.process.enclave_executor.EnclaveExecutor`. A plain bundle imports
 only the (small) settings reader.
 """
 
@@ -151,7 +151,7 @@ def apply(plan: EnclavePlan, spec: Spec, state: st.State) -> None:
 def executor(plan: EnclavePlan, state_dir: str) -> Executor:
     """What init runs instead of execve, with the agent socket it serves;
     the PAL's fd passes to it (the plan no longer closes it)."""
-    from ..enclave.executor import EnclaveExecutor
+    from .process.enclave_executor import EnclaveExecutor
 
     runner = EnclaveExecutor(plan.config, _listen(state_dir), plan.kbs, plan.pal_fd)
     plan.pal_fd = -1

@@ -159,7 +159,7 @@ def _prepare(t: tenant.Tenant, state: st.State, opts: ExecOptions) -> None:
     if not proc.is_alive(state.pid, state.start_time):  # the fds might name a recycled pid's namespaces
         raise InvalidTransition(state.id, st.STOPPED, "exec")
     if linux.get("seccomp") is not None:
-        from . import seccomp
+        from .. import seccomp
 
         t.seccomp = seccomp.compile_filter(linux["seccomp"])
     with step("sealing the exec trampoline", "memfd rune-dmz"):
@@ -225,10 +225,10 @@ def _spawn(t: tenant.Tenant, state: st.State) -> int:
 
 def _exec_in_enclave(state: st.State, process: Process, opts: ExecOptions) -> int:
     """Through the init-runelet's agent: the program runs in the same enclave
-    instance, as the container's entrypoint does (see enclave/client.py)."""
+    instance, as the container's entrypoint does (see runtime/agent_client.py)."""
     from ..enclave.agent import ExecRequest
-    from ..enclave.client import run_runelet
     from . import enclave_setup
+    from .agent_client import run_runelet
 
     _refuse_host_only_options(opts)
     env = [e for e in process.env if not e.startswith("ENCLAVE_")]

@@ -41,7 +41,7 @@ def features() -> dict[str, object]:
 
 
 def _seccomp() -> dict[str, object]:
-    from .seccomp import seccomp_features
+    from ..seccomp import seccomp_features
 
     return seccomp_features()
 

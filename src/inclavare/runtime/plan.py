@@ -23,11 +23,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
+    from ..seccomp import Filter
     from ..spec.model import Linux, Process, Root, Spec
     from .config import MountEntry
     from .create import CreateOptions
     from .enclave_setup import EnclavePlan
-    from .seccomp import Filter
 
 
 class LaunchPlan:
@@ -132,6 +132,6 @@ def _labelled(mounts: list[MountEntry], context: str) -> tuple[MountEntry, ...]:
 def _seccomp(section: object) -> Filter | None:
     if section is None:
         return None
-    from . import seccomp  # libseccomp: only for containers that ask for a filter
+    from .. import seccomp  # libseccomp: only for containers that ask for a filter
 
     return seccomp.compile_filter(section)

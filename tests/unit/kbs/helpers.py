@@ -12,7 +12,7 @@ from inclavare.kbs.config import parse_config
 from inclavare.kbs.jwe import TeeKey
 from inclavare.kbs.protocol.handshake import ClientHandshake
 from inclavare.kbs.service import KbsService
-from inclavare.kbs.testing import World
+from inclavare.testing.kbs import World
 
 OPS = Admin("ops", ("*",))
 SECRET = b"db-password: hunter2-\x00\xff-do-not-log"

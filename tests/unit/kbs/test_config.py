@@ -8,7 +8,7 @@ import pytest
 
 from inclavare.kbs.config import Bucket, load_config, parse_config
 from inclavare.kbs.errors import ConfigError
-from inclavare.kbs.testing import World
+from inclavare.testing.kbs import World
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ import sys
 import pytest
 
 import inclavare
+from inclavare import seccomp
 from inclavare._sys import consts as c
 from inclavare._sys import default as syscalls
 from inclavare._sys import seccomp as sc
 from inclavare.errors import InclavareError, SpecError
-from inclavare.runtime import seccomp
 
 ALLOW = "SCMP_ACT_ALLOW"
 

@@ -4,7 +4,7 @@ A rootfs is untrusted input: ``/bin/app -> /etc/shadow`` or ``../../host``
 symlinks must resolve *inside* the rootfs, as they will when the enclave runs
 there. So files are opened with openat2(2) ``RESOLVE_IN_ROOT`` relative to a
 descriptor of the rootfs (the same resolver rune uses for mount targets,
-:mod:`inclavare.runtime.rootfs.paths`), and only regular files are read: a
+:mod:`inclavare._sys.inroot`), and only regular files are read: a
 FIFO or a device could block or never end. The identity layer hashes files
 this way (:func:`sha256_in_root`), and the built-in runtimes read the program
 they run (:func:`read_in_root`): one resolver and one set of checks for both.
@@ -18,8 +18,8 @@ import stat
 from typing import TYPE_CHECKING
 
 from ... import _sys
+from ..._sys.inroot import open_in_root
 from ...errors import SyscallError
-from ...runtime.rootfs.paths import open_in_root
 from .errors import IdentityError
 
 if TYPE_CHECKING:

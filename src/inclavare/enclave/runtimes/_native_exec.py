@@ -59,7 +59,7 @@ from ... import _sys
 from ..._sys import consts as c
 from ..._sys import dmz
 from ...errors import InclavareError
-from ...runtime.seccomp import Filter, compile_filter
+from ...seccomp import Filter, compile_filter
 from ..errors import EnclaveError, EnclaveUnavailable
 
 MFD_EXEC = 0x0010  # include/uapi/linux/memfd.h (Linux 6.3): this memfd may be executed

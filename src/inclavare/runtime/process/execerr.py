@@ -24,7 +24,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..seccomp import Filter
+    from ...seccomp import Filter
 
 _NR_FCNTL, _NR_PRCTL = 72, 157  # arch/x86/entry/syscalls/syscall_64.tbl
 _PR_SET_DUMPABLE, _F_SETFD, _FD_CLOEXEC = 4, 2, 1

@@ -3,7 +3,7 @@
 init builds every container the same way; only the hand-over differs. A
 plain container execs its process (:class:`PlainExecutor`, below); an
 enclave container gives it to an enclave runtime
-(``inclavare.enclave.executor.EnclaveExecutor``, which satisfies the protocol
+(``inclavare.runtime.process.enclave_executor.EnclaveExecutor``, which satisfies the protocol
 structurally: enclave/ sits below runtime/ and imports nothing of it at run
 time). `rune create` picks one from the launch plan; init calls
 

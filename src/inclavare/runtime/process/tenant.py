@@ -34,8 +34,8 @@ from .messages import GO, PID, READY, Channel
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..._sys import Syscalls
+    from ...seccomp import Filter
     from ...spec.model import Process
-    from ..seccomp import Filter
 
 
 class Tenant:

@@ -12,10 +12,9 @@ import os
 import stat
 
 from ..._sys import consts as c
-from ..._sys import dmz
+from ..._sys import dmz, inroot
 from ...errors import InclavareError, SyscallError
 from .. import lsm, privileges
-from ..rootfs import paths
 from ..state import FIFO
 from . import execerr
 
@@ -24,9 +23,9 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
     from ..._sys import Syscalls
+    from ...seccomp import Filter
     from ...spec.model import Process
     from ..plan import LaunchPlan
-    from ..seccomp import Filter
     from .executor import Executor
     from .launch import LaunchFds
 
@@ -114,12 +113,12 @@ def _chdir(sc: Syscalls, cwd: str) -> None:
     root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         try:
-            fd = paths.open_in_root(sc, root, cwd, os.O_PATH | os.O_DIRECTORY)
+            fd = inroot.open_in_root(sc, root, cwd, os.O_PATH | os.O_DIRECTORY)
         except SyscallError as exc:
             if exc.errno != 2:
                 raise InclavareError(f"process.cwd {cwd}: {os.strerror(exc.errno)}") from None
             try:
-                fd = paths.mkdir_all(sc, root, cwd)
+                fd = inroot.mkdir_all(sc, root, cwd)
             except SyscallError as err:
                 raise InclavareError(f"process.cwd {cwd}: cannot create it: {os.strerror(err.errno)}") from None
             except OSError as err:

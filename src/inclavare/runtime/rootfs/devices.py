@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import stat
 
+from ..._sys import inroot
 from ...spec.model import Device
-from . import owned, paths
+from . import owned
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def create_devices(sc: Syscalls, root_fd: int, devices: list[Device], bind: bool
 
 def _mknod(sc: Syscalls, root_fd: int, dev: Device) -> None:
     parent, _, name = dev.path.rpartition("/")
-    pfd = paths.mkdir_all(sc, root_fd, parent)
+    pfd = inroot.mkdir_all(sc, root_fd, parent)
     try:
         mode = dev.file_mode if dev.file_mode is not None else 0o666
         try:
@@ -65,10 +66,10 @@ def _mknod(sc: Syscalls, root_fd: int, dev: Device) -> None:
 
 
 def _bind_device(sc: Syscalls, root_fd: int, dev: Device, made: Made | None) -> None:
-    fd = paths.create_file(sc, root_fd, dev.path)
+    fd = inroot.create_file(sc, root_fd, dev.path)
     try:
         covered = sc.mount_id(fd) if made is not None else -1
-        sc.mount(dev.path, paths.fd_path(fd), "bind", 4096)  # MS_BIND
+        sc.mount(dev.path, inroot.fd_path(fd), "bind", 4096)  # MS_BIND
     finally:
         os.close(fd)
     owned.note(sc, root_fd, dev.path, covered, made)
@@ -80,7 +81,7 @@ def create_symlinks(sc: Syscalls, root_fd: int, with_ptmx: bool) -> None:
         links.append(("pts/ptmx", "/dev/ptmx"))
     if os.path.exists("/proc/kcore"):
         links.append(("/proc/kcore", "/dev/core"))
-    dfd = paths.mkdir_all(sc, root_fd, "/dev")
+    dfd = inroot.mkdir_all(sc, root_fd, "/dev")
     try:
         for target, link in links:
             name = link.rpartition("/")[2]

@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 
 from ..._sys import consts as c
+from ..._sys import inroot
 from ...errors import SyscallError
-from . import mounts, paths
+from . import mounts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ _ENOENT = 2
 
 def _open_existing(sc: Syscalls, root_fd: int, path: str) -> int | None:
     try:
-        return paths.open_in_root(sc, root_fd, path)
+        return inroot.open_in_root(sc, root_fd, path)
     except SyscallError as exc:
         if exc.errno == _ENOENT:
             return None  # nothing to mask or protect
@@ -37,7 +38,7 @@ def mask(sc: Syscalls, root_fd: int, path: str) -> None:
     if fd is None:
         return
     try:
-        target = paths.fd_path(fd)
+        target = inroot.fd_path(fd)
         if os.path.isdir(target):
             sc.mount("tmpfs", target, "tmpfs", c.MS_RDONLY, None)
         else:
@@ -52,7 +53,7 @@ def readonly(sc: Syscalls, root_fd: int, path: str) -> None:
         return
     try:
         covered = sc.mount_id(fd)
-        target = paths.fd_path(fd)
+        target = inroot.fd_path(fd)
         sc.mount(target, target, "bind", c.MS_BIND | c.MS_REC)
     finally:
         os.close(fd)
@@ -65,7 +66,7 @@ def write_sysctl(sc: Syscalls, root_fd: int, key: str, value: str) -> None:
     Network, IPC and UTS sysctls apply to the writer's namespaces, so init
     (already inside them) changes the container's values, not the host's.
     """
-    fd = paths.open_in_root(sc, root_fd, "/proc/sys/" + key.replace(".", "/"), os.O_WRONLY)
+    fd = inroot.open_in_root(sc, root_fd, "/proc/sys/" + key.replace(".", "/"), os.O_WRONLY)
     try:
         os.write(fd, value.encode())
     except OSError as exc:

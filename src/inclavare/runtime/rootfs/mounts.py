@@ -1,7 +1,7 @@
 """Mounting the container's filesystems and switching root.
 
 Runs in init, inside the new mount namespace, before pivot_root. Targets are
-resolved inside the rootfs by :mod:`.paths`; sources of bind mounts are host
+resolved inside the rootfs by :mod:`inclavare._sys.inroot`; sources of bind mounts are host
 paths, as the runtime spec defines them.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 
 from ..._sys import consts as c
+from ..._sys import inroot
 from ...errors import InclavareError, SyscallError
 from ..config import PROPAGATION, MountEntry
-from . import owned, paths
+from . import owned
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,10 +67,10 @@ def mount_one(sc: Syscalls, root_fd: int, m: MountEntry, made: Made | None = Non
     elif m.copy_up:
         _tmpfs_copy_up(sc, root_fd, m, made)
     else:
-        fd = paths.mkdir_all(sc, root_fd, m.destination)
+        fd = inroot.mkdir_all(sc, root_fd, m.destination)
         try:
             covered = sc.mount_id(fd) if made is not None else -1
-            sc.mount(m.source or m.fstype, paths.fd_path(fd), m.fstype, m.flags & ~c.MS_REMOUNT, m.data or None)
+            sc.mount(m.source or m.fstype, inroot.fd_path(fd), m.fstype, m.flags & ~c.MS_REMOUNT, m.data or None)
         finally:
             os.close(fd)
         owned.note(sc, root_fd, m.destination, covered, made)
@@ -83,17 +84,17 @@ def _tmpfs_copy_up(sc: Syscalls, root_fd: int, m: MountEntry, made: Made | None)
         raise SyscallError("tmpcopyup", _EINVAL, "applies to tmpfs mounts only")
     from . import copyup
 
-    fd = paths.mkdir_all(sc, root_fd, m.destination)
+    fd = inroot.mkdir_all(sc, root_fd, m.destination)
     try:
-        below = os.open(paths.fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        below = os.open(inroot.fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         covered = sc.mount_id(fd)
         flags = m.flags & ~(c.MS_REMOUNT | c.MS_RDONLY)
-        sc.mount(m.source or m.fstype, paths.fd_path(fd), m.fstype, flags, m.data or None)
+        sc.mount(m.source or m.fstype, inroot.fd_path(fd), m.fstype, flags, m.data or None)
     finally:
         os.close(fd)
     owned.note(sc, root_fd, m.destination, covered, made)
     try:
-        top = paths.open_in_root(sc, root_fd, m.destination, os.O_RDONLY | os.O_DIRECTORY)
+        top = inroot.open_in_root(sc, root_fd, m.destination, os.O_RDONLY | os.O_DIRECTORY)
         try:
             if sc.mount_id(top) == covered:
                 raise SyscallError("tmpcopyup", _EBUSY, f"{m.destination} no longer resolves to the new tmpfs")
@@ -119,19 +120,19 @@ def mount_cgroup(sc: Syscalls, root_fd: int, m: MountEntry, cgroups: dict[str, s
     flags = m.flags & (c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC | c.MS_RDONLY)
     tmpfs_covered = -1
     if list(cgroups) != [""]:
-        fd = paths.mkdir_all(sc, root_fd, m.destination)
+        fd = inroot.mkdir_all(sc, root_fd, m.destination)
         try:
             tmpfs_covered = sc.mount_id(fd)
-            sc.mount("tmpfs", paths.fd_path(fd), "tmpfs", flags & ~c.MS_RDONLY, "mode=755")
+            sc.mount("tmpfs", inroot.fd_path(fd), "tmpfs", flags & ~c.MS_RDONLY, "mode=755")
         finally:
             os.close(fd)
         owned.note(sc, root_fd, m.destination, tmpfs_covered, made)
     for name, host_dir in sorted(cgroups.items()):
         dest = m.destination + ("/" + name if name else "")
-        fd = paths.mkdir_all(sc, root_fd, dest)
+        fd = inroot.mkdir_all(sc, root_fd, dest)
         try:
             covered = sc.mount_id(fd)
-            sc.mount(host_dir, paths.fd_path(fd), "bind", c.MS_BIND | c.MS_REC)
+            sc.mount(host_dir, inroot.fd_path(fd), "bind", c.MS_BIND | c.MS_REC)
         finally:
             os.close(fd)
         owned.note(sc, root_fd, dest, covered, made)
@@ -146,10 +147,10 @@ def _bind(sc: Syscalls, root_fd: int, m: MountEntry, made: Made | None) -> None:
         os.stat(m.source)
     except OSError as exc:
         raise SyscallError("bind mount", exc.errno or 2, f"source {m.source}") from None
-    fd = paths.mkdir_all(sc, root_fd, m.destination) if is_dir else paths.create_file(sc, root_fd, m.destination)
+    fd = inroot.mkdir_all(sc, root_fd, m.destination) if is_dir else inroot.create_file(sc, root_fd, m.destination)
     try:
         covered = sc.mount_id(fd)
-        sc.mount(m.source, paths.fd_path(fd), "bind", m.flags & (c.MS_BIND | c.MS_REC))
+        sc.mount(m.source, inroot.fd_path(fd), "bind", m.flags & (c.MS_BIND | c.MS_REC))
     finally:
         os.close(fd)
     owned.note(sc, root_fd, m.destination, covered, made)
@@ -166,11 +167,11 @@ def remount(sc: Syscalls, root_fd: int, destination: str, flags: int, covered: i
     between the two steps and the flags would land on the wrong object
     (the CVE-2021-30465 class), so nothing is remounted.
     """
-    fd = paths.open_in_root(sc, root_fd, destination)
+    fd = inroot.open_in_root(sc, root_fd, destination)
     try:
         if sc.mount_id(fd) == covered:
             raise SyscallError("remount", _EBUSY, f"{destination} no longer resolves to the new mount (path changed)")
-        target = paths.fd_path(fd)
+        target = inroot.fd_path(fd)
         try:
             sc.mount(None, target, None, flags | c.MS_BIND | c.MS_REMOUNT)
         except SyscallError as exc:
@@ -189,10 +190,10 @@ def _locked_flags(path: str) -> int:
 def _propagate(sc: Syscalls, root_fd: int, m: MountEntry) -> None:
     if not m.propagation:
         return
-    fd = paths.open_in_root(sc, root_fd, m.destination)
+    fd = inroot.open_in_root(sc, root_fd, m.destination)
     try:
         for flag in m.propagation:
-            sc.mount(None, paths.fd_path(fd), None, flag)
+            sc.mount(None, inroot.fd_path(fd), None, flag)
     finally:
         os.close(fd)
 

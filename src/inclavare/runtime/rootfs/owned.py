@@ -24,9 +24,8 @@ from __future__ import annotations
 import os
 
 from ..._sys import consts as c
-from ..._sys import proc
+from ..._sys import inroot, proc
 from ...errors import SyscallError
-from . import paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ def note(sc: Syscalls, root_fd: int, destination: str, covered: int, made: Made 
     """
     if made is None:
         return
-    fd = paths.open_in_root(sc, root_fd, destination)
+    fd = inroot.open_in_root(sc, root_fd, destination)
     try:
         mnt_id = sc.mount_id(fd)
     finally:
@@ -112,13 +111,13 @@ def remove(sc: Syscalls, rootfs: str, records: list[dict[str, object]], warn: Ca
 def _unmount(sc: Syscalls, root_fd: int, inside: str, mnt_id: int) -> bool:
     """Detach mount `mnt_id` if `inside` (a path in the rootfs) leads to it."""
     try:
-        fd = paths.open_in_root(sc, root_fd, inside)
+        fd = inroot.open_in_root(sc, root_fd, inside)
     except SyscallError:
         return False
     try:
         if sc.mount_id(fd) != mnt_id:
             return False
-        sc.umount2(paths.fd_path(fd), c.MNT_DETACH)  # the magic link names (mount, its root): that mount
+        sc.umount2(inroot.fd_path(fd), c.MNT_DETACH)  # the magic link names (mount, its root): that mount
         return True
     except (SyscallError, OSError):
         return False

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from ..enclave.identity import EnclaveIdentity, HostKey, KeySigner, sign_manifest, verify_signature, write_signature
 from ..enclave.identity.expand import dump_manifest, expand_trusted_files
 from ..enclave.identity.manifest import parse_manifest
-from ..testing.containers import wait_for
+from .containers import wait_for
 
 PG_BIN = os.environ.get("INCLAVARE_PG_BIN", "/usr/lib/postgresql/15/bin")
 MANIFEST = """\

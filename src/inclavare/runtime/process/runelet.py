@@ -25,9 +25,18 @@ import select
 import socket
 import threading
 
-from .agent import INIT, NEED_DATA, AgentConnection, AttestRequest, AttestResponse, ExecRequest, ExecResponse, Kill
-from .errors import AgentProtocolError
-from .interface import PID_ALL, EnclaveRuntime
+from ...enclave.agent import (
+    INIT,
+    NEED_DATA,
+    AgentConnection,
+    AttestRequest,
+    AttestResponse,
+    ExecRequest,
+    ExecResponse,
+    Kill,
+)
+from ...enclave.errors import AgentProtocolError
+from ...enclave.interface import PID_ALL, EnclaveRuntime
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -155,7 +164,7 @@ def _serve_exec(rt: EnclaveRuntime, conn: AgentConnection, sock: socket.socket, 
 def _resolve(name: str, env: list[str]) -> str:
     """$PATH lookup in the container, as for the entrypoint; verbatim when not
     found (the program may exist only inside the enclave image)."""
-    from ..runtime.process.workload import DEFAULT_PATH, lookup
+    from .workload import DEFAULT_PATH, lookup
 
     search = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
     try:

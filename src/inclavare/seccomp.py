@@ -30,8 +30,8 @@ import errno
 import os
 import re
 
-from .._sys import seccomp as sc
-from ..errors import InclavareError, SpecError, SyscallError
+from ._sys import seccomp as sc
+from .errors import InclavareError, SpecError, SyscallError
 
 _FIELD = "linux.seccomp"
 _EPERM = 1

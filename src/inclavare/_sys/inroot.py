@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import os
 
-from ..._sys import consts as c
-from ...errors import SyscallError
+from ..errors import SyscallError
+from . import consts as c
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..._sys import Syscalls
+    from . import Syscalls
 
 _RESOLVE = c.RESOLVE_IN_ROOT | c.RESOLVE_NO_MAGICLINKS
 # Below an already resolved directory: no symlink at all, no way out of it.

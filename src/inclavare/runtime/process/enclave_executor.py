@@ -20,20 +20,21 @@ from __future__ import annotations
 
 import os
 
-from . import provision, registry, runelet
-from .config import EnclaveConfig
-from .interface import EnclaveRuntime
-from .provision import KbsPlan
+from ...enclave import provision, registry
+from ...enclave.config import EnclaveConfig
+from ...enclave.interface import EnclaveRuntime
+from ...enclave.provision import KbsPlan
+from . import runelet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
-    from .._sys import Syscalls
-    from ..runtime.plan import LaunchPlan
-    from ..runtime.process.launch import LaunchFds
-    from ..runtime.process.messages import Channel
-    from ..runtime.process.workload import Exec
+    from ..._sys import Syscalls
+    from ..plan import LaunchPlan
+    from .launch import LaunchFds
+    from .messages import Channel
+    from .workload import Exec
 
 
 class EnclaveExecutor:
@@ -96,7 +97,7 @@ def _drop_kept_admin(sc: Syscalls, plan: LaunchPlan) -> None:
     (runtime/privileges.py). A plain container's execve drops it; the
     init-runelet never execs, so it gives it back here, before anything of
     the workload runs."""
-    from ..runtime.privileges import cap_mask
+    from ..privileges import cap_mask
 
     caps = plan.process.capabilities
     if caps is None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import socket
 
+from ..enclave.agent import RUNELET, AgentConnection, AttestRequest, AttestResponse, ExecRequest, ExecResponse, Kill
 from ..errors import ContainerError
-from .agent import RUNELET, AgentConnection, AttestRequest, AttestResponse, ExecRequest, ExecResponse, Kill
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def _exchange(sock: socket.socket, conn: AgentConnection) -> object:
     """Read until the init-runelet's response arrives (or the connection ends)."""
-    from .agent import NEED_DATA
+    from ..enclave.agent import NEED_DATA
 
     while True:
         event = conn.next_event()
@@ -48,7 +48,7 @@ def run_runelet(connect: Callable[[], socket.socket], req: ExecRequest, stdio: t
         except OSError:
             pass
 
-    from ..runtime.reaper import FORWARDED
+    from .reaper import FORWARDED
 
     for signum in FORWARDED:
         _signal.signal(signum, forward)
