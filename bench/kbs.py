@@ -32,8 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from inclavare.kbs.admin_client import KbsAdmin  # noqa: E402
 from inclavare.kbs.attester import SoftwareEvidenceProvider  # noqa: E402
+
+from inclavare.kbs.admin_client import KbsAdmin  # noqa: E402
 from inclavare.kbs.client import KbsClient  # noqa: E402
 from inclavare.kbs.jwe import TeeKey  # noqa: E402
 from inclavare.testing.kbs import KbsProcess, PostgresServer, World  # noqa: E402

@@ -59,7 +59,9 @@ def find_protos(proto_dir: str) -> list[str]:
     found = []
     for dirpath, dirnames, filenames in os.walk(proto_dir):
         dirnames.sort()
-        found += [os.path.relpath(os.path.join(dirpath, f), proto_dir) for f in sorted(filenames) if f.endswith(".proto")]
+        found += [
+            os.path.relpath(os.path.join(dirpath, f), proto_dir) for f in sorted(filenames) if f.endswith(".proto")
+        ]
     return found
 
 
@@ -68,7 +70,9 @@ def tool_versions() -> str:
         from google import protobuf
         from grpc_tools import grpc_version
     except ImportError as exc:
-        raise GenError(f"grpcio-tools is not installed ({exc}); run `make setup` (it installs the dev extras)") from None
+        raise GenError(
+            f"grpcio-tools is not installed ({exc}); run `make setup` (it installs the dev extras)"
+        ) from None
     return f"grpcio-tools {grpc_version.VERSION}, protobuf {protobuf.__version__}"
 
 

@@ -36,8 +36,13 @@ def refused(rune, bundle_path: str, cid: str, state_root: str, *flags: str) -> s
 
 @pytest.mark.parametrize(
     ("key", "meant"),
-    [("enclave-type", "enclave.type"), ("enclave_type", "enclave.type"), ("Enclave.Type", "enclave.type"),
-     ("ENCLAVE_TYPE", "enclave.type"), ("encalve.type", "enclave.type")],
+    [
+        ("enclave-type", "enclave.type"),
+        ("enclave_type", "enclave.type"),
+        ("Enclave.Type", "enclave.type"),
+        ("ENCLAVE_TYPE", "enclave.type"),
+        ("encalve.type", "enclave.type"),
+    ],
 )
 def test_a_near_miss_annotation_never_runs_the_workload(rune, bundle, state_root, key, meant):
     cfg = with_annotations(["true"], **{key: "software", "enclave.runtime.path": "wasm"})

@@ -85,7 +85,9 @@ class CRI:
         self._rt("UpdateContainerResources", cri.UpdateContainerResourcesRequest(container_id=cid, linux=linux))
 
     def exec_sync(self, cid: str, cmd: list[str], timeout: int = 30) -> Any:
-        return self._rt("ExecSync", cri.ExecSyncRequest(container_id=cid, cmd=cmd, timeout=timeout), self.timeout + timeout)
+        return self._rt(
+            "ExecSync", cri.ExecSyncRequest(container_id=cid, cmd=cmd, timeout=timeout), self.timeout + timeout
+        )
 
     def wait_container(self, cid: str, state: int, timeout: float = 30.0) -> ContainerStatus:
         """Poll ContainerStatus until the container is in `state` (cri.CONTAINER_*)."""
@@ -114,8 +116,19 @@ class CRI:
 # (k8s.io/kubernetes pkg/securitycontext/util.go, kept in sync with moby's
 # oci/defaults.go). containerd 1.6 takes these lists from the CRI request and
 # adds none of its own, so a client that sends none gets no masked paths.
-MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-                "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"]
+MASKED_PATHS = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 # a pod without seccompProfile, on a kubelet without SeccompDefault
 UNCONFINED = cri.SecurityProfile(profile_type=cri.SecurityProfile.Unconfined)

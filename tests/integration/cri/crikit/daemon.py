@@ -183,7 +183,7 @@ class Containerd:
     def write_required_wrapper(self) -> str:
         path = os.path.join(self.base, "rune-confidential")
         with open(path, "w") as f:
-            f.write(f"#!/bin/sh\nexec {self.rune_bin} --enclave-required \"$@\"\n")
+            f.write(f'#!/bin/sh\nexec {self.rune_bin} --enclave-required "$@"\n')
         os.chmod(path, 0o755)
         return path
 
@@ -205,7 +205,9 @@ class Containerd:
                 return
             except grpc.RpcError:
                 if time.monotonic() > deadline:
-                    raise DaemonError(f"containerd's CRI did not answer in {READY_TIMEOUT}s:\n{self.log_tail()}") from None
+                    raise DaemonError(
+                        f"containerd's CRI did not answer in {READY_TIMEOUT}s:\n{self.log_tail()}"
+                    ) from None
                 time.sleep(0.1)
 
     def wait_image(self, ref: str, timeout: float = 30.0) -> None:
