@@ -21,7 +21,7 @@ from pathlib import Path
 
 from inclavare.attestation.attesters.tsm import ConfigfsIO
 
-VECTORS = Path(__file__).resolve().parents[2] / "vectors"
+VECTORS = Path(__file__).resolve().parents[3] / "vectors"
 TDX_TEMPLATE = (VECTORS / "tdx/trustee/tdx_quote_4.dat").read_bytes()  # quote v4: REPORTDATA at 568
 SNP_TEMPLATE = (VECTORS / "snp/virtee/report_milan.bin").read_bytes()  # REPORT_DATA at 0x50
 PROVIDERS = {

@@ -17,7 +17,7 @@ from inclavare.attestation.ratls import AttestedSocket, RatlsContext, VerifyPoli
 from inclavare.attestation.ratls.certificate import SUBJECT, PrivateKey
 from inclavare.enclave.identity import EnclaveIdentity, HostKey
 
-VECTORS = Path(__file__).resolve().parents[2] / "vectors"
+VECTORS = Path(__file__).resolve().parents[3] / "vectors"
 IDENTITY = EnclaveIdentity(measurement=b"M" * 32, signer=b"S" * 32, isv_prod_id=1, isv_svn=5, debug=False)
 CLIENT_IDENTITY = EnclaveIdentity(measurement=b"C" * 32, signer=b"S" * 32, isv_prod_id=2, isv_svn=1, debug=False)
 HOST_KEY = HostKey.from_seed(b"\x11" * 32)

@@ -27,7 +27,7 @@ from inclavare.enclave.runtimes._base import RuntimeBase
 from inclavare.testing.conformance import Command, Subject
 from inclavare.testing.conformance.processes import ENV
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 SAMPLES = os.path.join(ROOT, "samples")
 HOST_KEY = HostKey.from_seed(bytes(range(32)))
 _build_lock = threading.Lock()

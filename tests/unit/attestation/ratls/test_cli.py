@@ -163,7 +163,7 @@ def test_usage_and_platform_errors(enclave, client, tmp_path, capsys) -> None:
 
 
 def test_sgx_attester_through_a_pal_and_aesmd(tmp_path, pal, capsys) -> None:
-    from attesters.fake_aesmd import FakeAesmd
+    from attestation.attesters.fake_aesmd import FakeAesmd
 
     missing = str(tmp_path / "aesm.socket")
     assert main(["ratls", "server", "-p", "0", "-a", "sgx_ecdsa", "--pal", pal("v3"), "--aesm-socket", missing]) == 1

@@ -14,7 +14,7 @@ import struct
 import threading
 from pathlib import Path
 
-VECTORS = Path(__file__).resolve().parents[2] / "vectors"
+VECTORS = Path(__file__).resolve().parents[3] / "vectors"
 QUOTE = (VECTORS / "sgx/dcap-qvl/sgx_quote.bin").read_bytes()  # v3, 4600 bytes
 TARGET_INFO = bytes(range(256)) * 2
 
