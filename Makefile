@@ -4,7 +4,7 @@
 #   make test         unit + integration tests (what CI runs)
 #   make conformance  the third-party harness runs (runtime-tools, containerd)
 #   make bench        start-up benchmark against runc and crun
-#   make lint         ruff + mypy
+#   make lint         ruff (lint and format check) + mypy
 
 SHELL := /bin/bash
 # Debian's interpreter, not a pyenv shim: rune's start-up time is measured and
@@ -81,6 +81,7 @@ bench: setup
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench tools
+	$(VENV)/bin/ruff format --check src tests bench tools
 	$(VENV)/bin/mypy
 
 clean:
