@@ -82,7 +82,8 @@ def main() -> int:
     import cryptography
 
     print(
-        f"python {platform.python_version()}, cryptography {cryptography.__version__}, {platform.processor() or platform.machine()}"
+        f"python {platform.python_version()}, cryptography {cryptography.__version__}, "
+        f"{platform.processor() or platform.machine()}"
     )
     print(f"{'evidence':<30} {'ms/verify':>10} {'verify/s':>10} {'vs QVL 0.54 ms':>15} {'runs':>6}")
     rows = [(name, *case(set_id, override), Policy.genuine_only()) for name, set_id, override in CASES]

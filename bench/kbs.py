@@ -153,7 +153,8 @@ def show(results: dict[str, object]) -> None:
         print(f"\n{title}\n| concurrency | per second | p50 ms | p90 ms | p99 ms | n |\n|---|---|---|---|---|---|")
         for r in results[key]:  # type: ignore[attr-defined]
             print(
-                f"| {r['concurrency']} | {r['per_second']:.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['p99_ms']:.1f} | {r['count']} |"
+                f"| {r['concurrency']} | {r['per_second']:.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} "
+                f"| {r['p99_ms']:.1f} | {r['count']} |"
             )
 
 

@@ -267,8 +267,8 @@ def test_killed_create_leaves_a_deletable_container(rune, state_root):
     s.extra["creator"] = [dead.pid, None]
     s.save()
     assert json.loads(rune("state", "half", check=True).stdout)["status"] == "stopped"
-    r = subprocess.run(["setsid", "--wait", rune("--version").args[0], "--root", state_root, "delete", "--force", "half"],
-                       capture_output=True, text=True, timeout=30)  # fmt: skip
+    r = subprocess.run(["setsid", "--wait", rune("--version").args[0], "--root", state_root,
+                        "delete", "--force", "half"], capture_output=True, text=True, timeout=30)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert not os.path.exists(d)
 

@@ -132,7 +132,8 @@ def test_tmpcopyup_copies_the_image_files_and_never_follows_its_links(rune, bund
     secret = tmp_path / "host-secret"
     secret.write_text("host data")
     cfg = base_config(["sh", "-c", "cat /data/a; stat -c '%u:%g %a' /data/sub/b; readlink /data/link; "
-                                   "cat /data/link 2>/dev/null || echo no-host-file; touch /data/new || echo ro"])  # fmt: skip
+                                   "cat /data/link 2>/dev/null || echo no-host-file; "
+                                   "touch /data/new || echo ro"])  # fmt: skip
     cfg["mounts"].append({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
                           "options": ["tmpcopyup", "ro", "nosuid", "mode=755"]})  # fmt: skip
     b = bundle(cfg)
@@ -294,7 +295,8 @@ def test_joining_runes_own_mount_namespace_is_refused(rune, bundle, state_root):
     cfg["linux"]["namespaces"].append({"type": "mount", "path": "/proc/self/ns/mnt"})  # opened by rune: its own
     b = bundle(cfg)
     r = subprocess.run(["unshare", "--mount", "--propagation", "private", rune("--version").args[0], "--root",
-                        state_root, "create", "--bundle", b, "ownmnt"], capture_output=True, text=True, timeout=60)  # fmt: skip
+                        state_root, "create", "--bundle", b, "ownmnt"],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1, r.stderr
     assert "linux.namespaces[" in r.stderr

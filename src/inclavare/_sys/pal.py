@@ -3,7 +3,8 @@
 This module is mechanism only: it mirrors the C header (docs/pal-abi.md;
 tests/fixtures/pal/pal.h) field by field, loads a PAL with
 ``dlopen(path, RTLD_NOW)``, binds each entry point with explicit
-``argtypes``/``restype`` and marshals Python values into the C calls. It returns the PAL's raw return codes; deciding what they mean (version
+``argtypes``/``restype`` and marshals Python values into the C calls. It
+returns the PAL's raw return codes; deciding what they mean (version
 negotiation, error messages) is :mod:`inclavare.enclave.pal`'s job.
 
 Ref: inventory §2.3. Every struct uses natural alignment, as rune's cgo

@@ -320,11 +320,22 @@ def evaluate(code: bytes, nr: int, args: tuple[int, ...] = (), arch: int = AUDIT
     return None
 
 
-_ALU: dict[int, Callable[[int, int], int]] = {0x00: lambda a, b: a + b, 0x10: lambda a, b: a - b, 0x20: lambda a, b: a * b,
-        0x40: lambda a, b: a | b, 0x50: lambda a, b: a & b, 0x60: lambda a, b: a << (b & 31),
-        0x70: lambda a, b: a >> (b & 31), 0xA0: lambda a, b: a ^ b}  # fmt: skip
-_JUMPS: dict[int, Callable[[int, int], bool]] = {0x10: lambda a, b: a == b, 0x20: lambda a, b: a > b, 0x30: lambda a, b: a >= b,
-          0x40: lambda a, b: bool(a & b)}  # fmt: skip
+_ALU: dict[int, Callable[[int, int], int]] = {
+    0x00: lambda a, b: a + b,  # BPF_ADD
+    0x10: lambda a, b: a - b,  # BPF_SUB
+    0x20: lambda a, b: a * b,  # BPF_MUL
+    0x40: lambda a, b: a | b,  # BPF_OR
+    0x50: lambda a, b: a & b,  # BPF_AND
+    0x60: lambda a, b: a << (b & 31),  # BPF_LSH
+    0x70: lambda a, b: a >> (b & 31),  # BPF_RSH
+    0xA0: lambda a, b: a ^ b,  # BPF_XOR
+}
+_JUMPS: dict[int, Callable[[int, int], bool]] = {
+    0x10: lambda a, b: a == b,  # BPF_JEQ
+    0x20: lambda a, b: a > b,  # BPF_JGT
+    0x30: lambda a, b: a >= b,  # BPF_JGE
+    0x40: lambda a, b: bool(a & b),  # BPF_JSET
+}
 
 
 def allows(code: bytes, nr: int, args: tuple[int, ...]) -> bool:
