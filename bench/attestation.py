@@ -7,7 +7,7 @@ vector's fixed verify_at instant, through the public recipe
 ``inclavare.attestation.verify``. Prints ms per verification, verifications
 per second, and the ratio to the published anchor for Intel's DCAP QVL with
 cached collateral: ~0.54 ms per quote (flashbots/attested-tls-benchmarks,
-Ryzen AI 9 HX 370, single thread; see reference peer-anchors.md 7(c)).
+Ryzen AI 9 HX 370, single thread; docs/attestation.md, "Performance").
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ concurrency level: round trips per second and latency percentiles
 (p50/p90/p99). A second table times ``GET /resource`` alone on an attested
 session. Clients and server share the machine's cores, so the numbers are
 a floor for the server. Anchor: trustee publishes no KBS round-trip figures
-(peer-anchors §1.5 lists none).
+(docs/kbs.md, "Performance (bench/kbs.py)").
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def prepare_process(sc: Syscalls, proc: Process, resolve: bool = True, seccomp: 
 
     `resolve`: the program must be found in $PATH (for enclave runtimes it is
     looked up too, but kept as written when not found: it may live inside the
-    enclave image rather than the rootfs, inventory §1.3).
+    enclave image rather than the rootfs; docs/pal-abi.md, "Calls").
     `seccomp`: a filter will be loaded just before execve; without
     no_new_privs that needs CAP_SYS_ADMIN until then (see privileges.py).
     """

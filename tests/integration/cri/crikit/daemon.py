@@ -1,11 +1,9 @@
 """A private containerd 1.6 with the CRI plugin and a `rune` runtime handler.
 
 Everything lives under one directory (root, state, sockets, log, config,
-rune's state root, pod logs), as /work/shared/harness/containerd-e2e.sh does
-for its ctr runs; the machine's own containerd, if any, is not touched. The
-differences from the harness are the point of this kit: the CRI plugin is
-on, and the runtime is chosen per pod by its runtime handler, as kubelet's
-RuntimeClass does.
+rune's state root, pod logs); the machine's own containerd, if any, is not
+touched. The CRI plugin is on, and the runtime is chosen per pod by its
+runtime handler, as kubelet's RuntimeClass does.
 
 The `rune` handler is containerd's runc shim (io.containerd.runc.v2) with
 BinaryName = build/rune and its own Root: the shim then runs
