@@ -10,11 +10,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from inclavare.testing.bundles import base_config
+from inclavare.testing.containers import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -268,10 +268,9 @@ def test_sysctl_in_a_joined_namespace_of_its_own_is_written_there(rune, bundle):
     before = _read_sysctl(key)
     holder = subprocess.Popen(["unshare", "--net", "sleep", "60"])
     try:
-        for _ in range(200):  # until unshare has exec'd sleep in the new namespace
-            if os.readlink(f"/proc/{holder.pid}/ns/net") != os.readlink("/proc/self/ns/net"):
-                break
-            time.sleep(0.01)
+        host_net = os.readlink("/proc/self/ns/net")
+        net = f"/proc/{holder.pid}/ns/net"
+        wait_for(lambda: os.readlink(net) != host_net, "unshare to enter a new network namespace")
         cfg = base_config(["cat", "/proc/sys/net/ipv4/tcp_keepalive_probes"])
         cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"] if ns["type"] != "network"]
         cfg["linux"]["namespaces"].append({"type": "network", "path": f"/proc/{holder.pid}/ns/net"})
