@@ -51,23 +51,14 @@ def test_delete_created_needs_force(rune, bundle):
 
 
 @pytest.mark.parametrize("sig", ["TERM", "SIGTERM", "15", "sigterm"])
-def test_kill_signal_forms(rune, bundle, sig):
+def test_kill_signal_forms(rune, rune_fg, bundle, sig):
     """Each spelling delivers SIGTERM itself: the container's trap for it
     sets the exit status `rune run` returns (any other signal would not)."""
     b = bundle(base_config(["sh", "-c", "trap 'exit 42' TERM; echo trapped; while true; do sleep 0.05; done"]))
-    fg = subprocess.Popen([*rune_argv(rune), "run", "--bundle", b, "k"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert fg.stdout is not None
-        assert fg.stdout.readline() == "trapped\n"  # the trap is set
-        rune("kill", "k", sig, check=True)
-        assert fg.wait(timeout=10) == 42
-    finally:
-        fg.kill()
-        fg.wait()
-
-
-def rune_argv(rune) -> list[str]:
-    return [rune("--version").args[0], *rune.globals]
+    fg = rune_fg("run", "--bundle", b, "k", stdout=subprocess.PIPE, text=True)
+    assert fg.stdout.readline() == "trapped\n"  # the trap is set
+    rune("kill", "k", sig, check=True)
+    assert fg.wait(timeout=10) == 42
 
 
 def test_unknown_signal(rune, bundle):
