@@ -7,7 +7,7 @@ vector's fixed verify_at instant, through the public recipe
 ``inclavare.attestation.verify``. Prints ms per verification, verifications
 per second, and the ratio to the published anchor for Intel's DCAP QVL with
 cached collateral: ~0.54 ms per quote (flashbots/attested-tls-benchmarks,
-Ryzen AI 9 HX 370, single thread; see reference peer-anchors.md 7(c)).
+Ryzen AI 9 HX 370, single thread; docs/attestation.md, "Performance").
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ def main() -> int:
     import cryptography
 
     print(
-        f"python {platform.python_version()}, cryptography {cryptography.__version__}, {platform.processor() or platform.machine()}"
+        f"python {platform.python_version()}, cryptography {cryptography.__version__}, "
+        f"{platform.processor() or platform.machine()}"
     )
     print(f"{'evidence':<30} {'ms/verify':>10} {'verify/s':>10} {'vs QVL 0.54 ms':>15} {'runs':>6}")
     rows = [(name, *case(set_id, override), Policy.genuine_only()) for name, set_id, override in CASES]

@@ -12,7 +12,7 @@ concurrency level: round trips per second and latency percentiles
 (p50/p90/p99). A second table times ``GET /resource`` alone on an attested
 session. Clients and server share the machine's cores, so the numbers are
 a floor for the server. Anchor: trustee publishes no KBS round-trip figures
-(peer-anchors §1.5 lists none).
+(docs/kbs.md, "Performance (bench/kbs.py)").
 """
 
 from __future__ import annotations
@@ -153,7 +153,8 @@ def show(results: dict[str, object]) -> None:
         print(f"\n{title}\n| concurrency | per second | p50 ms | p90 ms | p99 ms | n |\n|---|---|---|---|---|---|")
         for r in results[key]:  # type: ignore[attr-defined]
             print(
-                f"| {r['concurrency']} | {r['per_second']:.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['p99_ms']:.1f} | {r['count']} |"
+                f"| {r['concurrency']} | {r['per_second']:.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} "
+                f"| {r['p99_ms']:.1f} | {r['count']} |"
             )
 
 

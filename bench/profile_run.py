@@ -36,7 +36,10 @@ def wall(cmd: list[str], n: int = 15) -> float:
 
 
 def import_time(python: str, argv: list[str]) -> tuple[float, list[tuple[int, str]]]:
-    code = f"import sys; sys.path += [{os.path.join(ROOT, 'src')!r}]; from inclavare.cli.rune._main import main; main({argv!r})"
+    code = (
+        f"import sys; sys.path += [{os.path.join(ROOT, 'src')!r}]; "
+        f"from inclavare.cli.rune._main import main; main({argv!r})"
+    )
     out = subprocess.run([python, "-IS", "-X", "importtime", "-c", code], capture_output=True, text=True)
     rows = []
     for line in out.stderr.splitlines():

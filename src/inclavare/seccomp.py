@@ -34,7 +34,6 @@ from ._sys import seccomp as sc
 from .errors import InclavareError, SpecError, SyscallError
 
 _FIELD = "linux.seccomp"
-_EPERM = 1
 _MAX_ERRNO = 4095  # include/linux/err.h; the kernel clamps larger SECCOMP_RET_ERRNO data to it
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")  # syscall_64.tbl names: "_llseek", "s390_pci_mmio_read"
 
@@ -209,7 +208,7 @@ def action(name: object, errno_ret: object, field: str, errno_field: str) -> int
         raise SpecError(field, "SCMP_ACT_NOTIFY is not supported: rune does not implement the seccomp notify listener")
     if name in _WITH_DATA:
         make, limit = _WITH_DATA[name]
-        value = make(_EPERM if errno_ret is None else _uint(errno_ret, errno_field, limit))
+        value = make(errno.EPERM if errno_ret is None else _uint(errno_ret, errno_field, limit))
     elif name in _ACTIONS:
         if errno_ret is not None:
             raise SpecError(errno_field, f"{name} takes no errno (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE do)")

@@ -16,6 +16,7 @@ import pytest
 
 from inclavare.runtime import cgroups
 from inclavare.testing.bundles import base_config
+from inclavare.testing.containers import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -245,13 +246,7 @@ def test_sub_cgroups_the_container_made_go_with_it(rune, bundle):
             m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
     start(rune, bundle, cfg, "sub")
     deeper = f"{CG}/pids/{name}/sub/deeper"
-    for _ in range(200):
-        if os.path.exists(deeper) and read(f"{deeper}/cgroup.procs"):
-            break
-        import time
-
-        time.sleep(0.01)
-    assert read(f"{deeper}/cgroup.procs")
+    wait_for(lambda: os.path.exists(deeper) and read(f"{deeper}/cgroup.procs"), f"a process in {deeper}")
     rune("delete", "--force", "sub", check=True)
     assert leftovers(name) == []
 

@@ -179,7 +179,8 @@ def test_oom_watch_and_stats_v1(manager):
         assert watch.wait(0) == 0
         dirs = " ".join(sorted(set(m.paths.values())))
         hog = subprocess.Popen(["sh", "-c", f"for d in {dirs}; do echo $$ > $d/cgroup.procs; done; "
-                                "exec dd if=/dev/zero of=/dev/null bs=64M count=1"], stderr=subprocess.DEVNULL)  # fmt: skip
+                                "exec dd if=/dev/zero of=/dev/null bs=64M count=1"],
+                               stderr=subprocess.DEVNULL)  # fmt: skip
         assert hog.wait(10) == -9  # the OOM killer's SIGKILL
         assert watch.wait(5) >= 1
         data = m.stats()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 
 import pytest
 
@@ -61,11 +63,30 @@ def test_create_start_exec_kill_delete(rune, bundle, pal, version, tmp_path):
     assert state["pid"] > 0
 
 
-def test_v1_cannot_signal_so_a_stop_request_stops(rune, bundle, pal):
-    b = bundle(enclave_config(["sleep", "100"], pal("v1")))
-    rune("run", "-d", "--bundle", b, "v1kill", check=True)
+@pytest.mark.parametrize("version", ["v2", "v3"])
+def test_term_reaches_the_programs_trap_and_run_returns_its_status(rune, rune_fg, bundle, pal, version):
+    """TERM goes through pal_kill to the program's own trap, and the status the
+    trap exits with comes back through pal_exec as the container's, which
+    `rune run` returns (another signal, or a status lost on the way, would not
+    give 42)."""
+    script = "trap 'echo got TERM; exit 42' TERM; echo trapped; while true; do sleep 0.05; done"
+    cid = f"term-{version}"
+    fg = rune_fg("run", "--bundle", bundle(enclave_config(["sh", "-c", script], pal(version))), cid,
+                 stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert fg.stdout.readline() == "trapped\n"  # the trap is set
+    rune("kill", cid, "TERM", check=True)
+    assert fg.wait(timeout=10) == 42
+    assert fg.stdout.read() == "got TERM\n"
+
+
+def test_v1_cannot_signal_so_a_stop_request_stops(rune, rune_fg, bundle, pal):
+    """v1 has no pal_kill: the init-runelet destroys the enclave itself and
+    exits 128+TERM (runtime/process/runelet.py); KILL would give 128+9."""
+    fg = rune_fg("run", "--bundle", bundle(enclave_config(["sleep", "100"], pal("v1"))), "v1kill")
+    wait_status(rune, "v1kill", "running")
     rune("kill", "v1kill", "TERM", check=True)
-    wait_status(rune, "v1kill", "stopped")
+    assert fg.wait(timeout=10) == 128 + signal.SIGTERM
+    assert status(rune, "v1kill") == "gone"  # `rune run` deleted it
 
 
 def test_exec_detached_gives_a_waitable_pid(rune, bundle, pal, tmp_path):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 
 from inclavare.testing.bundles import base_config
+from inclavare.testing.containers import status, wait_status
 
 pytestmark = pytest.mark.root
 
@@ -60,10 +60,10 @@ def test_exec_errors(rune, running, bundle):
 
 def test_pause_resume(rune, running):
     rune("pause", running, check=True)
-    assert json.loads(rune("state", running).stdout)["status"] == "paused"
+    assert status(rune, running) == "paused"
     assert rune("pause", running).returncode == 1
     rune("resume", running, check=True)
-    assert json.loads(rune("state", running).stdout)["status"] == "running"
+    assert status(rune, running) == "running"
     assert rune("resume", running).returncode == 1
     assert rune("exec", running, "true").returncode == 0
 
@@ -78,7 +78,4 @@ def test_kill_all(rune, running):
     rune("exec", "-d", running, "sleep", "50", check=True)
     assert len(json.loads(rune("ps", "-f", "json", running).stdout)) == 2
     rune("kill", "--all", running, "KILL", check=True)
-    deadline = time.monotonic() + 5
-    while json.loads(rune("state", running).stdout)["status"] != "stopped":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_status(rune, running, "stopped", timeout=5)

@@ -47,7 +47,8 @@ def test_umoci_repacked_layer_unpacks_the_same(tmp_path, rootfs_cache) -> None:
     umoci("repack", "--image", f"{layout}:v2", str(tmp_path / "work"))
 
     done = subprocess.run([sys.executable, "-m", "inclavare.cli.tool._main", "image", "unpack", f"{layout}:v2",
-                           str(tmp_path / "ours")], capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+                           str(tmp_path / "ours")],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     ours = tmp_path / "ours/rootfs"
     assert (ours / "deep" / LONG_DIR / LONG_FILE).read_text() == "long\n"

@@ -362,7 +362,10 @@ def test_no_secret_in_server_log_or_audit_file(kbs, world):
 
 
 def test_rate_limit_answers_429(world):
-    extra = "\n[rate_limit]\nper_address = { rate = 0.5, burst = 3 }\nper_session = { rate = 0.5, burst = 2 }\ntrust_forwarded_for = true\n"
+    extra = (
+        "\n[rate_limit]\nper_address = { rate = 0.5, burst = 3 }\nper_session = { rate = 0.5, burst = 2 }\n"
+        "trust_forwarded_for = true\n"
+    )
     with KbsProcess(world.config("limited", extra=extra)) as k:
         http = httpx.Client(base_url=k.url)
         hello = {"version": "0.4.0", "tee": "software"}

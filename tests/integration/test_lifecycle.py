@@ -10,18 +10,9 @@ import time
 import pytest
 
 from inclavare.testing.bundles import base_config
+from inclavare.testing.containers import status, wait_status
 
 pytestmark = pytest.mark.root
-
-
-def wait_status(rune, cid, want, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = rune("state", cid)
-        if out.returncode == 0 and json.loads(out.stdout)["status"] == want:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{cid} never reached {want}: {rune('state', cid).stdout}")
 
 
 def test_run_foreground_exit_code_and_stdio(rune, bundle):
@@ -40,10 +31,10 @@ def test_create_start_state_delete(rune, bundle, tmp_path):
     assert state["pid"] == int(pid_file.read_text())
     assert state["bundle"] == b
     rune("start", "c1", check=True)
-    assert json.loads(rune("state", "c1").stdout)["status"] == "running"
+    assert status(rune, "c1") == "running"
     assert rune("start", "c1").returncode == 1  # already started
     assert rune("delete", "c1").returncode == 1  # running: refused, no effect
-    assert json.loads(rune("state", "c1").stdout)["status"] == "running"
+    assert status(rune, "c1") == "running"
     rune("kill", "c1", "KILL", check=True)
     wait_status(rune, "c1", "stopped")
     rune("delete", "c1", check=True)
@@ -54,29 +45,20 @@ def test_delete_created_needs_force(rune, bundle):
     b = bundle(base_config(["true"]))
     rune("create", "--bundle", b, "c2", check=True)
     assert rune("delete", "c2").returncode == 1
-    assert json.loads(rune("state", "c2").stdout)["status"] == "created"
+    assert status(rune, "c2") == "created"
     rune("delete", "--force", "c2", check=True)
     assert rune("state", "c2").returncode == 1
 
 
 @pytest.mark.parametrize("sig", ["TERM", "SIGTERM", "15", "sigterm"])
-def test_kill_signal_forms(rune, bundle, sig):
+def test_kill_signal_forms(rune, rune_fg, bundle, sig):
     """Each spelling delivers SIGTERM itself: the container's trap for it
     sets the exit status `rune run` returns (any other signal would not)."""
     b = bundle(base_config(["sh", "-c", "trap 'exit 42' TERM; echo trapped; while true; do sleep 0.05; done"]))
-    fg = subprocess.Popen([*rune_argv(rune), "run", "--bundle", b, "k"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert fg.stdout is not None
-        assert fg.stdout.readline() == "trapped\n"  # the trap is set
-        rune("kill", "k", sig, check=True)
-        assert fg.wait(timeout=10) == 42
-    finally:
-        fg.kill()
-        fg.wait()
-
-
-def rune_argv(rune) -> list[str]:
-    return [rune("--version").args[0], *rune.globals]
+    fg = rune_fg("run", "--bundle", b, "k", stdout=subprocess.PIPE, text=True)
+    assert fg.stdout.readline() == "trapped\n"  # the trap is set
+    rune("kill", "k", sig, check=True)
+    assert fg.wait(timeout=10) == 42
 
 
 def test_unknown_signal(rune, bundle):
@@ -119,7 +101,7 @@ def test_every_verb_refuses_what_its_status_forbids(rune, bundle):
     assert refused(rune, "events", "--stats", "t") == "cannot watch the events of container t: it is stopped"
     assert refused(rune, "update", "--pids-limit", "9", "t") == "cannot update container t: it is stopped"
     assert refused(rune, "start", "t") == "cannot start container t: it is stopped"
-    assert json.loads(rune("state", "t", check=True).stdout)["status"] == "stopped"
+    assert status(rune, "t") == "stopped"
     rune("delete", "t", check=True)
 
 
@@ -266,9 +248,9 @@ def test_killed_create_leaves_a_deletable_container(rune, state_root):
     dead.wait()
     s.extra["creator"] = [dead.pid, None]
     s.save()
-    assert json.loads(rune("state", "half", check=True).stdout)["status"] == "stopped"
-    r = subprocess.run(["setsid", "--wait", rune("--version").args[0], "--root", state_root, "delete", "--force", "half"],
-                       capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert status(rune, "half") == "stopped"
+    r = subprocess.run(["setsid", "--wait", rune("--version").args[0], "--root", state_root,
+                        "delete", "--force", "half"], capture_output=True, text=True, timeout=30)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert not os.path.exists(d)
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+from errno import ENOSPC
 
 import pytest
 
 from inclavare.testing.bundles import base_config
 
 pytestmark = pytest.mark.root
-
-SIGSYS = 31
-ENOSPC = 28
 
 
 def config(args: list[str], seccomp: dict, nnp: bool = True) -> dict:
@@ -42,7 +41,7 @@ def test_errno_action_and_errno_ret(rune, bundle, extra, message):
 def test_kill_action_kills_with_sigsys(rune, bundle, action):
     b = bundle(config(["mkdir", "/dev/shm/d"], deny(["mkdir", "mkdirat"], action)))
     r = rune("run", "--bundle", b, "k")
-    assert r.returncode == 128 + SIGSYS, r.stderr
+    assert r.returncode == 128 + signal.SIGSYS, r.stderr
 
 
 def test_argument_conditions(rune, bundle):

@@ -49,7 +49,8 @@ def tenant_key():
 
 def provisioned(bundle: str, kbs_url: str) -> None:
     set_enclave(bundle, "preopen=/run/secrets", args=["/app/hello.wasm", "read=/run/secrets/greeting"],
-                annotations={"enclave.kbs.url": kbs_url, "enclave.kbs.resources": "default/secret/greeting"})  # fmt: skip
+                annotations={"enclave.kbs.url": kbs_url,
+                             "enclave.kbs.resources": "default/secret/greeting"})  # fmt: skip
 
 
 def test_approved_enclave_receives_its_secret(rune, tmp_path, rootfs_cache, kbs, world, tenant_key):

@@ -10,11 +10,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from inclavare.testing.bundles import base_config
+from inclavare.testing.containers import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -132,7 +132,8 @@ def test_tmpcopyup_copies_the_image_files_and_never_follows_its_links(rune, bund
     secret = tmp_path / "host-secret"
     secret.write_text("host data")
     cfg = base_config(["sh", "-c", "cat /data/a; stat -c '%u:%g %a' /data/sub/b; readlink /data/link; "
-                                   "cat /data/link 2>/dev/null || echo no-host-file; touch /data/new || echo ro"])  # fmt: skip
+                                   "cat /data/link 2>/dev/null || echo no-host-file; "
+                                   "touch /data/new || echo ro"])  # fmt: skip
     cfg["mounts"].append({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
                           "options": ["tmpcopyup", "ro", "nosuid", "mode=755"]})  # fmt: skip
     b = bundle(cfg)
@@ -267,10 +268,9 @@ def test_sysctl_in_a_joined_namespace_of_its_own_is_written_there(rune, bundle):
     before = _read_sysctl(key)
     holder = subprocess.Popen(["unshare", "--net", "sleep", "60"])
     try:
-        for _ in range(200):  # until unshare has exec'd sleep in the new namespace
-            if os.readlink(f"/proc/{holder.pid}/ns/net") != os.readlink("/proc/self/ns/net"):
-                break
-            time.sleep(0.01)
+        host_net = os.readlink("/proc/self/ns/net")
+        net = f"/proc/{holder.pid}/ns/net"
+        wait_for(lambda: os.readlink(net) != host_net, "unshare to enter a new network namespace")
         cfg = base_config(["cat", "/proc/sys/net/ipv4/tcp_keepalive_probes"])
         cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"] if ns["type"] != "network"]
         cfg["linux"]["namespaces"].append({"type": "network", "path": f"/proc/{holder.pid}/ns/net"})
@@ -294,7 +294,8 @@ def test_joining_runes_own_mount_namespace_is_refused(rune, bundle, state_root):
     cfg["linux"]["namespaces"].append({"type": "mount", "path": "/proc/self/ns/mnt"})  # opened by rune: its own
     b = bundle(cfg)
     r = subprocess.run(["unshare", "--mount", "--propagation", "private", rune("--version").args[0], "--root",
-                        state_root, "create", "--bundle", b, "ownmnt"], capture_output=True, text=True, timeout=60)  # fmt: skip
+                        state_root, "create", "--bundle", b, "ownmnt"],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1, r.stderr
     assert "linux.namespaces[" in r.stderr

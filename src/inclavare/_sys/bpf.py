@@ -14,6 +14,7 @@ memory cgroup, not RLIMIT_MEMLOCK, so no rlimit is raised here.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 
 from ..errors import SyscallError
@@ -26,7 +27,6 @@ PROG_TYPE_CGROUP_DEVICE = 15  # enum bpf_prog_type
 CGROUP_DEVICE = 6  # enum bpf_attach_type: BPF_CGROUP_DEVICE
 F_ALLOW_MULTI = 2  # BPF_F_ALLOW_MULTI
 _LOG_SIZE = 1 << 16
-_ENOSPC, _ENOENT = 28, 2
 
 
 class _ProgLoad(ctypes.Structure):
@@ -91,7 +91,8 @@ def load_device_program(insns: bytes, name: str = "rune_devices") -> int:
     if fd >= 0:  # loaded the second time: report nothing
         return fd
     lines = log.value.decode(errors="replace").strip().splitlines()
-    detail = f"{len(insns) // 8} instructions" + (f": verifier: {lines[-1]}" if lines and log_err != _ENOSPC else "")
+    verifier = f": verifier: {lines[-1]}" if lines and log_err != errno.ENOSPC else ""
+    detail = f"{len(insns) // 8} instructions" + verifier
     raise SyscallError("bpf(BPF_PROG_LOAD) of the device program", err, detail)
 
 
@@ -103,7 +104,7 @@ def attach(cgroup_fd: int, prog_fd: int, attach_type: int = CGROUP_DEVICE, flags
 
 def detach(cgroup_fd: int, prog_fd: int, attach_type: int = CGROUP_DEVICE) -> None:
     ret, err = _bpf(PROG_DETACH, _Attach(cgroup_fd, prog_fd, attach_type, 0, 0))
-    if ret < 0 and err != _ENOENT:  # ENOENT: detached meanwhile
+    if ret < 0 and err != errno.ENOENT:  # detached meanwhile
         raise SyscallError("bpf(BPF_PROG_DETACH)", err)
 
 
@@ -116,7 +117,7 @@ def query(cgroup_fd: int, attach_type: int = CGROUP_DEVICE) -> list[int]:
         ret, err = _bpf(PROG_QUERY, attr)
         if ret == 0:
             return list(ids[: attr.prog_cnt])
-        if err != _ENOSPC or count >= 1 << 16:
+        if err != errno.ENOSPC or count >= 1 << 16:
             raise SyscallError("bpf(BPF_PROG_QUERY)", err)
         count *= 4
 
@@ -126,7 +127,7 @@ def program_fd(prog_id: int) -> int | None:
     fd, err = _bpf(PROG_GET_FD_BY_ID, _GetFdById(prog_id, 0, 0))
     if fd >= 0:
         return fd
-    if err == _ENOENT:
+    if err == errno.ENOENT:
         return None
     raise SyscallError("bpf(BPF_PROG_GET_FD_BY_ID)", err, str(prog_id))
 

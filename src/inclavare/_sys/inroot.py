@@ -12,6 +12,7 @@ links are refused — and the kernel object is then used through its fd
 
 from __future__ import annotations
 
+import errno
 import os
 
 from ..errors import SyscallError
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 _RESOLVE = c.RESOLVE_IN_ROOT | c.RESOLVE_NO_MAGICLINKS
 # Below an already resolved directory: no symlink at all, no way out of it.
 _NO_LINKS = c.RESOLVE_NO_SYMLINKS | c.RESOLVE_BENEATH
-_ENOENT = 2
-_ELOOP = 40
 
 
 def fd_path(fd: int) -> str:
@@ -55,7 +54,7 @@ def mkdir_all(sc: Syscalls, root_fd: int, path: str, mode: int = 0o755) -> int:
     try:
         return open_in_root(sc, root_fd, path, os.O_PATH | os.O_DIRECTORY)
     except SyscallError as exc:
-        if exc.errno != _ENOENT:
+        if exc.errno != errno.ENOENT:
             raise
     parts = _components(path)
     have = len(parts)
@@ -65,7 +64,7 @@ def mkdir_all(sc: Syscalls, root_fd: int, path: str, mode: int = 0o755) -> int:
             fd = open_in_root(sc, root_fd, "/".join(parts[:have]) or ".", os.O_PATH | os.O_DIRECTORY)
             break
         except SyscallError as exc:
-            if exc.errno != _ENOENT or have == 0:
+            if exc.errno != errno.ENOENT or have == 0:
                 raise
     for name in parts[have:]:
         try:
@@ -76,7 +75,7 @@ def mkdir_all(sc: Syscalls, root_fd: int, path: str, mode: int = 0o755) -> int:
             try:
                 nxt = sc.openat2(fd, name, os.O_PATH | os.O_DIRECTORY, _NO_LINKS)
             except SyscallError as exc:
-                if exc.errno == _ELOOP:
+                if exc.errno == errno.ELOOP:
                     raise SyscallError(
                         "create directory", exc.errno, f"{path} ({name} is a dangling symlink)"
                     ) from None

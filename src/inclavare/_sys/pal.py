@@ -3,12 +3,14 @@
 This module is mechanism only: it mirrors the C header (docs/pal-abi.md;
 tests/fixtures/pal/pal.h) field by field, loads a PAL with
 ``dlopen(path, RTLD_NOW)``, binds each entry point with explicit
-``argtypes``/``restype`` and marshals Python values into the C calls. It returns the PAL's raw return codes; deciding what they mean (version
+``argtypes``/``restype`` and marshals Python values into the C calls. It
+returns the PAL's raw return codes; deciding what they mean (version
 negotiation, error messages) is :mod:`inclavare.enclave.pal`'s job.
 
-Ref: inventory §2.3. Every struct uses natural alignment, as rune's cgo
-caller and the skeleton PAL do; the *packed* declarations in spec_v2.md are
-not what runs (``pal_exec_args.exit_value`` is at offset 8, not 4).
+Ref: docs/pal-abi.md, "Structs". Every struct uses natural alignment, as
+rune's cgo caller and the skeleton PAL do; the *packed* declarations in
+spec_v2.md are not what runs (``pal_exec_args.exit_value`` is at offset 8,
+not 4).
 
 Lifetimes: ctypes keeps a Python object alive only while it is referenced.
 Every buffer a call hands to C (strings, argv/env arrays, stdio, out-params)
@@ -68,7 +70,7 @@ class pal_exec_args(ctypes.Structure):
 
 
 # Symbol -> (restype, argtypes) per ABI version; pal_init and pal_exec change
-# their signature between versions (inventory §2.1, §2.3).
+# their signature between versions (docs/pal-abi.md, "Symbols" and "Calls").
 Signature = tuple[Any, list[Any]]  # (restype, argtypes)
 _COMMON: dict[str, Signature] = {
     "pal_get_version": (ctypes.c_int, []),
@@ -99,8 +101,8 @@ SIGNATURES: dict[int, dict[str, Signature]] = {
 def errno_text(ret: int) -> str:
     """``-22 (Invalid argument)``: a PAL return code as rune prints it.
 
-    PALs return ``-errno`` (inventory §2.3); a value that is no errno is said
-    to be one rather than shown as "Unknown error".
+    PALs return ``-errno`` (docs/pal-abi.md, "Calls"); a value that is no
+    errno is said to be one rather than shown as "Unknown error".
     """
     code = -ret
     if code in errno.errorcode:
@@ -124,7 +126,8 @@ class PalLibrary:
     def __init__(self, path: str) -> None:
         """dlopen(path, RTLD_NOW); OSError with dlerror()'s text on failure.
 
-        RTLD_NOW, as rune does (inventory §1.3): an unresolved symbol fails
+        RTLD_NOW, as rune does (docs/pal-abi.md, "Loading, threads and
+        signals"): an unresolved symbol fails
         here, at create time, not in the middle of a running container.
         """
         self.path = path

@@ -18,6 +18,7 @@ libseccomp-dev) and the kernel's <linux/seccomp.h>, <linux/filter.h>.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import struct
 
@@ -44,8 +45,8 @@ _SCMP_ACT_ERRNO = 0x00050000  # SCMP_ACT_ERRNO(x) = 0x00050000U | ((x) & 0x0000f
 _SCMP_ACT_TRACE = 0x7FF00000  # SCMP_ACT_TRACE(x) = 0x7ff00000U | ((x) & 0x0000ffffU)
 
 
-def scmp_act_errno(errno: int) -> int:
-    return _SCMP_ACT_ERRNO | (errno & 0xFFFF)
+def scmp_act_errno(code: int) -> int:
+    return _SCMP_ACT_ERRNO | (code & 0xFFFF)
 
 
 def scmp_act_trace(msg: int) -> int:
@@ -78,7 +79,6 @@ BPF_MAXINSNS = 4096
 SOCK_FILTER_SIZE = 8  # struct sock_filter { __u16 code; __u8 jt; __u8 jf; __u32 k; }
 
 _SYS_SECCOMP = 317  # arch/x86/entry/syscalls/syscall_64.tbl
-_EFAULT = 14
 
 
 class ArgCmp(ctypes.Structure):
@@ -181,7 +181,7 @@ class Context:
         self._lib = lib.lib
         self._ctx = self._lib.seccomp_init(default_action)
         if not self._ctx:
-            raise SyscallError("seccomp_init", 22, hex(default_action))  # EINVAL: the only documented failure
+            raise SyscallError("seccomp_init", errno.EINVAL, hex(default_action))  # the only documented failure
 
     def release(self) -> None:
         if self._ctx:
@@ -191,7 +191,7 @@ class Context:
     def arch_add(self, token: int) -> bool:
         """Add an architecture; False when it was already there (the native one always is)."""
         rc = self._lib.seccomp_arch_add(self._ctx, token)
-        if rc == -17:  # EEXIST
+        if rc == -errno.EEXIST:
             return False
         _check(rc, "seccomp_arch_add", hex(token))
         return True
@@ -237,7 +237,7 @@ def flag_supported(flags: int) -> bool:
     Unknown flags fail with EINVAL before the program pointer is read, known
     ones with EFAULT on the NULL program (libseccomp probes the same way).
     """
-    return _seccomp(SECCOMP_SET_MODE_FILTER, flags, None) == -_EFAULT
+    return _seccomp(SECCOMP_SET_MODE_FILTER, flags, None) == -errno.EFAULT
 
 
 def action_available(action: int) -> bool:
@@ -320,11 +320,22 @@ def evaluate(code: bytes, nr: int, args: tuple[int, ...] = (), arch: int = AUDIT
     return None
 
 
-_ALU: dict[int, Callable[[int, int], int]] = {0x00: lambda a, b: a + b, 0x10: lambda a, b: a - b, 0x20: lambda a, b: a * b,
-        0x40: lambda a, b: a | b, 0x50: lambda a, b: a & b, 0x60: lambda a, b: a << (b & 31),
-        0x70: lambda a, b: a >> (b & 31), 0xA0: lambda a, b: a ^ b}  # fmt: skip
-_JUMPS: dict[int, Callable[[int, int], bool]] = {0x10: lambda a, b: a == b, 0x20: lambda a, b: a > b, 0x30: lambda a, b: a >= b,
-          0x40: lambda a, b: bool(a & b)}  # fmt: skip
+_ALU: dict[int, Callable[[int, int], int]] = {
+    0x00: lambda a, b: a + b,  # BPF_ADD
+    0x10: lambda a, b: a - b,  # BPF_SUB
+    0x20: lambda a, b: a * b,  # BPF_MUL
+    0x40: lambda a, b: a | b,  # BPF_OR
+    0x50: lambda a, b: a & b,  # BPF_AND
+    0x60: lambda a, b: a << (b & 31),  # BPF_LSH
+    0x70: lambda a, b: a >> (b & 31),  # BPF_RSH
+    0xA0: lambda a, b: a ^ b,  # BPF_XOR
+}
+_JUMPS: dict[int, Callable[[int, int], bool]] = {
+    0x10: lambda a, b: a == b,  # BPF_JEQ
+    0x20: lambda a, b: a > b,  # BPF_JGT
+    0x30: lambda a, b: a >= b,  # BPF_JGE
+    0x40: lambda a, b: bool(a & b),  # BPF_JSET
+}
 
 
 def allows(code: bytes, nr: int, args: tuple[int, ...]) -> bool:

@@ -3,9 +3,9 @@
 Python's :mod:`ssl` has no verification callback. A TLS *server* that wants a
 client certificate must use ``CERT_OPTIONAL``/``CERT_REQUIRED``, and OpenSSL
 then refuses a self-signed RA-TLS certificate (X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT)
-before the application sees it. rats-tls handles this in its verify callback
-(inventory section 6.4: it "tolerates the self-signed-root ... pre-verify
-errors" and verifies the evidence instead). Here the same effect comes from
+before the application sees it. rats-tls handles this in its verify callback,
+which tolerates the self-signed pre-verify errors and verifies the evidence
+instead (docs/ratls.md, "Attested TLS"). Here the same effect comes from
 ``SSL_CTX_set_cert_verify_callback`` (OpenSSL ``SSL_CTX_set_cert_verify_callback(3)``)
 with a callback that returns 1: chain building is skipped, while the TLS
 handshake itself still proves that the peer holds the certificate's private

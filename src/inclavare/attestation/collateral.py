@@ -12,7 +12,8 @@ What it holds (RATS "endorsements"):
 
 Files are classified by *content*, not name: ``{"tcbInfo":..}`` and
 ``{"enclaveIdentity":..}`` PCS bodies, dcap-qvl ``QuoteCollateralV3`` JSON
-bundles (PCS ``tcbEvaluationDataNumbers`` bodies are recognised and skipped), PEM/DER certificates and CRLs, PEM Ed25519 public keys. A cache
+bundles (PCS ``tcbEvaluationDataNumbers`` bodies are recognised and
+skipped), PEM/DER certificates and CRLs, PEM Ed25519 public keys. A cache
 directory is read recursively (files ending in .json, .pem, .der, .crl,
 .cer, .crt); :meth:`CollateralStore.save` and :mod:`.fetch` write this layout::
 

@@ -9,11 +9,14 @@ requester is not authenticated, 403 when it is but may not have the
 resource, 404 when the resource does not exist; 400 for malformed requests.
 
     KbsError                      status  problem type
-    ├── InvalidRequest            400     InvalidRequest        malformed body, located (`attestation: runtime-data.nonce: missing`)
+    ├── InvalidRequest            400     InvalidRequest        malformed body, located
+    │                                                           (`attestation: runtime-data.nonce: missing`)
     ├── PolicyInvalid             400     InvalidPolicy         an uploaded Rego policy does not compile
-    ├── AuthFailed                401     AttestationError      the /auth step refused the request (version, tee, hash algorithms)
-    ├── AttestationFailed         401     AttestationError      evidence, binding, nonce or appraisal failed: the wire says only
-    │                                                           "attestation failed" (no oracle); the reason goes to the log
+    ├── AuthFailed                401     AttestationError      the /auth step refused the request
+    │                                                           (version, tee, hash algorithms)
+    ├── AttestationFailed         401     AttestationError      evidence, binding, nonce or appraisal failed: the
+    │                                                           wire says only "attestation failed" (no oracle); the
+    │                                                           reason goes to the log
     ├── TokenNotFound             401     TokenNotFound         no usable session cookie or bearer token
     ├── TokenInvalid              401     TokenVerifierError    a bearer token that does not verify or has expired
     ├── AdminAuthFailed           401     AdminAuth             admin API without a valid admin token
@@ -24,8 +27,10 @@ resource, 404 when the resource does not exist; 400 for malformed requests.
     ├── PayloadTooLarge           413     PayloadTooLarge       a body over http.max_body
     ├── RateLimited               429     TooManyRequests       carries ``retry_after`` seconds
     ├── StorageUnavailable        503     StorageUnavailable    the database cannot be reached (retry)
-    ├── PolicyBusy                503     PolicyBusy            a repository's resource policies are all being evaluated (retry)
-    ├── JweError                  500     JweError              a response cannot be encrypted or (client side) decrypted
+    ├── PolicyBusy                503     PolicyBusy            a repository's resource policies are all being
+    │                                                           evaluated (retry)
+    ├── JweError                  500     JweError              a response cannot be encrypted or (client side)
+    │                                                           decrypted
     └── ConfigError               --      (not a wire error)    the TOML config, with a dotted location
 
 ``public_detail`` is what a remote peer sees; ``str(exc)`` is the detail for

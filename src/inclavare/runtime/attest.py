@@ -2,7 +2,8 @@
 
 Asks the container's init-runelet, over its agent socket, for a local
 report of the enclave instance (``pal_get_local_report`` for v3 PALs, the
-Python runtime's own for built-in ones; inventory §1.8). With ``is_ra``,
+Python runtime's own for built-in ones; docs/pal-abi.md, "Calls", and
+docs/ratls.md, "SGX: PAL local report and aesmd"). With ``is_ra``,
 remote-attestation evidence where the platform has it, and "not supported on
 this platform: ..." where it has not.
 """

@@ -101,8 +101,12 @@ def _check_required(spec: Spec) -> None:
     if any(ns.type == "mount" for ns in linux.namespaces):
         return
     reason = "needs a mount namespace of the container's own (it would change the host's mounts)"
-    for field, value in (("linux.maskedPaths", linux.masked_paths), ("linux.readonlyPaths", linux.readonly_paths),
-                         ("linux.rootfsPropagation", linux.rootfs_propagation), ("root.readonly", root.readonly)):  # fmt: skip
+    for field, value in (
+        ("linux.maskedPaths", linux.masked_paths),
+        ("linux.readonlyPaths", linux.readonly_paths),
+        ("linux.rootfsPropagation", linux.rootfs_propagation),
+        ("root.readonly", root.readonly),
+    ):
         if value:
             raise SpecError(field, reason)
 

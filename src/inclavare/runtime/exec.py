@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 class ExecOptions:
     __slots__ = ("apparmor", "args", "caps", "console_socket", "cwd", "detach", "env", "extra_gids",
-                 "no_new_privs", "pid_file", "preserve_fds", "process_file", "process_label", "tty", "user")  # fmt: skip
+                 "no_new_privs", "pid_file", "preserve_fds", "process_file", "process_label", "tty",
+                 "user")  # fmt: skip
 
     def __init__(self) -> None:
         self.args: list[str] = []

@@ -116,8 +116,9 @@ def build(container_id: str, bundle: str, rootfs: str, spec: Spec, opts: CreateO
     return LaunchPlan(
         container_id=container_id, bundle=bundle, rootfs=rootfs, spec=spec,
         mounts=_labelled(mount_entries(spec, bundle), lsm.mount_context(linux.mount_label)),
-        new_flags=new_flags, joins=tuple(joins), cgroup_mounts=cgroup_mounts, seccomp=_seccomp(linux.seccomp), enclave=enclave,
-        no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring, preserve_fds=opts.preserve_fds,
+        new_flags=new_flags, joins=tuple(joins), cgroup_mounts=cgroup_mounts, seccomp=_seccomp(linux.seccomp),
+        enclave=enclave, no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
+        preserve_fds=opts.preserve_fds,
     )  # fmt: skip
 
 

@@ -59,7 +59,8 @@ def format_table(rows: list[dict[str, object]]) -> str:
     """The text table of `runc list` (tabwriter: min width 12, padding 1)."""
     header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "ENCLAVE"]
     lines = [header] + [[str(r["id"]), str(r["pid"]), str(r["status"]), str(r["bundle"]),
-                         _format_created(str(r["created"])), str(r["owner"]), _enclave_cell(r)] for r in rows]  # fmt: skip
+                         _format_created(str(r["created"])), str(r["owner"]), _enclave_cell(r)]
+                        for r in rows]  # fmt: skip
     widths = [max(12, *(len(line[i]) + 1 for line in lines)) for i in range(len(header) - 1)]
     return "".join("".join(f.ljust(w) for f, w in zip(line, widths, strict=False)) + line[-1] + "\n" for line in lines)
 

@@ -20,8 +20,14 @@ SAMPLES = os.path.join(ROOT, "samples")
 MANIFEST = "/app/hello-wasm.toml"
 
 
-def wasm_bundle(directory: str, key: ed25519.Ed25519PrivateKey, rootfs_cache: str | None = None,
-                args: list[str] | None = None, runtime_args: str = "", variant: bytes = b"") -> tuple[str, EnclaveIdentity]:  # fmt: skip
+def wasm_bundle(
+    directory: str,
+    key: ed25519.Ed25519PrivateKey,
+    rootfs_cache: str | None = None,
+    args: list[str] | None = None,
+    runtime_args: str = "",
+    variant: bytes = b"",
+) -> tuple[str, EnclaveIdentity]:
     """A bundle running /app/hello.wasm in the `wasm` runtime, signed by `key`.
 
     `variant` goes into a custom section appended to the module: another

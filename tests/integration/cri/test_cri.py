@@ -21,20 +21,13 @@ from crikit.daemon import HANDLER, HANDLER_REQUIRED
 from crikit.fixtures import check_against_saved, save_if_asked
 from crikit.images import BUSYBOX_IMAGE, HELLO_WASM_IMAGE, PAUSE_IMAGE
 
+from inclavare.testing.containers import wait_for
+
 pytestmark = pytest.mark.root
 
 # CRI container log line: "<RFC 3339 nano time> <stream> <tag> <message>" (kubelet's
 # pkg/kubelet/kuberuntime/logs; tag F = full line, P = partial).
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(?:Z|[+-]\d\d:\d\d) (stdout|stderr) ([FP]) (.*)$")
-
-
-def wait_for(predicate, what: str, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def log_entries(pod, name: str) -> list[tuple[str, str, str]]:

@@ -12,6 +12,8 @@ import pytest
 from crikit.client import cri as api
 from crikit.images import pause_binary
 
+from inclavare.testing.containers import wait_for
+
 pytestmark = pytest.mark.root
 
 
@@ -48,10 +50,7 @@ def signals_taken(pid: int) -> bool:
 def test_pause_exits_zero_on_signal(sig):
     proc = subprocess.Popen([pause_binary()], stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 5
-        while not signals_taken(proc.pid):
-            assert time.monotonic() < deadline, "pause never blocked its signals"
-            time.sleep(0.01)
+        wait_for(lambda: signals_taken(proc.pid), "pause to block its signals", timeout=5, interval=0.01)
         proc.send_signal(sig)
         assert proc.wait(timeout=5) == 0
         assert f"signal {int(sig)}" in proc.stderr.read().decode()

@@ -76,8 +76,15 @@ def sgx_extensions(components: list[int], pce_svn: int, fmspc: bytes, pce_id: by
     return _der(0x30, b"".join(items))
 
 
-def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None, signer: ec.EllipticCurvePrivateKey,
-          ca: bool, serial: int, extra: bytes | None = None) -> x509.Certificate:  # fmt: skip
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Certificate | None,
+    signer: ec.EllipticCurvePrivateKey,
+    ca: bool,
+    serial: int,
+    extra: bytes | None = None,
+) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     b = (
         x509.CertificateBuilder()
@@ -173,7 +180,8 @@ class World:
                 }
             )
         info: dict = {"id": "TDX" if self.tdx else "SGX", "version": 3, **self._window(), "fmspc": self.fmspc.hex(),
-                      "pceId": self.pce_id.hex(), "tcbType": 0, "tcbEvaluationDataNumber": 17, "tcbLevels": levels}  # fmt: skip
+                      "pceId": self.pce_id.hex(), "tcbType": 0, "tcbEvaluationDataNumber": 17,
+                      "tcbLevels": levels}  # fmt: skip
         if self.tdx:
             module = {"mrsigner": "00" * 48, "attributes": "00" * 8, "attributesMask": "ff" * 8}
             info["tdxModule"] = module
@@ -190,8 +198,8 @@ class World:
         ]
         return {"id": "TD_QE" if self.tdx else "QE", "version": 2, **self._window(), "tcbEvaluationDataNumber": 17,
                 "miscselect": "00000000", "miscselectMask": "FFFFFFFF", "attributes": "11" + "00" * 15,
-                "attributesMask": "FBFFFFFFFFFFFFFF" + "00" * 8, "mrsigner": QE_MRSIGNER.hex(), "isvprodid": 1 + self.tdx,
-                "tcbLevels": levels}  # fmt: skip
+                "attributesMask": "FBFFFFFFFFFFFFFF" + "00" * 8, "mrsigner": QE_MRSIGNER.hex(),
+                "isvprodid": 1 + self.tdx, "tcbLevels": levels}  # fmt: skip
 
     def _quote(self, pck_key: ec.EllipticCurvePrivateKey, chain: bytes) -> bytes:
         att_key = _key(21)

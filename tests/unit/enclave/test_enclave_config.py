@@ -138,8 +138,8 @@ def test_env_wins_and_is_removed_from_the_workload():
 def test_kbs_settings_by_env_and_annotation():
     from inclavare.enclave.provision import KbsPlan
 
-    settings = read_settings({"enclave.kbs.secrets_dir": "/run/s"},
-                             ["ENCLAVE_KBS_URL=https://kbs.example", "ENCLAVE_KBS_RESOURCES=default/key/db"])  # fmt: skip
+    env = ["ENCLAVE_KBS_URL=https://kbs.example", "ENCLAVE_KBS_RESOURCES=default/key/db"]
+    settings = read_settings({"enclave.kbs.secrets_dir": "/run/s"}, env)
     plan = KbsPlan.from_settings(settings)
     assert plan is not None
     assert (plan.urls, plan.resources, plan.secrets_dir) == (["https://kbs.example"], ["default/key/db"], "/run/s")

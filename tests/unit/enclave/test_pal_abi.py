@@ -9,7 +9,7 @@ import pytest
 
 from inclavare._sys import pal as abi
 
-# inventory §2.3: natural alignment on x86-64.
+# docs/pal-abi.md, "Structs": natural alignment on x86-64.
 PINNED = {
     "sizeof(pal_attr_v1_t)": 16,
     "offsetof(pal_attr_v1_t, args)": 0,

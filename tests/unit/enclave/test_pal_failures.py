@@ -97,7 +97,7 @@ def test_pal_exec_fails(pal, variant):
     ("variant", "call"), [("v1", "pal_exec"), ("v2", "pal_create_process"), ("v3", "pal_create_process")]
 )
 def test_a_program_that_cannot_be_executed(pal, variant, call):
-    """The fixture reports execve's errno, as v1's documented -ENOENT (§2.3)."""
+    """The fixture reports execve's errno, as v1's documented -ENOENT (docs/pal-abi.md, "The fixture PALs")."""
     rt = started(pal, variant, "")
     msg = message_of(PalCallFailed, _run, rt, "/nonexistent/program")
     assert msg == f"enclave runtime liberpal-{variant}.so: {call} failed: -2 (No such file or directory)"

@@ -56,8 +56,8 @@ def test_agrees_with_tarfile_on_what_it_writes(fmt) -> None:
     with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
         for info, data in members:
             tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
-    got = [(e.name.rstrip("/"), e.kind, e.size, e.linkname, e.mode, e.uid, e.gid, e.mtime_ns, e.devmajor, e.devminor, body)
-           for e, body in entries(buf.getvalue())]  # fmt: skip
+    got = [(e.name.rstrip("/"), e.kind, e.size, e.linkname, e.mode, e.uid, e.gid, e.mtime_ns,
+            e.devmajor, e.devminor, body) for e, body in entries(buf.getvalue())]  # fmt: skip
     want = [(i.name, kind, i.size if i.isreg() else 0, i.linkname, i.mode, i.uid, i.gid, i.mtime * 10**9,
              i.devmajor if i.ischr() else 0, i.devminor if i.ischr() else 0, d) for (i, d), kind in
             zip(members, [m[0].type for m in members], strict=True)]  # fmt: skip

@@ -14,7 +14,8 @@ from inclavare.kbs.protocol.ear import EAR_PROFILE, Tier, ear_claims, status, te
         (0, Tier.NONE), (1, Tier.NONE), (-1, Tier.NONE),
         (2, Tier.AFFIRMING), (31, Tier.AFFIRMING), (-2, Tier.AFFIRMING), (-32, Tier.AFFIRMING),
         (32, Tier.WARNING), (95, Tier.WARNING), (-33, Tier.WARNING), (-96, Tier.WARNING),
-        (96, Tier.CONTRAINDICATED), (127, Tier.CONTRAINDICATED), (-97, Tier.CONTRAINDICATED), (-128, Tier.CONTRAINDICATED),
+        (96, Tier.CONTRAINDICATED), (127, Tier.CONTRAINDICATED),
+        (-97, Tier.CONTRAINDICATED), (-128, Tier.CONTRAINDICATED),
     ],
 )  # fmt: skip
 def test_tiers(value, expected):

@@ -30,6 +30,7 @@ SOFTWARE = {
     "debug": False,
     "tcb_status": None,
 }
+SGX = {**SOFTWARE, "tee": "sgx"}
 
 
 def vector(policy: str, inp: dict[str, object], reference: dict[str, list[str]]) -> dict[str, object]:
@@ -45,12 +46,13 @@ def vector(policy: str, inp: dict[str, object], reference: dict[str, list[str]])
         ("allow-software", SOFTWARE, {"software.measurement": [M]}, (3, 32, 2), "warning"),
         ("allow-software", SOFTWARE, {}, (33, 32, 2), "warning"),  # unrecognized executables
         ("allow-software", SOFTWARE, {"software.measurement": [M], "software.min_svn": ["4"]}, (33, 32, 2), "warning"),
-        ("allow-software", SOFTWARE, {"software.signer": [S], "software.product_id": ["7"], "software.min_svn": ["3"]}, (3, 32, 2), "warning"),
+        ("allow-software", SOFTWARE, {"software.signer": [S], "software.product_id": ["7"], "software.min_svn": ["3"]},
+         (3, 32, 2), "warning"),
         ("allow-software", SOFTWARE, {"software.signer": [S], "software.product_id": ["8"]}, (33, 32, 2), "warning"),
         ("allow-software", {**SOFTWARE, "debug": True}, {"software.measurement": [M]}, (3, 32, 96), "contraindicated"),
-        ("default", {**SOFTWARE, "tee": "sgx", "tcb_status": "UpToDate"}, {"sgx.measurement": [M]}, (3, 2, 2), "affirming"),
-        ("default", {**SOFTWARE, "tee": "sgx", "tcb_status": "OutOfDate"}, {"sgx.measurement": [M]}, (3, 32, 2), "warning"),
-        ("default", {**SOFTWARE, "tee": "sgx", "tcb_status": "UpToDate"}, {"software.measurement": [M]}, (33, 2, 2), "warning"),
+        ("default", {**SGX, "tcb_status": "UpToDate"}, {"sgx.measurement": [M]}, (3, 2, 2), "affirming"),
+        ("default", {**SGX, "tcb_status": "OutOfDate"}, {"sgx.measurement": [M]}, (3, 32, 2), "warning"),
+        ("default", {**SGX, "tcb_status": "UpToDate"}, {"software.measurement": [M]}, (33, 2, 2), "warning"),
         ("default", {**SOFTWARE, "tee": "sev-snp"}, {"sev-snp.measurement": [M]}, (3, 2, 2), "affirming"),
     ],
 )  # fmt: skip
@@ -100,7 +102,10 @@ def test_default_deny_without_any_policy():
 
 
 def test_the_request_is_in_data():
-    text = 'package policy\nimport rego.v1\ndefault allow := false\nallow if data["resource-path"] == "t/key/1"\nallow if data["resource-segments"][2] == "2"\n'
+    text = (
+        'package policy\nimport rego.v1\ndefault allow := false\nallow if data["resource-path"] == "t/key/1"\n'
+        'allow if data["resource-segments"][2] == "2"\n'
+    )
     engine = PolicyEngine()
     assert authorize(engine, {"t/*": text}, "t/key/1", {}).allow
     assert authorize(engine, {"t/*": text}, "t/key/2", {}).allow

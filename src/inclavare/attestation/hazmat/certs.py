@@ -123,7 +123,8 @@ def check_validity(cert: x509.Certificate, at: datetime, check: str) -> None:
     if not start <= at <= end:
         raise VerificationFailed(
             check,
-            f"certificate {common_name(cert.subject)!r} is not valid at {_iso(at)} (valid {_iso(start)} .. {_iso(end)})",
+            f"certificate {common_name(cert.subject)!r} is not valid at {_iso(at)} "
+            f"(valid {_iso(start)} .. {_iso(end)})",
         )
 
 

@@ -92,7 +92,8 @@ def parse_report(data: bytes, *, allow_trailing_garbage: bool = False) -> SnpRep
         raise EvidenceFormatError("sev-snp report: larger than the 1 MiB limit")
     if any(data[REPORT_SIZE:]) and not allow_trailing_garbage:
         raise EvidenceFormatError(
-            f"sev-snp report: {len(data) - REPORT_SIZE} bytes after the report are not all zero (only zero padding is accepted)"
+            f"sev-snp report: {len(data) - REPORT_SIZE} bytes after the report are not all zero "
+            "(only zero padding is accepted)"
         )
     d = bytes(data[:REPORT_SIZE])
     version, algo = u32(d, 0), u32(d, 0x34)

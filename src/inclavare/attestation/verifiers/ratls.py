@@ -70,7 +70,8 @@ class RatlsCertificateVerifier:
         if not cert.not_before <= at <= cert.not_after:
             raise VerificationFailed(
                 "ratls certificate",
-                f"{cert.subject_text!r} is not valid at {xc.iso(at)} (valid {xc.iso(cert.not_before)} .. {xc.iso(cert.not_after)})",
+                f"{cert.subject_text!r} is not valid at {xc.iso(at)} "
+                f"(valid {xc.iso(cert.not_before)} .. {xc.iso(cert.not_after)})",
             )
         ev = ratls.extract(cert)
         inner_kind = _inner_kind(ev)

@@ -22,14 +22,15 @@ if TYPE_CHECKING:
 # subcommand -> module under inclavare.cli.rune, imported only when used.
 COMMANDS = {
     "create": "create", "start": "start", "exec": "exec", "run": "run", "state": "state", "kill": "kill",
-    "delete": "delete", "list": "list_", "ps": "ps", "pause": "pause", "resume": "resume", "attest": "attest", "update": "update", "events": "events", "spec": "spec", "features": "features",
+    "delete": "delete", "list": "list_", "ps": "ps", "pause": "pause", "resume": "resume", "attest": "attest",
+    "update": "update", "events": "events", "spec": "spec", "features": "features",
 }  # fmt: skip
 
 
 class GlobalFlags(Flags):
     FLAGS = (
-        Flag("root", "str", "",
-             "root directory for storage of container state (default /run/rune, or $XDG_RUNTIME_DIR/rune when not root)"),
+        Flag("root", "str", "", "root directory for storage of container state "
+             "(default /run/rune, or $XDG_RUNTIME_DIR/rune when not root)"),
         Flag("log", "str", "", "set the log file to write rune logs to (default is stderr)"),
         Flag("log-format", "str", "text", "set the log format ('text' (default), or 'json')"),
         Flag("debug", help="enable debug logging"),

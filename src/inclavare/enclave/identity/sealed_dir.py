@@ -20,6 +20,7 @@ directory of the same enclave.
 from __future__ import annotations
 
 import builtins
+import errno
 import os
 import stat
 
@@ -122,7 +123,7 @@ def _read_regular(path: str) -> bytes | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        if exc.errno == 40:  # ELOOP: a symlink now
+        if exc.errno == errno.ELOOP:  # a symlink now
             return None
         raise
     with os.fdopen(fd, "rb") as f:

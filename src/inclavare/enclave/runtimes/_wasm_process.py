@@ -65,8 +65,16 @@ def engine_config(fuel: bool) -> wasmtime.Config:
 class WasmProcess:
     """Instantiated in the caller's thread (errors reach create_process), run in its own."""
 
-    def __init__(self, handle: int, settings: Settings, argv: list[str], env: list[str],
-                 stdio: tuple[int, int, int], cwd: tuple[str, bool] | None, log: Callable[[str], None]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        handle: int,
+        settings: Settings,
+        argv: list[str],
+        env: list[str],
+        stdio: tuple[int, int, int],
+        cwd: tuple[str, bool] | None,
+        log: Callable[[str], None],
+    ) -> None:
         self.handle = handle
         self._log = log
         self._engine = wasmtime.Engine(engine_config(settings.fuel is not None))

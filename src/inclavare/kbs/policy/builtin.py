@@ -6,9 +6,14 @@ Attestation policies turn the verified claims (input, see
 into AR4SI trust claims (draft-ietf-rats-ar4si §2.3). The values and their
 meanings follow trustee's default CPU policy:
 
-    executables    3 approved executables loaded     33 unrecognized executables (warning)
-    hardware       2 genuine, up-to-date hardware    32 genuine but out of date (warning)   97 unrecognized (contraindicated)
-    configuration  2 approved configuration          36 unavailable (warning)               96 debug: unsafe (contraindicated)
+    executables     3  approved executables loaded
+                   33  unrecognized executables (warning)
+    hardware        2  genuine, up-to-date hardware
+                   32  genuine but out of date (warning)
+                   97  unrecognized (contraindicated)
+    configuration   2  approved configuration
+                   36  unavailable (warning)
+                   96  debug: unsafe (contraindicated)
 
 Reference value names are ``<tee>.<claim>``: ``software.measurement``,
 ``sgx.signer``, ``sgx.min_svn``, ``tdx.measurement``, ``sev-snp.measurement``...

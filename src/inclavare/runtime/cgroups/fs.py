@@ -11,6 +11,7 @@ cgroup-v1/freezer-subsystem.rst), and EBUSY is retried while they exit.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
     from .resources import Write
 
-_EBUSY, _ENOENT, _EINVAL, _ENOTEMPTY = 16, 2, 22, 39
 _REMOVE_TIMEOUT = 5.0  # seconds to wait for killed tasks to leave the cgroup
 
 
@@ -72,7 +72,7 @@ def write_field(directory: str, name: str, value: str, field: str) -> None:
 
 
 def field_error(field: str, directory: str, name: str, value: str, exc: OSError) -> SpecError:
-    if exc.errno == _ENOENT:
+    if exc.errno == errno.ENOENT:
         return SpecError(field, f"this kernel has no {name} (in {directory})")
     return SpecError(field, f"the kernel refused {value!r} for {directory}/{name}: {exc.strerror}")
 
@@ -159,7 +159,7 @@ def _rmdir(directory: str, deadline: float) -> None:
         except FileNotFoundError:
             return
         except OSError as exc:
-            if exc.errno != _EBUSY:
+            if exc.errno != errno.EBUSY:
                 raise InclavareError(f"cgroup {directory}: cannot remove: {exc.strerror}") from None
         for pid in procs(directory):
             try:
@@ -182,7 +182,7 @@ def prune(leaf: str, top: str) -> None:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            if exc.errno in (_EBUSY, _ENOTEMPTY):
+            if exc.errno in (errno.EBUSY, errno.ENOTEMPTY):
                 return  # another container lives below it
             raise InclavareError(f"cgroup {d}: cannot remove: {exc.strerror}") from None
         d = os.path.dirname(d)
@@ -197,10 +197,10 @@ def run_writes(writes: list[Write], directory_of: Callable[[str, str], str]) -> 
         try:
             write(directory, name, value)
         except OSError as exc:
-            if flags & OPTIONAL and exc.errno == _ENOENT:
+            if flags & OPTIONAL and exc.errno == errno.ENOENT:
                 i += 1
                 continue
-            if not (flags & RETRY and exc.errno == _EINVAL and i + 1 < len(writes)):
+            if not (flags & RETRY and exc.errno == errno.EINVAL and i + 1 < len(writes)):
                 raise field_error(field, directory, name, value, exc) from None
             run_writes([writes[i + 1]], directory_of)  # its partner first, then this again
             write_field(directory, name, value, field)

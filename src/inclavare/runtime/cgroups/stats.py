@@ -57,10 +57,14 @@ def v1_stats(paths: dict[str, str]) -> dict[str, object]:
 
     acct, tick_ns = at("cpuacct"), 10**9 // os.sysconf("SC_CLK_TCK")
     times = fs.read_keyed(acct, "cpuacct.stat")  # USER_HZ ticks
-    usage = _nonzero({"total": fs.read_int(acct, "cpuacct.usage"),
-                      "percpu": [int(x) for x in (fs.read(acct, "cpuacct.usage_percpu") or "").split()],
-                      "percpu_kernel": [int(x) for x in (fs.read(acct, "cpuacct.usage_percpu_sys") or "").split()],
-                      "percpu_user": [int(x) for x in (fs.read(acct, "cpuacct.usage_percpu_user") or "").split()]})  # fmt: skip
+    usage = _nonzero(
+        {
+            "total": fs.read_int(acct, "cpuacct.usage"),
+            "percpu": [int(x) for x in (fs.read(acct, "cpuacct.usage_percpu") or "").split()],
+            "percpu_kernel": [int(x) for x in (fs.read(acct, "cpuacct.usage_percpu_sys") or "").split()],
+            "percpu_user": [int(x) for x in (fs.read(acct, "cpuacct.usage_percpu_user") or "").split()],
+        }
+    )
     usage.update(kernel=times.get("system", 0) * tick_ns, user=times.get("user", 0) * tick_ns)
     thr = fs.read_keyed(at("cpu"), "cpu.stat")
     throttling = _nonzero({"periods": thr.get("nr_periods"), "throttledPeriods": thr.get("nr_throttled"),
@@ -83,8 +87,12 @@ def v1_stats(paths: dict[str, str]) -> dict[str, object]:
     for name in _listdir(at("hugetlb")):
         if name.startswith("hugetlb.") and name.endswith(".usage_in_bytes") and ".rsvd." not in name:
             size = name.split(".")[1]
-            hugetlb[size] = _nonzero({"usage": fs.read_int(at("hugetlb"), name),
-                                      "max": fs.read_int(at("hugetlb"), f"hugetlb.{size}.max_usage_in_bytes")})  # fmt: skip
+            hugetlb[size] = _nonzero(
+                {
+                    "usage": fs.read_int(at("hugetlb"), name),
+                    "max": fs.read_int(at("hugetlb"), f"hugetlb.{size}.max_usage_in_bytes"),
+                }
+            )
             hugetlb[size]["failcnt"] = fs.read_int(at("hugetlb"), f"hugetlb.{size}.failcnt") or 0
     cpuset: dict[str, object] = {
         "cpus": _cpus(fs.read(at("cpuset"), "cpuset.cpus")),

@@ -8,6 +8,7 @@ rather than a `start` that already returned success.
 from __future__ import annotations
 
 import _signal
+import errno
 import os
 import stat
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from .launch import LaunchFds
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_SIGPIPE, _SIGXFSZ = 13, 25
 
 
 class Exec:
@@ -63,7 +63,7 @@ def prepare_process(sc: Syscalls, proc: Process, resolve: bool = True, seccomp: 
 
     `resolve`: the program must be found in $PATH (for enclave runtimes it is
     looked up too, but kept as written when not found: it may live inside the
-    enclave image rather than the rootfs, inventory §1.3).
+    enclave image rather than the rootfs; docs/pal-abi.md, "Calls").
     `seccomp`: a filter will be loaded just before execve; without
     no_new_privs that needs CAP_SYS_ADMIN until then (see privileges.py).
     """
@@ -115,7 +115,7 @@ def _chdir(sc: Syscalls, cwd: str) -> None:
         try:
             fd = inroot.open_in_root(sc, root, cwd, os.O_PATH | os.O_DIRECTORY)
         except SyscallError as exc:
-            if exc.errno != 2:
+            if exc.errno != errno.ENOENT:
                 raise InclavareError(f"process.cwd {cwd}: {os.strerror(exc.errno)}") from None
             try:
                 fd = inroot.mkdir_all(sc, root, cwd)
@@ -204,8 +204,8 @@ def final_exec(sc: Syscalls, dmz_fd: int, preserve_fds: int, seccomp: Filter | N
     # A host process ignores SIGPIPE and SIGXFSZ (CPython's start-up does); an
     # ignored signal stays ignored across execve (signal(7)): the container
     # process gets the default dispositions, as under runc.
-    _signal.signal(_SIGPIPE, _signal.SIG_DFL)
-    _signal.signal(_SIGXFSZ, _signal.SIG_DFL)
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+    _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
     try:
         # After every hook ran: a pending exec label is inherited by forks.
         lsm.apply_exec_labels(prog.apparmor, prog.selinux)

@@ -11,6 +11,7 @@ copied as a symlink and never followed out of it.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -57,7 +58,7 @@ def _copy_file(src_parent: int, dst_parent: int, name: str) -> None:
     src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=src_parent)
     try:
         if not stat.S_ISREG(os.fstat(src).st_mode):
-            raise OSError(22, f"{name} changed while being copied")
+            raise OSError(errno.EINVAL, f"{name} changed while being copied")
         dst = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                       dir_fd=dst_parent)  # fmt: skip
         try:

@@ -10,6 +10,7 @@ container cannot lift them with its default capabilities.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from ..._sys import consts as c
@@ -21,14 +22,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..._sys import Syscalls
 
-_ENOENT = 2
-
 
 def _open_existing(sc: Syscalls, root_fd: int, path: str) -> int | None:
     try:
         return inroot.open_in_root(sc, root_fd, path)
     except SyscallError as exc:
-        if exc.errno == _ENOENT:
+        if exc.errno == errno.ENOENT:
             return None  # nothing to mask or protect
         raise
 

@@ -7,6 +7,7 @@ paths, as the runtime spec defines them.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from ..._sys import consts as c
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
 # Flags that only mean something to the first mount(2) call of a bind mount,
 # not to the read-only/nosuid remount that follows it.
 _BIND_ONLY = c.MS_BIND | c.MS_REC | c.MS_REMOUNT
-_EBUSY = 16
-_EINVAL = 22
 # statvfs f_flag bits (ST_*) a remount in a user namespace must keep: the
 # kernel locks them on mounts inherited from a more privileged namespace.
 _ST_LOCKED = ((1, c.MS_RDONLY), (2, c.MS_NOSUID), (4, c.MS_NODEV), (8, c.MS_NOEXEC),
@@ -81,7 +80,7 @@ def _tmpfs_copy_up(sc: Syscalls, root_fd: int, m: MountEntry, made: Made | None)
     """tmpcopyup (see :mod:`.copyup`): mounted writable, filled, then made
     read-only if asked, as runc does."""
     if m.fstype != "tmpfs":
-        raise SyscallError("tmpcopyup", _EINVAL, "applies to tmpfs mounts only")
+        raise SyscallError("tmpcopyup", errno.EINVAL, "applies to tmpfs mounts only")
     from . import copyup
 
     fd = inroot.mkdir_all(sc, root_fd, m.destination)
@@ -97,10 +96,11 @@ def _tmpfs_copy_up(sc: Syscalls, root_fd: int, m: MountEntry, made: Made | None)
         top = inroot.open_in_root(sc, root_fd, m.destination, os.O_RDONLY | os.O_DIRECTORY)
         try:
             if sc.mount_id(top) == covered:
-                raise SyscallError("tmpcopyup", _EBUSY, f"{m.destination} no longer resolves to the new tmpfs")
+                raise SyscallError("tmpcopyup", errno.EBUSY, f"{m.destination} no longer resolves to the new tmpfs")
             copyup.copy_tree(below, top)
         except OSError as exc:
-            raise SyscallError("tmpcopyup", exc.errno or _EINVAL, f"copying {exc.filename or ''}".strip()) from None
+            what = f"copying {exc.filename or ''}".strip()
+            raise SyscallError("tmpcopyup", exc.errno or errno.EINVAL, what) from None
         finally:
             os.close(top)
     finally:
@@ -146,7 +146,7 @@ def _bind(sc: Syscalls, root_fd: int, m: MountEntry, made: Made | None) -> None:
         is_dir = os.path.isdir(m.source)
         os.stat(m.source)
     except OSError as exc:
-        raise SyscallError("bind mount", exc.errno or 2, f"source {m.source}") from None
+        raise SyscallError("bind mount", exc.errno or errno.ENOENT, f"source {m.source}") from None
     fd = inroot.mkdir_all(sc, root_fd, m.destination) if is_dir else inroot.create_file(sc, root_fd, m.destination)
     try:
         covered = sc.mount_id(fd)
@@ -170,12 +170,13 @@ def remount(sc: Syscalls, root_fd: int, destination: str, flags: int, covered: i
     fd = inroot.open_in_root(sc, root_fd, destination)
     try:
         if sc.mount_id(fd) == covered:
-            raise SyscallError("remount", _EBUSY, f"{destination} no longer resolves to the new mount (path changed)")
+            why = f"{destination} no longer resolves to the new mount (path changed)"
+            raise SyscallError("remount", errno.EBUSY, why)
         target = inroot.fd_path(fd)
         try:
             sc.mount(None, target, None, flags | c.MS_BIND | c.MS_REMOUNT)
         except SyscallError as exc:
-            if exc.errno != 1:  # EPERM: keep the flags the kernel locked, retry
+            if exc.errno != errno.EPERM:  # keep the flags the kernel locked, retry
                 raise
             sc.mount(None, target, None, flags | _locked_flags(target) | c.MS_BIND | c.MS_REMOUNT)
     finally:
@@ -243,6 +244,6 @@ def readonly_root(sc: Syscalls) -> None:
     try:
         sc.mount(None, "/", None, c.MS_BIND | c.MS_REMOUNT | c.MS_RDONLY)
     except SyscallError as exc:
-        if exc.errno != 1:
+        if exc.errno != errno.EPERM:
             raise
         sc.mount(None, "/", None, c.MS_BIND | c.MS_REMOUNT | c.MS_RDONLY | _locked_flags("/"))

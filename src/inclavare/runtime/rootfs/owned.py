@@ -21,6 +21,7 @@ else made under one of rune's goes with it (MNT_DETACH takes the subtree).
 
 from __future__ import annotations
 
+import errno
 import os
 
 from ..._sys import consts as c
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
     from ..._sys import Syscalls
 
     Made = list[tuple[int, str]]  # (mount id, destination) of each mount init made, oldest first
-
-_EBUSY = 16
 
 
 def note(sc: Syscalls, root_fd: int, destination: str, covered: int, made: Made | None) -> None:
@@ -53,7 +52,7 @@ def note(sc: Syscalls, root_fd: int, destination: str, covered: int, made: Made 
     finally:
         os.close(fd)
     if mnt_id == covered:
-        raise SyscallError("mount", _EBUSY, f"{destination} no longer resolves to the new mount (path changed)")
+        raise SyscallError("mount", errno.EBUSY, f"{destination} no longer resolves to the new mount (path changed)")
     made.append((mnt_id, destination))
 
 

@@ -8,10 +8,11 @@ details() carry containerd's message (the runtime's log line included).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import grpc
+
+from inclavare.testing.containers import wait_for
 
 try:
     from inclavare._proto.k8s_io.cri_api.runtime.v1 import api_pb2 as cri
@@ -91,15 +92,18 @@ class CRI:
 
     def wait_container(self, cid: str, state: int, timeout: float = 30.0) -> ContainerStatus:
         """Poll ContainerStatus until the container is in `state` (cri.CONTAINER_*)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.container_status(cid).status
-            if status.state == state:
-                return status
-            if time.monotonic() > deadline:
-                name = cri.ContainerState.Name
-                raise AssertionError(f"container {cid} is {name(status.state)} after {timeout}s, wanted {name(state)}")
-            time.sleep(0.05)
+        name = cri.ContainerState.Name
+        seen: list[ContainerStatus] = []
+
+        def reached() -> bool:
+            seen.append(self.container_status(cid).status)
+            return bool(seen[-1].state == state)
+
+        try:
+            wait_for(reached, f"container {cid} to be {name(state)}", timeout, interval=0.05)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc} (it is {name(seen[-1].state)})") from None
+        return seen[-1]
 
     # -- images --------------------------------------------------------------------------
     def list_images(self) -> list[Any]:

@@ -1,11 +1,9 @@
 """A private containerd 1.6 with the CRI plugin and a `rune` runtime handler.
 
 Everything lives under one directory (root, state, sockets, log, config,
-rune's state root, pod logs), as /work/shared/harness/containerd-e2e.sh does
-for its ctr runs; the machine's own containerd, if any, is not touched. The
-differences from the harness are the point of this kit: the CRI plugin is
-on, and the runtime is chosen per pod by its runtime handler, as kubelet's
-RuntimeClass does.
+rune's state root, pod logs); the machine's own containerd, if any, is not
+touched. The CRI plugin is on, and the runtime is chosen per pod by its
+runtime handler, as kubelet's RuntimeClass does.
 
 The `rune` handler is containerd's runc shim (io.containerd.runc.v2) with
 BinaryName = build/rune and its own Root: the shim then runs
@@ -20,10 +18,11 @@ import os
 import secrets
 import shutil
 import subprocess
-import time
 from typing import Any
 
 import grpc
+
+from inclavare.testing.containers import wait_for
 
 from . import host
 from .client import CRI
@@ -194,30 +193,33 @@ class Containerd:
             self.proc = subprocess.Popen(["containerd", "--config", self.config], stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         self.cri = CRI(self.sock)
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            if self.proc.poll() is not None:
-                raise DaemonError(f"containerd exited {self.proc.returncode} at start:\n{self.log_tail()}")
-            if "failed to load plugin io.containerd.grpc.v1.cri" in self.log_tail(200):
-                raise DaemonError(f"containerd did not load its CRI plugin:\n{self.log_tail()}")
-            try:
-                self.cri.version(timeout=1)
-                return
-            except grpc.RpcError:
-                if time.monotonic() > deadline:
-                    raise DaemonError(
-                        f"containerd's CRI did not answer in {READY_TIMEOUT}s:\n{self.log_tail()}"
-                    ) from None
-                time.sleep(0.1)
+        try:
+            wait_for(self._answers, "containerd's CRI", READY_TIMEOUT, interval=0.1)
+        except AssertionError:
+            raise DaemonError(f"containerd's CRI did not answer in {READY_TIMEOUT}s:\n{self.log_tail()}") from None
+
+    def _answers(self) -> bool:
+        """Whether the CRI answers yet; DaemonError once it never will."""
+        assert self.proc is not None
+        assert self.cri is not None
+        if self.proc.poll() is not None:
+            raise DaemonError(f"containerd exited {self.proc.returncode} at start:\n{self.log_tail()}")
+        if "failed to load plugin io.containerd.grpc.v1.cri" in self.log_tail(200):
+            raise DaemonError(f"containerd did not load its CRI plugin:\n{self.log_tail()}")
+        try:
+            self.cri.version(timeout=1)
+        except grpc.RpcError:
+            return False
+        return True
 
     def wait_image(self, ref: str, timeout: float = 30.0) -> None:
         """Wait until the CRI plugin has picked up an image imported with ctr."""
-        assert self.cri is not None
-        deadline = time.monotonic() + timeout
-        while self.cri.image_status(ref) is None:
-            if time.monotonic() > deadline:
-                raise DaemonError(f"the CRI does not list {ref} {timeout}s after its import:\n{self.log_tail()}")
-            time.sleep(0.1)
+        cri = self.cri
+        assert cri is not None
+        try:
+            wait_for(lambda: cri.image_status(ref) is not None, f"the CRI to list {ref}", timeout, interval=0.1)
+        except AssertionError:
+            raise DaemonError(f"the CRI does not list {ref} {timeout}s after its import:\n{self.log_tail()}") from None
 
     def stop(self) -> list[str]:
         """Stop everything this daemon started; returns what had to be forced (for the log)."""

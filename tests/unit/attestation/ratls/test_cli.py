@@ -126,7 +126,8 @@ def test_refusals_are_one_line(enclave, client, tmp_path) -> None:
     code, out, err = client("-p", server.port, "--host-key", enclave[5])  # no --allow-software
     assert (code, out) == (1, "")
     assert err == (
-        "inclavare ratls: ratls peer refused: policy: allow_software: software evidence is not accepted by this policy\n"
+        "inclavare ratls: ratls peer refused: policy: allow_software: "
+        "software evidence is not accepted by this policy\n"
     )
     code, _, err = server.finish()
     assert code == 1

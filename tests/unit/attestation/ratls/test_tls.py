@@ -150,9 +150,8 @@ def test_tampered_extension_is_refused(loop) -> None:
     # Not re-signed: the certificate's own signature fails first (TLS itself would not mind).
     server = RatlsContext(server_side=True, certificate=RatlsCertificate(bytes(der), key, evidence), verify_policy=None)
     error = refused(loop, server, client_context(software_policy()))
-    assert (
-        str(error)
-        == "ratls peer refused: ratls certificate: 'O=Inclavare Containers,CN=RATS-TLS' is not self-signed by its own key"
+    assert str(error) == (
+        "ratls peer refused: ratls certificate: 'O=Inclavare Containers,CN=RATS-TLS' is not self-signed by its own key"
     )
 
 

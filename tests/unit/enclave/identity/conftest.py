@@ -93,7 +93,7 @@ def host_secret() -> HostSecret:
 
 
 class SignatureServer(http.server.ThreadingHTTPServer):
-    """shim/cmd/signature-server's API (inventory §3.4), with switches to misbehave."""
+    """shim/cmd/signature-server's API (docs/enclave-identity.md, "Signing"), with switches to misbehave."""
 
     def __init__(self, key: rsa.RSAPrivateKey, other_key: rsa.RSAPrivateKey) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

@@ -1,4 +1,5 @@
-"""Software reports for an enclave identity, signed by the host software-TEE key, checked with the attestation layer's own verifier."""
+"""Software reports for an enclave identity, signed by the host software-TEE key,
+checked with the attestation layer's own verifier."""
 
 from __future__ import annotations
 

@@ -121,7 +121,10 @@ passthrough = {[entry.partition("=")[0] for entry in ENV]!r}
 fixed = {{ MODE = "enclave" }}
 """
 WASM = 'runtime = "wasm"\nmemory_limit = "16M"\n' + POLICY + '[wasm]\nmodule = "/app/conformance.wasm"\n'
-NATIVE = 'runtime = "native"\nmemory_limit = "64M"\nentrypoint = "/app/conformance"\ntrusted_files = ["/app/conformance"]\n' + POLICY  # fmt: skip
+NATIVE = (
+    'runtime = "native"\nmemory_limit = "64M"\nentrypoint = "/app/conformance"\ntrusted_files = ["/app/conformance"]\n'
+    + POLICY
+)
 
 
 class BuiltinSubject(Subject):

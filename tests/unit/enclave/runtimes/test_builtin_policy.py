@@ -14,8 +14,8 @@ from inclavare.enclave.runtimes.wasm import WasmRuntime
 from inclavare.errors import EnclaveError
 
 
-@pytest.fixture(params=[(WasmRuntime, "wasm_enclave", "/app/hello.wasm"), (NativeRuntime, "native_enclave", "/app/hello")],
-                ids=["wasm", "native"])  # fmt: skip
+@pytest.fixture(params=[(WasmRuntime, "wasm_enclave", "/app/hello.wasm"),
+                        (NativeRuntime, "native_enclave", "/app/hello")], ids=["wasm", "native"])  # fmt: skip
 def sample(request, make_runtime):
     """(initialised runtime, its program) for the signed hello sample."""
     cls, enclave, program = request.param

@@ -145,7 +145,8 @@ def test_allow_all_program_has_no_deny_block():
 
 
 def test_spec_rules_validation():
-    res = {"devices": [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "wr"},
+    res = {"devices": [{"allow": False, "access": "rwm"},
+                       {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "wr"},
                        {"allow": True, "type": "b", "major": 8, "minor": -1, "access": "r"}]}  # fmt: skip
     assert devices.spec_rules(res) == [
         (False, "a", None, None, "rwm"),
@@ -166,10 +167,12 @@ def test_spec_rules_validation():
 
 
 def test_v1_lines_keep_the_spec_order_first():
-    spec = devices.spec_rules({"devices": [{"allow": False, "access": "rwm"},
-                                           {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
-                                           {"allow": True, "type": "b", "major": 8, "minor": 20, "access": "rw"},
-                                           {"allow": True, "type": "b", "major": 10, "minor": 200, "access": "r"}]})  # fmt: skip
+    spec = devices.spec_rules({"devices": [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+        {"allow": True, "type": "b", "major": 8, "minor": 20, "access": "rw"},
+        {"allow": True, "type": "b", "major": 10, "minor": 200, "access": "r"},
+    ]})  # fmt: skip
     lines = [line for rule in devices.effective(spec, [("u", 4, 64)]) for line in devices.v1_lines(rule)]
     assert lines[:5] == [
         ("devices.deny", "a"),  # rune's own start from nothing

@@ -66,8 +66,10 @@ def test_v1_every_field():
         ("cpu", "cpu.cfs_burst_us"): "1000", ("cpu", "cpu.rt_period_us"): "1000000",
         ("cpu", "cpu.rt_runtime_us"): "950000", ("cpu", "cpu.idle"): "1",
         ("pids", "pids.max"): "100",
-        ("blkio", "blkio.throttle.read_bps_device"): "8:0 1000", ("blkio", "blkio.throttle.write_iops_device"): "8:0 10",
-        ("hugetlb", "hugetlb.2MB.limit_in_bytes"): "1073741824", ("hugetlb", "hugetlb.2MB.rsvd.limit_in_bytes"): "1073741824",
+        ("blkio", "blkio.throttle.read_bps_device"): "8:0 1000",
+        ("blkio", "blkio.throttle.write_iops_device"): "8:0 10",
+        ("hugetlb", "hugetlb.2MB.limit_in_bytes"): "1073741824",
+        ("hugetlb", "hugetlb.2MB.rsvd.limit_in_bytes"): "1073741824",
         ("net_cls", "net_cls.classid"): "255", ("net_prio", "net_prio.ifpriomap"): "lo 10",
         ("rdma", "rdma.max"): "mlx4_0 hca_handle=2 hca_object=2000",
     }  # fmt: skip

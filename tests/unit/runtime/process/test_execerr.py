@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 from inclavare.runtime.process import execerr
@@ -10,15 +11,15 @@ from inclavare.runtime.process import execerr
 def test_failure_records():
     assert execerr.failure(b"") is None  # EOF: the exec went ahead
     assert execerr.failure(b"P/bin/sh\0") is None
-    assert execerr.failure(b"P/junk\0" + (8).to_bytes(4, "little")) == "exec /junk: exec format error"
-    assert execerr.failure(b"P/a b\0" + (13).to_bytes(4, "little")) == "exec /a b: permission denied"
+    assert execerr.failure(b"P/junk\0" + errno.ENOEXEC.to_bytes(4, "little")) == "exec /junk: exec format error"
+    assert execerr.failure(b"P/a b\0" + errno.EACCES.to_bytes(4, "little")) == "exec /a b: permission denied"
     assert execerr.failure(b"P/x\0Mloading the seccomp filter: nope\0") == "loading the seccomp filter: nope"
     assert execerr.failure(b"P/x\0\x02\x00") is None  # a truncated errno is no verdict
 
 
 def test_strerror_reads_as_go():
-    assert execerr.strerror(2) == "no such file or directory"
-    assert execerr.strerror(7) == "argument list too long"
+    assert execerr.strerror(errno.ENOENT) == "no such file or directory"
+    assert execerr.strerror(errno.E2BIG) == "argument list too long"
 
 
 def test_round_trip_through_a_pipe():

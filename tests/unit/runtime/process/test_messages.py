@@ -1,5 +1,6 @@
 """The spawn-protocol channel: framing, errors, and messages that overtake others."""
 
+import errno
 import os
 
 import pytest
@@ -75,10 +76,10 @@ def test_steps_name_the_step_and_the_file():
     from inclavare.runtime.steps import located, step
 
     with pytest.raises(SyscallError) as e, step("process.oomScoreAdj: writing", "/proc/1/oom_score_adj"):
-        raise PermissionError(13, "Permission denied")
+        raise PermissionError(errno.EACCES, "Permission denied")
     assert str(e.value) == "process.oomScoreAdj: writing /proc/1/oom_score_adj: Permission denied"
-    assert e.value.errno == 13
-    err = located("create", FileNotFoundError(2, "No such file or directory", "/run/x"))
+    assert e.value.errno == errno.EACCES
+    err = located("create", FileNotFoundError(errno.ENOENT, "No such file or directory", "/run/x"))
     assert str(err) == "create /run/x: No such file or directory"
     with pytest.raises(InitFailed), step("untouched"):
         raise InitFailed("rune's own errors pass through")

@@ -76,8 +76,8 @@ def test_a_dangling_symlink_on_the_way_is_refused(tree):
 
 def test_readonly_bind_is_bound_then_remounted(tree, tmp_path):
     (tmp_path / "host").mkdir()
-    mounts.mount_all(tree.sc, tree.root_fd, [entry("/data", str(tmp_path / "host"), "bind", BIND | REC | RDONLY | NOSUID,
-                                                   propagation=[c.MS_PRIVATE])], {})  # fmt: skip
+    data = entry("/data", str(tmp_path / "host"), "bind", BIND | REC | RDONLY | NOSUID, propagation=[c.MS_PRIVATE])
+    mounts.mount_all(tree.sc, tree.root_fd, [data], {})
     bind, remount, propagation = tree.mounts()
     assert bind == (str(tmp_path / "host"), "/data", "bind", BIND | REC, None)  # ro means nothing to the bind
     assert remount[1:] == ("/data", None, RDONLY | NOSUID | BIND | REMOUNT, None)
@@ -137,8 +137,8 @@ def test_made_mounts_are_noted_with_their_new_ids(tree, tmp_path):
     (rootfs/owned.py) by the id the re-opened target reports."""
     (tmp_path / "host").mkdir()
     made: list = []
-    mounts.mount_all(tree.sc, tree.root_fd, [entry("/a", "tmpfs", "tmpfs", 0), entry("/b", str(tmp_path / "host"),
-                                                                                     "bind", BIND)], {}, made)  # fmt: skip
+    entries = [entry("/a", "tmpfs", "tmpfs", 0), entry("/b", str(tmp_path / "host"), "bind", BIND)]
+    mounts.mount_all(tree.sc, tree.root_fd, entries, {}, made)
     assert [dest for _id, dest in made] == ["/a", "/b"]
     real_id = tree.sc.mount_id(tree.root_fd)
     assert all(mnt_id != real_id for mnt_id, _dest in made)
