@@ -22,7 +22,7 @@ RANKS = {
     "kbs": 3,
     "image": 4, "enclave": 4,
     "runtime": 5,
-    "cli": 6, "demo": 6, "testing": 6, "_proto": 6,
+    "cli": 6, "demo": 6, "testing": 6, "_proto": 6, "shim": 6,
 }  # fmt: skip
 
 
