@@ -22,7 +22,7 @@ APT_PKGS := python3 python3-venv python3-dev gcc make libc6-dev \
 
 .PHONY: setup apt protos samples demo test test-unit test-integration conformance bench lint clean
 
-setup: apt $(STAMP) protos build/rune samples
+setup: apt $(STAMP) protos build/rune build/containerd-shim-rune-v2 samples
 
 # Python modules for the .proto files under proto/ (the CRI that the
 # Kubernetes-path tests speak), into the gitignored src/inclavare/_proto;
@@ -52,6 +52,11 @@ $(STAMP): pyproject.toml
 # The fast launcher: runs rune with `-I -S` on the venv's interpreter, so
 # start-up skips site processing (see docs/architecture.md, "start-up").
 build/rune: tools/mklauncher.py $(STAMP)
+	$(VPY) tools/mklauncher.py $@
+
+# containerd's shim v2 for rune (runtime type io.containerd.rune.v2), the same
+# way: containerd finds it on its $PATH (docs/shim.md).
+build/containerd-shim-rune-v2: tools/mklauncher.py $(STAMP)
 	$(VPY) tools/mklauncher.py $@
 
 demo: setup

@@ -1,0 +1,63 @@
+"""The carrier seam: where Create hands the bundle to a carrier before `rune create`.
+
+In the original shim-rune a *carrier* turns an ordinary container image into
+a signed enclave bundle at Create (build, measure, sign, assemble), chosen
+by ``RUNE_CARRIER`` in the container's environment. The carriers themselves
+live outside this package; the shim only calls one hook:
+
+.. code-block:: python
+
+    def hook(bundle: str, spec: dict[str, object], options: ShimOptions) -> None
+
+* ``bundle``: the absolute path of the container's OCI bundle. Its
+  ``rootfs`` is mounted already (containerd's snapshot), so the image's files
+  can be read and files added to it; ``config.json`` is the OCI spec rune
+  will read.
+* ``spec``: ``config.json`` parsed (a fresh dict; changing it changes
+  nothing). A carrier that changes the container (env, annotations, mounts)
+  writes ``<bundle>/config.json`` itself; rune reads it afterwards.
+* ``options``: the shim's resolved options (:class:`.options.ShimOptions`:
+  binary_name, root, systemd_cgroup, enclave_required, io_uid/io_gid,
+  config_path — the runtime handler's configuration file, if any).
+
+It runs in the shim's process, in the Create RPC's thread, before the
+shim's lock is taken (other containers of the pod are not held up), once
+per container, the pod's sandbox included. To refuse, it raises an
+:class:`~inclavare.errors.InclavareError`: containerd then shows
+``carrier: <its message>`` as the Create error, the rootfs is unmounted and
+nothing is left; any other exception is reported as a carrier internal error.
+It may start programs with :mod:`subprocess`: while it runs, the shim's
+reaper leaves children it did not start to their owner
+(:meth:`.reaper.Reaper.foreign_children`).
+
+The default hook does nothing (the empty carrier: a plain container, or an
+image that arrives with its enclave signed). :func:`load` is the one place
+that chooses the hook; the carrier library replaces its body.
+"""
+
+from __future__ import annotations
+
+from .errors import FAILED_PRECONDITION, ShimError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .options import ShimOptions
+
+    CarrierHook = Callable[[str, dict[str, object], ShimOptions], None]
+
+
+class CarrierError(ShimError):
+    """A carrier refused or failed the container; Create fails with this one line."""
+
+    code = FAILED_PRECONDITION
+
+
+def empty_carrier(bundle: str, spec: dict[str, object], options: ShimOptions) -> None:
+    """The empty carrier: the bundle is run as containerd made it."""
+
+
+def load() -> CarrierHook:
+    """The hook Create calls (loaded once, when the shim starts serving)."""
+    return empty_carrier
