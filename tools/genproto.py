@@ -16,9 +16,9 @@ ordinary subpackage. Imports of protobuf's well-known types
 (``google/protobuf/*.proto``) are left alone: the protobuf runtime ships them.
 
 Beside the modules it writes ``_descriptors.py``: every staged file and the
-well-known types they import, as serialized FileDescriptorProtos in
-dependency order (protoc's ``--descriptor_set_out --include_imports``), as
-bytes constants. A program that must start fast builds its message classes
+well-known types they import, as serialized FileDescriptorProtos with the
+names of the files each imports (protoc's ``--descriptor_set_out
+--include_imports``), as constants. A program that must start fast builds its message classes
 from these with protobuf's upb runtime, without importing the generated
 modules and the Python layer they pull in (src/inclavare/shim/pb.py).
 
@@ -125,15 +125,16 @@ def run_protoc(staged_dir: str, files: list[str], out: str) -> None:
 
 
 def write_descriptors(desc_set: str, module: str) -> None:
-    """protoc's FileDescriptorSet as a module of bytes constants (FILES, in dependency order)."""
+    """protoc's FileDescriptorSet as a module of constants:
+    ``FILES = {file name: (the files it imports, serialized FileDescriptorProto)}``."""
     from google.protobuf import descriptor_pb2
 
     with open(desc_set, "rb") as f:
         files = descriptor_pb2.FileDescriptorSet.FromString(f.read()).file
-    lines = [INIT.replace('"""\n', ' Serialized FileDescriptorProtos, dependencies first."""\n'), "FILES = (\n"]
-    lines += [f"    {fd.SerializeToString()!r},  # {fd.name}\n" for fd in files]
+    lines = [INIT.replace('"""\n', ' Serialized FileDescriptorProtos by file name."""\n'), "FILES = {\n"]
+    lines += [f"    {fd.name!r}: ({tuple(fd.dependency)!r}, {fd.SerializeToString()!r}),\n" for fd in files]
     with open(module, "w") as f:
-        f.write("".join(lines) + ")\n")
+        f.write("".join(lines) + "}\n")
 
 
 def rewrite_imports(out: str, package: str) -> None:

@@ -85,16 +85,16 @@ def _run(flags: Flags, action: str) -> int:
         return 0
     if action:
         raise UsageError(f"unknown action {action!r} (want start, delete, or none to serve)")
-    import socket
+    import _socket
 
     from ..shim.daemon import serve
 
     if flags.socket:
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         listener.bind(flags.socket)
         listener.listen(128)
     else:
-        listener = socket.socket(fileno=3)  # from the parent that re-executed us
+        listener = _socket.socket(fileno=3)  # from the parent that re-executed us
     return serve(listener, flags, b"", f"unix://{flags.socket}" if flags.socket else _read_address())
 
 

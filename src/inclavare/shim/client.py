@@ -8,7 +8,7 @@ service as containerd does.
 
 from __future__ import annotations
 
-import socket
+import _socket
 
 from . import ttrpc
 from .errors import UNAVAILABLE, ShimError, TtrpcProtocolError
@@ -32,7 +32,7 @@ class Client:
     def __init__(self, address: str, timeout: float = 10.0) -> None:
         self.path = address.removeprefix("unix://")
         self.timeout = timeout
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
         self._codec = ttrpc.Connection(ttrpc.CLIENT)
 
     def close(self) -> None:
@@ -53,7 +53,7 @@ class Client:
     def _call(self, service: str, method: str, request: Any, response_type: Any,
               metadata: dict[str, str] | None) -> Any:  # fmt: skip
         if self._sock is None:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
             self._sock.settimeout(self.timeout)
             self._sock.connect(self.path)
             self._codec = ttrpc.Connection(ttrpc.CLIENT)

@@ -20,7 +20,6 @@ a failed Create as nothing created.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 
@@ -103,9 +102,12 @@ class Container:
         """Whether init's exit leaves processes behind: the container has no PID namespace of
         its own (runtime/v2/runc/util.go ShouldKillAllOnExit; kill(2) of a pid ns's init kills it all)."""
         try:
-            with open(os.path.join(self.bundle, "config.json")) as f:
-                namespaces = json.load(f).get("linux", {}).get("namespaces", [])
-        except (OSError, ValueError, AttributeError):
+            with open(os.path.join(self.bundle, "config.json"), "rb") as f:
+                spec = _fastjson.loads(f.read())
+            namespaces = spec["linux"]["namespaces"]  # type: ignore[index]  # any shape: the except decides
+        except (OSError, ValueError, KeyError, TypeError):
+            return True
+        if not isinstance(namespaces, list):
             return True
         return not any(ns.get("type") == "pid" and not ns.get("path") for ns in namespaces if isinstance(ns, dict))
 
@@ -145,10 +147,12 @@ def prepare(req: Any, reaper: Reaper, carrier: CarrierHook) -> Prepared:
 
 def run_carrier(carrier: CarrierHook, bundle: str, options: ShimOptions, reaper: Reaper) -> None:
     try:
-        with open(os.path.join(bundle, "config.json")) as f:
-            spec = json.load(f)
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            spec = _fastjson.loads(f.read())
     except (OSError, ValueError) as exc:
         raise InvalidArgument(f"{bundle}/config.json: {exc}") from None
+    if not isinstance(spec, dict):
+        raise InvalidArgument(f"{bundle}/config.json: not a JSON object")
     try:
         with reaper.foreign_children():
             carrier(bundle, spec, options)
@@ -210,7 +214,7 @@ def exec_spec(spec: Any) -> bytes:
     if spec.type_url != want:
         raise InvalidArgument(f"exec spec: type {spec.type_url!r}, want {want}")
     try:
-        if not isinstance(json.loads(spec.value), dict):
+        if not isinstance(_fastjson.loads(spec.value), dict):
             raise ValueError("not a JSON object")
     except ValueError as exc:
         raise InvalidArgument(f"exec spec: {exc}") from None

@@ -20,10 +20,10 @@ mirrors runtime/v2/shim/shim.go ``run``:
 
 from __future__ import annotations
 
+import _signal
+import _socket
 import os
 import select
-import signal
-import socket
 import threading
 
 TYPE_CHECKING = False
@@ -56,7 +56,7 @@ def run_forked(listener: object, flags: ShimFlags, options: bytes, address: str,
         os.setpgid(0, 0)
         _detach_stdio()
         fileno = listener.detach()  # type: ignore[attr-defined]  # a _socket.socket
-        status = serve(socket.socket(fileno=fileno), flags, options, address, ready_w)
+        status = serve(_socket.socket(fileno=fileno), flags, options, address, ready_w)
     except BaseException as exc:
         _report(ready_w, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))
         if flags.debug:
@@ -92,7 +92,7 @@ def _report(fd: int, message: str) -> None:
         pass
 
 
-def serve(listener: socket.socket, flags: ShimFlags, options: bytes, address: str, ready_w: int = -1) -> int:
+def serve(listener: _socket.socket, flags: ShimFlags, options: bytes, address: str, ready_w: int = -1) -> int:
     """Serve until shut down; returns the exit status."""
     from ..log import Logger
 
@@ -107,9 +107,10 @@ def serve(listener: socket.socket, flags: ShimFlags, options: bytes, address: st
     wake_r, wake_w = os.pipe()
     for fd in (wake_r, wake_w):
         os.set_blocking(fd, False)
-    signal.set_wakeup_fd(wake_w)
-    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)  # the wake-up byte is what counts
+    # _signal, not signal: the latter's enums cost start-up time, and numbers are all we need
+    _signal.set_wakeup_fd(wake_w)
+    for sig in (_signal.SIGCHLD, _signal.SIGTERM, _signal.SIGINT):
+        _signal.signal(sig, lambda *_: None)  # the wake-up byte is what counts
 
     server, publisher, reaper = _build(flags, address, log, lambda: os.write(wake_w, _SHUTDOWN))
     server.serve(listener)
@@ -120,9 +121,9 @@ def serve(listener: socket.socket, flags: ShimFlags, options: bytes, address: st
             woke = os.read(wake_r, 512)
         except BlockingIOError:
             continue
-        if signal.SIGCHLD in woke:
+        if _signal.SIGCHLD in woke:
             reaper.reap()
-        if signal.SIGTERM in woke or signal.SIGINT in woke or _SHUTDOWN[0] in woke:
+        if _signal.SIGTERM in woke or _signal.SIGINT in woke or _SHUTDOWN[0] in woke:
             break
     server.close()
     server.idle(1.0)  # the Shutdown response goes out before the process does

@@ -21,9 +21,9 @@ writes (proto.MessageName) and looks events up by.
 from __future__ import annotations
 
 import os
-import queue
 import threading
 import time
+from _queue import SimpleQueue  # queue.SimpleQueue without the queue module's imports
 
 from .client import CallError, Client
 from .pb import events_svc, wkt
@@ -64,7 +64,7 @@ class Publisher:
         self.publish_binary = publish_binary
         self.containerd_address = containerd_address
         self.reaper = reaper
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue: SimpleQueue[Any] = SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self._thread.start()
 

@@ -22,7 +22,6 @@ import time
 
 from .._sys import consts as c
 from ..errors import SyscallError
-from ..runtime.config import parse_mount_options
 from .errors import InvalidArgument, ShimError
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -61,6 +60,8 @@ def mount_rootfs(mounts: list[tuple[str, str, list[str]]], target: str) -> None:
 def _mount_one(fstype: str, source: str, options: list[str], target: str) -> None:
     if "loop" in options:
         raise InvalidArgument(f"rootfs mount {fstype} {source}: loop devices are not supported")
+    from ..runtime.config import parse_mount_options  # the OCI mount options table (mount(8))
+
     flags, propagation, data, _copy_up = parse_mount_options(options)
     links: list[str] = []
     links_dir = ""

@@ -34,6 +34,24 @@ __all__ = ["DecodeError", "api", "cg1", "cg2", "ev", "events_svc", "message", "r
 
 _cache: dict[str, Any] = {}
 _pool: Any = None
+_added: set[str] = set()
+# proto package (or message) -> the (staged) file that declares it: only what is used goes into the pool
+_FILE_OF = {
+    "ttrpc": "github_com/containerd/ttrpc/request.proto",
+    "google.rpc": "google/rpc/status.proto",
+    "google.protobuf.Any": "google/protobuf/any.proto",  # well-known types: a file each
+    "google.protobuf.Empty": "google/protobuf/empty.proto",
+    "google.protobuf.Timestamp": "google/protobuf/timestamp.proto",
+    "containerd.task.v2": "github_com/containerd/containerd/runtime/v2/task/shim.proto",
+    "containerd.v1.types": "github_com/containerd/containerd/api/types/task/task.proto",
+    "containerd.events": "github_com/containerd/containerd/api/events/task.proto",
+    "containerd.services.events.ttrpc.v1": "github_com/containerd/containerd/api/services/ttrpc/events/v1/events.proto",
+    "containerd.runc.v1": "github_com/containerd/containerd/runtime/v2/runc/options/oci.proto",
+    "containerd.linux.runc": "github_com/containerd/containerd/runtime/linux/runctypes/runc.proto",
+    "runtimeoptions.v1": "github_com/containerd/containerd/pkg/runtimeoptions/v1/api.proto",
+    "io.containerd.cgroups.v1": "github_com/containerd/cgroups/stats/v1/metrics.proto",
+    "io.containerd.cgroups.v2": "github_com/containerd/cgroups/v2/stats/metrics.proto",
+}
 _upb: bool | None = None
 
 
@@ -42,13 +60,21 @@ def _upb_pool() -> Any:
     if _pool is None:
         from google._upb import _message
 
-        from .._proto._descriptors import FILES
-
-        pool = _message.DescriptorPool()
-        for serialized in FILES:
-            pool.AddSerializedFile(serialized)
-        _pool = pool
+        _pool = _message.DescriptorPool()
     return _pool
+
+
+def _add_file(name: str, added: set[str]) -> None:
+    """Add file `name` to the pool, the files it imports first (once each)."""
+    from .._proto._descriptors import FILES
+
+    if name in added:
+        return
+    dependencies, serialized = FILES[name]
+    for dependency in dependencies:
+        _add_file(dependency, added)
+    _upb_pool().AddSerializedFile(serialized)
+    added.add(name)
 
 
 def _is_upb() -> bool:
@@ -77,6 +103,7 @@ def _build(full_name: str) -> Any:
         from google._upb import _message
         from google.protobuf import message as message_mod
 
+        _add_file(_FILE_OF.get(full_name) or _FILE_OF[full_name.rpartition(".")[0]], _added)
         desc = _upb_pool().FindMessageTypeByName(full_name)
         return _message.MessageMeta(desc.name, (message_mod.Message,), {"DESCRIPTOR": desc, "__module__": None})
     return _generated(full_name)

@@ -26,12 +26,12 @@ import os
 import threading
 import time
 
-from .console import TerminalIO
 from .errors import FailedPrecondition, NotFound
 from .stdio import PipeIO, Stdio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .console import TerminalIO
     from .reaper import Reaper
     from .rune import Rune
 
@@ -114,7 +114,12 @@ class Process:
 
     # -- stdio ---------------------------------------------------------------------------
     def new_io(self, uid: int, gid: int) -> PipeIO | TerminalIO:
-        self.io = TerminalIO(self.stdio) if self.stdio.terminal else PipeIO(self.stdio, uid, gid)
+        if self.stdio.terminal:
+            from .console import TerminalIO  # only processes with a terminal need the console socket
+
+            self.io = TerminalIO(self.stdio)
+        else:
+            self.io = PipeIO(self.stdio, uid, gid)
         return self.io
 
     def release_io(self) -> None:
@@ -167,20 +172,21 @@ def read_pid(path: str) -> int:
 
 def start_exec(proc: Exec, rune: Rune, container_id: str, bundle: str, namespace: str, uid: int, gid: int) -> None:
     """`rune exec --detach` of an Exec in created status, with its stdio (exec.go start)."""
-    import json
+    from .. import _fastjson
 
-    spec = json.loads(proc.spec)
+    spec = _fastjson.loads(proc.spec)
+    assert isinstance(spec, dict)  # checked by Exec (container.exec_spec)
     spec["terminal"] = proc.stdio.terminal
     process_file = os.path.join(bundle, f".{proc.id}.process.json")
     pid_file = os.path.join(bundle, f"{proc.id}.pid")
     fd = os.open(process_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump(spec, f)
+        f.write(_fastjson.dumps(spec))
     io = proc.new_io(uid, gid)
     try:
         if isinstance(io, PipeIO):
             io.start_logger(proc.reaper, container_id, namespace)
-        console = io.socket.path if isinstance(io, TerminalIO) else ""
+        console = "" if isinstance(io, PipeIO) else io.socket.path
         rune.exec(container_id, process_file, pid_file, io.child_fds(), console)
         io.started()
         proc.pid = read_pid(pid_file)

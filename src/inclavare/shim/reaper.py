@@ -20,8 +20,8 @@ owners; orphans wait until it ends.
 
 from __future__ import annotations
 
+import _signal
 import os
-import signal
 import threading
 from contextlib import contextmanager
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 # Signals the shim ignores or handles, which a command it starts must get at
 # their defaults (subprocess's restore_signals does the same for SIGPIPE and
 # SIGXFSZ, which CPython ignores at start-up; handlers reset on exec by themselves).
-_RESET = (signal.SIGPIPE, signal.SIGXFSZ)
+_RESET = (_signal.SIGPIPE, _signal.SIGXFSZ)
 
 
 def exit_status(status: int) -> int:

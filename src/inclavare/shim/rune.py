@@ -18,10 +18,10 @@ and stall).
 
 from __future__ import annotations
 
-import json
 import os
 import select
 
+from .. import _fastjson
 from ..errors import one_line
 from .errors import RuntimeFailed
 
@@ -79,7 +79,7 @@ class Rune:
     def ps(self, cid: str) -> list[int]:
         out = self.run(["ps", "--format", "json", cid], "OCI runtime ps failed")
         try:
-            pids = json.loads(out or b"null")
+            pids = _fastjson.loads(out or b"null")
         except ValueError:
             pids = None
         if not isinstance(pids, list) or not all(isinstance(p, int) for p in pids):
@@ -173,7 +173,7 @@ class Rune:
             return ""
         for line in reversed(lines):
             try:
-                entry = json.loads(line)
+                entry = _fastjson.loads(line)
             except ValueError:
                 continue
             if isinstance(entry, dict) and entry.get("level") == "error" and isinstance(entry.get("msg"), str):

@@ -13,8 +13,8 @@ requires with ttrpc.UnixSocketRequireSameUser (runtime/v2/shim/shim_linux.go).
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
 import struct
 import threading
 import time
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
     from ..log import Logger
 
-    # (request message class, handler taking the decoded request and returning the response message)
+    # (request message class, or its full name: made on first use; handler taking the decoded
+    # request and returning the response message)
     Method = tuple[Any, Callable[[Any], Any]]
 
 _UCRED = struct.Struct("3i")  # struct ucred {pid_t pid; uid_t uid; gid_t gid;}, socket(7) SO_PEERCRED
@@ -44,12 +45,12 @@ class Server:
         self.services = services
         self.log = log
         self.debug = debug
-        self._listener: socket.socket | None = None
+        self._listener: _socket.socket | None = None
         self._closed = threading.Event()
         self._active = 0  # requests received and not yet answered
         self._idle = threading.Condition()
 
-    def serve(self, listener: socket.socket) -> None:
+    def serve(self, listener: _socket.socket) -> None:
         """Accept connections on `listener` in a background thread."""
         self._listener = listener
         threading.Thread(target=self._accept, name="ttrpc-accept", daemon=True).start()
@@ -58,7 +59,7 @@ class Server:
         self._closed.set()
         if self._listener is not None:
             try:
-                self._listener.shutdown(socket.SHUT_RDWR)
+                self._listener.shutdown(_socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -76,18 +77,19 @@ class Server:
         assert self._listener is not None
         while not self._closed.is_set():
             try:
-                sock, _ = self._listener.accept()
+                fd, _ = self._listener._accept()  # type: ignore[attr-defined]  # what socket.accept() wraps
             except OSError:
                 if self._closed.is_set():
                     return
                 continue
+            sock = _socket.socket(fileno=fd)
             if not self._same_user(sock):
                 sock.close()
                 continue
             threading.Thread(target=_Conn(self, sock).run, name="ttrpc-conn", daemon=True).start()
 
-    def _same_user(self, sock: socket.socket) -> bool:
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    def _same_user(self, sock: _socket.socket) -> bool:
+        raw = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _UCRED.size)
         _pid, uid, gid = _UCRED.unpack(raw)
         if (uid, gid) != (os.geteuid(), os.getegid()):
             self.log.warning(f"ttrpc: refused a connection from uid {uid} gid {gid}: not the shim's user")
@@ -112,6 +114,10 @@ class Server:
         if method is None:
             return b"", UNIMPLEMENTED, f"method {req.method}"
         request_type, handler = method
+        if isinstance(request_type, str):
+            from .pb import message
+
+            request_type = message(request_type)
         try:
             message = request_type.FromString(req.payload)
         except DecodeError as exc:
@@ -134,7 +140,7 @@ class Server:
 class _Conn:
     """One accepted connection: a reader thread, and a thread per request."""
 
-    def __init__(self, server: Server, sock: socket.socket) -> None:
+    def __init__(self, server: Server, sock: _socket.socket) -> None:
         self.server = server
         self.sock = sock
         self.codec = ttrpc.Connection(ttrpc.SERVER)

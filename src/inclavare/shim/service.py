@@ -20,8 +20,8 @@ rune has no CRIU.
 from __future__ import annotations
 
 import os
-import queue
 import threading
+from _queue import SimpleQueue
 
 from .. import __version__
 from . import container as ctr
@@ -59,7 +59,7 @@ class TaskService:
         self.containers: dict[str, ctr.Container] = {}
         self._map_lock = threading.Lock()
         self._events = threading.Lock()  # upstream's eventSendMu; see the module docstring
-        self._exits: queue.Queue[tuple[int, int]] = queue.Queue()
+        self._exits: SimpleQueue[tuple[int, int]] = SimpleQueue()
         threading.Thread(target=self._handle_exits, name="exits", daemon=True).start()
 
     def methods(self) -> dict[str, tuple[Any, Callable[[Any], Any]]]:
@@ -67,7 +67,7 @@ class TaskService:
                  "ResizePty", "CloseIO", "Update", "Wait", "Stats", "Connect", "Shutdown")  # fmt: skip
         inputs = {"Create": "CreateTaskRequest", "Exec": "ExecProcessRequest", "Checkpoint": "CheckpointTaskRequest",
                   "Update": "UpdateTaskRequest"}  # fmt: skip
-        return {n: (getattr(api, inputs.get(n, f"{n}Request")), getattr(self, n.lower())) for n in names}
+        return {n: (f"containerd.task.v2.{inputs.get(n, n + 'Request')}", getattr(self, n.lower())) for n in names}
 
     def get(self, cid: str) -> ctr.Container:
         with self._map_lock:
