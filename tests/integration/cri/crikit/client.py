@@ -90,6 +90,9 @@ class CRI:
             "ExecSync", cri.ExecSyncRequest(container_id=cid, cmd=cmd, timeout=timeout), self.timeout + timeout
         )
 
+    def container_stats(self, cid: str) -> Any:
+        return self._rt("ContainerStats", cri.ContainerStatsRequest(container_id=cid)).stats
+
     def wait_container(self, cid: str, state: int, timeout: float = 30.0) -> ContainerStatus:
         """Poll ContainerStatus until the container is in `state` (cri.CONTAINER_*)."""
         name = cri.ContainerState.Name

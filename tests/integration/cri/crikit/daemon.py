@@ -9,6 +9,13 @@ The `rune` handler is containerd's runc shim (io.containerd.runc.v2) with
 BinaryName = build/rune and its own Root: the shim then runs
 ``rune --root <Root>/k8s.io …`` (the namespace is appended by the shim), so
 that directory lists exactly the containers rune ran for the CRI.
+
+Given a shim (build/containerd-shim-rune-v2), the daemon also has the
+handlers `rune-shim` and `rune-shim-confidential`: runtime_type
+io.containerd.rune.v2, whose ``options`` table is the CRI's
+runtimeoptions (``ConfigPath``), naming the shim's configuration file (rune
+binary, the same Root, and ``enclave_required`` for the confidential one);
+containerd finds the shim on its $PATH, where build/ comes first.
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ HANDLER = "rune"
 # is a two-line wrapper adding `--enclave-required` (docs/architecture.md,
 # "Enclave containers"); the runc shim has no option for extra flags.
 HANDLER_REQUIRED = "rune-confidential"
+# the same two through containerd-shim-rune-v2 (io.containerd.rune.v2)
+SHIM_HANDLER = "rune-shim"
+SHIM_HANDLER_REQUIRED = "rune-shim-confidential"
 NAMESPACE = "k8s.io"
 READY_TIMEOUT = 30.0
 
@@ -102,6 +112,22 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 """
 
 
+# Runtime handlers served by containerd-shim-rune-v2: the CRI gives a runtime type of
+# its own a runtimeoptions.v1.Options built from `options` (ConfigPath), pkg/cri/config.
+SHIM_HANDLERS = """
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler}]
+      runtime_type = "io.containerd.rune.v2"
+      pod_annotations = ["enclave.*"]
+      container_annotations = ["enclave.*"]
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler}.options]
+        ConfigPath = {config}
+"""
+SHIM_CONFIG = """binary_name = {rune}
+root = {root}
+enclave_required = {required}
+"""
+
+
 class DaemonError(Exception):
     pass
 
@@ -109,9 +135,10 @@ class DaemonError(Exception):
 class Containerd:
     """One private containerd; `start()`, then `stop()` (always: it cleans up)."""
 
-    def __init__(self, base: str, rune: str, sandbox_image: str) -> None:
+    def __init__(self, base: str, rune: str, sandbox_image: str, shim: str | None = None) -> None:
         self.base = os.path.realpath(base)
         self.rune_bin = rune
+        self.shim = shim
         self.sandbox_image = sandbox_image
         self.sock = os.path.join(self.base, "containerd.sock")
         self.log = os.path.join(self.base, "containerd.log")
@@ -176,8 +203,20 @@ class Containerd:
             runc_root=q(f"{self.base}/runc-root"),
             cni_bin=q(f"{self.base}/cni/bin"), cni_conf=q(f"{self.base}/cni/net.d"),
         )  # fmt: skip
+        if self.shim:
+            for handler, required in ((SHIM_HANDLER, False), (SHIM_HANDLER_REQUIRED, True)):
+                text += SHIM_HANDLERS.format(handler=handler, config=q(self.write_shim_config(handler, required)))
         with open(self.config, "w") as f:
             f.write(text)
+
+    def write_shim_config(self, handler: str, required: bool) -> str:
+        """The shim's configuration file for one handler (root-owned, 0644: the shim checks)."""
+        path = os.path.join(self.base, f"{handler}.toml")
+        with open(path, "w") as f:
+            f.write(SHIM_CONFIG.format(rune=json.dumps(self.rune_bin), root=json.dumps(self.rune_root),
+                                       required=str(required).lower()))  # fmt: skip
+        os.chmod(path, 0o644)
+        return path
 
     def write_required_wrapper(self) -> str:
         path = os.path.join(self.base, "rune-confidential")
@@ -188,10 +227,14 @@ class Containerd:
 
     def start(self) -> None:
         self.write_config()
+        env = None
+        if self.shim:  # containerd finds containerd-shim-rune-v2 (and rune) on its $PATH
+            env = dict(os.environ, PATH=f"{os.path.dirname(self.shim)}:{os.environ.get('PATH', '/usr/bin:/bin')}")
         with open(self.log, "ab") as log:
             # its own session: a ^C to pytest must not hit containerd before teardown does
             self.proc = subprocess.Popen(["containerd", "--config", self.config], stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                         env=env)  # fmt: skip
         self.cri = CRI(self.sock)
         try:
             wait_for(self._answers, "containerd's CRI", READY_TIMEOUT, interval=0.1)

@@ -88,9 +88,9 @@ def _name_for_containerd(layout: str) -> None:
         json.dump(index, f)
 
 
-def import_images(ctr: list[str], archive: str) -> None:
+def import_images(ctr: list[str], archive: str, namespace: str = NAMESPACE) -> None:
     """`ctr -n k8s.io images import` (unpacked for the default snapshotter, overlayfs)."""
-    proc = subprocess.run([*ctr, "-n", NAMESPACE, "images", "import", archive], capture_output=True, text=True,
+    proc = subprocess.run([*ctr, "-n", namespace, "images", "import", archive], capture_output=True, text=True,
                           timeout=120, check=False)  # fmt: skip
     if proc.returncode != 0:
         raise RuntimeError(f"ctr images import {archive} exited {proc.returncode}: {proc.stderr.strip()}")

@@ -1,0 +1,152 @@
+"""The Kubernetes path through containerd-shim-rune-v2: the CRI plugin with
+``runtime_type = "io.containerd.rune.v2"`` (handlers rune-shim and
+rune-shim-confidential, crikit.daemon), played by the tests in kubelet's part.
+
+What rune really did is read from its own state root; that one shim serves
+the pod, from the processes' parent (the shim is their subreaper).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import grpc
+import pytest
+from crikit import client, host
+from crikit.client import cri as api
+from crikit.daemon import SHIM_HANDLER, SHIM_HANDLER_REQUIRED
+from crikit.images import BUSYBOX_IMAGE, HELLO_WASM_IMAGE
+
+from inclavare.testing.containers import wait_for
+
+pytestmark = pytest.mark.root
+ENCLAVE_POD = {
+    "enclave.type": "software",
+    "enclave.runtime.path": "wasm",
+    "enclave.runtime.args": "manifest=/app/hello-wasm.toml",
+}
+
+
+class Pod:
+    def __init__(self, daemon, name: str, handler: str, annotations: dict[str, str] | None = None) -> None:
+        uid = uuid.uuid4().hex
+        self.cri = daemon.cri
+        self.log_dir = os.path.join(daemon.base, "pods", uid)
+        os.makedirs(self.log_dir)
+        self.config = client.host_network_pod(name, uid, self.log_dir, f"{daemon.cgroup_parent}/pod{uid}",
+                                              annotations)  # fmt: skip
+        self.id = self.cri.run_pod(self.config, handler)
+
+    def start(self, name: str, command: list[str], image: str = BUSYBOX_IMAGE, **kw) -> str:
+        cid = self.cri.create_container(self.id, client.container(name, image, command, **kw), self.config)
+        self.cri.start_container(cid)
+        return cid
+
+    def remove(self) -> None:
+        try:
+            self.cri.stop_pod(self.id)
+            self.cri.remove_pod(self.id)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+
+
+@pytest.fixture
+def pods(shim_containerd):
+    made: list[Pod] = []
+
+    def make(name: str, handler: str = SHIM_HANDLER, annotations: dict[str, str] | None = None) -> Pod:
+        made.append(Pod(shim_containerd, name, handler, annotations))
+        return made[-1]
+
+    yield make
+    for pod in made:
+        pod.remove()
+
+
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def cmdline(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode()
+
+
+def test_enclave_pod_end_to_end(shim_containerd, pods):
+    """RunPodSandbox .. RemovePodSandbox with an enclave asked for by the pod's annotations."""
+    daemon, cri = shim_containerd, shim_containerd.cri
+    pod = pods("enclave-pod", annotations=ENCLAVE_POD)
+    assert cri.pod_status(pod.id).status.runtime_handler == SHIM_HANDLER
+    sandbox = daemon.rune_state(pod.id)
+    assert "enclave" not in sandbox  # the pause container stays a plain process (rune's is_sandbox)
+    shim_pid = parent_of(sandbox["pid"])  # the shim is the subreaper of what rune started
+    assert "containerd-shim-rune-v2" in cmdline(shim_pid)
+
+    cid = pod.start("hello", ["/app/hello.wasm", "sleep=300"], image=HELLO_WASM_IMAGE)
+    cri.wait_container(cid, api.CONTAINER_RUNNING)
+    state = daemon.rune_state(cid)
+    assert (state["enclave"]["type"], state["enclave"]["path"]) == ("software", "wasm")
+    assert parent_of(state["pid"]) == shim_pid  # one shim per pod
+    info = cri.container_status(cid, verbose=True).info["info"]
+    assert '"runtimeType":"io.containerd.rune.v2"' in info.replace(" ", "")
+
+    done = pod.start("done", ["/app/hello.wasm", "exit=3"], image=HELLO_WASM_IMAGE)
+    assert cri.wait_container(done, api.CONTAINER_EXITED).exit_code == 3
+    with open(os.path.join(pod.log_dir, "done.log")) as f:
+        assert "argv[0]=/app/hello.wasm" in f.read()  # the module ran, its stdout through the shim's fifo
+
+    stats = cri.container_stats(cid)
+    assert stats.cpu.timestamp > 0
+    assert stats.memory.working_set_bytes.value > 0
+
+    cri.stop_container(cid, timeout=10)
+    assert cri.container_status(cid).status.state == api.CONTAINER_EXITED
+    cri.remove_container(cid)
+    cri.remove_container(done)
+    pod.remove()
+    assert pod.id not in {p.id for p in cri.list_pods()}
+    assert not ({pod.id, cid} & set(daemon.rune_containers()))
+    wait_for(lambda: not host.alive(shim_pid), "the pod's shim to exit")
+
+
+def test_exec_sync_stats_update_and_stop_of_a_plain_container(shim_containerd, pods):
+    daemon, cri = shim_containerd, shim_containerd.cri
+    pod = pods("plain-pod")
+    cid = pod.start("target", ["sh", "-c", 'trap "exit 42" TERM; while :; do sleep 0.1; done'])
+    cri.wait_container(cid, api.CONTAINER_RUNNING)
+    r = cri.exec_sync(cid, ["sh", "-c", "echo out-$((6*7)); echo err >&2; exit 5"])
+    assert (r.stdout, r.stderr, r.exit_code) == (b"out-42\n", b"err\n", 5)
+    assert cri.exec_sync(cid, ["cat", "/proc/1/cmdline"]).stdout.startswith(b"sh\x00-c\x00")
+
+    stats = cri.container_stats(cid)
+    assert stats.cpu.usage_core_nano_seconds.value > 0
+    assert stats.memory.working_set_bytes.value > 0
+
+    want = api.LinuxContainerResources(cpu_period=100000, cpu_quota=50000, cpu_shares=512,
+                                       memory_limit_in_bytes=64 << 20)  # fmt: skip
+    cri.update_resources(cid, want)
+    cgroups_path = daemon.config_json(cid)["linux"]["cgroupsPath"]
+    memory = [d for d in host.cgroup_dirs(cgroups_path) if os.path.exists(os.path.join(d, "memory.limit_in_bytes"))]
+    if memory:
+        with open(os.path.join(memory[0], "memory.limit_in_bytes")) as f:
+            assert f.read().strip() == str(64 << 20)
+    got = cri.container_status(cid).status.resources.linux
+    assert (got.cpu_shares, got.cpu_quota, got.memory_limit_in_bytes) == (512, 50000, 64 << 20)
+
+    cri.stop_container(cid, timeout=30)
+    status = cri.container_status(cid).status
+    assert (status.state, status.exit_code) == (api.CONTAINER_EXITED, 42)
+
+
+def test_the_confidential_handler_refuses_a_plain_container(shim_containerd, pods):
+    pod = pods("confidential-pod", handler=SHIM_HANDLER_REQUIRED)
+    assert "enclave" not in shim_containerd.rune_state(pod.id)  # its sandbox runs, plainly
+    with pytest.raises(grpc.RpcError) as err:
+        pod.start("plain", ["sleep", "30"])
+    details = err.value.details()
+    assert "OCI runtime create failed" in details
+    assert "this runtime runs enclave containers only (rune --enclave-required)" in details
+    assert "\n" not in details
