@@ -1,0 +1,59 @@
+"""The carrier seam: what Create does with a hook's refusal, bug, and programs it runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from inclavare.errors import InclavareError
+from inclavare.shim import carrier
+from inclavare.shim.container import run_carrier
+from inclavare.shim.errors import FAILED_PRECONDITION, InvalidArgument
+from inclavare.shim.options import ShimOptions
+from inclavare.shim.reaper import Reaper
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"process": {"env": ["RUNE_CARRIER=wasm"]}}))
+    return str(tmp_path)
+
+
+def test_the_default_hook_is_the_empty_carrier(bundle):
+    assert carrier.load() is carrier.empty_carrier
+    run_carrier(carrier.load(), bundle, ShimOptions(), Reaper(lambda p, s: None))
+
+
+def test_the_hook_gets_bundle_spec_and_options(bundle):
+    seen = []
+    opts = ShimOptions()
+    run_carrier(lambda b, spec, o: seen.append((b, spec, o)), bundle, opts, Reaper(lambda p, s: None))
+    assert seen == [(bundle, {"process": {"env": ["RUNE_CARRIER=wasm"]}}, opts)]
+
+
+def test_a_refusal_is_one_line_for_containerd(bundle):
+    def refuse(b, spec, o):
+        raise InclavareError("signing server refused the caller: 403")
+
+    with pytest.raises(carrier.CarrierError) as err:
+        run_carrier(refuse, bundle, ShimOptions(), Reaper(lambda p, s: None))
+    assert (str(err.value), err.value.code) == ("carrier: signing server refused the caller: 403", FAILED_PRECONDITION)
+
+
+def test_a_carrier_bug_is_an_internal_error_line(bundle):
+    with pytest.raises(carrier.CarrierError, match=r"^carrier: internal error: KeyError: 'x'$"):
+        run_carrier(lambda b, s, o: {}["x"], bundle, ShimOptions(), Reaper(lambda p, s: None))
+
+
+def test_a_carrier_may_use_subprocess(bundle):
+    codes = []
+    run_carrier(lambda b, s, o: codes.append(subprocess.run(["sh", "-c", "exit 5"]).returncode), bundle,
+                ShimOptions(), Reaper(lambda p, s: None))  # fmt: skip
+    assert codes == [5]
+
+
+def test_a_bundle_without_a_readable_spec(tmp_path):
+    with pytest.raises(InvalidArgument, match=r"config\.json: .*No such file"):
+        run_carrier(carrier.empty_carrier, str(tmp_path), ShimOptions(), Reaper(lambda p, s: None))
