@@ -125,7 +125,10 @@ class OomWatcher:
         assert self._epoll is not None
         while True:
             for fd, _mask in self._epoll.poll():
-                self._event(fd)
+                try:
+                    self._event(fd)
+                except Exception as exc:  # one cgroup's trouble must not end every container's watch
+                    self.log(f"OOM watch: {type(exc).__name__}: {exc}")
 
     def _event(self, fd: int) -> None:
         with self._lock:

@@ -52,19 +52,43 @@ _SHUTDOWN = b"\0"  # written to the wake-up pipe by the Shutdown RPC (no signal 
 def run_forked(listener: object, flags: ShimFlags, options: bytes, address: str, ready_w: int) -> NoReturn:
     """The child of `start`: become the server; tell the parent "ok" or why not on `ready_w`."""
     status = 1
+    ready = _Ready(ready_w)
     try:
         os.setpgid(0, 0)
         _detach_stdio()
         fileno = listener.detach()  # type: ignore[attr-defined]  # a _socket.socket
-        status = serve(_socket.socket(fileno=fileno), flags, options, address, ready_w)
+        status = serve(_socket.socket(fileno=fileno), flags, options, address, ready)
     except BaseException as exc:
-        _report(ready_w, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))
+        message = str(exc) or type(exc).__name__
+        if not ready.say(message):  # serving already: what ended it goes to containerd's log
+            from ..log import Logger
+
+            Logger(None, "text").error(f"shim failed: {type(exc).__name__}: {message}")
         if flags.debug:
             import traceback
 
             traceback.print_exc()
     finally:
         os._exit(status)
+
+
+class _Ready:
+    """The pipe to `start`: one message ("ok", or why not), then closed."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def say(self, message: str) -> bool:
+        """Send `message` if nothing was sent yet; whether it was."""
+        if self.fd < 0:
+            return False
+        try:
+            os.write(self.fd, message.encode(errors="replace")[:4000])
+            os.close(self.fd)
+        except OSError:
+            pass
+        self.fd = -1
+        return True
 
 
 def _detach_stdio() -> None:
@@ -82,17 +106,8 @@ def _detach_stdio() -> None:
         os.close(fd)
 
 
-def _report(fd: int, message: str) -> None:
-    if fd < 0:
-        return
-    try:
-        os.write(fd, message.encode(errors="replace")[:4000])
-        os.close(fd)
-    except OSError:
-        pass
-
-
-def serve(listener: _socket.socket, flags: ShimFlags, options: bytes, address: str, ready_w: int = -1) -> int:
+def serve(listener: _socket.socket, flags: ShimFlags, options: bytes, address: str, ready: _Ready | None = None
+          ) -> int:  # fmt: skip
     """Serve until shut down; returns the exit status."""
     from ..log import Logger
 
@@ -114,7 +129,8 @@ def serve(listener: _socket.socket, flags: ShimFlags, options: bytes, address: s
 
     server, publisher, reaper = _build(flags, address, log, lambda: os.write(wake_w, _SHUTDOWN))
     server.serve(listener)
-    _report(ready_w, "ok")
+    if ready is not None:
+        ready.say("ok")
     while True:
         select.select([wake_r], [], [])
         try:

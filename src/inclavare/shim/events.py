@@ -91,7 +91,7 @@ class Publisher:
                 try:
                     self._forward(envelope)
                     break
-                except CallError as exc:
+                except Exception as exc:  # CallError, or a bug: the queue must go on either way
                     self.log.error(f"forward event {envelope.topic}: {exc}")
                     if attempt == MAX_REQUEUE:
                         self.log.error(f"evicting {envelope.topic} from queue because of retry count")

@@ -78,9 +78,11 @@ class Server:
         while not self._closed.is_set():
             try:
                 fd, _ = self._listener._accept()  # type: ignore[attr-defined]  # what socket.accept() wraps
-            except OSError:
+            except OSError as exc:
                 if self._closed.is_set():
                     return
+                self.log.warning(f"ttrpc: accept: {exc}")
+                time.sleep(0.1)  # out of fds, say: do not spin
                 continue
             sock = _socket.socket(fileno=fd)
             if not self._same_user(sock):

@@ -132,17 +132,23 @@ class TaskService:
     def _handle_exits(self) -> None:
         while True:
             pid, status = self._exits.get()
-            with self._events:
-                found = self._find(pid)
-                if found is None:
-                    continue  # an orphan that was not ours to report
-                c, proc = found
-                if isinstance(proc, Init) and c.should_kill_all_on_exit():
-                    self._kill_all(c)
-                if not proc.set_exited(status):
-                    continue  # deleted before it exited (a created task): Delete reported it
-                self.publisher.publish(ev.TaskExit(container_id=c.id, id=proc.id, pid=pid, exit_status=status,
-                                                   exited_at=timestamp(proc.exited_at)))  # fmt: skip
+            try:
+                self._handle_exit(pid, status)
+            except Exception as exc:  # this thread must go on: every later exit depends on it
+                self.log.error(f"exit of pid {pid}: internal error: {type(exc).__name__}: {exc}")
+
+    def _handle_exit(self, pid: int, status: int) -> None:
+        with self._events:
+            found = self._find(pid)
+            if found is None:
+                return  # an orphan that was not ours to report
+            c, proc = found
+            if isinstance(proc, Init) and c.should_kill_all_on_exit():
+                self._kill_all(c)
+            if not proc.set_exited(status):
+                return  # deleted before it exited (a created task): Delete reported it
+            self.publisher.publish(ev.TaskExit(container_id=c.id, id=proc.id, pid=pid, exit_status=status,
+                                               exited_at=timestamp(proc.exited_at)))  # fmt: skip
 
     def _find(self, pid: int) -> tuple[ctr.Container, Init | Exec] | None:
         with self._map_lock:
