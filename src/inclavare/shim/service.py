@@ -28,7 +28,7 @@ from . import container as ctr
 from .errors import AlreadyExists, NotFound, RuntimeFailed, ShimError, Unimplemented
 from .events import pack, timestamp
 from .pb import api, ev, runc, task_types, wkt
-from .process import DELETED, PAUSED, RUNNING, Exec, Init, start_exec
+from .process import CREATED, DELETED, PAUSED, RUNNING, Exec, Init, start_exec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ class TaskService:
             proc.check("delete")
             proc.release_io()
             if isinstance(proc, Init):
-                self._delete_init(c)
+                self._delete_init(c, force=proc.status == CREATED)
             proc.status = DELETED
         self.reaper.unwatch(proc.pid)
         if isinstance(proc, Exec):
@@ -188,10 +188,11 @@ class TaskService:
                                                  exited_at=_exited_at(proc)))  # fmt: skip
         return api.DeleteResponse(pid=proc.pid, exit_status=proc.exit_status, exited_at=_exited_at(proc))
 
-    def _delete_init(self, c: ctr.Container) -> None:
+    def _delete_init(self, c: ctr.Container, force: bool) -> None:
+        # runc deletes a created container (killing its init) without --force; rune wants it
         error: ShimError | None = None
         try:
-            c.rune.delete(c.id)
+            c.rune.delete(c.id, force=force)
         except RuntimeFailed as exc:
             if "does not exist" not in str(exc):  # deleted behind our back: still ours to clean up
                 error = exc

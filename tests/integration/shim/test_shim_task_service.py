@@ -302,3 +302,18 @@ def test_delete_action_cleans_up_after_a_killed_shim(env):
     assert (resp.pid, resp.exit_status) == (pid, 137)
     assert env.rune("ns", "state", cid).returncode != 0  # rune delete --force ran
     wait_for(lambda: _zombie(pid), "the container to be killed", 10)
+
+
+def test_delete_of_a_task_never_started(env):
+    """containerd deletes a created task when a start fails (and `ctr task delete` may): runc deletes a
+    created container without --force; rune wants --force, so the shim passes it for that status."""
+    cid = "never-started"
+    bundle = env.bundle(cid, ["sleep", "30"])
+    shim = env.shim()
+    pid = shim.create(cid, bundle)
+    deleted = shim.call("Delete", pb.api.DeleteRequest(id=cid))
+    assert deleted.pid == pid
+    assert env.rune("ns", "state", cid).returncode != 0
+    wait_for(lambda: _zombie(pid), "the created init to be killed")
+    env.sink.wait_topic("/tasks/delete", cid)
+    assert "/tasks/exit" not in env.sink.topics(cid)  # its death after Delete is no news (upstream: no event)
