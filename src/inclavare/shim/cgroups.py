@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import select
 import threading
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -69,6 +70,25 @@ class Cgroup:
 
     def exists(self) -> bool:
         return os.path.isdir(self.paths.get("" if self.v2 else "memory", "/nonexistent"))
+
+    def kill_all(self, signal: int) -> None:
+        """Signal every process in the cgroup until none is left (10 rounds at most: a fork may
+        race a round)."""
+        controller = "" if self.v2 else next((c for c in ("pids", "freezer", "memory", "cpu") if c in self.paths), "")
+        for _ in range(10 if controller in self.paths else 0):
+            try:
+                with open(self.file(controller, "cgroup.procs")) as f:
+                    pids = [int(p) for p in f.read().split()]
+            except OSError:
+                return
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
 
     def stats(self) -> tuple[str, bytes]:
         """(type URL, serialized Metrics) of the cgroup now."""

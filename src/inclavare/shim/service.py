@@ -164,7 +164,12 @@ class TaskService:
         try:
             c.rune.kill(c.id, 9, all_=True)
         except ShimError as exc:
-            self.log.error(f"failed to kill init's children of {c.id}: {exc}")
+            # runc's kill --all signals the cgroup even once init has gone; rune refuses a stopped
+            # container, so the shim does what runc would (libcontainer signalAllProcesses)
+            if c.cgroup is None:
+                self.log.error(f"failed to kill init's children of {c.id}: {exc}")
+            else:
+                c.cgroup.kill_all(9)
 
     # -- the rest of the lifecycle -------------------------------------------------------
     def delete(self, req: Any) -> Any:

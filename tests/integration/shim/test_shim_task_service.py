@@ -317,3 +317,25 @@ def test_delete_of_a_task_never_started(env):
     wait_for(lambda: _zombie(pid), "the created init to be killed")
     env.sink.wait_topic("/tasks/delete", cid)
     assert "/tasks/exit" not in env.sink.topics(cid)  # its death after Delete is no news (upstream: no event)
+
+
+def test_init_exit_kills_what_it_left_without_a_pid_namespace(env):
+    """No PID namespace of its own: the kernel does not end the rest with init, the shim must
+    (runc shim: ShouldKillAllOnExit, then `runc kill --all`), or a pod's shared namespace keeps them."""
+    cid = "hostpid"
+    bundle = env.bundle(cid, ["sh", "-c", "sleep 300 & echo $! > /tmp/child; exit 0"])
+    path = os.path.join(bundle, "config.json")
+    with open(path) as f:
+        spec = json.load(f)
+    spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"] if ns["type"] != "pid"]
+    spec["root"]["readonly"] = False  # for /tmp/child
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    shim = env.shim()
+    shim.create(cid, bundle)
+    shim.call("Start", pb.api.StartRequest(id=cid))
+    assert shim.call("Wait", pb.api.WaitRequest(id=cid)).exit_status == 0
+    with open(os.path.join(bundle, "rootfs", "tmp", "child")) as f:
+        child = int(f.read())  # the host's pid: the container shares our PID namespace
+    wait_for(lambda: _zombie(child), "the orphaned sleep to be killed", 10)
+    shim.call("Delete", pb.api.DeleteRequest(id=cid))
