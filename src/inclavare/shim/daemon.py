@@ -131,6 +131,10 @@ def serve(listener: _socket.socket, flags: ShimFlags, options: bytes, address: s
     server.serve(listener)
     if ready is not None:
         ready.say("ok")
+    import gc
+
+    gc.freeze()  # what start-up made lives as long as the shim: keep it out of every collection
+    gc.enable()
     while True:
         select.select([wake_r], [], [])
         try:
