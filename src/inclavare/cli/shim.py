@@ -29,6 +29,10 @@ from ..errors import InclavareError, UsageError
 from .rune import _args
 from .rune._args import Flag
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 RUNTIME = "io.containerd.rune.v2"
 
 
@@ -81,13 +85,11 @@ def _run(flags: Flags, action: str) -> int:
         from ..shim.start import start
 
         options = sys.stdin.buffer.read() if not sys.stdin.isatty() else b""
-        sys.stdout.write(start(flags, options))
-        return 0
+        _exit_with(start(flags, options).encode())
     if action == "delete":
         from ..shim.cleanup import delete
 
-        sys.stdout.buffer.write(delete(flags))
-        return 0
+        _exit_with(delete(flags))
     if action:
         raise UsageError(f"unknown action {action!r} (want start, delete, or none to serve)")
     import _socket
@@ -101,6 +103,15 @@ def _run(flags: Flags, action: str) -> int:
     else:
         listener = _socket.socket(fileno=3)  # from the parent that re-executed us
     return serve(listener, flags, b"", f"unix://{flags.socket}" if flags.socket else _read_address())
+
+
+def _exit_with(output: bytes) -> NoReturn:
+    """Write `output` and exit now: containerd waits for this process to end, and the
+    interpreter's own shutdown (module teardown, finalizers) would only add to that."""
+    view = memoryview(output)
+    while view:
+        view = view[os.write(1, view) :]
+    os._exit(0)
 
 
 def _read_address() -> str:
