@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["DecodeError", "api", "cg1", "cg2", "ev", "events_svc", "message", "runc", "runc_legacy",
-           "runtime_options", "task_types", "ttrpc", "wkt"]  # fmt: skip
+           "runtime_options", "task_types", "ttrpc", "types", "wkt"]  # fmt: skip
 
 _cache: dict[str, Any] = {}
 _pool: Any = None
@@ -44,6 +44,7 @@ _FILE_OF = {
     "google.protobuf.Timestamp": "google/protobuf/timestamp.proto",
     "containerd.task.v2": "github_com/containerd/containerd/runtime/v2/task/shim.proto",
     "containerd.v1.types": "github_com/containerd/containerd/api/types/task/task.proto",
+    "containerd.types": "github_com/containerd/containerd/api/types/mount.proto",
     "containerd.events": "github_com/containerd/containerd/api/events/task.proto",
     "containerd.services.events.ttrpc.v1": "github_com/containerd/containerd/api/services/ttrpc/events/v1/events.proto",
     "containerd.runc.v1": "github_com/containerd/containerd/runtime/v2/runc/options/oci.proto",
@@ -153,6 +154,7 @@ rpc = Package("google.rpc")
 wkt = Package("google.protobuf")
 api = Package("containerd.task.v2")
 task_types = Package("containerd.v1.types")
+types = Package("containerd.types")
 ev = Package("containerd.events")
 events_svc = Package("containerd.services.events.ttrpc.v1")
 runc = Package("containerd.runc.v1")

@@ -57,6 +57,7 @@ class TaskService:
         self.carrier = carrier
         self._shutdown = shutdown
         self.containers: dict[str, ctr.Container] = {}
+        self._creating: set[str] = set()  # ids of Creates under way (a second Create of one is refused)
         self._map_lock = threading.Lock()
         self._events = threading.Lock()  # upstream's eventSendMu; see the module docstring
         self._exits: SimpleQueue[tuple[int, int]] = SimpleQueue()
@@ -79,16 +80,21 @@ class TaskService:
     # -- create and start ----------------------------------------------------------------
     def create(self, req: Any) -> Any:
         with self._map_lock:
-            if req.id in self.containers:
+            if req.id in self.containers or req.id in self._creating:
                 raise AlreadyExists(f"container {req.id}: already exists")
-        prepared = ctr.prepare(req, self.reaper, self.carrier)
-        with self._events:
-            c = ctr.launch(prepared, self.namespace, self.reaper)  # undoes `prepare` if it fails
+            self._creating.add(req.id)
+        try:
+            prepared = ctr.prepare(req, self.reaper, self.carrier)
+            with self._events:
+                c = ctr.launch(prepared, self.namespace, self.reaper)  # undoes `prepare` if it fails
+                with self._map_lock:
+                    self.containers[c.id] = c
+                io = ev.TaskIO(stdin=req.stdin, stdout=req.stdout, stderr=req.stderr, terminal=req.terminal)
+                self.publisher.publish(ev.TaskCreate(container_id=c.id, bundle=req.bundle, rootfs=req.rootfs, io=io,
+                                                     checkpoint=req.checkpoint, pid=c.init.pid))  # fmt: skip
+        finally:
             with self._map_lock:
-                self.containers[c.id] = c
-            io = ev.TaskIO(stdin=req.stdin, stdout=req.stdout, stderr=req.stderr, terminal=req.terminal)
-            self.publisher.publish(ev.TaskCreate(container_id=c.id, bundle=req.bundle, rootfs=req.rootfs, io=io,
-                                                 checkpoint=req.checkpoint, pid=c.init.pid))  # fmt: skip
+                self._creating.discard(req.id)
         return api.CreateTaskResponse(pid=c.init.pid)
 
     def start(self, req: Any) -> Any:

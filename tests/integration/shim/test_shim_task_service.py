@@ -339,3 +339,70 @@ def test_init_exit_kills_what_it_left_without_a_pid_namespace(env):
         child = int(f.read())  # the host's pid: the container shares our PID namespace
     wait_for(lambda: _zombie(child), "the orphaned sleep to be killed", 10)
     shim.call("Delete", pb.api.DeleteRequest(id=cid))
+
+
+def test_a_second_create_of_a_live_container_changes_nothing(env):
+    """The rootfs comes from containerd's mounts; a repeated Create must not unmount the live one."""
+    cid = "twice"
+    bundle = env.bundle(cid, ["sh", "-c", "cat /marker"])
+    image = os.path.join(bundle, "rootfs")
+    source = os.path.join(env.base, "image-rootfs")
+    os.rename(image, source)  # the container's rootfs now arrives as a bind mount, as a snapshot does
+    os.mkdir(image)
+    with open(os.path.join(source, "marker"), "w") as f:
+        f.write("from-the-mount\n")
+    io = fifos(env.base, cid)
+    out = os.open(io["stdout"], os.O_RDONLY | os.O_NONBLOCK)
+    shim = env.shim()
+    shim.start(cid, bundle)
+    mounts = [pb.types.Mount(type="bind", source=source, options=["rbind", "ro"])]
+    create = pb.api.CreateTaskRequest(id=cid, bundle=bundle, options=shim.options(), rootfs=mounts,
+                                      stdout=io["stdout"])  # fmt: skip
+    shim.call("Create", create)
+    with pytest.raises(CallError) as err:
+        shim.call("Create", create)
+    assert (err.value.code, str(err.value)) == (ALREADY_EXISTS, "container twice: already exists")
+    shim.call("Start", pb.api.StartRequest(id=cid))
+    assert shim.call("Wait", pb.api.WaitRequest(id=cid)).exit_status == 0
+    assert read_fifo_to_eof(out) == b"from-the-mount\n"
+    shim.call("Delete", pb.api.DeleteRequest(id=cid))
+    assert os.listdir(image) == []  # unmounted by Delete
+
+
+def test_two_creates_at_once_make_one_container(env):
+    """Create runs without the shim's lock until rune create: the id is taken first, or both would mount."""
+    import threading
+
+    from crikit import host
+
+    cid = "race"
+    bundle = env.bundle(cid, ["sleep", "30"])
+    source = os.path.join(env.base, "race-rootfs")
+    os.rename(os.path.join(bundle, "rootfs"), source)
+    os.mkdir(os.path.join(bundle, "rootfs"))
+    shim = env.shim()
+    shim.start(cid, bundle)
+    mounts = [pb.types.Mount(type="bind", source=source, options=["rbind"])]
+    create = pb.api.CreateTaskRequest(id=cid, bundle=bundle, options=shim.options(), rootfs=mounts)
+    results: list[object] = []
+
+    def call() -> None:
+        client = shimkit.Client(shim.address, timeout=60)
+        try:
+            results.append(client.call(shimkit.TASK, "Create", create, pb.api.CreateTaskResponse).pid)
+        except CallError as exc:
+            results.append(exc.code)
+        client.close()
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    codes = [r for r in results if isinstance(r, int) and r < 100]  # a gRPC code; else an init's pid
+    assert codes == [ALREADY_EXISTS]  # not rune's "container with id exists" after a second mount
+    assert len(results) == 2
+    assert len(host.mounts_below(os.path.join(bundle, "rootfs"))) == 1
+    shim.call("Kill", pb.api.KillRequest(id=cid, signal=9))
+    shim.call("Wait", pb.api.WaitRequest(id=cid))
+    shim.call("Delete", pb.api.DeleteRequest(id=cid))
