@@ -98,6 +98,7 @@ def start(flags: ShimFlags, options: bytes) -> str:
             return address
         os.unlink(path)  # left by a shim that died
         listener.bind(path)
+    pid = 0
     try:
         os.chmod(path, 0o600)
         listener.listen(128)
@@ -105,6 +106,8 @@ def start(flags: ShimFlags, options: bytes) -> str:
         pid = _fork_server(listener, flags, options, address)
         adjust_oom_score(pid)
     except BaseException:
+        if pid:  # a server nobody will ever talk to (upstream kills it too)
+            os.kill(pid, 9)
         os.unlink(path)
         raise
     return address
