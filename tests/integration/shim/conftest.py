@@ -64,6 +64,12 @@ class Env:
             s.close()
         for pid in host.pids_naming(os.path.join(self.base, "state")):
             host.kill_and_wait([pid])
+        for s in self.shims:  # a shim killed here leaves its socket in /run/containerd/s
+            if s.address:
+                try:
+                    os.unlink(s.address.removeprefix("unix://"))
+                except FileNotFoundError:
+                    pass
         for ns in os.listdir(self.rune_root) if os.path.isdir(self.rune_root) else []:
             for cid in os.listdir(os.path.join(self.rune_root, ns)):
                 self.rune(ns, "delete", "--force", cid)
