@@ -21,12 +21,13 @@ GROUPS = {
     "kbs": "the key broker service",
     "kbs-client": "talk to a key broker: attest, get resources, administer",
     "image": "unpack (and decrypt) OCI images into rune bundles",
+    "carrier": "make a plain bundle a signed enclave bundle (what containerd-shim-rune-v2 does at Create)",
 }
 
 
 def _usage() -> str:
     lines = ["usage: inclavare [--debug] <group> [args...]", "", "groups:"]
-    lines += [f"  {name:<12} {text}" for name, text in GROUPS.items()]
+    lines += [f"  {name:<14} {text}" for name, text in GROUPS.items()]
     return "\n".join(lines) + "\n"
 
 
