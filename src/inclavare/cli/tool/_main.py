@@ -22,6 +22,7 @@ GROUPS = {
     "kbs-client": "talk to a key broker: attest, get resources, administer",
     "image": "unpack (and decrypt) OCI images into rune bundles",
     "carrier": "make a plain bundle a signed enclave bundle (what containerd-shim-rune-v2 does at Create)",
+    "signing-server": "serve enclave signatures: the original shim's API with TLS, authentication and audit",
 }
 
 
