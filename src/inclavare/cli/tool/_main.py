@@ -23,6 +23,7 @@ GROUPS = {
     "image": "unpack (and decrypt) OCI images into rune bundles",
     "carrier": "make a plain bundle a signed enclave bundle (what containerd-shim-rune-v2 does at Create)",
     "signing-server": "serve enclave signatures: the original shim's API with TLS, authentication and audit",
+    "node": "install or uninstall rune, containerd-shim-rune-v2 and inclavare on a Kubernetes node",
 }
 
 
