@@ -129,13 +129,15 @@ def _settings_for(carrier: Carrier, signer: bytes) -> dict[str, str]:
 
 
 def _check_own_settings(settings: Settings, carrier: Carrier, signer: bytes | None) -> None:
-    """The enclave settings are the carrier's: refuse others (args checked once the signer is known)."""
+    """The enclave settings are the carrier's: refuse others. Before the signer is known (`signer`
+    None), args may only be what an earlier run of the carrier wrote."""
     ours = _settings_for(carrier, signer or b"")
     for setting in ("type", "runtime", "args"):
-        if setting == "args" and signer is None:
+        if setting not in settings.found:
             continue
-        if setting in settings.found and settings.found[setting][0] != ours[setting]:
-            value, source = settings.found[setting]
+        value, source = settings.found[setting]
+        earlier_run = signer is None and setting == "args" and value.startswith(f"manifest={MANIFEST},signer=")
+        if value != ours[setting] and not earlier_run:
             raise CarrierError(source, f"{value!r}: the {carrier.name} carrier sets the enclave itself "
                                f"(remove this setting, or the carrier)")  # fmt: skip
 

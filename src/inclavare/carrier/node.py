@@ -38,6 +38,7 @@ SHIM_MODULE = "inclavare.shim"  # containerd-shim-rune-v2's entry point (src/inc
 SHIM_NAME = "containerd-shim-rune-v2"
 MARKER = "# installed by `inclavare node install`; `inclavare node uninstall` removes it"
 EXTRAS = ("wasm", "kbs", "shim")  # those the project declares are installed
+_NOT_SOURCES = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis")
 _COMMANDS = {
     "rune": "from inclavare.cli.rune._main import main\nsys.exit(main())",
     SHIM_NAME: f"import importlib.util, runpy\nif importlib.util.find_spec({SHIM_MODULE!r}) is None:\n"
@@ -165,9 +166,17 @@ def _source(source: str | None) -> str:
 def _make_venv(venv: str, source: str) -> None:
     _run([sys.executable, "-m", "venv", "--clear", venv], "python -m venv")
     extras = _extras(source)
-    target = f"{source}[{','.join(extras)}]" if extras else source
-    _run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "--quiet", "--no-warn-script-location", target],
-         "pip install")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="inclavare-install-") as scratch:
+        if os.path.isdir(source):
+            # pip builds a directory in place (setuptools' build/ and *.egg-info), and a
+            # build/lib left from an older tree would put deleted modules in the wheel:
+            # build from a clean copy of the sources instead.
+            copy = os.path.join(scratch, "src")
+            shutil.copytree(source, copy, symlinks=True, ignore=_NOT_SOURCES)
+            source = copy
+        target = f"{source}[{','.join(extras)}]" if extras else source
+        _run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "--quiet", "--no-warn-script-location",
+              target], "pip install")  # fmt: skip
 
 
 def _extras(source: str) -> list[str]:

@@ -44,8 +44,10 @@ def test_install_then_uninstall(tmp_path, image_bundle):
     config = etc / "config.toml"
     config.write_text(DEBIAN)
     before = tree(str(prefix))
+    checkout = sorted(os.listdir(ROOT)), sorted(os.listdir(os.path.join(ROOT, "build")))
 
     r = inclavare("node", "install", "--prefix", str(prefix), "--containerd-config", str(config), "--source", ROOT)
+    assert (sorted(os.listdir(ROOT)), sorted(os.listdir(os.path.join(ROOT, "build")))) == checkout  # built elsewhere
     assert "kind: RuntimeClass" in r.stdout
     assert "handler: rune" in r.stdout
     clean = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}  # no venv, no PYTHONPATH, not in the checkout

@@ -143,6 +143,7 @@ def test_enclave_settings_of_its_own_are_refused(bundle, node_config, env, annot
     with pytest.raises(CarrierError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         prepare(b, options={OPTION_CONFIG: node_config()})
     assert config_text(b) == before
+    assert not os.path.exists(inside(b, "/.inclavare"))  # refused before anything was built or signed
 
 
 @pytest.mark.parametrize(
