@@ -55,18 +55,22 @@ log = logging.getLogger("inclavare.carrier")
 MANIFEST_DIR = "/.inclavare"
 MANIFEST = MANIFEST_DIR + "/enclave.toml"
 SIGNATURE = MANIFEST + ".sig"
-OPTION_CONFIG = "carrier_config"  # the shim's options key naming another config.toml
+# The shim's option naming the runtime handler's configuration file (containerd's runtime
+# options ConfigPath): for this runtime, the carrier's config.toml.
+OPTION_CONFIG = "config_path"
 _MAX_FILE = 1 << 20
 
 
-def prepare(bundle: str, spec: dict[str, Any] | None = None, options: Mapping[str, object] | None = None, *,
+def prepare(bundle: str, spec: dict[str, Any] | None = None, options: object = None, *,
             container_id: str | None = None) -> None:  # fmt: skip
     """Turn `bundle` into a signed enclave bundle if its container asks for a carrier (module docstring).
 
     `spec` is config.json as loaded (read from the bundle when None); it is
-    updated in place and written back. `options` are the shim's; only
-    ``carrier_config`` (a config.toml path) is read. `container_id` defaults
-    to the bundle directory's name, as containerd lays bundles out.
+    updated in place and written back. `options` are the shim's (a mapping or
+    an object with attributes); only ``config_path`` is read: another
+    config.toml than /etc/inclavare-containers/config.toml when not empty.
+    `container_id` defaults to the bundle directory's name, as containerd
+    lays bundles out.
     """
     if spec is None:
         spec = _load_spec(bundle)
@@ -82,8 +86,8 @@ def prepare(bundle: str, spec: dict[str, Any] | None = None, options: Mapping[st
     if choice.carrier is None:
         return
     carrier = choice.carrier
-    path = options.get(OPTION_CONFIG) if options else None
-    config = carrier_config.load(path if isinstance(path, str) else None)
+    path = options.get(OPTION_CONFIG) if isinstance(options, Mapping) else getattr(options, OPTION_CONFIG, None)
+    config = carrier_config.load(path if isinstance(path, str) and path else None)
     _check_own_settings(settings, carrier, None)
     rootfs = _rootfs(bundle, spec)
     workload = workload_of(spec, settings)

@@ -9,8 +9,7 @@ install, in order (each step undone if a later one fails):
 2. launchers in ``PREFIX/bin``: ``rune``, ``containerd-shim-rune-v2`` and
    ``inclavare``, each running the venv's interpreter with ``-I -S`` (no
    site processing, as build/rune: docs/architecture.md, "Start-up") on the
-   module that is the command. The shim is the module :data:`SHIM_MODULE`,
-   run as ``python -m`` runs it;
+   module that is the command (the shim's is :data:`SHIM_MODULE`);
 3. the ``rune`` runtime entry in containerd's config.toml (:mod:`.containerd`).
 
 What was done is recorded in ``PREFIX/lib/inclavare/install.json``; uninstall
@@ -34,16 +33,16 @@ import tomllib
 from . import containerd
 from .errors import InstallError
 
-SHIM_MODULE = "inclavare.shim"  # containerd-shim-rune-v2's entry point (src/inclavare/shim/__main__.py)
+SHIM_MODULE = "inclavare.cli.shim"  # containerd-shim-rune-v2's command line: its main()
 SHIM_NAME = "containerd-shim-rune-v2"
 MARKER = "# installed by `inclavare node install`; `inclavare node uninstall` removes it"
 EXTRAS = ("wasm", "kbs", "shim")  # those the project declares are installed
 _NOT_SOURCES = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis")
 _COMMANDS = {
     "rune": "from inclavare.cli.rune._main import main\nsys.exit(main())",
-    SHIM_NAME: f"import importlib.util, runpy\nif importlib.util.find_spec({SHIM_MODULE!r}) is None:\n"
+    SHIM_NAME: f"import importlib.util\nif importlib.util.find_spec({SHIM_MODULE!r}) is None:\n"
     f"    sys.exit('{SHIM_NAME}: {SHIM_MODULE} is not part of this installation')\n"
-    f"runpy.run_module({SHIM_MODULE!r}, run_name='__main__', alter_sys=True)",
+    f"from {SHIM_MODULE} import main\nsys.exit(main())",
     "inclavare": "from inclavare.cli.tool._main import main\nsys.exit(main())",
 }
 RUNTIME_CLASS = """apiVersion: node.k8s.io/v1

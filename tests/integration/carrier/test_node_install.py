@@ -70,7 +70,7 @@ def test_install_then_uninstall(tmp_path, image_bundle):
     assert r.returncode == 0, r.stderr
     # The shim's module (SHIM_MODULE) comes from another branch: until it is there, its launcher says so in one line.
     shim = subprocess.run([str(bin_dir / "containerd-shim-rune-v2"), "-v"], capture_output=True, text=True, env=clean)
-    missing = "containerd-shim-rune-v2: inclavare.shim is not part of this installation\n"
+    missing = f"containerd-shim-rune-v2: {SHIM_MODULE} is not part of this installation\n"
     if importlib.util.find_spec(SHIM_MODULE) is None:
         assert (shim.returncode, shim.stderr) == (1, missing)
     else:

@@ -118,6 +118,20 @@ def test_running_again_gives_the_same_bundle(bundle, node_config):
         assert f.read() == sig  # Ed25519 is deterministic, and so is the manifest
 
 
+def test_the_shims_options_object_names_the_config(bundle, node_config):
+    """The shim passes its options as an object; its config_path (containerd's ConfigPath) is our config.toml."""
+
+    class ShimOptions:
+        binary_name = "rune"
+        config_path = node_config()
+
+    b = bundle()
+    prepare(b, load(b), ShimOptions())
+    assert load(b)["annotations"]["enclave.type"] == "software"
+    key = os.path.join(os.path.dirname(b), "node-key.pem")
+    assert os.path.exists(key)  # the test's config was read, not /etc/inclavare-containers/config.toml
+
+
 def test_spec_passed_in_is_updated_and_written(bundle, node_config):
     b = bundle()
     spec = load(b)
