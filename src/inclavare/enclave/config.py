@@ -14,10 +14,20 @@ kbs url             ENCLAVE_KBS_URL             enclave.kbs.url
 kbs resources       ENCLAVE_KBS_RESOURCES       enclave.kbs.resources
 kbs secrets dir     (annotation only)           enclave.kbs.secrets_dir
 kbs CA bundle       (annotation only)           enclave.kbs.cacert
+carrier             RUNE_CARRIER                enclave.carrier
 ==================  ==========================  ==========================
 
 Kubernetes passes env, not annotations, to a container by default, hence
-the KBS pair as variables too. The two host paths stay annotations: a file
+the KBS pair as variables too. ``carrier`` asks containerd-shim-rune-v2 to
+build and sign the enclave from an ordinary image before `rune create`
+(src/inclavare/carrier, docs/kubernetes.md); the variable keeps the original
+shim's name. rune itself only recognises it: a carrier setting that reaches
+rune without the enclave settings the carrier writes is refused like any
+setting without a type, so an image meant to run as an enclave never runs
+plain under a shim that has no carrier. Near-misses of ``enclave.carrier``
+(``enclave-carrier``, ``ENCLAVE_CARRIER``) are refused here; those of
+``RUNE_CARRIER`` are not under ``enclave``/``ENCLAVE_`` and are refused by
+the carrier (``inclavare.carrier.choose``), not by rune. The two host paths stay annotations: a file
 on the host is not something a container's environment should name.
 
 Fail closed (docs/architecture.md, "Enclave containers"): a setting that
@@ -67,6 +77,7 @@ SOURCES = {
     "kbs_resources": ("ENCLAVE_KBS_RESOURCES", "enclave.kbs.resources"),
     "kbs_secrets_dir": (None, "enclave.kbs.secrets_dir"),
     "kbs_cacert": (None, "enclave.kbs.cacert"),
+    "carrier": ("RUNE_CARRIER", "enclave.carrier"),
 }
 _BY_ANNOTATION = {a: s for s, (_, a) in SOURCES.items()}
 _BY_ENV = {e: s for s, (e, _) in SOURCES.items() if e}
