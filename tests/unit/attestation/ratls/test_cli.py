@@ -160,6 +160,11 @@ def test_refusals_are_one_line(enclave, client, tmp_path) -> None:
     code, _, err = server.finish()
     assert code == 1
     assert "the peer closed the connection before sending a message" in err
+    server = Server(*enclave)  # -v names the one TEE accepted, as a rats-tls verifier name does
+    code, out, err = client("-p", server.port, "--allow-software", "--host-key", enclave[5], "-v", "sgx_ecdsa")
+    assert (code, out) == (1, "")
+    assert err == "inclavare ratls: ratls peer refused: policy: tees: software evidence is not accepted\n"
+    assert server.finish()[0] == 1
     # Mutual server, wrong client measurement: the client learns only that the server closed.
     policy = tmp_path / "other.json"
     policy.write_text(json.dumps({"allow_software": True, "measurements": ["00" * 32]}))
