@@ -30,7 +30,6 @@ from ..hazmat.hextext import from_hex
 from .context import RatlsError
 
 GREETING = b"\033[91mHello and welcome to RATS-TLS!\033[0m\n"  # rats-tls-client/client.c, host build
-GREETING_SGX = b"\033[94mHello and welcome to RATS-TLS!\033[0m\n"  # sgx_stub_ecall.c, the SGX-mode client
 MODES = ("echo", "identity", "json")
 SGX_PREFIX = 64  # sizeof(sgx_measurement_t) * 2
 
