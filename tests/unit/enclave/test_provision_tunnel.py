@@ -152,38 +152,74 @@ def test_a_refused_connection_is_a_transport_error(broker):
         h.finish()
 
 
-class FlippingRelay(HostRelay):
-    """A hostile host: one byte of the broker's answer flipped, after the handshake."""
+class EditingRelay(HostRelay):
+    """A hostile host: the broker's answer changed at byte `at` (after the handshake) by `edit`."""
+
+    at = 6000  # the server's first flight is a few KiB; its answer to the request comes after that
+
+    @staticmethod
+    def edit(data: bytes) -> bytes | None:
+        return data[:-1] + bytes([data[-1] ^ 1])  # one bit flipped; None: the connection cut there
 
     def open(self, host: str, port: int) -> socket.socket:
         real = super().open(host, port)
         mine, theirs = socket.socketpair()
 
-        def forward(src: socket.socket, dst: socket.socket, flip_after: int | None) -> None:
+        def forward(src: socket.socket, dst: socket.socket, at: int | None) -> None:
             seen = 0
             try:
                 while data := src.recv(65536):
-                    if flip_after is not None and seen <= flip_after < seen + len(data):
-                        i = flip_after - seen
-                        data = data[:i] + bytes([data[i] ^ 1]) + data[i + 1 :]
+                    if at is not None and seen <= at < seen + len(data):
+                        changed = self.edit(data[: at - seen + 1])
+                        if changed is None:
+                            dst.sendall(data[: at - seen])
+                            break
+                        data = changed + data[at - seen + 1 :]
                     seen += len(data)
                     dst.sendall(data)
             except OSError:
                 pass
             finally:
-                dst.close()
+                for sock in (dst, src):  # shutdown wakes the other thread's recv; close alone would not
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
 
-        # The server's first flight is a few KiB; its answer to the request comes after that.
         threading.Thread(target=forward, args=(theirs, real, None), daemon=True).start()
-        threading.Thread(target=forward, args=(real, theirs, 6000), daemon=True).start()
+        threading.Thread(target=forward, args=(real, theirs, self.at), daemon=True).start()
         return mine
+
+
+class CuttingRelay(EditingRelay):
+    @staticmethod
+    def edit(data: bytes) -> bytes | None:
+        return None
 
 
 def test_a_tampered_record_is_refused_not_retried(broker):
     url, ca, _leaf = broker
-    h = Harness(port_of(url), pinned(ca), FlippingRelay)
+    h = Harness(port_of(url), pinned(ca), EditingRelay)
     try:
         with pytest.raises(BrokerNotTrusted, match=r"^the TLS session with the broker was tampered with: "):
+            h.client.post(f"{url}/echo", content=BIG[:20000])
+    finally:
+        h.finish()
+
+
+@pytest.mark.parametrize("at", [100, 6000])
+def test_a_cut_connection_is_a_transport_error(broker, at):
+    """In the handshake or in the answer: what a dying replica does too, so the client may retry (kbs/client.py).
+    Before, OpenSSL 3's unexpected EOF read as a clean end (CPython sets OP_IGNORE_UNEXPECTED_EOF)."""
+    url, ca, _leaf = broker
+
+    class Cut(CuttingRelay):
+        pass
+
+    Cut.at = at
+    h = Harness(port_of(url), pinned(ca), Cut)
+    try:
+        with pytest.raises(httpx.TransportError, match="the connection was cut"):
             h.client.post(f"{url}/echo", content=BIG[:20000])
     finally:
         h.finish()

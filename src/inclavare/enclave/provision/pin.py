@@ -78,6 +78,9 @@ def client_context(ca_pem: bytes | None) -> ssl.SSLContext:
     """TLS 1.2 or later, certificates checked against `ca_pem` (None: no CA, for a key pin)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # CPython sets OP_IGNORE_UNEXPECTED_EOF with OpenSSL 3: a connection the host cuts without
+    # close_notify (RFC 8446 §6.1) would read as a clean end. Here it is an error (tunnel.py).
+    context.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
     if ca_pem is not None:
         try:
             context.load_verify_locations(cadata=ca_pem.decode("ascii", "replace"))

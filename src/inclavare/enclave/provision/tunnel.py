@@ -73,9 +73,10 @@ class TunnelStream(httpcore.NetworkStream):
         self.sock.settimeout(timeout)
         try:
             return self.sock.recv(max_bytes)
-        except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
-            raise httpcore.ReadError(f"{type(exc).__name__}: {exc}") from None
-        except ssl.SSLError as exc:  # not an EOF: a record that fails its MAC is forged, not bad luck
+        except ssl.SSLError as exc:
+            if _cut(exc):  # a replica dying mid-answer looks the same: the client retries
+                raise httpcore.ReadError("the connection was cut in the middle of an answer") from None
+            # A record that fails its MAC is forged, not bad luck: final.
             raise BrokerNotTrusted(f"the TLS session with the broker was tampered with: {exc.reason or exc}") from None
         except OSError as exc:
             raise _transport(exc, httpcore.ReadTimeout, httpcore.ReadError) from None
@@ -99,11 +100,11 @@ class TunnelStream(httpcore.NetworkStream):
         try:
             # Ragged EOFs are errors: a connection cut short must not pass for a complete answer.
             tls = ssl_context.wrap_socket(self.sock, server_hostname=server_hostname, suppress_ragged_eofs=False)
-        except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError, TimeoutError) as exc:
-            raise _transport(exc, httpcore.ConnectTimeout, httpcore.ConnectError) from None
         except ssl.SSLCertVerificationError as exc:
             raise BrokerNotTrusted(f"{origin}: not the pinned broker: {exc.verify_message}") from None
         except ssl.SSLError as exc:
+            if _cut(exc):
+                raise httpcore.ConnectError(f"{origin}: the connection was cut during the TLS handshake") from None
             raise BrokerNotTrusted(f"{origin}: TLS handshake failed: {exc.reason or exc}") from None
         except OSError as exc:
             raise _transport(exc, httpcore.ConnectTimeout, httpcore.ConnectError) from None
@@ -116,6 +117,13 @@ class TunnelStream(httpcore.NetworkStream):
         if info == "is_readable":  # an idle keep-alive connection the peer closed
             return bool(select.select([self.sock], [], [], 0)[0])
         return None
+
+
+def _cut(exc: ssl.SSLError) -> bool:
+    """The peer closed without close_notify: EOF, not a forged record (OpenSSL 3 reports it as
+    SSL_R_UNEXPECTED_EOF_WHILE_READING, pin.py keeps it an error)."""
+    eof = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+    return isinstance(exc, eof) or exc.reason == "UNEXPECTED_EOF_WHILE_READING"
 
 
 def _transport(exc: BaseException, timeout: type[Exception], other: type[Exception]) -> Exception:
