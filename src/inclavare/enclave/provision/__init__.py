@@ -187,13 +187,14 @@ def receive(channel: Channel | None, control_fd: int, rt: EnclaveRuntime, plan: 
     import socket
 
     from .fetch import fetch
+    from .spawn import DONE
     from .tunnel import Tunnel, TunnelTransport
 
     trust = decide_trust(rt, plan, host_context)
     with socket.socket(fileno=control_fd) as control:
         secrets = fetch(rt, plan, TunnelTransport(Tunnel(channel, control, trust)), trust.urls)
     write_secrets(plan.secrets_dir, secrets, owner)
-    channel.send("kbs-done")
+    channel.send(DONE)
 
 
 def decide_trust(rt: EnclaveRuntime, plan: KbsPlan, host_context: ssl.SSLContext | None) -> BrokerTrust:

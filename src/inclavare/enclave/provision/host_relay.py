@@ -26,12 +26,12 @@ import select
 import socket
 
 from ...errors import EnclaveError
+from .spawn import CONNECT, CONNECTED, DONE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from . import Channel
 
-CONNECT, CONNECTED, DONE = "kbs-connect", "kbs-connected", "kbs-done"
 _CHUNK = 65536
 
 

@@ -23,12 +23,11 @@ import httpcore
 import httpx
 
 from .pin import BrokerNotTrusted, BrokerTrust
+from .spawn import CONNECT, CONNECTED
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from . import Channel
-
-CONNECT, CONNECTED = "kbs-connect", "kbs-connected"
 
 
 class Tunnel(httpcore.NetworkBackend):
