@@ -3,9 +3,9 @@
 Each setting comes from an entry of ``process.env`` if there is a non-empty
 one, else from the OCI annotation (the original rune's rule, kept):
 
-==================  ==========================  ==========================
+==================  ==========================  =============================
 setting             env (wins)                  annotation
-==================  ==========================  ==========================
+==================  ==========================  =============================
 type                ENCLAVE_TYPE                enclave.type
 runtime             ENCLAVE_RUNTIME_PATH        enclave.runtime.path
 args                ENCLAVE_RUNTIME_ARGS        enclave.runtime.args
@@ -14,21 +14,24 @@ kbs url             ENCLAVE_KBS_URL             enclave.kbs.url
 kbs resources       ENCLAVE_KBS_RESOURCES       enclave.kbs.resources
 kbs secrets dir     (annotation only)           enclave.kbs.secrets_dir
 kbs CA bundle       (annotation only)           enclave.kbs.cacert
+kbs unpinned        (annotation only)           enclave.kbs.insecure_unpinned
 carrier             RUNE_CARRIER                enclave.carrier
-==================  ==========================  ==========================
+==================  ==========================  =============================
 
 Kubernetes passes env, not annotations, to a container by default, hence
-the KBS pair as variables too. ``carrier`` asks containerd-shim-rune-v2 to
-build and sign the enclave from an ordinary image before `rune create`
-(src/inclavare/carrier, docs/kubernetes.md); the variable keeps the original
-shim's name. rune itself only recognises it: a carrier setting that reaches
-rune without the enclave settings the carrier writes is refused like any
-setting without a type, so an image meant to run as an enclave never runs
-plain under a shim that has no carrier. Near-misses of ``enclave.carrier``
-(``enclave-carrier``, ``ENCLAVE_CARRIER``) are refused here; those of
-``RUNE_CARRIER`` are not under ``enclave``/``ENCLAVE_`` and are refused by
-the carrier (``inclavare.carrier.choose``), not by rune. The two host paths stay annotations: a file
-on the host is not something a container's environment should name.
+the KBS pair as variables too. The two host paths stay annotations: a file
+on the host is not something a container's environment should name; so does
+the opt-out from a pinned broker (enclave/provision/pin.py), a host decision.
+``carrier`` asks containerd-shim-rune-v2 to build and sign the enclave from
+an ordinary image before `rune create` (src/inclavare/carrier,
+docs/kubernetes.md); the variable keeps the original shim's name. rune itself
+only recognises it: a carrier setting that reaches rune without the enclave
+settings the carrier writes is refused like any setting without a type, so an
+image meant to run as an enclave never runs plain under a shim that has no
+carrier. Near-misses of ``enclave.carrier`` (``enclave-carrier``,
+``ENCLAVE_CARRIER``) are refused here; those of ``RUNE_CARRIER`` are not under
+``enclave``/``ENCLAVE_`` and are refused by the carrier
+(``inclavare.carrier.choose``), not by rune.
 
 Fail closed (docs/architecture.md, "Enclave containers"): a setting that
 rune would otherwise not see must not silently turn an enclave container into
@@ -77,6 +80,7 @@ SOURCES = {
     "kbs_resources": ("ENCLAVE_KBS_RESOURCES", "enclave.kbs.resources"),
     "kbs_secrets_dir": (None, "enclave.kbs.secrets_dir"),
     "kbs_cacert": (None, "enclave.kbs.cacert"),
+    "kbs_insecure_unpinned": (None, "enclave.kbs.insecure_unpinned"),  # enclave/provision/pin.py
     "carrier": ("RUNE_CARRIER", "enclave.carrier"),
 }
 _BY_ANNOTATION = {a: s for s, (_, a) in SOURCES.items()}
