@@ -26,6 +26,14 @@ mistake names the file and the dotted location
     path = "/var/lib/inclavare/kbs.db"  # sqlite
     dsn_env = "KBS_POSTGRES_DSN"        # postgres: the variable holding the DSN (or `dsn = "..."`)
 
+    [storage.kek]                       # required: the key-encryption key resources are sealed under
+    file = "/etc/kbs/kek"               # one of: file = PATH | env = "NAME" | command = [ARGV...]
+    # command = ["/usr/local/bin/kms-unwrap"]   # a KMS-style provider: prints the key (kbs/atrest/kek.py)
+    # stdin = "/etc/kbs/kek.wrapped"    # command only: fed to its standard input (a KMS-wrapped key)
+    # timeout = 10                      # command only: seconds
+    [[storage.kek.previous]]            # during a rotation: the key(s) being rotated away from
+    file = "/etc/kbs/kek.old"
+
     [admin]
     max_token_lifetime = 3600
     [[admin.keys]]                      # Ed25519 public keys of administrators, each with its scopes
@@ -54,6 +62,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .admin import AdminKey
+from .atrest.kek import KekConfig, KekSource
 from .errors import ConfigError
 from .protocol.binding import check_algorithm
 
@@ -90,6 +99,7 @@ class StorageConfig:
     type: str = "sqlite"
     path: str = DEFAULT_DB
     dsn: str | None = field(default=None, repr=False)  # may hold a password
+    kek: KekConfig | None = None  # where the keys are; required to serve (atrest.load_keyring says so)
 
 
 @dataclass(frozen=True)
@@ -191,10 +201,11 @@ def _token(t: _Table) -> TokenConfig:
 
 
 def _storage(t: _Table) -> StorageConfig:
-    t.only("type", "path", "dsn", "dsn_env")
+    t.only("type", "path", "dsn", "dsn_env", "kek")
     kind = t.string("type", "sqlite")
+    kek = _kek(t.table("kek")) if "kek" in t.doc else None
     if kind == "sqlite":
-        return StorageConfig("sqlite", t.path("path") or DEFAULT_DB)
+        return StorageConfig("sqlite", t.path("path") or DEFAULT_DB, kek=kek)
     if kind != "postgres":
         raise t.error("type", "must be 'sqlite' or 'postgres'")
     dsn, env = t.optional_string("dsn"), t.optional_string("dsn_env")
@@ -204,7 +215,35 @@ def _storage(t: _Table) -> StorageConfig:
             raise t.error("dsn_env", f"the environment variable {env} is not set")
     if not dsn:
         raise t.error("dsn", "postgres storage needs dsn or dsn_env")
-    return StorageConfig("postgres", dsn=dsn)
+    return StorageConfig("postgres", dsn=dsn, kek=kek)
+
+
+def _kek(t: _Table) -> KekConfig:
+    t.only("file", "env", "command", "stdin", "timeout", "previous")
+    previous = []
+    for p in t.tables("previous"):
+        p.only("file", "env", "command", "stdin", "timeout")
+        previous.append(_kek_source(p))
+    return KekConfig(_kek_source(t), tuple(previous))
+
+
+def _kek_source(t: _Table) -> KekSource:
+    given = [k for k in ("file", "env", "command") if k in t.doc]
+    if len(given) != 1:
+        raise ConfigError(t.location, "set exactly one of file, env or command", t.file)
+    command = tuple(t.strings("command"))
+    if "command" in t.doc and not command:
+        raise t.error("command", "must name a program")
+    if not command and ("stdin" in t.doc or "timeout" in t.doc):
+        raise t.error("stdin" if "stdin" in t.doc else "timeout", "only with command")
+    return KekSource(
+        where=t.location,
+        file=t.path("file"),
+        env=t.optional_string("env"),
+        command=command,
+        stdin=t.path("stdin"),
+        timeout=t.number("timeout", 10.0, minimum=0.1),
+    )
 
 
 def _admin(t: _Table) -> tuple[tuple[AdminKey, ...], float]:
