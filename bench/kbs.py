@@ -1,7 +1,7 @@
 """KBS throughput and latency: full attest-and-fetch round trips with software evidence (not a test).
 
 Run: ``.venv/bin/python bench/kbs.py [--seconds 5] [--concurrency 1 4 16] [--storage sqlite|postgres]
-[--baseline SRC [--rounds N]]``.
+[--baseline SRC] [--rate-limit off|replica|shared ...] [--rounds N]``.
 
 A real ``inclavare kbs serve`` process (uvicorn + starlette, SQLite by
 default or a private PostgreSQL) on this machine; client threads in this
@@ -21,7 +21,10 @@ a floor for the server. Anchor: trustee publishes no KBS round-trip figures
 between them level by level, ``--rounds`` times, so that the machine's
 drift falls on both alike. The clients are this tree's for both (the wire
 protocol is the same). A baseline without encryption at rest is started
-without ``[storage.kek]``.
+without ``[storage.kek]``. ``--rate-limit`` runs one broker of this tree per
+mode the same way: ``off``, ``replica`` (buckets in memory) or ``shared``
+(buckets in PostgreSQL), with limits too high to refuse anything, so each
+request pays the limiter's cost and nothing else changes.
 """
 
 from __future__ import annotations
@@ -49,6 +52,12 @@ from inclavare.testing.kbs import KbsProcess, PostgresServer, World  # noqa: E40
 
 SECRET = os.urandom(64)
 PATH = "default/key/bench"
+_NEVER = "per_address = { rate = 1000000.0, burst = 1000000 }\nper_session = { rate = 1000000.0, burst = 1000000 }\n"
+RATE_LIMITS = {
+    "off": "\n[rate_limit]\nenabled = false\n",
+    "replica": f"\n[rate_limit]\n{_NEVER}",
+    "shared": f"\n[rate_limit]\nshared = true\n{_NEVER}",
+}
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -95,7 +104,8 @@ def main() -> int:
     parser.add_argument("--storage", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--tee-key", choices=("ec", "rsa"), default="ec")
     parser.add_argument("--baseline", metavar="SRC", help="also run a broker from this src directory, alternating")
-    parser.add_argument("--rounds", type=int, default=1, help="with --baseline: alternations per level")
+    parser.add_argument("--rate-limit", nargs="+", choices=RATE_LIMITS, default=["off"], help="one broker per mode")
+    parser.add_argument("--rounds", type=int, default=1, help="with several brokers: alternations per level")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
 
@@ -106,7 +116,9 @@ def main() -> int:
     try:
         if args.baseline:
             brokers["baseline"] = start(world, "baseline", pg, args.baseline)
-        brokers["this tree"] = start(world, "current", pg, None)
+        for mode in args.rate_limit:
+            name = "this tree" if args.rate_limit == ["off"] else f"rate limit {mode}"
+            brokers[name] = start(world, f"current-{mode}", pg, None, RATE_LIMITS[mode])
         results = bench(brokers, world, args)
     finally:
         for kbs in brokers.values():
@@ -120,7 +132,7 @@ def main() -> int:
     return 0
 
 
-def start(world: World, name: str, pg: PostgresServer | None, src: str | None) -> KbsProcess:
+def start(world: World, name: str, pg: PostgresServer | None, src: str | None, limits: str = "") -> KbsProcess:
     """A broker from this tree, or from ``src`` (its own database either way)."""
     env, storage = {}, ""
     if pg is not None:
@@ -130,7 +142,7 @@ def start(world: World, name: str, pg: PostgresServer | None, src: str | None) -
     if src is not None:
         env["PYTHONPATH"] = os.path.abspath(src)
         kek = os.path.isdir(os.path.join(src, "inclavare", "kbs", "atrest"))  # before encryption at rest: no KEK
-    config = world.config(name, storage=storage, extra="\n[rate_limit]\nenabled = false\n", kek=kek)
+    config = world.config(name, storage=storage, extra=limits or RATE_LIMITS["off"], kek=kek)
     return KbsProcess(config, env=env, log_level="warning")
 
 

@@ -47,6 +47,7 @@ mistake names the file and the dotted location
     per_session = { rate = 20.0, burst = 40 }    # token bucket per kbs-session-id
     max_clients = 100000
     trust_forwarded_for = false         # key by X-Forwarded-For (only behind a trusted proxy)
+    shared = true                       # PostgreSQL only (its default): one limit across all replicas
 
     [audit]
     path = "/var/log/inclavare/kbs-audit.jsonl"  # JSON lines (also always in the database)
@@ -115,6 +116,7 @@ class RateLimitConfig:
     per_session: Bucket = Bucket(20.0, 40)
     max_clients: int = 100_000
     trust_forwarded_for: bool = False
+    shared: bool = False  # one limit across replicas, in the database (the default with PostgreSQL)
 
 
 @dataclass(frozen=True)
@@ -154,12 +156,13 @@ def parse_config(doc: Mapping[str, object], file: str = "kbs.toml", base: str = 
     top = _Table(doc, "", file, base)
     top.only("http", "attestation", "token", "storage", "admin", "rate_limit", "audit")
     admin_keys, admin_lifetime = _admin(top.table("admin"))
+    storage = _storage(top.table("storage"))
     config = KbsConfig(
         http=_http(top.table("http")),
         attestation=_attestation(top.table("attestation")),
         token=_token(top.table("token")),
-        storage=_storage(top.table("storage")),
-        rate_limit=_rate_limit(top.table("rate_limit")),
+        storage=storage,
+        rate_limit=_rate_limit(top.table("rate_limit"), storage.type == "postgres"),
         audit=_audit(top.table("audit")),
         admin_keys=admin_keys,
         admin_max_token_lifetime=admin_lifetime,
@@ -167,6 +170,8 @@ def parse_config(doc: Mapping[str, object], file: str = "kbs.toml", base: str = 
     )
     if config.storage.type == "postgres" and config.token.signing_key is None:
         raise ConfigError("token.signing_key", "required with PostgreSQL storage (replicas must share it)", file)
+    if config.rate_limit.shared and config.storage.type != "postgres":
+        raise ConfigError("rate_limit.shared", "needs PostgreSQL storage (SQLite serves one replica)", file)
     return config
 
 
@@ -261,14 +266,15 @@ def _admin(t: _Table) -> tuple[tuple[AdminKey, ...], float]:
     return tuple(keys), t.number("max_token_lifetime", 3600.0, minimum=1.0)
 
 
-def _rate_limit(t: _Table) -> RateLimitConfig:
-    t.only("enabled", "per_address", "per_session", "max_clients", "trust_forwarded_for")
+def _rate_limit(t: _Table, replicas: bool) -> RateLimitConfig:
+    t.only("enabled", "per_address", "per_session", "max_clients", "trust_forwarded_for", "shared")
     return RateLimitConfig(
         enabled=t.boolean("enabled", True),
         per_address=_bucket(t.table("per_address"), Bucket(50.0, 100)),
         per_session=_bucket(t.table("per_session"), Bucket(20.0, 40)),
         max_clients=t.integer("max_clients", 100_000, minimum=1),
         trust_forwarded_for=t.boolean("trust_forwarded_for", False),
+        shared=t.boolean("shared", replicas),
     )
 
 

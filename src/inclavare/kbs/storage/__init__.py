@@ -4,6 +4,7 @@
 - :mod:`.dialect`    the cursor, the dialect, a transaction per call
 - :mod:`.sql`        schema and statements shared by both backends
 - :mod:`.sealed`     resources sealed under the keyring's KEKs; migration and re-wrapping
+- :mod:`.rates`      rate-limit state shared by replicas (GCRA)
 - :mod:`.sqlite`     single broker, embedded
 - :mod:`.postgres`   several replicas on one database
 """

@@ -36,6 +36,9 @@ class Dialect:
     serial_pk: str
     lock_row: str  # appended to a SELECT that must lock the row until commit ("" where the DB is locked)
     share_row: str  # appended to a SELECT whose row must not change until commit
+    skip_locked: str  # appended to a SELECT whose rows are taken only if no one else holds them
+    greatest: str  # the two-argument maximum: MAX in SQLite, GREATEST in PostgreSQL
+    unlogged: str  # "UNLOGGED " where a table may skip the write-ahead log (state that may be lost in a crash)
     exists: str  # a query counting tables and indexes named ? (in the search path)
 
     def sql(self, text: str) -> str:

@@ -4,7 +4,7 @@ Everything a replica needs to serve any step of any session lives here, so
 several replicas on one database behave as one broker: RCAR sessions (keyed
 by SHA-256 of the cookie), resources (sealed under a key-encryption key the
 database never holds: :mod:`inclavare.kbs.atrest`), policies, reference
-values and the audit log.
+values, the audit log and the shared rate-limit state.
 
 **What "released" means.** A release is the broker's commitment to hand one
 resource to one requester for one request. :meth:`Storage.release` reads
@@ -21,7 +21,7 @@ are each their own release.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -147,3 +147,8 @@ class Storage(Protocol):
     def rewrap_batch(self, to: Kek, after: str, limit: int, record: AuditRecord) -> tuple[int, str, list[str]]: ...
 
     def compact(self) -> None: ...
+
+    # -- rate limits shared by replicas (storage/rates.py) -----------------------
+    def take_rates(self, now: float, limits: Sequence[tuple[str, float, float]]) -> tuple[int, float] | None: ...
+
+    def purge_rates(self, now: float) -> int: ...

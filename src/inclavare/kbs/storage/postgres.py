@@ -36,6 +36,9 @@ DIALECT = Dialect(
     serial_pk="BIGSERIAL PRIMARY KEY",
     lock_row="FOR UPDATE",
     share_row="FOR SHARE",
+    skip_locked="FOR UPDATE SKIP LOCKED",
+    greatest="GREATEST",
+    unlogged="UNLOGGED ",
     exists="SELECT count(*) FROM pg_catalog.pg_class WHERE relname = ? AND pg_catalog.pg_table_is_visible(oid)",
 )
 _SCHEMA_LOCK = 0x4B4253  # pg_advisory_xact_lock key: replicas starting together create the schema once

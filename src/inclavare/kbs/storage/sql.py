@@ -3,7 +3,8 @@
 Backends (:mod:`.sqlite`, :mod:`.postgres`) supply a dialect and a
 ``transaction()`` (:mod:`.dialect`); everything else is written once:
 sessions, releases, the audit log, policies and reference values here,
-and sealed resources and their keys in :mod:`.sealed`. Timestamps are seconds since the epoch (floats).
+sealed resources and their keys in :mod:`.sealed`, shared rate-limit state
+in :mod:`.rates`. Timestamps are seconds since the epoch (floats).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from dataclasses import replace
 
 from ..errors import InvalidRequest, TokenNotFound
 from ..protocol.session import Session, SessionState
-from . import sealed
+from . import rates, sealed
 from .dialect import AUDIT_COLUMNS, Cursor, Dialect
 from .interface import AuditRecord, ReferenceValue, Release
+from .rates import SharedRates
 from .sealed import SealedResources
 
 
@@ -51,13 +53,14 @@ def schema(d: Dialect) -> list[tuple[str, str]]:
             UNIQUE (subject, request_key))""",
         ),
         *sealed.schema(d),
+        *rates.schema(d),
     ]
 
 
 _SESSION_COLUMNS = "key, state, tee, nonce, hash_algorithm, created_at, expires_at, tee_pubkey, claims"
 
 
-class SqlStorage(SealedResources):
+class SqlStorage(SealedResources, SharedRates):
     """Storage over a DB-API connection; subclasses provide ``dialect`` and ``transaction()``.
 
     Resources are sealed under the keyring's KEKs (:mod:`.sealed`); a

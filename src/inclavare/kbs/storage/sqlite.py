@@ -30,6 +30,9 @@ DIALECT = Dialect(
     serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT",
     lock_row="",
     share_row="",
+    skip_locked="",
+    greatest="MAX",
+    unlogged="",
     exists="SELECT count(*) FROM sqlite_master WHERE name = ?",
 )
 
