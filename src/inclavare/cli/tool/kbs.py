@@ -103,7 +103,7 @@ def _maintain(cmd: str, config: KbsConfig, batch: int) -> int:
     try:
         storage.verify_keys(now, config.source, serving=cmd != "migrate")
         event = "resource.seal" if cmd == "migrate" else "resource.rewrap"
-        record = AuditRecord(now, event, "ok", subject=f"local:{getpass.getuser()}", source="local",
+        record = AuditRecord(now, event, "ok", subject=f"local:{_who()}", source="local",
                              replica=config.audit.replica)  # fmt: skip
         if cmd == "migrate":
             report = maintenance.migrate(storage, record, batch)
@@ -124,6 +124,14 @@ def _maintain(cmd: str, config: KbsConfig, batch: int) -> int:
         return 1
     print("rotate-kek: no resource uses another KEK: drop storage.kek.previous and reload the brokers (SIGHUP)")
     return 0
+
+
+def _who() -> str:
+    """Who runs a maintenance command, for its audit records (a uid without a passwd entry is its number)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
 
 
 def _kek(out: str) -> int:
