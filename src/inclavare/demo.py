@@ -346,6 +346,7 @@ class KeyBroker:
         with open(f"{root}/admin.pub.pem", "w") as f:
             f.write(admin_pub + "\n")
         sh(TOOL, "kbs", "keygen", "--token", f"{root}/token.pem", quiet=True)
+        sh(TOOL, "kbs", "keygen", "--kek", f"{root}/kek", quiet=True)
         config = f"{root}/kbs.toml"
         with open(config, "w") as f:
             f.write(KBS_CONFIG.format(root=root))
@@ -395,6 +396,9 @@ path = "{root}/audit.jsonl"
 
 [storage]
 path = "{root}/kbs.db"
+
+[storage.kek]
+file = "{root}/kek"
 
 [[admin.keys]]
 name = "tenant"

@@ -3,7 +3,8 @@
 Used by the test suite and ``bench/kbs.py``; nothing in it fakes the broker:
 
 - :class:`World` writes what a deployment needs into a directory: a software-TEE
-  host key, an admin key, a token key, a signed enclave and its rootfs, configs;
+  host key, an admin key, a token key, a key-encryption key, a signed enclave
+  and its rootfs, configs;
 - :class:`KbsProcess` runs ``inclavare kbs serve`` as a child process (real
   uvicorn), waits for its ready file, and can stop it or SIGKILL it;
 - :class:`PostgresServer` runs a throw-away PostgreSQL (``initdb`` + ``postgres``
@@ -13,6 +14,7 @@ Used by the test suite and ``bench/kbs.py``; nothing in it fakes the broker:
 
 from __future__ import annotations
 
+import base64
 import os
 import pwd
 import shutil
@@ -80,11 +82,23 @@ class World:
             _write(f"{root}/{name}.pem", _pem_private(key))
             _write(f"{root}/{name}.pub.pem", _pem_public(key.public_key()))
         _write(f"{root}/token.pem", _pem_private(ec.generate_private_key(ec.SECP256R1())))
+        _write(f"{root}/kek", base64.b64encode(os.urandom(32)) + b"\n")
+        os.chmod(f"{root}/kek", 0o600)
         manifest, sig, rootfs, identity = signed_enclave(f"{root}/enclave")
         return cls(root, host, admin, tenant, manifest, sig, rootfs, identity)
 
-    def config(self, name: str, *, storage: str = "", extra: str = "") -> str:
-        """Write ``<root>/<name>.toml``: listen on any port, software evidence trusted, two admins."""
+    @property
+    def kek(self) -> str:
+        """The key-encryption key file (base64, 0600) every config of this world names."""
+        return f"{self.root}/kek"
+
+    def config(self, name: str, *, storage: str = "", extra: str = "", kek: bool = True) -> str:
+        """Write ``<root>/<name>.toml``: listen on any port, software evidence trusted, two admins.
+
+        ``kek=False`` leaves ``[storage.kek]`` out, for a ``storage`` text that
+        has its own.
+        """
+        kek_table = f'[storage.kek]\nfile = "{self.kek}"\n' if kek else ""
         text = f"""\
 [http]
 listen = "127.0.0.1:0"
@@ -101,6 +115,7 @@ path = "{self.root}/{name}-audit.jsonl"
 replica = "{name}"
 
 {storage or f'[storage]{chr(10)}path = "{self.root}/{name}.db"'}
+{kek_table}
 
 [[admin.keys]]
 name = "ops"
