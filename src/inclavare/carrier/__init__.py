@@ -14,6 +14,7 @@ step, callable from the shim and on its own::
     flow.py          the main flow (what prepare does, in order)
     registry.py      choosing the carrier (RUNE_CARRIER / enclave.carrier); wasm, native
     workload.py      config.json -> program, argv, environment policy, memory
+    broker.py        the key broker an enclave with KBS secrets trusts: the pod's URLs, the image's CA
     programs.py      is the entrypoint a wasm module / a static ELF program
     rootfs.py        reading and writing inside the rootfs without leaving it
     config.py        /etc/inclavare-containers/config.toml

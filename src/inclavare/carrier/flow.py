@@ -9,12 +9,14 @@ a bundle on disk. For a container that asks for a carrier
 1. the entrypoint must be what the carrier runs (a wasm module, a static
    ELF: :mod:`.programs`);
 2. ``signature_method = "server"`` (the default): the enclave manifest is
-   generated from config.json (:mod:`.workload`), every hash pinned from the
-   rootfs, measured and signed (:mod:`.signers`: the signing server, or the
+   generated from config.json (:mod:`.workload`), with KBS secrets asked
+   for pinning the broker the pod names and the image's CA (:mod:`.broker`),
+   every hash pinned from the rootfs, measured and signed (:mod:`.signers`: the signing server, or the
    node's own key); manifest and signature are written into the rootfs at
    :data:`MANIFEST` and :data:`SIGNATURE`;
-   ``signature_method = "client"``: the image must already hold both there;
-   the signature is verified against the rootfs, nothing is generated;
+   ``signature_method = "client"``: the image must already hold both there
+   (its own ``[kbs]`` included, if it wants secrets); the signature is
+   verified against the rootfs, nothing is generated;
 3. config.json gets the enclave settings rune reads (enclave/config.py):
    ``enclave.type=software``, ``enclave.runtime.path=<carrier>``,
    ``enclave.runtime.args=manifest=<MANIFEST>,signer=<MRSIGNER>``. The
@@ -41,9 +43,11 @@ from typing import Any
 from ..enclave.config import Settings, read_settings
 from ..enclave.identity import dump_manifest, expand_trusted_files, parse_manifest, sigfile
 from ..enclave.identity.identity import EnclaveIdentity
+from ..enclave.identity.manifest import Manifest
 from ..enclave.identity.signing import sign_parsed, verify_parsed
 from ..runtime.enclave_setup import is_sandbox
 from . import config as carrier_config
+from .broker import broker_pin, with_broker
 from .errors import CarrierError
 from .registry import Carrier, choose
 from .rootfs import read_head, write_files
@@ -95,16 +99,18 @@ def prepare(bundle: str, spec: dict[str, Any] | None = None, options: object = N
     if config.signature_method == "client":
         identity, how = _signed_by_client(carrier, workload, rootfs, config.expected_signer), "the image's signature"
     else:
-        identity, how = _build_and_sign(carrier, workload, rootfs, config)
+        # KBS secrets asked for: the broker the tenant named and the image's CA, pinned and measured.
+        template = with_broker(carrier.manifest(workload, MANIFEST), broker_pin(settings, rootfs))
+        identity, how = _build_and_sign(template, rootfs, config)
     _check_own_settings(settings, carrier, identity.signer)
     _write_settings(bundle, spec, _settings_for(carrier, identity.signer))
     log.info("carrier %s (%s): %s is enclave %s, signed by %s (MRSIGNER %s)", carrier.name, choice.source,
              workload.program, identity.measurement.hex(), how, identity.signer.hex())  # fmt: skip
 
 
-def _build_and_sign(carrier: Carrier, workload: Workload, rootfs: str,
+def _build_and_sign(template: Manifest, rootfs: str,
                     config: carrier_config.CarrierConfig) -> tuple[EnclaveIdentity, str]:  # fmt: skip
-    manifest = expand_trusted_files(carrier.manifest(workload, MANIFEST), rootfs)
+    manifest = expand_trusted_files(template, rootfs)
     text = dump_manifest(manifest)
     parsed = parse_manifest(text, MANIFEST)  # exactly what the runtime will read back
     signer, how = signer_for(config)

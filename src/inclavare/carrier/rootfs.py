@@ -12,6 +12,7 @@ replaced, never written through.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -24,10 +25,23 @@ from .errors import CarrierError
 
 def read_head(rootfs: str, path: str, size: int, what: str) -> bytes:
     """Up to `size` bytes from the start of the regular file at `path` in `rootfs`."""
+    data = _read(rootfs, path, size, what, missing_ok=False)
+    assert data is not None
+    return data
+
+
+def read_if_present(rootfs: str, path: str, size: int, what: str) -> bytes | None:
+    """As :func:`read_head`, or None when nothing is at `path` (a file an image may or may not carry)."""
+    return _read(rootfs, path, size, what, missing_ok=True)
+
+
+def _read(rootfs: str, path: str, size: int, what: str, *, missing_ok: bool) -> bytes | None:
     root_fd = _open_root(rootfs)
     try:
         fd = open_in_root(_sys.default(), root_fd, path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
     except SyscallError as exc:
+        if missing_ok and exc.errno == errno.ENOENT:
+            return None
         raise CarrierError(
             what, f"{path}: {os.strerror(exc.errno) if exc.errno else 'cannot open'} in the rootfs"
         ) from None

@@ -23,7 +23,8 @@ source. The carriers turn it into an enclave manifest
 * **memory**: ``linux.resources.memory.limit`` when set (the container's
   cgroup limit, from the pod's ``resources.limits.memory``), else 256 MiB;
 * **secrets**: with KBS secret provisioning asked for (``enclave.kbs.url``),
-  the secrets directory (``enclave.kbs.secrets_dir``, default /run/secrets).
+  the secrets directory (``enclave.kbs.secrets_dir``, default /run/secrets);
+  the broker the enclave trusts is pinned by :mod:`.broker`.
 
 Values that are secrets do not belong in the environment of a measured
 enclave: a fixed value is written into the manifest in the rootfs and goes

@@ -38,8 +38,9 @@ def test_wasm_manifest_from_the_spec(bundle, node_config):
     env = ["RUNE_CARRIER=wasm", "GREETING=hi", "GREETING=hello", "HOSTNAME=web-7f9c",
            "KUBERNETES_SERVICE_HOST=10.96.0.1",
            "KUBERNETES_PORT=tcp://10.96.0.1:443", "DB_PORT_5432_TCP_ADDR=10.0.0.9", "HTTP_PORT=8080",
-           "ENCLAVE_KBS_URL=http://127.0.0.1:1"]  # fmt: skip
-    b = bundle(["/app/hello.wasm", "one", "exit=3"], env, memory=32 << 20)
+           "ENCLAVE_KBS_URL=https://127.0.0.1:1"]  # fmt: skip
+    # The image carries no broker CA: the opt-out (test_broker.py pins one).
+    b = bundle(["/app/hello.wasm", "one", "exit=3"], env, {"enclave.kbs.insecure_unpinned": "true"}, 32 << 20)
     cfg = run(b, node_config())
     m = manifest_of(b)
     assert m["runtime"] == "wasm"
@@ -60,10 +61,12 @@ def test_wasm_manifest_from_the_spec(bundle, node_config):
     assert "ENCLAVE_KBS_URL" not in m["env"]["fixed"]
     # KBS secrets asked for: the module may read them, read-only, and nothing else.
     assert m["wasm"]["preopened_dirs"] == [{"guest": "/run/secrets", "path": "/run/secrets", "read_only": True}]
+    assert "kbs" not in m  # opted out: no pin
     identity = verify_signature(inside(b, MANIFEST), inside(b, SIGNATURE), os.path.join(b, "rootfs"))
     key = KeySigner.from_pem_file(os.path.join(os.path.dirname(b), "node-key.pem"))
     assert identity.signer == signer_id(key.public_key_der())
     assert cfg["annotations"] == {
+        "enclave.kbs.insecure_unpinned": "true",
         "enclave.type": "software",
         "enclave.runtime.path": "wasm",
         "enclave.runtime.args": f"manifest={MANIFEST},signer={identity.signer.hex()}",
