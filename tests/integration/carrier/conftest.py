@@ -44,32 +44,56 @@ def samples() -> str:
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory, samples, rootfs_cache) -> str:
-    """An OCI layout with plain images `wasm` and `native`: busybox plus the sample as Entrypoint."""
+def plain_image(tmp_path_factory, samples, rootfs_cache):
+    """plain_image(ref, carrier, files={}) -> writes the plain image `ref` into the module's OCI layout:
+    busybox plus the carrier's sample as Entrypoint, plus `files` ({path: bytes}) in a layer of its own."""
     layout = str(tmp_path_factory.mktemp("images") / "layout")
     base = tar_directory(rootfs_cache)
-    for carrier, (binary, program) in PROGRAMS.items():
-        tree = str(tmp_path_factory.mktemp(f"{carrier}-layer"))
+
+    def build(ref: str, carrier: str, files: dict[str, bytes] | None = None) -> str:
+        binary, program = PROGRAMS[carrier]
+        tree = str(tmp_path_factory.mktemp(f"{ref}-layer"))
         os.makedirs(os.path.join(tree, "app"))
         shutil.copy2(os.path.join(samples, binary), tree + program)
+        layers = [(base, "gzip"), (tar_directory(tree), "gzip")]
+        if files:
+            extra = str(tmp_path_factory.mktemp(f"{ref}-files"))
+            for path, data in files.items():
+                os.makedirs(os.path.dirname(extra + path), exist_ok=True)
+                with open(extra + path, "wb") as f:
+                    f.write(data)
+            layers.append((tar_directory(extra), "gzip"))
         config = {"Entrypoint": [program], "Cmd": [], "Env": [PATH_ENV, f"RUNE_CARRIER={carrier}"], "WorkingDir": "/"}
-        build_image(layout, carrier, [(base, "gzip"), (tar_directory(tree), "gzip")], config)
+        build_image(layout, ref, layers, config)
+        return layout
+
+    return build
+
+
+@pytest.fixture(scope="module")
+def images(plain_image) -> str:
+    """An OCI layout with plain images `wasm` and `native`: busybox plus the sample as Entrypoint."""
+    for carrier in PROGRAMS:
+        layout = plain_image(carrier, carrier)
     return layout
 
 
 @pytest.fixture
 def image_bundle(images, tmp_path):
-    """image_bundle(carrier, args=[], env=[]) -> a bundle unpacked from that plain image, with the args and
-    env a pod would add."""
+    """image_bundle(ref, args=[], env=[], annotations={}, name=ref) -> a bundle unpacked from that plain image
+    (`wasm`, `native`, or one plain_image added), with the args, env and annotations a pod would add."""
 
-    def make(carrier: str, args: list[str] | None = None, env: list[str] | None = None) -> str:
-        bundle = str(tmp_path / f"bundle-{carrier}")
-        unpack(images, carrier, bundle)
+    def make(ref: str, args: list[str] | None = None, env: list[str] | None = None,
+             annotations: dict[str, str] | None = None, name: str = "") -> str:  # fmt: skip
+        bundle = str(tmp_path / f"bundle-{name or ref}")
+        unpack(images, ref, bundle)
         path = os.path.join(bundle, "config.json")
         with open(path) as f:
             cfg = json.load(f)
         cfg["process"]["args"] += args or []
         cfg["process"]["env"] += env or []
+        if annotations:
+            cfg.setdefault("annotations", {}).update(annotations)
         with open(path, "w") as f:
             json.dump(cfg, f)
         return bundle
