@@ -222,9 +222,7 @@ def world(tmp_path_factory):
 
 
 def _broker(world, name: str, secret: bytes, policy: str):
-    from test_secret_provisioning import TlsBroker
-
-    broker = TlsBroker(world, name)
+    broker = kbs_testing.TlsBroker(world, name)
     with broker.admin(world) as admin:
         admin.set_resource("default/secret/greeting", secret)
         admin.set_resource_policy(builtin=policy, scope="default/*")

@@ -12,46 +12,15 @@ import re
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from inclavare.enclave.identity import HostKey
-from inclavare.kbs.admin_client import KbsAdmin
 from inclavare.testing import kbs as kbs_testing
 from inclavare.testing.enclaves import pin_broker, set_enclave, wasm_bundle
-from inclavare.testing.pki import CertificateAuthority, spki_pin
+from inclavare.testing.kbs import TlsBroker
+from inclavare.testing.pki import CertificateAuthority
 
 pytestmark = pytest.mark.root
 
 SECRET = b"hello, attested world"
 UNLIMITED = "\n[rate_limit]\nenabled = false\n"
-
-
-class TlsBroker:
-    """`inclavare kbs serve` over HTTPS with a certificate of its own CA, trusting this machine's host key."""
-
-    def __init__(self, world: kbs_testing.World, name: str) -> None:
-        self.ca = CertificateAuthority(f"{name} CA")
-        os.makedirs(f"{world.root}/{name}", exist_ok=True)
-        cert, key = self.ca.write_server(f"{world.root}/{name}", "127.0.0.1")
-        with open(cert, "rb") as f:
-            self.pin = spki_pin(f.read())
-        self.ca_file = f"{world.root}/{name}/ca.pem"
-        with open(self.ca_file, "wb") as f:
-            f.write(self.ca.pem)
-        with open(f"{world.root}/machine-host-key.pub.pem", "wb") as f:
-            f.write(HostKey.load_or_create().public_pem)  # what the wasm runtime signs with
-        config = world.config(name, extra=UNLIMITED)
-        with open(config) as f:
-            text = f.read().replace(f"{world.root}/host-key.pub.pem", f"{world.root}/machine-host-key.pub.pem")
-            text = text.replace("[http]\n", f'[http]\ntls_cert = "{cert}"\ntls_key = "{key}"\n', 1)
-        with open(config, "w") as f:
-            f.write(text)
-        self.process = kbs_testing.KbsProcess(config)
-        self.url = self.process.url.replace("http://", "https://")
-
-    def admin(self, world: kbs_testing.World) -> KbsAdmin:
-        return KbsAdmin(self.url, world.admin_key, verify=self.ca_file)
-
-    def stop(self) -> None:
-        self.process.stop()
 
 
 @pytest.fixture(scope="module")
