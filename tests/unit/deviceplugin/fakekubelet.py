@@ -71,8 +71,10 @@ class FakeKubelet(pb_grpc.RegistrationServicer):
                     devices = [(d.ID, d.health) for d in answer.devices]
                     self.lists.setdefault(registration.request.resource_name, []).append(devices)
                     self._cond.notify_all()
-        except grpc.RpcError:
-            pass  # the plugin stopped or restarted: kubelet waits for the next registration
+        except (grpc.RpcError, ValueError):
+            # the plugin stopped or restarted (kubelet waits for the next registration), or this fake
+            # kubelet stopped and closed the channel under the call (ValueError: closed channel)
+            pass
 
     # -- for the tests ---------------------------------------------------------------------
 
