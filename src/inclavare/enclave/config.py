@@ -16,6 +16,7 @@ kbs secrets dir     (annotation only)           enclave.kbs.secrets_dir
 kbs CA bundle       (annotation only)           enclave.kbs.cacert
 kbs unpinned        (annotation only)           enclave.kbs.insecure_unpinned
 carrier             RUNE_CARRIER                enclave.carrier
+memory grant        ENCLAVE_MEMORY_GRANT_MIB    (variable only)
 ==================  ==========================  =============================
 
 Kubernetes passes env, not annotations, to a container by default, hence
@@ -32,6 +33,13 @@ carrier. Near-misses of ``enclave.carrier`` (``enclave-carrier``,
 ``ENCLAVE_CARRIER``) are refused here; those of ``RUNE_CARRIER`` are not under
 ``enclave``/``ENCLAVE_`` and are refused by the carrier
 (``inclavare.carrier.choose``), not by rune.
+
+The memory grant is a variable only, because that is how kubelet hands a
+device plugin's Allocate answer to a container: one granted N devices of
+``inclavare.io/enclave-memory-mib`` gets N (src/inclavare/deviceplugin), and
+runtime/memory_grant.py refuses an enclave whose memory limit is larger. A
+pod can set the variable itself too; docs/kubernetes.md says how a cluster
+refuses such pods at admission.
 
 Fail closed (docs/architecture.md, "Enclave containers"): a setting that
 rune would otherwise not see must not silently turn an enclave container into
@@ -70,7 +78,9 @@ TEE_KINDS = ("intelSgx", "software")
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal", "panic", "off")
 DEFAULT_LOG_LEVEL = "info"
 
-# setting -> (env variable or None, annotation)
+MEMORY_GRANT_ENV = "ENCLAVE_MEMORY_GRANT_MIB"  # MiB of enclave memory kubelet granted (the device plugin)
+
+# setting -> (env variable or None, annotation or None)
 SOURCES = {
     "type": ("ENCLAVE_TYPE", "enclave.type"),
     "runtime": ("ENCLAVE_RUNTIME_PATH", "enclave.runtime.path"),
@@ -82,8 +92,9 @@ SOURCES = {
     "kbs_cacert": (None, "enclave.kbs.cacert"),
     "kbs_insecure_unpinned": (None, "enclave.kbs.insecure_unpinned"),  # enclave/provision/pin.py
     "carrier": ("RUNE_CARRIER", "enclave.carrier"),
+    "memory_grant": (MEMORY_GRANT_ENV, None),
 }
-_BY_ANNOTATION = {a: s for s, (_, a) in SOURCES.items()}
+_BY_ANNOTATION = {a: s for s, (_, a) in SOURCES.items() if a}
 _BY_ENV = {e: s for s, (e, _) in SOURCES.items() if e}
 _PREFIX = "enclave"
 
@@ -153,8 +164,10 @@ class Settings:
         return self.found[setting][0] if setting in self.found else default
 
     def source(self, setting: str) -> str:
-        _env, annotation = SOURCES[setting]
-        return self.found[setting][1] if setting in self.found else f"annotations.{annotation}"
+        var, annotation = SOURCES[setting]
+        if setting in self.found:
+            return self.found[setting][1]
+        return f"annotations.{annotation}" if annotation else f"process.env {var}"
 
 
 def read_settings(annotations: dict[str, str], env: list[str]) -> Settings:
@@ -173,7 +186,7 @@ def read_settings(annotations: dict[str, str], env: list[str]) -> Settings:
     for setting, (var, annotation) in SOURCES.items():
         if var and from_env.get(var):
             found[setting] = (from_env[var], f"process.env {var}")
-        elif annotations.get(annotation):
+        elif annotation and annotations.get(annotation):
             found[setting] = (annotations[annotation], f"annotations.{annotation}")
     return Settings(found, [e for e in env if e.partition("=")[0] not in _BY_ENV])
 
@@ -221,7 +234,7 @@ def _normal(key: str) -> str:
     return key.lower().replace("-", ".").replace("_", ".").replace(" ", ".")
 
 
-_NORMAL = {_normal(a): s for s, (_, a) in SOURCES.items()}
+_NORMAL = {_normal(a or e or ""): s for s, (e, a) in SOURCES.items()}
 
 
 def _refuse_lookalike(key: str, where: str, env_style: bool) -> None:
@@ -236,6 +249,8 @@ def _refuse_lookalike(key: str, where: str, env_style: bool) -> None:
     var, annotation = SOURCES[setting]
     if env_style and var is None:
         raise EnclaveConfigError(where, f"{annotation} can only be given as an annotation")
+    if not env_style and annotation is None:
+        raise EnclaveConfigError(where, f"{var} can only be given as an environment variable")
     raise EnclaveConfigError(where, f"not an enclave setting: did you mean {var if env_style else annotation}?")
 
 
@@ -255,7 +270,7 @@ def _near(word: str, target: str) -> bool:
 def _closest(normal: str, env_style: bool) -> str:
     import difflib  # error path only
 
-    names = {_normal(a): (e or a if env_style else a) for _s, (e, a) in SOURCES.items() if e or not env_style}
+    names = {_normal(a or e or ""): n for _s, (e, a) in SOURCES.items() if (n := e if env_style else a)}
     match = difflib.get_close_matches(normal, list(names), n=1, cutoff=0.6)
     valid = ", ".join(sorted(names.values()))
     return f" (did you mean {names[match[0]]}? valid: {valid})" if match else f" (valid: {valid})"

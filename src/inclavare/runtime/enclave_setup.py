@@ -122,12 +122,14 @@ def _enclave_plan(ctx: RuntimeContext, spec: Spec, config: EnclaveConfig, settin
     from ..enclave.config import host_resources
     from ..enclave.errors import EnclaveConfigError, EnclaveRuntimeNotFound
     from ..enclave.provision import KbsPlan, secrets_mount
+    from . import memory_grant
 
     assert spec.linux is not None
     try:
         kbs = KbsPlan.from_settings(settings)
     except EnclaveConfigError as exc:
         raise SpecError(exc.source, exc.reason) from None
+    config = memory_grant.bound(config, settings, rootfs=forbidden[-1])  # forbidden: (bundle, rootfs)
     devices, mounts = host_resources(config)
     known = {d.path for d in spec.linux.devices}
     targets = {m.destination for m in spec.mounts}

@@ -24,6 +24,7 @@ GROUPS = {
     "carrier": "make a plain bundle a signed enclave bundle (what containerd-shim-rune-v2 does at Create)",
     "signing-server": "serve enclave signatures: the original shim's API with TLS, authentication and audit",
     "node": "install or uninstall rune, containerd-shim-rune-v2 and inclavare on a Kubernetes node",
+    "device-plugin": "the Kubernetes device plugin: enclave memory and SGX devices for pods, node labels",
 }
 
 
