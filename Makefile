@@ -20,7 +20,7 @@ APT_PKGS := python3 python3-venv python3-dev gcc make libc6-dev \
 	runc crun containerd jq hyperfine clang lld wasi-libc \
 	postgresql skopeo umoci
 
-.PHONY: setup apt protos samples demo test test-unit test-integration conformance bench lint clean
+.PHONY: setup apt protos samples demo demo-hostile test test-unit test-integration conformance bench lint clean
 
 setup: apt $(STAMP) protos build/rune build/containerd-shim-rune-v2 samples
 
@@ -61,6 +61,10 @@ build/containerd-shim-rune-v2: tools/mklauncher.py $(STAMP)
 
 demo: setup
 	$(VPY) -m inclavare.demo
+
+# The demo plus a hostile host: it redirects the enclave to a broker of its own and fails.
+demo-hostile: setup
+	$(VPY) -m inclavare.demo --hostile
 
 test: setup
 	$(VPY) -m pytest -q tests

@@ -17,6 +17,13 @@ The story, each step a real command (printed before it runs):
    at launch, receives the secret and prints it;
 6. a workload with another measurement asks for the same secret: the KBS
    refuses, and the container does not start.
+
+With ``--hostile`` (``python -m inclavare.demo --hostile``), a seventh step:
+the host tries to send the enclave to a broker of its own — by rewriting
+``enclave.kbs.url`` (what a cloud control plane can do), then with a
+modified rune that dials its own broker whatever the enclave asks for — and
+fails both times: the enclave's signed manifest pins the tenant's broker
+(URL and CA) and TLS ends inside the container (enclave/provision/).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -126,17 +134,22 @@ def attest(state: str, bundle: str, identity: dict[str, object], tmp: str) -> No
     sh(RUNE, "--root", state, "delete", "--force", f"demo-attest-{os.getpid()}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--as-redirecting-rune"]:
+        return redirecting_rune(argv[1], argv[2:])
+    if argv not in ([], ["--hostile"]):
+        raise SystemExit("usage: python -m inclavare.demo [--hostile]")
     with tempfile.TemporaryDirectory(prefix="inclavare-demo-") as tmp:
         state = os.path.join(tmp, "state")
         try:
-            return story(tmp, state)
+            return story(tmp, state, hostile=bool(argv))
         finally:  # a failed step must not leave containers (or their cgroups) behind
             for cid in os.listdir(state) if os.path.isdir(state) else []:
                 subprocess.run([RUNE, "--root", state, "delete", "--force", cid], capture_output=True)
 
 
-def story(tmp: str, state: str) -> int:
+def story(tmp: str, state: str, hostile: bool = False) -> int:
     step("1. the tenant signs a WebAssembly enclave")
     key = tenant_key(os.path.join(tmp, "tenant.pem"))
     bundle, identity = signed_bundle(tmp, key)
@@ -161,23 +174,27 @@ def story(tmp: str, state: str) -> int:
         raise SystemExit("the tampered enclave ran: the demo failed")
     print("refused, as it must be")
 
-    kbs_story(tmp, state, key)
+    kbs_story(tmp, state, key, hostile)
     return 0
 
 
-def kbs_story(tmp: str, state: str, key_path: str) -> None:
+def kbs_story(tmp: str, state: str, key_path: str, hostile: bool) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    from .testing.enclaves import set_enclave, wasm_bundle
+    from .testing.enclaves import pin_broker, set_enclave, wasm_bundle
 
     step("5. a key broker admits the tenant's measurement: the encrypted image and the secret reach only it")
-    kbs = KeyBroker(os.path.join(tmp, "kbs"))
+    kbs = KeyBroker(os.path.join(tmp, "kbs"), "tenant")
     try:
         with open(key_path, "rb") as f:
             tenant = serialization.load_pem_private_key(f.read(), None)
         bundle, _ = wasm_bundle(os.path.join(tmp, "kbs-bundle"), tenant)  # type: ignore[arg-type]
+        pin_broker(bundle, tenant, [kbs.url], kbs.ca_pem)  # type: ignore[arg-type]
         rootfs = os.path.join(bundle, "rootfs")
         manifest = os.path.join(rootfs, "app", "hello-wasm.toml")
+        with open(manifest) as f:
+            pinned = f.read().split("[kbs]", 1)[1].strip()
+        print(f"the signed manifest pins the tenant's broker (measured with the rest):\n[kbs]\n{pinned}")
         kbs.admin(
             "set-resource",
             "--path",
@@ -195,6 +212,7 @@ def kbs_story(tmp: str, state: str, key_path: str) -> None:
 
         step("6. another workload (not the measured one) asks for the same secret: refused, it does not start")
         other, _ = wasm_bundle(os.path.join(tmp, "kbs-other"), tenant, variant=b"not the approved build")  # type: ignore[arg-type]
+        pin_broker(other, tenant, [kbs.url], kbs.ca_pem)  # type: ignore[arg-type]
         set_enclave(other, "preopen=/run/secrets", provision, ["/app/hello.wasm", "read=/run/secrets/greeting"])
         denied = sh(RUNE, "--root", state, "run", "--bundle", other, f"demo-kbs-other-{os.getpid()}", check=False)
         if denied.returncode == 0:
@@ -203,8 +221,62 @@ def kbs_story(tmp: str, state: str, key_path: str) -> None:
         for record in json.loads(kbs.admin("audit", quiet=True).stdout)[-2:]:
             what = {k: record.get(k) for k in ("event", "resource", "reason") if record.get(k)}
             print("  " + json.dumps(what))
+        if hostile:
+            hostile_story(tmp, state, bundle, provision)
     finally:
         kbs.stop()
+
+
+def hostile_story(tmp: str, state: str, bundle: str, provision: dict[str, str]) -> None:
+    """Step 7: the host points the enclave at its own broker, twice; the enclave refuses both."""
+    from .testing.enclaves import set_enclave
+
+    step("7. the host tries to redirect the enclave to its own broker (with its own CA and secret)")
+    own = KeyBroker(os.path.join(tmp, "host-kbs"), "host")
+    try:
+        own.admin("set-resource", "--path", "default/secret/greeting", "--value", "the host's substitute secret")
+        own.admin("set-resource-policy", "--builtin", "allow-all", "--scope", "default/*")
+        args = ["/app/hello.wasm", "read=/run/secrets/greeting"]
+        print("a) the control plane rewrites enclave.kbs.url:")
+        set_enclave(bundle, "preopen=/run/secrets", {**provision, "enclave.kbs.url": own.url}, args)
+        redirected = sh(RUNE, "--root", state, "run", "--bundle", bundle, f"demo-hostile-a-{os.getpid()}", check=False)
+        print("b) rune on the host dials the host's broker whatever the enclave asks for:")
+        set_enclave(bundle, "preopen=/run/secrets", provision, args)
+        hijacked = sh(sys.executable, "-m", "inclavare.demo", "--as-redirecting-rune", own.url, "--root", state, "run",
+                      "--bundle", bundle, f"demo-hostile-b-{os.getpid()}", check=False)  # fmt: skip
+        attested = [r for r in json.loads(own.admin("audit", quiet=True).stdout) if r.get("event") == "attest"]
+        if (
+            redirected.returncode == 0
+            or hijacked.returncode == 0
+            or "substitute" in redirected.stdout + hijacked.stdout
+        ):
+            raise SystemExit("the host's broker provisioned the enclave: the demo failed")
+        if attested:
+            raise SystemExit("the enclave sent evidence to the host's broker: the demo failed")
+        print("refused both times; the host's broker received no evidence and delivered nothing")
+    finally:
+        own.stop()
+
+
+def redirecting_rune(target: str, argv: list[str]) -> int:
+    """`rune` as a hostile host would modify it: every connection the enclave asks
+    for goes to `target` (the host's own broker) instead. Only for step 7."""
+    from urllib.parse import urlsplit
+
+    from .cli.rune._main import main as rune_main
+    from .enclave.provision import host_relay
+
+    where = urlsplit(target)
+    assert where.hostname is not None
+    assert where.port is not None
+    real_open = host_relay.HostRelay.open
+
+    class Redirecting(host_relay.HostRelay):
+        def open(self, host: str, port: int) -> socket.socket:
+            return real_open(self, where.hostname or "", where.port or 443)
+
+    host_relay.HostRelay = Redirecting  # type: ignore[misc]
+    return rune_main(argv)
 
 
 def encrypted_image_round_trip(tmp: str, kbs: KeyBroker, bundle: str, manifest: str) -> str:
@@ -238,7 +310,8 @@ def encrypted_image_round_trip(tmp: str, kbs: KeyBroker, bundle: str, manifest: 
         f"{layout}:enc",
     )
     rootfs = os.path.join(bundle, "rootfs")
-    tee_args = ["--kbs", kbs.url, "--manifest", manifest, "--rootfs", rootfs, "--host-key", HOST_KEY]
+    tee_args = ["--kbs", kbs.url, "--cacert", kbs.ca_file, "--manifest", manifest, "--rootfs", rootfs,
+                "--host-key", HOST_KEY]  # fmt: skip
     tee = provider_config(os.path.join(tmp, "tee.json"), tee_args)
     unpacked = os.path.join(tmp, "unpacked")
     sh(TOOL, "image", "unpack", "--keyprovider-config", tee, f"{layout}:enc", unpacked)
@@ -255,17 +328,25 @@ def provider_config(path: str, args: list[str]) -> str:
 
 
 class KeyBroker:
-    """`inclavare kbs serve` on an ephemeral port, trusting this host's software-TEE key."""
+    """`inclavare kbs serve` over HTTPS (a CA of its own), on an ephemeral port, trusting this host's TEE key."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, owner: str) -> None:
+        from .testing.pki import CertificateAuthority
+
         os.makedirs(root)
         self.root = root
+        ca = CertificateAuthority(f"the {owner}'s key broker CA")
+        self.ca_pem, self.ca_file = ca.pem, f"{root}/ca.pem"
+        with open(self.ca_file, "wb") as f:
+            f.write(ca.pem)
+        ca.write_server(root, "127.0.0.1")
         with open(f"{root}/host.pub.pem", "w") as f:
             f.write(json.loads(sh(TOOL, "enclave", "host-key", quiet=True).stdout)["public_key"])
         admin_pub = sh(TOOL, "kbs", "keygen", "--admin", f"{root}/admin.pem", quiet=True).stdout.strip()
         with open(f"{root}/admin.pub.pem", "w") as f:
             f.write(admin_pub + "\n")
         sh(TOOL, "kbs", "keygen", "--token", f"{root}/token.pem", quiet=True)
+        sh(TOOL, "kbs", "keygen", "--kek", f"{root}/kek", quiet=True)
         config = f"{root}/kbs.toml"
         with open(config, "w") as f:
             f.write(KBS_CONFIG.format(root=root))
@@ -273,7 +354,7 @@ class KeyBroker:
         print(f"$ inclavare kbs serve --config {config}")
         self.proc = subprocess.Popen([TOOL, "kbs", "serve", "--config", config, "--ready-file", f"{root}/ready"],
                                      stdout=self.log, stderr=self.log)  # fmt: skip
-        self.url = "http://" + self._ready(f"{root}/ready")
+        self.url = "https://" + self._ready(f"{root}/ready")
 
     def _ready(self, path: str) -> str:
         import time
@@ -288,7 +369,8 @@ class KeyBroker:
         raise SystemExit("the KBS did not come up in 30 s")
 
     def admin(self, *args: str, quiet: bool = False) -> subprocess.CompletedProcess[str]:
-        return sh(TOOL, "kbs-client", "--url", self.url, "--admin-key", f"{self.root}/admin.pem", *args, quiet=quiet)
+        return sh(TOOL, "kbs-client", "--url", self.url, "--cacert", self.ca_file, "--admin-key",
+                  f"{self.root}/admin.pem", *args, quiet=quiet)  # fmt: skip
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -299,6 +381,8 @@ class KeyBroker:
 KBS_CONFIG = """\
 [http]
 listen = "127.0.0.1:0"
+tls_cert = "{root}/tls.crt"
+tls_key = "{root}/tls.key"
 
 [attestation]
 collateral = ["{root}/host.pub.pem"]
@@ -312,6 +396,9 @@ path = "{root}/audit.jsonl"
 
 [storage]
 path = "{root}/kbs.db"
+
+[storage.kek]
+file = "{root}/kek"
 
 [[admin.keys]]
 name = "tenant"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from inclavare.kbs.atrest import kek_id
 from inclavare.testing.kbs import KbsProcess, World
 
 
@@ -182,7 +185,54 @@ def test_keygen_and_check_config(world, tmp_path):
     assert again.returncode == 1
     assert "File exists" in again.stderr.decode()
     checked = run("kbs", "check-config", world.config("checked"))
-    assert checked.stdout.decode().endswith(": ok (sqlite storage, 2 admin key(s))\n")
+    kid = kek_id(base64.b64decode(Path(world.kek).read_text()))
+    assert checked.stdout.decode().endswith(f": ok (sqlite storage, 2 admin key(s), KEK {kid} (storage.kek))\n")
+
+
+def test_keygen_kek(tmp_path):
+    out = tmp_path / "kek"
+    result = run("kbs", "keygen", "--kek", str(out))
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    key = base64.b64decode(out.read_bytes(), validate=False)
+    assert len(key) == 32
+    assert result.stdout.decode() == f"kek {kek_id(key)}\n"  # the id, never the key
+    assert run("kbs", "keygen", "--kek", str(out)).returncode == 1  # never overwrites a key
+
+
+def with_kek(world: World, name: str, kek: str) -> str:
+    """A config of ``world`` whose [storage.kek] table is ``kek`` (empty: none at all)."""
+    path = world.config(name, kek=False)
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace("[[admin.keys]]", f"{kek}\n[[admin.keys]]", 1))
+    return path
+
+
+def test_serve_refuses_a_missing_or_wrong_kek_in_one_line(world, tmp_path):
+    missing = run("kbs", "serve", "--config", with_kek(world, "nokek", ""))
+    assert missing.returncode == 1
+    assert missing.stderr.decode().splitlines() == [
+        "inclavare kbs: nokek.toml: storage.kek: missing: resources are stored encrypted under a key-encryption key "
+        "(inclavare kbs keygen --kek FILE, then [storage.kek] file = FILE; docs/kbs.md)"
+    ]
+    unset = run("kbs", "serve", "--config", with_kek(world, "envkek", '[storage.kek]\nenv = "NO_SUCH_KEK_VAR"'))
+    assert unset.stderr.decode().splitlines() == [
+        "inclavare kbs: envkek.toml: storage.kek.env: the environment variable NO_SUCH_KEK_VAR is not set"
+    ]
+    # a database sealed under one KEK, and a broker started with another: refused before it listens
+    with KbsProcess(world.config("sealed")) as k:
+        ready = k.ready_file
+    other = tmp_path / "other.kek"
+    assert run("kbs", "keygen", "--kek", str(other)).returncode == 0
+    wrong = with_kek(world, "sealed", f'[storage.kek]\nfile = "{other}"')
+    result = run("kbs", "serve", "--config", wrong, "--ready-file", ready + ".2")
+    assert result.returncode == 1
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("inclavare kbs: sealed.toml: storage.kek: wrong key: this database's key-encryption ")
+    assert not os.path.exists(ready + ".2")
 
 
 def test_serve_startup_errors_are_one_line(world):

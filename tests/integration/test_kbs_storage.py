@@ -16,6 +16,7 @@ import threading
 
 import pytest
 
+from inclavare.kbs.atrest import Kek, Keyring
 from inclavare.kbs.errors import InvalidRequest, TokenNotFound
 from inclavare.kbs.protocol.messages import Request
 from inclavare.kbs.protocol.session import SessionState, open_session
@@ -23,6 +24,7 @@ from inclavare.kbs.storage import AuditRecord, Storage
 from inclavare.testing.kbs import PostgresServer
 
 _names = itertools.count()
+KEYRING = Keyring(Kek(bytes(range(32))))
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +41,12 @@ def store(request, tmp_path) -> Storage:
     if request.param == "sqlite":
         from inclavare.kbs.storage.sqlite import SqliteStorage
 
-        s: Storage = SqliteStorage(str(tmp_path / "kbs.db"))
+        s: Storage = SqliteStorage(str(tmp_path / "kbs.db"), KEYRING)
     else:
         from inclavare.kbs.storage.postgres import PostgresStorage
 
-        s = PostgresStorage(request.getfixturevalue("postgres").create_database(f"contract{next(_names)}"))
+        s = PostgresStorage(request.getfixturevalue("postgres").create_database(f"contract{next(_names)}"), KEYRING)
+    s.verify_keys(0.0)
     yield s
     s.close()
 
@@ -154,15 +157,17 @@ def test_resources_policies_reference_values(store):
 
 WRITER = """
 import os, sys, time
+from inclavare.kbs.atrest import Kek, Keyring
 from inclavare.kbs.storage.interface import AuditRecord
 backend, target = sys.argv[1], sys.argv[2]
 if backend == "sqlite":
     from inclavare.kbs.storage.sqlite import SqliteStorage as S
 else:
     from inclavare.kbs.storage.postgres import PostgresStorage as S
-s = S(target)
+s = S(target, Keyring(Kek(bytes(range(32)))))
 with s.transaction() as c:
-    s._run(c, "INSERT INTO kbs_resources (path, value, updated_at) VALUES (?, ?, ?)", ("half/done/write", b"x", 1.0))
+    s._run(c, "INSERT INTO kbs_secrets (path, version, kek_id, dek, ciphertext, updated_at) VALUES (?,?,?,?,?,?)",
+           ("half/done/write", 99, "x", b"x", b"x", 1.0))
     s._audit(c, AuditRecord(at=1.0, event="resource.set", outcome="ok"))
     print("inside", flush=True)
     time.sleep(60)
@@ -193,7 +198,7 @@ def test_sqlite_file_is_private_from_its_first_byte(tmp_path):
 
     old = os.umask(0o022)
     try:
-        s = SqliteStorage(str(tmp_path / "fresh.db"))
+        s = SqliteStorage(str(tmp_path / "fresh.db"), KEYRING)
     finally:
         os.umask(old)
     made = sorted(name for name in os.listdir(tmp_path) if name.startswith("fresh.db"))

@@ -16,7 +16,7 @@ from inclavare.enclave.errors import EnclaveConfigError
 from inclavare.errors import SpecError
 from inclavare.runtime import nodeconfig
 
-NAMES = [a for _v, a in SOURCES.values()] + [v for v, _a in SOURCES.values() if v]
+NAMES = [a for _v, a in SOURCES.values() if a] + [v for v, _a in SOURCES.values() if v]
 keys = st.one_of(st.sampled_from(NAMES), st.text(max_size=24), st.sampled_from(NAMES).map(lambda k: k.swapcase()),
                  st.sampled_from(NAMES).map(lambda k: k.replace(".", "-")))  # fmt: skip
 values = st.one_of(st.sampled_from(["software", "intelSgx", "wasm", "native", "debug", ""]), st.text(max_size=16))

@@ -21,8 +21,9 @@ RANKS = {
     "attestation": 2, "enclave.identity": 2,
     "kbs": 3,
     "image": 4, "enclave": 4,
-    "runtime": 5,
+    "runtime": 5, "carrier": 5,
     "cli": 6, "demo": 6, "testing": 6, "_proto": 6, "shim": 6,
+    "deviceplugin": 6,  # serves kubelet with the generated protos (_proto)
 }  # fmt: skip
 
 

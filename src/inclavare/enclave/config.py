@@ -3,9 +3,9 @@
 Each setting comes from an entry of ``process.env`` if there is a non-empty
 one, else from the OCI annotation (the original rune's rule, kept):
 
-==================  ==========================  ==========================
+==================  ==========================  =============================
 setting             env (wins)                  annotation
-==================  ==========================  ==========================
+==================  ==========================  =============================
 type                ENCLAVE_TYPE                enclave.type
 runtime             ENCLAVE_RUNTIME_PATH        enclave.runtime.path
 args                ENCLAVE_RUNTIME_ARGS        enclave.runtime.args
@@ -14,11 +14,32 @@ kbs url             ENCLAVE_KBS_URL             enclave.kbs.url
 kbs resources       ENCLAVE_KBS_RESOURCES       enclave.kbs.resources
 kbs secrets dir     (annotation only)           enclave.kbs.secrets_dir
 kbs CA bundle       (annotation only)           enclave.kbs.cacert
-==================  ==========================  ==========================
+kbs unpinned        (annotation only)           enclave.kbs.insecure_unpinned
+carrier             RUNE_CARRIER                enclave.carrier
+memory grant        ENCLAVE_MEMORY_GRANT_MIB    (variable only)
+==================  ==========================  =============================
 
 Kubernetes passes env, not annotations, to a container by default, hence
 the KBS pair as variables too. The two host paths stay annotations: a file
-on the host is not something a container's environment should name.
+on the host is not something a container's environment should name; so does
+the opt-out from a pinned broker (enclave/provision/pin.py), a host decision.
+``carrier`` asks containerd-shim-rune-v2 to build and sign the enclave from
+an ordinary image before `rune create` (src/inclavare/carrier,
+docs/kubernetes.md); the variable keeps the original shim's name. rune itself
+only recognises it: a carrier setting that reaches rune without the enclave
+settings the carrier writes is refused like any setting without a type, so an
+image meant to run as an enclave never runs plain under a shim that has no
+carrier. Near-misses of ``enclave.carrier`` (``enclave-carrier``,
+``ENCLAVE_CARRIER``) are refused here; those of ``RUNE_CARRIER`` are not under
+``enclave``/``ENCLAVE_`` and are refused by the carrier
+(``inclavare.carrier.choose``), not by rune.
+
+The memory grant is a variable only, because that is how kubelet hands a
+device plugin's Allocate answer to a container: one granted N devices of
+``inclavare.io/enclave-memory-mib`` gets N (src/inclavare/deviceplugin), and
+runtime/memory_grant.py refuses an enclave whose memory limit is larger. A
+pod can set the variable itself too; docs/kubernetes.md says how a cluster
+refuses such pods at admission.
 
 Fail closed (docs/architecture.md, "Enclave containers"): a setting that
 rune would otherwise not see must not silently turn an enclave container into
@@ -57,7 +78,9 @@ TEE_KINDS = ("intelSgx", "software")
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal", "panic", "off")
 DEFAULT_LOG_LEVEL = "info"
 
-# setting -> (env variable or None, annotation)
+MEMORY_GRANT_ENV = "ENCLAVE_MEMORY_GRANT_MIB"  # MiB of enclave memory kubelet granted (the device plugin)
+
+# setting -> (env variable or None, annotation or None)
 SOURCES = {
     "type": ("ENCLAVE_TYPE", "enclave.type"),
     "runtime": ("ENCLAVE_RUNTIME_PATH", "enclave.runtime.path"),
@@ -67,8 +90,11 @@ SOURCES = {
     "kbs_resources": ("ENCLAVE_KBS_RESOURCES", "enclave.kbs.resources"),
     "kbs_secrets_dir": (None, "enclave.kbs.secrets_dir"),
     "kbs_cacert": (None, "enclave.kbs.cacert"),
+    "kbs_insecure_unpinned": (None, "enclave.kbs.insecure_unpinned"),  # enclave/provision/pin.py
+    "carrier": ("RUNE_CARRIER", "enclave.carrier"),
+    "memory_grant": (MEMORY_GRANT_ENV, None),
 }
-_BY_ANNOTATION = {a: s for s, (_, a) in SOURCES.items()}
+_BY_ANNOTATION = {a: s for s, (_, a) in SOURCES.items() if a}
 _BY_ENV = {e: s for s, (e, _) in SOURCES.items() if e}
 _PREFIX = "enclave"
 
@@ -138,8 +164,10 @@ class Settings:
         return self.found[setting][0] if setting in self.found else default
 
     def source(self, setting: str) -> str:
-        _env, annotation = SOURCES[setting]
-        return self.found[setting][1] if setting in self.found else f"annotations.{annotation}"
+        var, annotation = SOURCES[setting]
+        if setting in self.found:
+            return self.found[setting][1]
+        return f"annotations.{annotation}" if annotation else f"process.env {var}"
 
 
 def read_settings(annotations: dict[str, str], env: list[str]) -> Settings:
@@ -158,7 +186,7 @@ def read_settings(annotations: dict[str, str], env: list[str]) -> Settings:
     for setting, (var, annotation) in SOURCES.items():
         if var and from_env.get(var):
             found[setting] = (from_env[var], f"process.env {var}")
-        elif annotations.get(annotation):
+        elif annotation and annotations.get(annotation):
             found[setting] = (annotations[annotation], f"annotations.{annotation}")
     return Settings(found, [e for e in env if e.partition("=")[0] not in _BY_ENV])
 
@@ -206,7 +234,7 @@ def _normal(key: str) -> str:
     return key.lower().replace("-", ".").replace("_", ".").replace(" ", ".")
 
 
-_NORMAL = {_normal(a): s for s, (_, a) in SOURCES.items()}
+_NORMAL = {_normal(a or e or ""): s for s, (e, a) in SOURCES.items()}
 
 
 def _refuse_lookalike(key: str, where: str, env_style: bool) -> None:
@@ -221,6 +249,8 @@ def _refuse_lookalike(key: str, where: str, env_style: bool) -> None:
     var, annotation = SOURCES[setting]
     if env_style and var is None:
         raise EnclaveConfigError(where, f"{annotation} can only be given as an annotation")
+    if not env_style and annotation is None:
+        raise EnclaveConfigError(where, f"{var} can only be given as an environment variable")
     raise EnclaveConfigError(where, f"not an enclave setting: did you mean {var if env_style else annotation}?")
 
 
@@ -240,7 +270,7 @@ def _near(word: str, target: str) -> bool:
 def _closest(normal: str, env_style: bool) -> str:
     import difflib  # error path only
 
-    names = {_normal(a): (e or a if env_style else a) for _s, (e, a) in SOURCES.items() if e or not env_style}
+    names = {_normal(a or e or ""): n for _s, (e, a) in SOURCES.items() if (n := e if env_style else a)}
     match = difflib.get_close_matches(normal, list(names), n=1, cutoff=0.6)
     valid = ", ".join(sorted(names.values()))
     return f" (did you mean {names[match[0]]}? valid: {valid})" if match else f" (valid: {valid})"

@@ -9,10 +9,13 @@ encrypted to a key only it holds. Layout:
 - :mod:`.server`       starlette routes + uvicorn; errors as RFC 7807
 - :mod:`.policy`       Rego (regopy): attestation appraisal, path-scoped resource policies
 - :mod:`.storage`      SQLite (default) and PostgreSQL (replicas); what "released" means
+- :mod:`.atrest`       resources sealed under a key-encryption key; KEK sources, rotation, migration
 - :mod:`.jwe`, :mod:`.token`, :mod:`.admin`   JWE to the TEE key; attestation and admin JWTs
 - :mod:`.config`, :mod:`.metrics`, :mod:`.ratelimit`, :mod:`.audit`   operations
-- :mod:`.client`, :mod:`.attester`, :mod:`.admin_client`   the enclave side and the admin side
-- :mod:`.testing`      a test kit: start a KBS process, a private PostgreSQL, a signed test enclave
+- :mod:`.client`, :mod:`.admin_client`   the enclave side (any ``attestation.attesters.Attester``) and the admin side
+
+The test kit (a KBS process, a private PostgreSQL, a signed test enclave) is
+:mod:`inclavare.testing.kbs`.
 
 The enclave-side recipe is :func:`inclavare.kbs.client.attest_and_fetch`.
 Design and operations: docs/kbs.md. Everything here needs the ``kbs`` extra.

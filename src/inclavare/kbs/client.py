@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ..errors import one_line
 from .errors import KbsError
 from .jwe import TeeKey
 from .protocol.canonical import loads
@@ -75,6 +76,7 @@ class KbsClient:
         timeout: float = 10.0,
         retries: int = 3,
         backoff: float = 0.2,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.urls = [u.rstrip("/") for u in ([url] if isinstance(url, str) else url)]
         self.attester = attester
@@ -84,6 +86,9 @@ class KbsClient:
         self.token: str | None = None
         self._cookie: str | None = None
         self._current = 0
+        if transport is not None:  # its own connections and TLS (enclave/provision/tunnel.py)
+            self._http = httpx.Client(transport=transport, timeout=timeout)
+            return
         # Building a TLS context costs tens of ms (CA bundle): only when some URL is HTTPS.
         tls = any(u.startswith("https:") for u in self.urls)
         self._http = httpx.Client(verify=tls_verify(verify) if tls else False, timeout=timeout)
@@ -160,7 +165,8 @@ class KbsClient:
                 response = self._http.request(method, url, headers=headers, **kw)
             except httpx.TransportError as exc:
                 self._current += 1  # the next replica, if there is one
-                last = KbsClientError(0, "Unreachable", f"{type(exc).__name__} talking to {url}")
+                why = f" ({one_line(str(exc))})" if str(exc) else ""
+                last = KbsClientError(0, "Unreachable", f"{type(exc).__name__} talking to {url}{why}")
                 continue
             finally:
                 self._http.cookies.clear()  # the session cookie is ours to send, to whichever replica

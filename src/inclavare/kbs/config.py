@@ -26,6 +26,14 @@ mistake names the file and the dotted location
     path = "/var/lib/inclavare/kbs.db"  # sqlite
     dsn_env = "KBS_POSTGRES_DSN"        # postgres: the variable holding the DSN (or `dsn = "..."`)
 
+    [storage.kek]                       # required: the key-encryption key resources are sealed under
+    file = "/etc/kbs/kek"               # one of: file = PATH | env = "NAME" | command = [ARGV...]
+    # command = ["/usr/local/bin/kms-unwrap"]   # a KMS-style provider: prints the key (kbs/atrest/kek.py)
+    # stdin = "/etc/kbs/kek.wrapped"    # command only: fed to its standard input (a KMS-wrapped key)
+    # timeout = 10                      # command only: seconds
+    [[storage.kek.previous]]            # during a rotation: the key(s) being rotated away from
+    file = "/etc/kbs/kek.old"
+
     [admin]
     max_token_lifetime = 3600
     [[admin.keys]]                      # Ed25519 public keys of administrators, each with its scopes
@@ -39,6 +47,7 @@ mistake names the file and the dotted location
     per_session = { rate = 20.0, burst = 40 }    # token bucket per kbs-session-id
     max_clients = 100000
     trust_forwarded_for = false         # key by X-Forwarded-For (only behind a trusted proxy)
+    shared = true                       # PostgreSQL only (its default): one limit across all replicas
 
     [audit]
     path = "/var/log/inclavare/kbs-audit.jsonl"  # JSON lines (also always in the database)
@@ -54,6 +63,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .admin import AdminKey
+from .atrest.kek import KekConfig, KekSource
 from .errors import ConfigError
 from .protocol.binding import check_algorithm
 
@@ -90,6 +100,7 @@ class StorageConfig:
     type: str = "sqlite"
     path: str = DEFAULT_DB
     dsn: str | None = field(default=None, repr=False)  # may hold a password
+    kek: KekConfig | None = None  # where the keys are; required to serve (atrest.load_keyring says so)
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,7 @@ class RateLimitConfig:
     per_session: Bucket = Bucket(20.0, 40)
     max_clients: int = 100_000
     trust_forwarded_for: bool = False
+    shared: bool = False  # one limit across replicas, in the database (the default with PostgreSQL)
 
 
 @dataclass(frozen=True)
@@ -144,12 +156,13 @@ def parse_config(doc: Mapping[str, object], file: str = "kbs.toml", base: str = 
     top = _Table(doc, "", file, base)
     top.only("http", "attestation", "token", "storage", "admin", "rate_limit", "audit")
     admin_keys, admin_lifetime = _admin(top.table("admin"))
+    storage = _storage(top.table("storage"))
     config = KbsConfig(
         http=_http(top.table("http")),
         attestation=_attestation(top.table("attestation")),
         token=_token(top.table("token")),
-        storage=_storage(top.table("storage")),
-        rate_limit=_rate_limit(top.table("rate_limit")),
+        storage=storage,
+        rate_limit=_rate_limit(top.table("rate_limit"), storage.type == "postgres"),
         audit=_audit(top.table("audit")),
         admin_keys=admin_keys,
         admin_max_token_lifetime=admin_lifetime,
@@ -157,6 +170,8 @@ def parse_config(doc: Mapping[str, object], file: str = "kbs.toml", base: str = 
     )
     if config.storage.type == "postgres" and config.token.signing_key is None:
         raise ConfigError("token.signing_key", "required with PostgreSQL storage (replicas must share it)", file)
+    if config.rate_limit.shared and config.storage.type != "postgres":
+        raise ConfigError("rate_limit.shared", "needs PostgreSQL storage (SQLite serves one replica)", file)
     return config
 
 
@@ -191,10 +206,11 @@ def _token(t: _Table) -> TokenConfig:
 
 
 def _storage(t: _Table) -> StorageConfig:
-    t.only("type", "path", "dsn", "dsn_env")
+    t.only("type", "path", "dsn", "dsn_env", "kek")
     kind = t.string("type", "sqlite")
+    kek = _kek(t.table("kek")) if "kek" in t.doc else None
     if kind == "sqlite":
-        return StorageConfig("sqlite", t.path("path") or DEFAULT_DB)
+        return StorageConfig("sqlite", t.path("path") or DEFAULT_DB, kek=kek)
     if kind != "postgres":
         raise t.error("type", "must be 'sqlite' or 'postgres'")
     dsn, env = t.optional_string("dsn"), t.optional_string("dsn_env")
@@ -204,7 +220,35 @@ def _storage(t: _Table) -> StorageConfig:
             raise t.error("dsn_env", f"the environment variable {env} is not set")
     if not dsn:
         raise t.error("dsn", "postgres storage needs dsn or dsn_env")
-    return StorageConfig("postgres", dsn=dsn)
+    return StorageConfig("postgres", dsn=dsn, kek=kek)
+
+
+def _kek(t: _Table) -> KekConfig:
+    t.only("file", "env", "command", "stdin", "timeout", "previous")
+    previous = []
+    for p in t.tables("previous"):
+        p.only("file", "env", "command", "stdin", "timeout")
+        previous.append(_kek_source(p))
+    return KekConfig(_kek_source(t), tuple(previous))
+
+
+def _kek_source(t: _Table) -> KekSource:
+    given = [k for k in ("file", "env", "command") if k in t.doc]
+    if len(given) != 1:
+        raise ConfigError(t.location, "set exactly one of file, env or command", t.file)
+    command = tuple(t.strings("command"))
+    if "command" in t.doc and not command:
+        raise t.error("command", "must name a program")
+    if not command and ("stdin" in t.doc or "timeout" in t.doc):
+        raise t.error("stdin" if "stdin" in t.doc else "timeout", "only with command")
+    return KekSource(
+        where=t.location,
+        file=t.path("file"),
+        env=t.optional_string("env"),
+        command=command,
+        stdin=t.path("stdin"),
+        timeout=t.number("timeout", 10.0, minimum=0.1),
+    )
 
 
 def _admin(t: _Table) -> tuple[tuple[AdminKey, ...], float]:
@@ -222,14 +266,15 @@ def _admin(t: _Table) -> tuple[tuple[AdminKey, ...], float]:
     return tuple(keys), t.number("max_token_lifetime", 3600.0, minimum=1.0)
 
 
-def _rate_limit(t: _Table) -> RateLimitConfig:
-    t.only("enabled", "per_address", "per_session", "max_clients", "trust_forwarded_for")
+def _rate_limit(t: _Table, replicas: bool) -> RateLimitConfig:
+    t.only("enabled", "per_address", "per_session", "max_clients", "trust_forwarded_for", "shared")
     return RateLimitConfig(
         enabled=t.boolean("enabled", True),
         per_address=_bucket(t.table("per_address"), Bucket(50.0, 100)),
         per_session=_bucket(t.table("per_session"), Bucket(20.0, 40)),
         max_clients=t.integer("max_clients", 100_000, minimum=1),
         trust_forwarded_for=t.boolean("trust_forwarded_for", False),
+        shared=t.boolean("shared", replicas),
     )
 
 

@@ -29,6 +29,8 @@ resource, 404 when the resource does not exist; 400 for malformed requests.
     ├── StorageUnavailable        503     StorageUnavailable    the database cannot be reached (retry)
     ├── PolicyBusy                503     PolicyBusy            a repository's resource policies are all being
     │                                                           evaluated (retry)
+    ├── StoredDataCorrupt         500     StorageIntegrity      a stored resource fails its integrity check (moved
+    │                                                           to another path, altered, rolled back): not released
     ├── JweError                  500     JweError              a response cannot be encrypted or (client side)
     │                                                           decrypted
     └── ConfigError               --      (not a wire error)    the TOML config, with a dotted location
@@ -105,6 +107,10 @@ class PolicyBusy(KbsError, status=503, problem="PolicyBusy", title="Policy evalu
 class StorageUnavailable(KbsError, status=503, problem="StorageUnavailable", title="Storage unavailable",
                          public="storage is unavailable; retry"): ...
 class JweError(KbsError, problem="JweError", title="JWE failed"): ...
+# Someone with write access to the database moved, altered or rolled back a sealed row (kbs/atrest/envelope.py).
+class StoredDataCorrupt(KbsError, status=500, problem="StorageIntegrity",
+                        title="Stored data failed its integrity check",
+                        public="stored data failed its integrity check"): ...
 # fmt: on
 
 

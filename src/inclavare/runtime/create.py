@@ -361,7 +361,8 @@ def _handshake(plan: LaunchPlan, fds: LaunchFds, state: st.State) -> None:
     if plan.enclave is not None and plan.enclave.kbs is not None:
         from ..enclave.provision import relay
 
-        relay(ch, plan.enclave.kbs)  # the enclave attests to its key broker before it is ready
+        # The enclave attests to its key broker before it is ready; rune only carries its TLS bytes.
+        relay(ch, plan.enclave.kbs, plan.enclave.take_relay_fd())
     ch.expect(READY)
 
 

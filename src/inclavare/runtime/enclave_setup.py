@@ -56,7 +56,7 @@ SANDBOX_MARKS = (("io.kubernetes.cri.container-type", "io.kubernetes.cri.sandbox
 class EnclavePlan:
     """Everything a bundle's enclave settings make of a container."""
 
-    __slots__ = ("config", "devices", "env", "kbs", "mounts", "pal_fd")
+    __slots__ = ("config", "devices", "env", "kbs", "mounts", "pal_fd", "relay_fd")
 
     def __init__(self, config: EnclaveConfig, env: list[str], devices: list[Device], mounts: list[Mount],
                  kbs: KbsPlan | None, pal_fd: int) -> None:  # fmt: skip
@@ -66,12 +66,19 @@ class EnclavePlan:
         self.mounts = mounts  # host mounts it needs (aesmd), plus the secrets' tmpfs
         self.kbs = kbs
         self.pal_fd = pal_fd  # the checked PAL library, or -1 for a registered runtime
+        self.relay_fd = -1  # rune create's end of the provisioning tunnel (executor() makes it)
 
     def close(self) -> None:
-        """Close the PAL library's fd (`rune create`'s copy; init has its own)."""
-        if self.pal_fd >= 0:
-            os.close(self.pal_fd)
-            self.pal_fd = -1
+        """Close the PAL library's fd (`rune create`'s copy; init has its own) and the tunnel's."""
+        for fd in (self.pal_fd, self.relay_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.pal_fd = self.relay_fd = -1
+
+    def take_relay_fd(self) -> int:
+        """The tunnel's host end, for the relay (enclave/provision/host_relay.py), which closes it."""
+        fd, self.relay_fd = self.relay_fd, -1
+        return fd
 
 
 def is_sandbox(annotations: dict[str, str], container_id: str) -> bool:
@@ -115,12 +122,14 @@ def _enclave_plan(ctx: RuntimeContext, spec: Spec, config: EnclaveConfig, settin
     from ..enclave.config import host_resources
     from ..enclave.errors import EnclaveConfigError, EnclaveRuntimeNotFound
     from ..enclave.provision import KbsPlan, secrets_mount
+    from . import memory_grant
 
     assert spec.linux is not None
     try:
         kbs = KbsPlan.from_settings(settings)
     except EnclaveConfigError as exc:
         raise SpecError(exc.source, exc.reason) from None
+    config = memory_grant.bound(config, settings, rootfs=forbidden[-1])  # forbidden: (bundle, rootfs)
     devices, mounts = host_resources(config)
     known = {d.path for d in spec.linux.devices}
     targets = {m.destination for m in spec.mounts}
@@ -129,6 +138,9 @@ def _enclave_plan(ctx: RuntimeContext, spec: Spec, config: EnclaveConfig, settin
     if kbs is not None:
         _check_secrets_home(spec, kbs.secrets_dir, targets, settings.source("kbs_url"))
         mounts.append(secrets_mount(kbs.secrets_dir))
+        if kbs.insecure_unpinned:
+            ctx.warn(f"{settings.source('kbs_insecure_unpinned')}: an enclave that pins no key broker will "
+                     "attest to the one the host names (development only; enclave/provision/pin.py)")  # fmt: skip
     try:
         pal_fd = registry.select(config.runtime, pal_dirs=ctx.node().pal_dirs, forbidden=forbidden)
     except EnclaveRuntimeNotFound as exc:
@@ -150,10 +162,19 @@ def apply(plan: EnclavePlan, spec: Spec, state: st.State) -> None:
 
 def executor(plan: EnclavePlan, state_dir: str) -> Executor:
     """What init runs instead of execve, with the agent socket it serves;
-    the PAL's fd passes to it (the plan no longer closes it)."""
+    the PAL's fd passes to it (the plan no longer closes it). With a KBS, the
+    control socketpair of the provisioning tunnel: init passes the connections
+    it wants rune to make over it (enclave/provision/host_relay.py)."""
+    import socket
+
     from .process.enclave_executor import EnclaveExecutor
 
-    runner = EnclaveExecutor(plan.config, _listen(state_dir), plan.kbs, plan.pal_fd)
+    tunnel = (-1, -1)
+    if plan.kbs is not None:
+        enclave_end, host_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        plan.relay_fd = host_end.detach()
+        tunnel = (enclave_end.detach(), plan.relay_fd)
+    runner = EnclaveExecutor(plan.config, _listen(state_dir), plan.kbs, plan.pal_fd, tunnel)
     plan.pal_fd = -1
     return runner
 

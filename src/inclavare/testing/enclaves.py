@@ -55,6 +55,36 @@ def wasm_bundle(
     return bundle, verify_signature(manifest, manifest + ".sig", rootfs)
 
 
+def pin_broker(bundle: str, key: ed25519.Ed25519PrivateKey, urls: list[str], ca_pem: bytes | None = None,
+               pins: tuple[str, ...] = ()) -> EnclaveIdentity:  # fmt: skip
+    """Re-sign the bundle's manifest naming the key broker(s) it trusts (``[kbs]``,
+    enclave/identity/broker.py): `urls`, the CA `ca_pem` (written to the rootfs as a
+    trusted file) and/or base64 key pins. The new identity."""
+    import base64
+    import dataclasses
+
+    from ..enclave.identity import load_manifest
+    from ..enclave.identity.broker import BrokerPin, normalize_url
+    from ..enclave.identity.manifest import TrustedFile
+
+    rootfs = os.path.join(bundle, "rootfs")
+    manifest = rootfs + MANIFEST
+    current = load_manifest(manifest)
+    trusted, cacert = current.trusted_files, None
+    if ca_pem is not None:
+        cacert = "/app/kbs-ca.pem"
+        with open(rootfs + cacert, "wb") as f:
+            f.write(ca_pem)
+        trusted = (*(t for t in trusted if t.path != cacert), TrustedFile(cacert, None))
+    pin = BrokerPin(tuple(sorted({normalize_url(u) for u in urls})), cacert,
+                    tuple(sorted(base64.b64decode(p) for p in pins)))  # fmt: skip
+    pinned = dataclasses.replace(current, trusted_files=trusted, kbs=pin)
+    with open(manifest, "w") as f:
+        f.write(dump_manifest(expand_trusted_files(pinned, rootfs)))
+    write_signature(sign_manifest(manifest, rootfs, KeySigner(key)), manifest + ".sig")
+    return verify_signature(manifest, manifest + ".sig", rootfs)
+
+
 def set_enclave(bundle: str, runtime_args: str = "", annotations: dict[str, str] | None = None,
                 args: list[str] | None = None, env: list[str] | None = None) -> None:  # fmt: skip
     """Point the bundle's config at the wasm runtime and the signed manifest."""

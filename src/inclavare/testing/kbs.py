@@ -3,9 +3,12 @@
 Used by the test suite and ``bench/kbs.py``; nothing in it fakes the broker:
 
 - :class:`World` writes what a deployment needs into a directory: a software-TEE
-  host key, an admin key, a token key, a signed enclave and its rootfs, configs;
+  host key, an admin key, a token key, a key-encryption key, a signed enclave
+  and its rootfs, configs;
 - :class:`KbsProcess` runs ``inclavare kbs serve`` as a child process (real
   uvicorn), waits for its ready file, and can stop it or SIGKILL it;
+- :class:`TlsBroker` is that process over HTTPS with a CA of its own, trusting
+  this machine's software-TEE host key (a broker an enclave can pin);
 - :class:`PostgresServer` runs a throw-away PostgreSQL (``initdb`` + ``postgres``
   on a unix socket in a temporary directory, as the ``postgres`` user when we
   are root) and removes it afterwards.
@@ -13,6 +16,7 @@ Used by the test suite and ``bench/kbs.py``; nothing in it fakes the broker:
 
 from __future__ import annotations
 
+import base64
 import os
 import pwd
 import shutil
@@ -29,7 +33,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from ..enclave.identity import EnclaveIdentity, HostKey, KeySigner, sign_manifest, verify_signature, write_signature
 from ..enclave.identity.expand import dump_manifest, expand_trusted_files
 from ..enclave.identity.manifest import parse_manifest
+from ..kbs.admin_client import KbsAdmin
 from .containers import wait_for
+from .pki import CertificateAuthority, spki_pin
 
 PG_BIN = os.environ.get("INCLAVARE_PG_BIN", "/usr/lib/postgresql/15/bin")
 MANIFEST = """\
@@ -80,11 +86,23 @@ class World:
             _write(f"{root}/{name}.pem", _pem_private(key))
             _write(f"{root}/{name}.pub.pem", _pem_public(key.public_key()))
         _write(f"{root}/token.pem", _pem_private(ec.generate_private_key(ec.SECP256R1())))
+        _write(f"{root}/kek", base64.b64encode(os.urandom(32)) + b"\n")
+        os.chmod(f"{root}/kek", 0o600)
         manifest, sig, rootfs, identity = signed_enclave(f"{root}/enclave")
         return cls(root, host, admin, tenant, manifest, sig, rootfs, identity)
 
-    def config(self, name: str, *, storage: str = "", extra: str = "") -> str:
-        """Write ``<root>/<name>.toml``: listen on any port, software evidence trusted, two admins."""
+    @property
+    def kek(self) -> str:
+        """The key-encryption key file (base64, 0600) every config of this world names."""
+        return f"{self.root}/kek"
+
+    def config(self, name: str, *, storage: str = "", extra: str = "", kek: bool = True) -> str:
+        """Write ``<root>/<name>.toml``: listen on any port, software evidence trusted, two admins.
+
+        ``kek=False`` leaves ``[storage.kek]`` out, for a ``storage`` text that
+        has its own.
+        """
+        kek_table = f'[storage.kek]\nfile = "{self.kek}"\n' if kek else ""
         text = f"""\
 [http]
 listen = "127.0.0.1:0"
@@ -101,6 +119,7 @@ path = "{self.root}/{name}-audit.jsonl"
 replica = "{name}"
 
 {storage or f'[storage]{chr(10)}path = "{self.root}/{name}.db"'}
+{kek_table}
 
 [[admin.keys]]
 name = "ops"
@@ -188,6 +207,41 @@ class KbsProcess:
         self._log.close()
 
     def __enter__(self) -> KbsProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class TlsBroker:
+    """`inclavare kbs serve` over HTTPS with a certificate of its own CA, trusting this machine's host key.
+
+    ``ca_file`` is the CA an enclave's manifest pins, ``pin`` the server key's SPKI pin."""
+
+    def __init__(self, world: World, name: str) -> None:
+        self.ca = CertificateAuthority(f"{name} CA")
+        os.makedirs(f"{world.root}/{name}", exist_ok=True)
+        cert, key = self.ca.write_server(f"{world.root}/{name}", "127.0.0.1")
+        with open(cert, "rb") as f:
+            self.pin = spki_pin(f.read())
+        self.ca_file = f"{world.root}/{name}/ca.pem"
+        _write(self.ca_file, self.ca.pem)
+        _write(f"{world.root}/machine-host-key.pub.pem", HostKey.load_or_create().public_pem)  # the wasm runtime's
+        config = world.config(name, extra="\n[rate_limit]\nenabled = false\n")
+        with open(config) as f:
+            text = f.read().replace(f"{world.root}/host-key.pub.pem", f"{world.root}/machine-host-key.pub.pem")
+        text = text.replace("[http]\n", f'[http]\ntls_cert = "{cert}"\ntls_key = "{key}"\n', 1)
+        _write(config, text.encode())
+        self.process = KbsProcess(config)
+        self.url = self.process.url.replace("http://", "https://")
+
+    def admin(self, world: World) -> KbsAdmin:
+        return KbsAdmin(self.url, world.admin_key, verify=self.ca_file)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def __enter__(self) -> TlsBroker:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -142,7 +142,7 @@ def test_kbs_settings_by_env_and_annotation():
     settings = read_settings({"enclave.kbs.secrets_dir": "/run/s"}, env)
     plan = KbsPlan.from_settings(settings)
     assert plan is not None
-    assert (plan.urls, plan.resources, plan.secrets_dir) == (["https://kbs.example"], ["default/key/db"], "/run/s")
+    assert (plan.urls, plan.resources, plan.secrets_dir) == (["https://kbs.example:443"], ["default/key/db"], "/run/s")
     bad = read_settings({}, ["ENCLAVE_KBS_URL=http://kbs.example"])
     with pytest.raises(EnclaveConfigError, match=r"^process\.env ENCLAVE_KBS_URL: 'http://kbs.example' must be https"):
         KbsPlan.from_settings(bad)

@@ -77,11 +77,11 @@ class Broker:
         )
 
 
-def make_broker(root: str, extra: dict[str, object] | None = None) -> Broker:
-    world = World.create(os.path.join(root, "world"))
+def make_broker(root: str, extra: dict[str, object] | None = None, world: World | None = None) -> Broker:
+    world = world or World.create(os.path.join(root, "world"))
     clock = Clock()
     doc: dict[str, object] = {
-        "storage": {"path": os.path.join(root, "kbs.db")},
+        "storage": {"path": os.path.join(root, "kbs.db"), "kek": {"file": world.kek}},
         "attestation": {"collateral": [f"{world.root}/host-key.pub.pem"], "policy": "allow-software"},
         "token": {"signing_key": f"{world.root}/token.pem"},
         "audit": {"path": os.path.join(root, "audit.jsonl"), "replica": "unit"},

@@ -52,6 +52,8 @@ def test_postgres_dsn_from_the_environment(monkeypatch):
     c = parse_config({"storage": {"type": "postgres", "dsn_env": "KBS_TEST_DSN"}, "token": {"signing_key": "/k.pem"}})
     assert c.storage.dsn == "host=/tmp dbname=kbs password=secret"
     assert "secret" not in repr(c)
+    assert c.rate_limit.shared  # replicas share their rate limits unless told otherwise
+    assert not parse_config({}).rate_limit.shared  # SQLite: one broker
 
 
 @pytest.mark.parametrize(
@@ -77,6 +79,7 @@ def test_postgres_dsn_from_the_environment(monkeypatch):
         ({"admin": {"keys": [{"public_key": "/nonexistent.pem"}]}}, r"admin.keys\[0\].public_key: /nonexistent.pem"),
         ({"rate_limit": {"per_address": {"rate": 0}}}, "rate_limit.per_address.rate"),
         ({"rate_limit": {"enabled": "yes"}}, "rate_limit.enabled: must be true or false"),
+        ({"rate_limit": {"shared": True}}, "rate_limit.shared: needs PostgreSQL storage"),
         ({"audit": {"replica": ""}}, "audit.replica: must be a non-empty string"),
     ],
 )

@@ -12,7 +12,7 @@ ROW = re.compile(r"^\s+[├└]── (\w+)\s+(\d{3}|--)\s+(\w+|\(not a wire err
 def test_the_docstring_tree_is_the_wire_table():
     rows = [ROW.match(line) for line in (errors.__doc__ or "").splitlines()]
     table = {m[1]: (m[2], m[3]) for m in rows if m}
-    assert len(table) == 17
+    assert len(table) == 18
     for name, (status, problem) in table.items():
         cls = getattr(errors, name)
         assert issubclass(cls, errors.KbsError), name
@@ -26,6 +26,7 @@ def test_the_peer_sees_a_fixed_detail_only_where_the_reason_is_an_oracle():
         errors.TokenInvalid: "the attestation token is invalid or has expired",
         errors.PolicyDeny: "access denied by policy",
         errors.StorageUnavailable: "storage is unavailable; retry",
+        errors.StoredDataCorrupt: "stored data failed its integrity check",
     }
     ours = [c for c in vars(errors).values() if isinstance(c, type) and c.__module__ == errors.__name__]
     for cls in set(ours) - {errors.KbsError, errors.RateLimited, errors.ConfigError}:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inclavare.kbs.ratelimit import RateLimiter, TokenBuckets
+from inclavare.kbs.ratelimit import RateLimiter, SharedLimiter, TokenBuckets
 
 
 class Clock:
@@ -49,3 +49,42 @@ def test_address_then_session():
 def test_invalid_settings():
     with pytest.raises(ValueError, match="rate"):
         TokenBuckets(0, 1)
+
+
+@pytest.fixture
+def store(tmp_path):
+    from inclavare.kbs.atrest import Kek, Keyring
+    from inclavare.kbs.storage.sqlite import SqliteStorage
+
+    s = SqliteStorage(str(tmp_path / "kbs.db"), Keyring(Kek(bytes(32))))
+    yield s
+    s.close()
+
+
+def test_the_shared_limiter_answers_as_the_buckets_do(store):
+    """GCRA in the database (storage/rates.py) and the in-memory token bucket: the same answers, step by step."""
+    clock = Clock()
+    memory = RateLimiter(TokenBuckets(2.0, 3, clock=clock), TokenBuckets(1.0, 2, clock=clock))
+    shared = SharedLimiter(store, (2.0, 3), (1.0, 2), clock=clock)
+    steps = [0.0, 0.0, 0.0, 0.0, 0.1, 0.3, 0.5, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 10.0, 0.0]
+    for i, dt in enumerate(steps):
+        clock.t += dt
+        session = None if i % 4 == 3 else "s1"
+        want, got = memory.check("10.0.0.1", session), shared.check("10.0.0.1", session)
+        assert (want is None) == (got is None), (i, want, got)
+        if want is not None:
+            assert want[0] == got[0]
+            assert want[1] == pytest.approx(got[1], abs=1e-6)
+    assert shared.check("10.0.0.2", "s2") is None  # other clients are not affected
+
+
+def test_idle_keys_are_purged(store):
+    clock = Clock()
+    shared = SharedLimiter(store, (10.0, 1), (10.0, 1), clock=clock)
+    for i in range(5):
+        shared.check(f"10.0.0.{i}", f"s{i}")
+    assert store.purge_rates(clock.t) == 0  # all ten keys are still within their interval
+    clock.t += 1.0
+    assert store.purge_rates(clock.t) == 10
+    with pytest.raises(ValueError, match="rate"):
+        SharedLimiter(store, (0.0, 1), (1.0, 1))

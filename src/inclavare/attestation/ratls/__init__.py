@@ -14,7 +14,10 @@ Recipe (server proves itself; the client appraises it)::
 
 Mutual mode: ``server_context(attester, verify_policy=...)`` and
 ``client_context(policy, attester=...)``; both sides then appraise each
-other. Modules: :mod:`.certificate` (issue certificates as rats-tls does),
+other. Development without attestation, like rats-tls's nullattester and
+nullverifier, only when named: ``server_context(NullAttester())``,
+``client_context(NullVerifier())`` (:mod:`.null`; every use is logged as
+UNATTESTED). Modules: :mod:`.certificate` (issue certificates as rats-tls does),
 :mod:`.endorsements` (2.23.133.5.4.2), :mod:`.peer` (:class:`VerifyPolicy`),
 :mod:`.context` (the TLS side). Parsing and verifying certificates (TCG
 DICE, legacy rats-tls OIDs, Gramine) is the existing
@@ -46,13 +49,17 @@ from .context import (
     server_context,
 )
 from .endorsements import OID_ENDORSEMENTS, Endorsements
+from .null import UNATTESTED, NullAttester, NullVerifier
 from .peer import VerifyPolicy
 
 __all__ = [
     "OID_ENDORSEMENTS",
     "TAGS",
+    "UNATTESTED",
     "AttestedSocket",
     "Endorsements",
+    "NullAttester",
+    "NullVerifier",
     "PeerRefused",
     "RatlsCertificate",
     "RatlsContext",

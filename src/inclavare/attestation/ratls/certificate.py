@@ -1,8 +1,9 @@
-"""Issue RA-TLS certificates exactly as rats-tls writes them (TCG DICE "Interoperable RA-TLS").
+"""Issue RA-TLS certificates exactly as rats-tls writes them today (TCG DICE "Interoperable RA-TLS").
 
-rats-tls (``rats_tls_init`` of a server or mutual side; docs/ratls.md): generate a key pair in the
-TEE, hash its DER SubjectPublicKeyInfo, have the attester put that hash in
-REPORT_DATA, and issue a self-signed X.509 v3 certificate:
+rats-tls ``rtls_core_generate_certificate`` (src/core/rtls_core_generate_certificate.c at
+github.com/inclavare-containers/rats-tls 6675532, the current head; docs/ratls.md): generate a key
+pair in the TEE, build the claims buffer, have the attester put SHA-256 of it in REPORT_DATA, and
+issue a self-signed X.509 v3 certificate (src/crypto_wrappers/openssl/gen_cert.c):
 
 * serial 1; subject = issuer = ``O=Inclavare Containers, CN=RATS-TLS``;
   validity now - 1 h .. now + 365 days; signed with SHA-256 by the key itself
@@ -10,19 +11,23 @@ REPORT_DATA, and issue a self-signed X.509 v3 certificate:
 * ``basicConstraints CA:FALSE``, ``subjectKeyIdentifier hash``,
   ``authorityKeyIdentifier keyid:always`` (all non-critical);
 * **2.23.133.5.4.9** (tcg-dice-TaggedEvidence, non-critical since rats-tls
-  #150): the extnValue is CBOR ``tag([h'evidence'])``, or
-  ``tag([h'evidence', h'claims-buffer'])`` with custom claims. Tags: 0x1A7501
-  Intel TEE quote (SGX and TDX), 0x1A7504 SEV-SNP report, and inclavare's
-  private 0x1A75F0 for software evidence;
+  2378719): CBOR ``tag([h'evidence', h'claims-buffer'])`` (src/core/dice.c,
+  ``dice_generate_evidence_buffer_with_tag``), always two entries since
+  15724cf. Tags (src/include/internal/dice.h since defec92): 60000 Intel TEE
+  quote (SGX and TDX), 0x1A7504 SEV-SNP report; inclavare's private 0x1A75F0
+  for software evidence (:mod:`..hazmat.ratls` says why it lies outside
+  rats-tls's range);
 * **2.23.133.5.4.2** (tcg-dice-endorsement-manifest), optional, SGX/TDX only
   (:mod:`.endorsements`).
 
-Binding (what :func:`report_data_for` returns, 64 bytes): without custom
-claims, the 36-byte CBOR ``pubkey-hash-value`` ``[1, h'SHA-256(SPKI)']``
-zero-padded; with them, ``SHA-256(claims-buffer)`` zero-padded, where the
-claims buffer is the CBOR map ``{"pubkey-hash": h'<pubkey-hash-value>',
-<name>: h'<value>', ...}``. Parsing and verification of such certificates is
-:mod:`..verifiers.ratls`'s job, not this module's.
+The claims buffer (``dice_generate_claims_buffer``) is the CBOR map
+``{"pubkey-hash": h'<[1, h'SHA-256(SPKI)']>', <name>: h'<value>', ...}``;
+REPORT_DATA = SHA-256(claims buffer) || 32 zero bytes. Unlike rats-tls built
+against libcbor before 0.10, no buffer here carries allocation slack.
+
+:class:`~.null.NullAttester` (rats-tls's nullattester) gives a certificate
+of the same shape with no evidence extension at all. Parsing and
+verification is :mod:`..verifiers.ratls`'s job, not this module's.
 """
 
 from __future__ import annotations
@@ -41,14 +46,15 @@ from cryptography.x509.oid import NameOID
 from ..attesters.interface import Attester
 from ..claims import Evidence, EvidenceKind
 from ..errors import AttestationError
-from ..hazmat.ratls import DICE_TAGGED_EVIDENCE, SOFTWARE_TAG
+from ..hazmat.ratls import DICE_TAGGED_EVIDENCE, SOFTWARE_TAG, TAG_INTEL_QUOTE, TAG_SEV_SNP
 from .endorsements import OID_ENDORSEMENTS, Endorsements
+from .null import NullAttester, warn_unattested
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 TAGS = {
-    EvidenceKind.SGX_QUOTE: 0x1A7501,
-    EvidenceKind.TDX_QUOTE: 0x1A7501,
-    EvidenceKind.SNP_REPORT: 0x1A7504,
+    EvidenceKind.SGX_QUOTE: TAG_INTEL_QUOTE,
+    EvidenceKind.TDX_QUOTE: TAG_INTEL_QUOTE,
+    EvidenceKind.SNP_REPORT: TAG_SEV_SNP,
     EvidenceKind.SOFTWARE: SOFTWARE_TAG,
 }
 SUBJECT = x509.Name(
@@ -68,7 +74,7 @@ class RatlsCertificate:
 
     der: bytes
     key: PrivateKey = field(repr=False)
-    evidence: Evidence = field(repr=False)
+    evidence: Evidence | None = field(repr=False)  # None: a null-attester certificate
     claims_buffer: bytes | None = field(default=None, repr=False)
 
     @property
@@ -102,8 +108,9 @@ def pubkey_hash_value(spki: bytes) -> bytes:
     return cbor2.dumps([HASH_SHA256, hashlib.sha256(spki).digest()])
 
 
-def claims_buffer(spki: bytes, custom: Mapping[str, bytes]) -> bytes:
+def claims_buffer(spki: bytes, custom: Mapping[str, bytes] | None = None) -> bytes:
     """The CBOR claims map: ``pubkey-hash`` first, then the custom claims in the given order."""
+    custom = custom or {}
     reserved = RESERVED_CLAIMS & set(custom)
     if reserved:
         raise AttestationError(f"ratls: custom claim {sorted(reserved)[0]!r} is reserved")
@@ -113,27 +120,32 @@ def claims_buffer(spki: bytes, custom: Mapping[str, bytes]) -> bytes:
 
 
 def report_data_for(spki: bytes, claims: bytes | None = None) -> bytes:
-    """The 64-byte REPORT_DATA that binds ``spki`` (rats-tls's rule, see the module docstring)."""
-    value = pubkey_hash_value(spki) if claims is None else hashlib.sha256(claims).digest()
-    return value.ljust(64, b"\0")
+    """The 64-byte REPORT_DATA binding ``spki``: SHA-256 of its claims buffer (no custom claims if None)."""
+    return hashlib.sha256(claims if claims is not None else claims_buffer(spki)).digest().ljust(64, b"\0")
 
 
-def tagged_evidence(evidence: Evidence, claims: bytes | None = None) -> bytes:
+def tagged_evidence(evidence: Evidence, claims: bytes) -> bytes:
+    """The 2.23.133.5.4.9 extnValue: ``tag([h'evidence', h'claims-buffer'])``."""
     tag = TAGS.get(evidence.kind)
     if tag is None:
         raise AttestationError(f"ratls: {evidence.kind.value} cannot be carried in an RA-TLS certificate")
-    return cbor2.dumps(cbor2.CBORTag(tag, [evidence.data] if claims is None else [evidence.data, claims]))
+    return cbor2.dumps(cbor2.CBORTag(tag, [evidence.data, claims]))
 
 
 def build_certificate(
     key: PrivateKey,
-    evidence: Evidence,
+    evidence: Evidence | None,
     *,
     now: datetime,
     claims: bytes | None = None,
     endorsements: Endorsements | None = None,
 ) -> bytes:
-    """The DER certificate for ``key`` carrying ``evidence`` (which the caller has bound to the key)."""
+    """The DER certificate for ``key`` carrying ``evidence`` (which the caller has bound to the key).
+
+    ``claims`` defaults to the claims buffer without custom claims; with
+    ``evidence`` None the certificate has no evidence extension (rats-tls's
+    nullattester) and endorsements are refused.
+    """
     public = key.public_key()
     ski = x509.SubjectKeyIdentifier.from_public_key(public)
     builder = (
@@ -147,8 +159,13 @@ def build_certificate(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-        .add_extension(_raw(DICE_TAGGED_EVIDENCE, tagged_evidence(evidence, claims)), critical=False)
     )
+    if evidence is None:
+        if endorsements is not None:
+            raise AttestationError("ratls: endorsements accompany evidence; a null-attester certificate has none")
+        return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    claims = claims if claims is not None else claims_buffer(spki_of(key))
+    builder = builder.add_extension(_raw(DICE_TAGGED_EVIDENCE, tagged_evidence(evidence, claims)), critical=False)
     if endorsements is not None:
         builder = builder.add_extension(
             _raw(OID_ENDORSEMENTS, endorsements.encode(TAGS[evidence.kind])), critical=False
@@ -157,7 +174,7 @@ def build_certificate(
 
 
 def issue(
-    attester: Attester,
+    attester: Attester | NullAttester,
     key: PrivateKey | None = None,
     *,
     now: datetime,
@@ -165,10 +182,15 @@ def issue(
     custom_claims: Mapping[str, bytes] | None = None,
     endorsements: Endorsements | None = None,
 ) -> RatlsCertificate:
-    """rats-tls's certificate step: key (given or fresh), binding, evidence, certificate."""
+    """rats-tls's certificate step: key (given or fresh), claims buffer, evidence, certificate."""
     key = key if key is not None else generate_key(key_algorithm)
     spki = spki_of(key)
-    claims = claims_buffer(spki, custom_claims) if custom_claims else None
+    if isinstance(attester, NullAttester):
+        if custom_claims or endorsements is not None:
+            raise AttestationError("ratls: the null attester carries no claims or endorsements (no evidence)")
+        warn_unattested("issued a certificate without evidence (--attester null)")
+        return RatlsCertificate(build_certificate(key, None, now=now), key, None)
+    claims = claims_buffer(spki, custom_claims)
     evidence = attester.collect_evidence(report_data_for(spki, claims))
     der = build_certificate(key, evidence, now=now, claims=claims, endorsements=endorsements)
     return RatlsCertificate(der, key, evidence, claims)

@@ -28,6 +28,11 @@ running in that TEE, provided the key never left it. Session tickets are
 off, so every connection is a full handshake with a fresh proof of
 possession. The evidence has no freshness of its own (rats-tls has no nonce
 either): it proves the key was created in the TEE, not when.
+
+Development without attestation (:mod:`.null`): a
+:class:`~.null.NullAttester` side sends a certificate without evidence, a
+:class:`~.null.NullVerifier` side accepts any peer; the connection's
+``unattested`` is then True and every such step is logged as UNATTESTED.
 """
 
 from __future__ import annotations
@@ -45,7 +50,10 @@ from ..claims import VerifiedClaims
 from ..errors import AttestationError
 from .certificate import PrivateKey, RatlsCertificate, issue
 from .endorsements import Endorsements
-from .peer import VerifyPolicy, utc_now
+from .null import NullAttester, NullVerifier
+from .peer import VerifyPolicy, peer_custom_claims, utc_now
+
+Appraiser = VerifyPolicy | NullVerifier
 
 
 class RatlsError(AttestationError):
@@ -57,11 +65,25 @@ class PeerRefused(RatlsError):
 
 
 class AttestedSocket:
-    """A TLS socket whose peer passed appraisal (``peer``), or was not asked to (``None``)."""
+    """A TLS socket whose peer passed appraisal (``peer``), or was not asked to (``None``).
 
-    def __init__(self, tls: ssl.SSLSocket, peer: VerifiedClaims | None) -> None:
+    ``unattested`` is True when either side used the null mode: this side's
+    certificate carries no evidence, or the peer was accepted unappraised.
+    ``custom_claims`` are the appraised peer's claims (rats-tls ``claim_t``).
+    """
+
+    def __init__(
+        self,
+        tls: ssl.SSLSocket,
+        peer: VerifiedClaims | None,
+        *,
+        unattested: bool = False,
+        custom_claims: Mapping[str, bytes] | None = None,
+    ) -> None:
         self.tls = tls
         self.peer = peer
+        self.unattested = unattested
+        self.custom_claims = dict(custom_claims or {})
 
     def __enter__(self) -> AttestedSocket:
         return self
@@ -86,7 +108,7 @@ class RatlsContext:
     """One side's TLS configuration: its own RA-TLS certificate (if any) and how it appraises the peer."""
 
     def __init__(
-        self, *, server_side: bool, certificate: RatlsCertificate | None, verify_policy: VerifyPolicy | None
+        self, *, server_side: bool, certificate: RatlsCertificate | None, verify_policy: Appraiser | None
     ) -> None:
         if server_side and certificate is None:
             raise RatlsError("ratls: a server needs an attester (its certificate carries the evidence)")
@@ -114,6 +136,11 @@ class RatlsContext:
     def mutual(self) -> bool:
         return self.certificate is not None and self.verify_policy is not None
 
+    @property
+    def attests(self) -> bool:
+        """Whether this side's certificate carries evidence (False for the null attester)."""
+        return self.certificate is not None and self.certificate.evidence is not None
+
     def wrap(self, sock: socket.socket) -> AttestedSocket:
         """Handshake on a connected socket and appraise the peer; the socket is closed on failure."""
         try:
@@ -130,27 +157,32 @@ class RatlsContext:
         except (ssl.SSLError, OSError) as exc:
             tls.close()
             raise RatlsError(f"ratls handshake failed: {_reason(exc)}") from None
+        own_null = self.certificate is not None and self.certificate.evidence is None
         if self.verify_policy is None:
-            return AttestedSocket(tls, None)
+            return AttestedSocket(tls, None, unattested=own_null)
         der = tls.getpeercert(binary_form=True)
         if not der:
             tls.close()
             raise RatlsError("ratls handshake: the peer sent no certificate")
+        if isinstance(self.verify_policy, NullVerifier):
+            self.verify_policy.verify_certificate(der)
+            return AttestedSocket(tls, None, unattested=True)
         try:
             peer = self.verify_policy.verify_certificate(der)
+            claims = peer_custom_claims(der)
         except BaseException as exc:
             tls.close()
             if isinstance(exc, AttestationError):
                 raise PeerRefused(f"ratls peer refused: {exc}") from exc
             raise
-        return AttestedSocket(tls, peer)
+        return AttestedSocket(tls, peer, unattested=own_null, custom_claims=claims)
 
 
 def server_context(
-    attester: Attester,
+    attester: Attester | NullAttester,
     key: PrivateKey | None = None,
     *,
-    verify_policy: VerifyPolicy | None = None,
+    verify_policy: Appraiser | None = None,
     key_algorithm: str = "ec-p256",
     custom_claims: Mapping[str, bytes] | None = None,
     endorsements: Endorsements | None = None,
@@ -164,8 +196,8 @@ def server_context(
 
 
 def client_context(
-    verify_policy: VerifyPolicy,
-    attester: Attester | None = None,
+    verify_policy: Appraiser,
+    attester: Attester | NullAttester | None = None,
     key: PrivateKey | None = None,
     *,
     key_algorithm: str = "ec-p256",

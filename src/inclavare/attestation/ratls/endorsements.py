@@ -7,6 +7,13 @@ same CBOR tag as the evidence over an 8-entry array::
     tag([version(uint), h'TCB_INFO', h'TCB_ISSUER_CHAIN', h'CRL_PCK_CERT', h'CRL_PCK_PROC_CA',
          h'CRL_ISSUER_CHAIN_PCK_CERT', h'QE_ID_INFO', h'QE_ID_ISSUER_CHAIN'])
 
+rats-tls writes ``version`` with ``cbor_build_uint32`` (always five bytes,
+``1a 00 00 00 03``) and its reader insists on that width
+(``dice_parse_endorsements_buffer_with_tag`` in src/core/dice.c asserts
+``cbor_int_get_width == CBOR_INT_32``), so :meth:`Endorsements.encode` writes
+it the same way; any width is read. Its tag must be 60000 for a current
+rats-tls reader (0x1A7501 before rats-tls defec92).
+
 The entries are the fields of DCAP's ``sgx_ql_qve_collateral_t`` (C strings:
 a trailing NUL is tolerated; CRLs as PEM, DER or hex DER). A verifier uses
 them as *untrusted input*: they only feed the collateral store of one
@@ -29,6 +36,7 @@ from ..hazmat.guard import contained
 
 OID_ENDORSEMENTS = "2.23.133.5.4.2"
 INTEL_TAGS = frozenset({60000, 0x1A7501})  # endorsements exist for Intel TEE quotes only
+MAX_VERSION = 0xFFFFFFFF
 WHAT = "ratls certificate: endorsements"
 
 
@@ -46,9 +54,14 @@ class Endorsements:
     qe_id_issuer_chain: bytes
 
     def encode(self, tag: int) -> bytes:
+        """``tag([version as uint32, 7 byte strings])``, byte for byte as rats-tls's libcbor writes it."""
         if tag not in INTEL_TAGS:
             raise AttestationError(f"{WHAT}: rats-tls defines them for SGX/TDX quotes only (tag 0x{tag:x})")
-        return cbor2.dumps(cbor2.CBORTag(tag, list(astuple(self))))
+        if not 0 <= self.version <= MAX_VERSION:
+            raise AttestationError(f"{WHAT}: version {self.version} does not fit rats-tls's uint32")
+        head = cbor2.dumps(cbor2.CBORTag(tag, []))[:-1]  # the tag's head alone (libcbor: shortest form)
+        entries = b"".join(cbor2.dumps(bytes(v)) for v in astuple(self)[1:])
+        return head + b"\x88\x1a" + self.version.to_bytes(4, "big") + entries
 
     @classmethod
     def decode(cls, raw: bytes) -> Endorsements:

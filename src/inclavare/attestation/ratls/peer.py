@@ -102,6 +102,11 @@ class VerifyPolicy:
         return result
 
 
+def peer_custom_claims(der: bytes) -> dict[str, bytes]:
+    """The custom claims of a certificate (rats-tls hands them to its verification callback)."""
+    return ratls.custom_claims(ratls.extract(x509lite.load(der)))
+
+
 def _is_software(evidence: bytes) -> bool:
     return _kind(evidence) == EvidenceKind.SOFTWARE
 

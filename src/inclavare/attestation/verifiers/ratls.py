@@ -6,8 +6,9 @@ strict parsers refuse) and valid at the instant; exactly one evidence extension 
 evidence inside passes its own verifier in full (SGX/TDX quote, SNP
 report or software evidence, with the same collateral and instant); the extension's declared TEE
 matches the evidence; and the evidence's REPORT_DATA binds the certificate's
-public key (SHA-256 of the DER SubjectPublicKeyInfo, or the DICE claims
-buffer). The result carries the inner claims and ``bound_key`` = the SPKI.
+public key (rats-tls's current form: SHA-256 of the DICE claims buffer, whose
+``pubkey-hash`` is the key's hash; older forms in :mod:`..hazmat.ratls`).
+The result carries the inner claims and ``bound_key`` = the SPKI.
 """
 
 from __future__ import annotations
@@ -58,7 +59,11 @@ class RatlsCertificateVerifier:
             "self_signed": x509lite.self_signed(cert),
             "public_key_sha256": hashlib.sha256(cert.spki).hexdigest(),
             "evidence_encoding": ev.encoding,
+            "evidence_form": ev.form,
             "evidence_oid": ev.oid,
+            "evidence_tag": None if ev.tag is None else hex(ev.tag),
+            "libcbor_slack": ev.slack,
+            "custom_claims": {k: v.hex() for k, v in ratls.custom_claims(ev).items()},
             "evidence_kind": inner_kind.value,
             "evidence": self._inner[inner_kind].inspect(ev.evidence),
         }

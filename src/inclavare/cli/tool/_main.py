@@ -21,12 +21,16 @@ GROUPS = {
     "kbs": "the key broker service",
     "kbs-client": "talk to a key broker: attest, get resources, administer",
     "image": "unpack (and decrypt) OCI images into rune bundles",
+    "carrier": "make a plain bundle a signed enclave bundle (what containerd-shim-rune-v2 does at Create)",
+    "signing-server": "serve enclave signatures: the original shim's API with TLS, authentication and audit",
+    "node": "install or uninstall rune, containerd-shim-rune-v2 and inclavare on a Kubernetes node",
+    "device-plugin": "the Kubernetes device plugin: enclave memory and SGX devices for pods, node labels",
 }
 
 
 def _usage() -> str:
     lines = ["usage: inclavare [--debug] <group> [args...]", "", "groups:"]
-    lines += [f"  {name:<12} {text}" for name, text in GROUPS.items()]
+    lines += [f"  {name:<14} {text}" for name, text in GROUPS.items()]
     return "\n".join(lines) + "\n"
 
 

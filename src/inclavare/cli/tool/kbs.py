@@ -1,26 +1,41 @@
-"""``inclavare kbs``: run the key broker service.
+"""``inclavare kbs``: run the key broker service, and look after its database.
 
     inclavare kbs serve --config FILE [--ready-file PATH] [--log-level LEVEL]
     inclavare kbs check-config FILE
-    inclavare kbs keygen --admin OUT.pem | --token OUT.pem
+    inclavare kbs keygen --admin OUT.pem | --token OUT.pem | --kek OUT
+    inclavare kbs migrate --config FILE [--batch N]
+    inclavare kbs rotate-kek --config FILE [--batch N]
 
 ``serve`` reads the TOML config (docs/kbs.md; ``--config`` defaults to
-``$INCLAVARE_KBS_CONFIG``) and serves until SIGTERM. ``--ready-file`` gets
-``host:port`` once the socket listens (useful with ``listen = "...:0"``).
-``keygen`` writes a private key (0600) and prints the public key PEM to put
-into ``[[admin.keys]]`` (Ed25519) or keeps as the shared token key (P-256).
+``$INCLAVARE_KBS_CONFIG``) and serves until SIGTERM; SIGHUP reloads
+``storage.kek``. ``--ready-file`` gets ``host:port`` once the socket
+listens (useful with ``listen = "...:0"``). ``keygen`` writes a private key
+(0600) and prints the public key PEM to put into ``[[admin.keys]]``
+(Ed25519) or keeps as the shared token key (P-256); ``--kek`` writes a
+key-encryption key (32 random bytes, base64) and prints its id.
+``migrate`` seals the resources of a database written before encryption at
+rest; ``rotate-kek`` makes ``storage.kek`` the database's active KEK and
+re-wraps every data key under it while brokers serve (kbs/atrest/maintenance.py).
+Both run in small transactions: interrupted, they are run again.
 Errors are one line on stderr, exit 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import getpass
 import logging
 import os
 import sys
+import time
+from typing import TYPE_CHECKING
 
 from ...errors import UsageError
 from ._cli import Parser
+
+if TYPE_CHECKING:
+    from ...kbs.config import KbsConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,25 +47,40 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     check = sub.add_parser("check-config", help="parse and validate a config file")
     check.add_argument("config")
-    keygen = sub.add_parser("keygen", help="create an admin (Ed25519) or token (P-256) key")
+    keygen = sub.add_parser("keygen", help="create an admin (Ed25519), token (P-256) or key-encryption key")
     which = keygen.add_mutually_exclusive_group(required=True)
     which.add_argument("--admin", metavar="OUT", help="Ed25519 admin key; prints the public PEM for the config")
     which.add_argument("--token", metavar="OUT", help="P-256 token signing key, shared by all replicas")
+    which.add_argument("--kek", metavar="OUT", help="key-encryption key for [storage.kek] (base64); prints its id")
+    for name, text in (
+        ("migrate", "seal the resources of a database written before encryption at rest"),
+        ("rotate-kek", "make storage.kek the active KEK and re-wrap every data key under it"),
+    ):
+        maint = sub.add_parser(name, help=text)
+        maint.add_argument("--config", default=os.environ.get("INCLAVARE_KBS_CONFIG"), help="TOML config file")
+        maint.add_argument("--batch", type=int, default=100, help="rows per transaction (default 100)")
     return p
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.cmd == "keygen":
-        return _keygen(args)
+        return _kek(args.kek) if args.kek else _keygen(args)
+    from ...kbs.atrest import load_keyring
     from ...kbs.config import load_config
 
     if args.cmd == "check-config":
         config = load_config(args.config)
-        print(f"{args.config}: ok ({config.storage.type} storage, {len(config.admin_keys)} admin key(s))")
+        keyring = load_keyring(config.storage.kek, config.source)
+        print(
+            f"{args.config}: ok ({config.storage.type} storage, {len(config.admin_keys)} admin key(s), "
+            f"KEK {keyring.describe()})"
+        )
         return 0
     if not args.config:
-        raise UsageError("serve: --config is required (or set INCLAVARE_KBS_CONFIG)")
+        raise UsageError(f"{args.cmd}: --config is required (or set INCLAVARE_KBS_CONFIG)")
+    if args.cmd in ("migrate", "rotate-kek"):
+        return _maintain(args.cmd, load_config(args.config), args.batch)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         stream=sys.stderr,
@@ -58,8 +88,68 @@ def main(argv: list[str]) -> int:
     )
     from ...kbs.server import serve
 
-    serve(load_config(args.config), ready_file=args.ready_file)
+    serve(load_config(args.config), ready_file=args.ready_file, config_path=args.config)
     return 0
+
+
+def _maintain(cmd: str, config: KbsConfig, batch: int) -> int:
+    from ...kbs.atrest import load_keyring, maintenance
+    from ...kbs.storage import AuditRecord, connect
+
+    if batch < 1:
+        raise UsageError(f"{cmd}: --batch must be at least 1")
+    now = time.time()
+    storage = connect(config.storage, load_keyring(config.storage.kek, config.source))
+    try:
+        storage.verify_keys(now, config.source, serving=cmd != "migrate")
+        event = "resource.seal" if cmd == "migrate" else "resource.rewrap"
+        record = AuditRecord(now, event, "ok", subject=f"local:{_who()}", source="local",
+                             replica=config.audit.replica)  # fmt: skip
+        if cmd == "migrate":
+            report = maintenance.migrate(storage, record, batch)
+            print(f"migrate: {report.done} resource(s) sealed under KEK {report.state.active}; no plaintext table left")
+            return 0
+        report = maintenance.rotate(storage, record, batch)
+    finally:
+        storage.close()
+    current = storage.keyring.current.id
+    was = "" if report.previous_active in (None, current) else f" (was {report.previous_active})"
+    print(f"rotate-kek: KEK {current} is active{was}; {report.done} data key(s) re-wrapped")
+    for failure in report.failures:
+        sys.stderr.write(f"inclavare kbs: rotate-kek: not re-wrapped: {failure}\n")
+    others = {k: n for k, n in report.state.wrapped.items() if k != current}
+    if others:
+        left = ", ".join(f"{n} under {k}" for k, n in sorted(others.items()))
+        sys.stderr.write(f"inclavare kbs: rotate-kek: resources still under other KEKs: {left}\n")
+        return 1
+    print("rotate-kek: no resource uses another KEK: drop storage.kek.previous and reload the brokers (SIGHUP)")
+    return 0
+
+
+def _who() -> str:
+    """Who runs a maintenance command, for its audit records (a uid without a passwd entry is its number)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _kek(out: str) -> int:
+    from ...kbs.atrest import kek_id
+
+    key = os.urandom(32)
+    _write_private(out, base64.b64encode(key) + b"\n")
+    print(f"kek {kek_id(key)}")
+    return 0
+
+
+def _write_private(out: str, data: bytes) -> None:
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise UsageError(f"keygen: {out}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -69,12 +159,7 @@ def _keygen(args: argparse.Namespace) -> int:
     key = ed25519.Ed25519PrivateKey.generate() if args.admin else ec.generate_private_key(ec.SECP256R1())
     out = args.admin or args.token
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    try:
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        raise UsageError(f"keygen: {out}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    _write_private(out, pem)
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     sys.stdout.write(key.public_key().public_bytes(serialization.Encoding.PEM, spki).decode())
     return 0

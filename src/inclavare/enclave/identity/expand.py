@@ -11,6 +11,7 @@ gives back ``m``.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import re
@@ -82,6 +83,11 @@ def dump_manifest(manifest: Manifest) -> str:
             out.append(f"sha256 = {_s(t.sha256.hex())}")
     if manifest.wasm is not None:
         out += _dump_wasm(manifest)
+    if manifest.kbs is not None:
+        out += ["", "[kbs]", f"urls = {_list(manifest.kbs.urls)}"]
+        out += [f"cacert = {_s(manifest.kbs.cacert)}"] if manifest.kbs.cacert is not None else []
+        pins = tuple(base64.b64encode(p).decode() for p in manifest.kbs.pin_sha256)
+        out += [f"pin_sha256 = {_list(pins)}"] if pins else []
     return "\n".join(out) + "\n"
 
 

@@ -30,6 +30,9 @@ of an SGX enclave). It plays the part of Gramine's ``.manifest``::
     fuel = 100000000                   # optional: instructions budget
     epoch_deadline = 10                # optional: epoch ticks before interruption
     preopened_dirs = [{ guest = "/data", path = "/srv/data", read_only = true }]
+    [kbs]                              # optional: the key broker(s) this enclave trusts
+    urls = ["https://kbs.example:8443"]
+    cacert = "/app/kbs-ca.pem"         # a trusted file; and/or pin_sha256 = ["<base64>"]
 
 A *template* leaves some hashes out; :func:`~.expand.expand_trusted_files`
 fills them in from a rootfs, as ``gramine-manifest`` / ``gramine-sgx-sign``
@@ -42,6 +45,7 @@ import dataclasses
 import tomllib
 
 from ._fields import Table, check_string, rootfs_path
+from .broker import BrokerPin, parse_broker
 from .errors import ManifestError
 
 RUNTIMES = ("native", "wasm")
@@ -50,7 +54,7 @@ WASM_PAGE = 64 << 10  # WebAssembly linear-memory page size (wasm core spec §4.
 _MAX_MANIFEST = 1 << 20
 _TOP = (
     *("runtime", "entrypoint", "memory_limit", "isv_prod_id", "isv_svn", "debug"),
-    *("allowed_files", "trusted_files", "argv", "env", "wasm"),
+    *("allowed_files", "trusted_files", "argv", "env", "wasm", "kbs"),
 )
 
 
@@ -93,6 +97,7 @@ class Manifest:
     trusted_files: tuple[TrustedFile, ...]  # in manifest order (errors cite indices)
     allowed_files: tuple[str, ...]  # sorted
     wasm: WasmSettings | None
+    kbs: BrokerPin | None = None  # the key broker(s) it trusts (broker.py)
 
     @property
     def is_template(self) -> bool:
@@ -149,6 +154,7 @@ def parse_manifest(raw: bytes | str, file: str = "enclave.manifest.toml") -> Man
         trusted_files=trusted,
         allowed_files=_allowed_files(top, trusted),
         wasm=wasm,
+        kbs=parse_broker(top, {t.path for t in trusted}),
     )
 
 

@@ -25,17 +25,25 @@ page-level simulation::
             "max_memory_pages": int, "fuel": int | None, "epoch_deadline": int | None,
             "preopened_dirs": [[guest, path, read_only], ...],
         },
+        "kbs":           {"urls": [url, ...], "cacert": str | None, "pin_sha256": [bytes, ...]},
     }
 
-Lists that are sets (passthrough names, allowed files, preopened dirs) are
-sorted by UTF-8 bytes; dict keys are sorted by the encoding; paths are
-normalised by the parser. Hence file order, TOML formatting, comments, mtimes
-and ownership never change the measurement, while any byte of a trusted file
-or the wasm module, and any field listed above, does. ``isv_prod_id``,
-``isv_svn`` and ``debug`` are left out exactly as SGX leaves them out of
-MRENCLAVE: they are signed next to it (see :mod:`.signing`), and ``debug``
-is bound into sealing keys and reports as an attribute. Bump ``v1`` in DOMAIN
-whenever the document changes shape.
+``kbs`` (broker.py: the key brokers the enclave trusts, URLs normalised)
+is in the document only when the manifest has a ``[kbs]`` table: a manifest
+without one measures exactly as before the table existed, so measurements
+registered with a broker stay valid.
+
+Lists that are sets (passthrough names, allowed files, preopened dirs, broker
+URLs and pins) are sorted by UTF-8 bytes; dict keys are sorted by the
+encoding; paths are normalised by the parser. Hence file order, TOML
+formatting, comments, mtimes and ownership never change the measurement,
+while any byte of a trusted file or the wasm module, and any field listed
+above, does. ``isv_prod_id``, ``isv_svn`` and ``debug`` are left out exactly
+as SGX leaves them out of MRENCLAVE: they are signed next to it (see
+:mod:`.signing`), and ``debug`` is bound into sealing keys and reports as an
+attribute. Bump ``v1`` in DOMAIN whenever the document changes shape (an
+optional key present only when its table is, as ``kbs``, is not a change of
+shape: no earlier document had it).
 """
 
 from __future__ import annotations
@@ -77,7 +85,7 @@ def document(manifest: Manifest) -> dict[str, _codec.Encodable]:
             "epoch_deadline": w.epoch_deadline,
             "preopened_dirs": [[d.guest, d.path, d.read_only] for d in w.preopened_dirs],
         }
-    return {
+    doc: dict[str, _codec.Encodable] = {
         "runtime": manifest.runtime,
         "entrypoint": manifest.entrypoint,
         "memory_limit": manifest.memory_limit,
@@ -87,3 +95,7 @@ def document(manifest: Manifest) -> dict[str, _codec.Encodable]:
         "allowed_files": list(manifest.allowed_files),
         "wasm": wasm,
     }
+    if manifest.kbs is not None:
+        pin = manifest.kbs
+        doc["kbs"] = {"urls": list(pin.urls), "cacert": pin.cacert, "pin_sha256": list(pin.pin_sha256)}
+    return doc

@@ -9,6 +9,9 @@ the node, the original shim's signing server (:mod:`.signing_server`).
 ``verify_signature`` is what a runtime runs before it starts an enclave: it
 checks the signature, re-measures the manifest and every trusted file and
 module in the rootfs, and only then returns the :class:`EnclaveIdentity`.
+``sign_parsed`` and ``verify_parsed`` do the same for a manifest and a
+signature already in memory: the carrier (src/inclavare/carrier) reads them
+from a container's rootfs itself, never through a host path into it.
 Any mismatch is one line naming what differs: a trusted file or module
 (``trusted_files[2].sha256: mismatch for /bin/app``), the manifest, or the
 signature.
@@ -23,11 +26,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from . import sigfile
-from ._files import write_atomic
+from ._files import load_or_create_secret, write_atomic
 from .errors import SignatureError
 from .expand import require_pinned
 from .identity import EnclaveIdentity
-from .manifest import load_manifest
+from .manifest import Manifest, load_manifest
 from .measure import measure
 
 _MAX_KEY_FILE = 64 << 10
@@ -72,6 +75,18 @@ class KeySigner:
             return cls(key)
         raise SignatureError(path, "", "must be an RSA-3072 or Ed25519 private key")
 
+    @classmethod
+    def load_or_create(cls, path: str) -> KeySigner:
+        """The Ed25519 key in the 0600 file at `path`, created on first use (a node's own signing key)."""
+
+        def make() -> bytes:
+            key = ed25519.Ed25519PrivateKey.generate()
+            pkcs8 = serialization.PrivateFormat.PKCS8
+            return key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption())
+
+        load_or_create_secret(path, make, "signing key")
+        return cls.from_pem_file(path)
+
     @property
     def algorithm(self) -> str:
         return sigfile.ED25519 if isinstance(self._key, ed25519.Ed25519PrivateKey) else sigfile.RSA
@@ -79,6 +94,10 @@ class KeySigner:
     def public_key_der(self) -> bytes:
         spki = serialization.PublicFormat.SubjectPublicKeyInfo
         return self._key.public_key().public_bytes(serialization.Encoding.DER, spki)
+
+    def public_key_pem(self) -> bytes:
+        spki = serialization.PublicFormat.SubjectPublicKeyInfo
+        return self._key.public_key().public_bytes(serialization.Encoding.PEM, spki)
 
     def sign(self, tbs: bytes) -> bytes:
         if isinstance(self._key, ed25519.Ed25519PrivateKey):
@@ -88,7 +107,11 @@ class KeySigner:
 
 def sign_manifest(manifest_path: str, rootfs: str, signer: Signer) -> sigfile.SignatureFile:
     """Measure the manifest at `manifest_path` against `rootfs` and sign it."""
-    manifest = load_manifest(manifest_path)
+    return sign_parsed(load_manifest(manifest_path), rootfs, signer)
+
+
+def sign_parsed(manifest: Manifest, rootfs: str, signer: Signer) -> sigfile.SignatureFile:
+    """Measure `manifest` against `rootfs` and sign it."""
     require_pinned(manifest)
     body = sigfile.encode_body(measure(manifest, rootfs), manifest.isv_prod_id, manifest.isv_svn, manifest.debug)
     sig = sigfile.SignatureFile(signer.algorithm, signer.public_key_der(), body, signer.sign(sigfile.TBS_PREFIX + body))
@@ -120,10 +143,25 @@ def verify_signature(
     manifest_path: str, sig_path: str, rootfs: str, *, expected_signer: bytes | None = None
 ) -> EnclaveIdentity:
     """Check everything and return the enclave's identity, or raise one located error."""
-    claimed, _ = inspect_signature(sig_path)
+    sig = read_signature(sig_path)
+    sigfile.check_signature(sig, sig_path)  # before the manifest is read, as errors have always been ordered
+    return verify_parsed(load_manifest(manifest_path), sig, rootfs, sig_path, expected_signer=expected_signer)
+
+
+def verify_parsed(
+    manifest: Manifest,
+    sig: sigfile.SignatureFile,
+    rootfs: str,
+    sig_path: str,
+    *,
+    expected_signer: bytes | None = None,
+) -> EnclaveIdentity:
+    """:func:`verify_signature` of a parsed manifest and signature file (`sig_path` names it in errors)."""
+    sigfile.check_signature(sig, sig_path)
+    claimed = sigfile.identity_of(sig, sig_path)
     if expected_signer is not None and claimed.signer != expected_signer:
         raise SignatureError(sig_path, "signer", f"{claimed.signer.hex()} is not the expected {expected_signer.hex()}")
-    manifest = load_manifest(manifest_path)
+    manifest_path = manifest.file
     require_pinned(manifest)
     measurement = measure(manifest, rootfs)  # names a trusted file or the module that differs
     if measurement != claimed.measurement:

@@ -15,6 +15,7 @@ open). Tests pass a directory instead; that directory is trusted.
 from __future__ import annotations
 
 import abc
+import hashlib
 import os
 import signal
 import threading
@@ -26,6 +27,7 @@ from ...attestation.software import sign_report
 from ...errors import EnclaveError, one_line
 from ..errors import EnclaveConfigError, EnclaveNotSupported, EnclaveStateError, EnclaveUnavailable
 from ..identity import EnclaveIdentity, HostKey, Manifest, load_manifest, measurement_of, verify_signature
+from ..identity.broker import BrokerPin
 from ..identity.errors import IdentityError, ManifestError, SignatureError
 from ..interface import INTERFACE_VERSION, PID_ALL, PID_CURRENT, TEE_KINDS, Capabilities, Lifecycle, split_args
 from . import _options
@@ -274,6 +276,26 @@ class RuntimeBase(abc.ABC):
             raise EnclaveUnavailable(f"enclave runtime {self.name}: no software-TEE key: {self._host_key_error}")
         assert self.identity is not None
         return sign_report(self.identity, bytes(report_data).ljust(REPORT_DATA_SIZE, b"\0"), self._host_key)
+
+    def trusted_broker(self) -> tuple[BrokerPin, bytes | None] | None:
+        """The key brokers the verified manifest pins (``[kbs]``) and the bytes of its CA
+        bundle, or None; secret provisioning (enclave/provision/) trusts nothing else.
+
+        The CA file is read again here, so it is checked again against its measured hash:
+        a file swapped since verification is refused, not trusted."""
+        from ..identity.rootfs import RootfsError, read_in_root
+
+        manifest = self._require_ready("trusted_broker")
+        pin = manifest.kbs
+        if pin is None or pin.cacert is None:
+            return (pin, None) if pin is not None else None
+        try:
+            data = read_in_root(self.rootfs, pin.cacert, 1 << 20)
+        except RootfsError as exc:
+            raise ManifestError(manifest.file, "kbs.cacert", str(exc)) from None
+        if hashlib.sha256(data).digest() not in {t.sha256 for t in manifest.trusted_files if t.path == pin.cacert}:
+            raise ManifestError(manifest.file, "kbs.cacert", f"{pin.cacert} changed since the enclave was verified")
+        return pin, data
 
     # -- helpers ---------------------------------------------------------
     def _require_ready(self, call: str) -> Manifest:

@@ -34,7 +34,7 @@ from ...attestation.hazmat.guard import is_panic
 from ..admin import Admin
 from ..errors import KbsError, PayloadTooLarge
 from ..protocol.session import COOKIE_NAME
-from ..ratelimit import RateLimiter, TokenBuckets
+from ..ratelimit import RateLimiter, SharedLimiter, TokenBuckets
 from ..service import KbsService
 from .middleware import KbsMiddleware, client_address
 from .problems import http_error, internal_error, kbs_error
@@ -212,10 +212,13 @@ def create_app(service: KbsService, *, tls: bool = False) -> Starlette:
     )
 
 
-def _limiter(service: KbsService) -> RateLimiter | None:
+def _limiter(service: KbsService) -> RateLimiter | SharedLimiter | None:
     conf = service.deps.config.rate_limit
     if not conf.enabled:
         return None
+    if conf.shared:
+        a, s = conf.per_address, conf.per_session
+        return SharedLimiter(service.deps.storage, (a.rate, a.burst), (s.rate, s.burst))
     return RateLimiter(
         TokenBuckets(conf.per_address.rate, conf.per_address.burst, conf.max_clients),
         TokenBuckets(conf.per_session.rate, conf.per_session.burst, conf.max_clients),

@@ -3,7 +3,10 @@
 As trustee's ``prometheus_metrics_middleware``, only KBS protocol paths are
 counted (``/metrics`` and ``/healthz`` would skew the data) and limited.
 The route label is the matched route's *template*
-(``/kbs/v0/resource/{repository}/{type}/{tag}``), never the raw path.
+(``/kbs/v0/resource/{repository}/{type}/{tag}``), never the raw path. A
+limiter whose state is in the database (``rate_limit.shared``) is asked
+from a worker thread, and a database it cannot reach answers 503 like any
+other storage failure.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 import time
 from http.cookies import CookieError, SimpleCookie
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import RateLimited
+from ..errors import KbsError, RateLimited
 from ..metrics import KbsMetrics
 from ..protocol.session import COOKIE_NAME, session_key
-from ..ratelimit import RateLimiter
+from ..ratelimit import RateLimiter, SharedLimiter
 from .problems import for_error
 
 
@@ -43,7 +47,11 @@ def session_cookie(scope: Scope) -> str | None:
 
 class KbsMiddleware:
     def __init__(
-        self, app: ASGIApp, metrics: KbsMetrics, limiter: RateLimiter | None, trust_forwarded_for: bool
+        self,
+        app: ASGIApp,
+        metrics: KbsMetrics,
+        limiter: RateLimiter | SharedLimiter | None,
+        trust_forwarded_for: bool,
     ) -> None:
         self.app = app
         self.metrics = metrics
@@ -67,7 +75,11 @@ class KbsMiddleware:
         self.metrics.active.inc()
         limited: _Limited | None = None
         try:
-            limited = self._limited(scope)
+            try:
+                limited = await self._limited(scope)
+            except KbsError as exc:  # the shared limiter's database is unreachable: 503, as any storage failure
+                await for_error(exc)(scope, receive, counting_send)
+                return
             if limited is not None:
                 self.metrics.rate_limited.labels(limited.detail_key).inc()
                 await for_error(limited.error)(scope, receive, counting_send)
@@ -86,12 +98,16 @@ class KbsMiddleware:
                 seen["bytes"],
             )
 
-    def _limited(self, scope: Scope) -> _Limited | None:
+    async def _limited(self, scope: Scope) -> _Limited | None:
         if self.limiter is None:
             return None
         cookie = session_cookie(scope)
         key = session_key(cookie) if cookie is not None else None
-        hit = self.limiter.check(client_address(scope, self.trust_forwarded_for), key)
+        address = client_address(scope, self.trust_forwarded_for)
+        if self.limiter.blocking:
+            hit = await run_in_threadpool(self.limiter.check, address, key)
+        else:
+            hit = self.limiter.check(address, key)
         if hit is None:
             return None
         which, wait = hit

@@ -4,19 +4,25 @@ The listening socket is bound here, before uvicorn starts, so that port 0
 works (any free port) and ``ready_file`` can say which port it is: the
 kernel queues connections from the moment of ``listen()``, so a client that
 reads the file may connect at once. SIGTERM/SIGINT stop uvicorn gracefully
-(in-flight requests finish); storage is closed afterwards.
+(in-flight requests finish); storage is closed afterwards. SIGHUP re-reads
+the config file and takes its ``storage.kek`` (a KEK rotation without a
+restart, docs/kbs.md) if the new keyring reads every row; otherwise the
+keys in use stay and the refusal is logged. Nothing else is reloaded.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import ssl
+import threading
+from types import FrameType
 
 import uvicorn
 
-from ..config import KbsConfig
+from ..config import KbsConfig, load_config
 from ..errors import ConfigError
 from ..service import KbsService
 from .app import create_app
@@ -52,8 +58,14 @@ def write_ready(path: str, host: str, port: int) -> None:
     os.replace(tmp, path)
 
 
-def serve(config: KbsConfig, *, ready_file: str | None = None, service: KbsService | None = None) -> None:
-    """Serve until stopped."""
+def serve(
+    config: KbsConfig,
+    *,
+    ready_file: str | None = None,
+    service: KbsService | None = None,
+    config_path: str | None = None,
+) -> None:
+    """Serve until stopped; with ``config_path``, SIGHUP reloads ``storage.kek`` from it."""
     http = config.http
     tls = http.tls_cert is not None and http.tls_key is not None
     if http.tls_cert is not None and http.tls_key is not None:
@@ -68,6 +80,8 @@ def serve(config: KbsConfig, *, ready_file: str | None = None, service: KbsServi
     except BaseException:
         sock.close()
         raise
+    if config_path is not None and threading.current_thread() is threading.main_thread():
+        _reload_on_sighup(service, config_path)
     try:
         _run(config, service, sock, tls, ready_file)
     finally:
@@ -93,3 +107,20 @@ def _run(config: KbsConfig, service: KbsService, sock: socket.socket, tls: bool,
     if ready_file is not None:
         write_ready(ready_file, http.host, port)
     uvicorn.Server(uv).run(sockets=[sock])
+
+
+def _reload_on_sighup(service: KbsService, config_path: str) -> None:
+    lock = threading.Lock()
+
+    def reload() -> None:
+        with lock:  # two SIGHUPs in a row reload twice, one after the other
+            try:
+                service.reload_keys(load_config(config_path))
+            except Exception as exc:  # a bad reload must not stop a broker that serves
+                log.error("SIGHUP: storage.kek not reloaded, the keys in use stay: %s", exc)
+
+    def on_sighup(signum: int, frame: FrameType | None) -> None:
+        # The handler runs on the event loop's thread: loading keys may run a KMS command, so not here.
+        threading.Thread(target=reload, name="kbs-reload", daemon=True).start()
+
+    signal.signal(signal.SIGHUP, on_sighup)

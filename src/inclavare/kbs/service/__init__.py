@@ -21,9 +21,10 @@ from collections.abc import Callable
 
 from ...attestation import CollateralStore
 from ..admin import AdminAuthenticator
+from ..atrest import load_keyring
 from ..audit import AuditLog
 from ..config import KbsConfig
-from ..storage import Storage, open_storage
+from ..storage import KeyState, Storage, open_storage
 from ..token import TokenBroker, TokenKey
 from .deps import Deps
 from .management import AdminService
@@ -49,22 +50,40 @@ class KbsService:
         rng: Callable[[int], bytes] = os.urandom,
         storage: Storage | None = None,
     ) -> KbsService:
-        """Build every dependency the config describes (storage opened here unless given)."""
+        """Build every dependency the config describes (storage opened here unless given).
+
+        Storage opens only under a keyring that reads every row of it, and
+        only once no plaintext row is left: a missing or wrong KEK is a
+        ConfigError naming ``storage.kek`` before anything is served.
+        """
         signing_key = config.token.signing_key
         key = TokenKey.load(signing_key, file=config.source) if signing_key else TokenKey.generate()
         if config.token.signing_key is None:
             log.warning("token.signing_key not set: tokens are signed with a key that dies with this process")
+        tokens = TokenBroker(key, config.token.issuer, config.token.lifetime, rng)
+        collateral = CollateralStore.from_files(config.attestation.collateral)
+        admins = AdminAuthenticator(config.admin_keys, config.admin_max_token_lifetime)
+        if storage is None:
+            keyring = load_keyring(config.storage.kek, config.source)
+            storage = open_storage(config.storage, keyring, clock(), config.source)
         deps = Deps(
             config=config,
-            storage=storage if storage is not None else open_storage(config.storage),
-            tokens=TokenBroker(key, config.token.issuer, config.token.lifetime, rng),
-            collateral=CollateralStore.from_files(config.attestation.collateral),
-            admins=AdminAuthenticator(config.admin_keys, config.admin_max_token_lifetime),
+            storage=storage,
+            tokens=tokens,
+            collateral=collateral,
+            admins=admins,
             audit=AuditLog(config.audit.replica, config.audit.path),
             clock=clock,
             rng=rng,
         )
         return cls(deps)
+
+    def reload_keys(self, config: KbsConfig) -> KeyState:
+        """Take the KEKs ``config`` names (SIGHUP), if they read every row; else ConfigError and nothing changes."""
+        storage = self.deps.storage
+        state = storage.reload_keys(load_keyring(config.storage.kek, config.source), config.source)
+        log.info("storage.kek reloaded: %s; active in the database: %s", storage.keyring.describe(), state.active)
+        return state
 
     def close(self) -> None:
         self.deps.storage.close()

@@ -8,7 +8,10 @@
    *before* the resource is looked up, so a denied requester cannot learn
    which resources exist (403 either way); allowed but absent: 404.
 3. The release transaction (:meth:`~inclavare.kbs.storage.Storage.release`)
-   records the release exactly once per (requester, Idempotency-Key).
+   unseals the resource (:mod:`inclavare.kbs.atrest`) and records the
+   release exactly once per (requester, Idempotency-Key). A sealed row that
+   fails its integrity check (moved, altered, rolled back) is released to
+   nobody: 500 StorageIntegrity, audited and logged as an error.
 4. The value goes out as a JWE to the TEE key (:mod:`inclavare.kbs.jwe`).
 Denials and misses are audited too; resource bytes never are.
 """
@@ -20,7 +23,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import InvalidRequest, KbsError, PolicyDeny, ResourceNotFound, TokenInvalid, TokenNotFound
+from ..errors import (
+    InvalidRequest,
+    KbsError,
+    PolicyDeny,
+    ResourceNotFound,
+    StoredDataCorrupt,
+    TokenInvalid,
+    TokenNotFound,
+)
 from ..jwe import encrypt
 from ..policy import PolicyEvaluationError, authorize, check_path
 from ..protocol.ear import tee_pubkey_of
@@ -73,7 +84,12 @@ class ResourceService:
             tee=who.tee,
             source=source,
         )
-        released = self.d.storage.release(path, session_key=who.session_key, now=now, audit=record)
+        try:
+            released = self.d.storage.release(path, session_key=who.session_key, now=now, audit=record)
+        except StoredDataCorrupt as exc:
+            log.error("release of %s refused: %s", path, exc)
+            self._deny(who, path, now, source, "failed", "stored resource failed its integrity check")
+            raise
         if released is None:
             self._deny(who, path, now, source, "not-found", "no such resource")
             raise ResourceNotFound(f"resource {path} does not exist")

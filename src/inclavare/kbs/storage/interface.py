@@ -2,8 +2,9 @@
 
 Everything a replica needs to serve any step of any session lives here, so
 several replicas on one database behave as one broker: RCAR sessions (keyed
-by SHA-256 of the cookie), resources, policies, reference values and the
-audit log.
+by SHA-256 of the cookie), resources (sealed under a key-encryption key the
+database never holds: :mod:`inclavare.kbs.atrest`), policies, reference
+values, the audit log and the shared rate-limit state.
 
 **What "released" means.** A release is the broker's commitment to hand one
 resource to one requester for one request. :meth:`Storage.release` reads
@@ -20,10 +21,11 @@ are each their own release.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..atrest.kek import Kek, Keyring
 from ..protocol.session import Session
 
 
@@ -66,6 +68,15 @@ class Release:
     replayed: bool  # an earlier attempt of the same request already holds the release record
 
 
+@dataclass(frozen=True)
+class KeyState:
+    """What the database says about its keys (ids and counts, nothing secret)."""
+
+    active: str | None  # the KEK new data keys are wrapped under
+    wrapped: Mapping[str, int]  # KEK id -> resources whose data key it wraps
+    plaintext: int  # rows still in the pre-encryption table (inclavare kbs migrate)
+
+
 class Storage(Protocol):
     """A transactional store; every method is one transaction and is safe from many threads."""
 
@@ -91,7 +102,9 @@ class Storage(Protocol):
 
     def audit_log(self, since_id: int = 0, limit: int = 100) -> list[AuditRecord]: ...
 
-    # -- resources -----------------------------------------------------------
+    # -- resources (sealed: storage/sealed.py) ----------------------------------
+    keyring: Keyring
+
     def put_resource(self, path: str, value: bytes, now: float, audit: AuditRecord) -> None: ...
 
     def delete_resource(self, path: str, audit: AuditRecord) -> bool: ...
@@ -115,3 +128,27 @@ class Storage(Protocol):
     def delete_reference_values(self, name: str, value: str | None, audit: AuditRecord) -> int: ...
 
     def reference_values(self, name: str | None = None) -> list[ReferenceValue]: ...
+
+    # -- keys and maintenance (storage/sealed.py) --------------------------------
+    def key_state(self) -> KeyState: ...
+
+    def verify_keys(self, now: float, file: str = ..., *, serving: bool = ...) -> KeyState:
+        """Before serving: the keyring reads every row and no plaintext row is left, else ConfigError."""
+        ...
+
+    def reload_keys(self, keyring: Keyring, file: str = ...) -> KeyState: ...
+
+    def activate(self, kek: Kek, now: float) -> str | None: ...
+
+    def migrate_batch(self, limit: int, record: AuditRecord) -> int: ...
+
+    def drop_plaintext(self) -> bool: ...
+
+    def rewrap_batch(self, to: Kek, after: str, limit: int, record: AuditRecord) -> tuple[int, str, list[str]]: ...
+
+    def compact(self) -> None: ...
+
+    # -- rate limits shared by replicas (storage/rates.py) -----------------------
+    def take_rates(self, now: float, limits: Sequence[tuple[str, float, float]]) -> tuple[int, float] | None: ...
+
+    def purge_rates(self, now: float) -> int: ...

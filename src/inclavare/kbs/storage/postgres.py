@@ -16,18 +16,30 @@ may hold a password: it is never logged or put into an error message.
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 
+from ..atrest.kek import Keyring
 from ..errors import StorageUnavailable
-from .sql import Cursor, Dialect, SqlStorage, schema
+from .dialect import Cursor, Dialect
+from .sql import SqlStorage, schema
 
 DIALECT = Dialect(
-    name="postgres", blob="BYTEA", real="DOUBLE PRECISION", serial_pk="BIGSERIAL PRIMARY KEY", lock_row="FOR UPDATE"
+    name="postgres",
+    blob="BYTEA",
+    real="DOUBLE PRECISION",
+    serial_pk="BIGSERIAL PRIMARY KEY",
+    lock_row="FOR UPDATE",
+    share_row="FOR SHARE",
+    skip_locked="FOR UPDATE SKIP LOCKED",
+    greatest="GREATEST",
+    unlogged="UNLOGGED ",
+    exists="SELECT count(*) FROM pg_catalog.pg_class WHERE relname = ? AND pg_catalog.pg_table_is_visible(oid)",
 )
 _SCHEMA_LOCK = 0x4B4253  # pg_advisory_xact_lock key: replicas starting together create the schema once
 
@@ -35,7 +47,10 @@ _SCHEMA_LOCK = 0x4B4253  # pg_advisory_xact_lock key: replicas starting together
 class PostgresStorage(SqlStorage):
     dialect = DIALECT
 
-    def __init__(self, dsn: str, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, dsn: str, keyring: Keyring, rng: Callable[[int], bytes] = os.urandom, connect_timeout: float = 10.0
+    ) -> None:
+        self._init_sealed(keyring, rng)
         self._dsn = dsn
         self._timeout = connect_timeout
         self._local = threading.local()
@@ -43,8 +58,7 @@ class PostgresStorage(SqlStorage):
         self._all_lock = threading.Lock()
         with self.transaction() as c:
             c.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            for statement in schema(DIALECT):
-                c.execute(statement)
+            self._create(c, schema(DIALECT))
 
     def _connection(self) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
@@ -68,6 +82,9 @@ class PostgresStorage(SqlStorage):
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             conn.close()
             raise StorageUnavailable(f"postgres: {type(exc).__name__}: connection lost") from None
+
+    def compact(self) -> None:
+        """Nothing to do: a dropped table's files are removed (its WAL history stays: docs/kbs.md)."""
 
     def close(self) -> None:
         with self._all_lock:

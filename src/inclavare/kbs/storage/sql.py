@@ -1,104 +1,71 @@
-"""The SQL both backends share: schema and one transaction per storage operation.
+"""The SQL both backends share: the schema and one transaction per storage operation.
 
-Backends (:mod:`.sqlite`, :mod:`.postgres`) supply a :class:`Dialect` and a
-``transaction()`` context manager yielding a DB-API cursor; everything else
-— the schema and every statement — is written once, here, in the SQL
-SQLite 3.35+ and PostgreSQL 9.5+ share (``ON CONFLICT``, ``RETURNING``).
-Statements use ``?`` placeholders; PostgreSQL's dialect rewrites them.
-Timestamps are seconds since the epoch (floats).
+Backends (:mod:`.sqlite`, :mod:`.postgres`) supply a dialect and a
+``transaction()`` (:mod:`.dialect`); everything else is written once:
+sessions, releases, the audit log, policies and reference values here,
+sealed resources and their keys in :mod:`.sealed`, shared rate-limit state
+in :mod:`.rates`. Timestamps are seconds since the epoch (floats).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from collections.abc import Mapping
+from dataclasses import replace
 
 from ..errors import InvalidRequest, TokenNotFound
 from ..protocol.session import Session, SessionState
+from . import rates, sealed
+from .dialect import AUDIT_COLUMNS, Cursor, Dialect
 from .interface import AuditRecord, ReferenceValue, Release
+from .rates import SharedRates
+from .sealed import SealedResources
 
 
-class Cursor(Protocol):
-    @property
-    def rowcount(self) -> int: ...
-
-    def execute(self, sql: str, params: Sequence[object] = ...) -> Any: ...
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-
-@dataclass(frozen=True)
-class Dialect:
-    name: str
-    blob: str
-    real: str
-    serial_pk: str
-    lock_row: str  # appended to a SELECT that must lock the row until commit ("" where the DB is locked)
-
-    def sql(self, text: str) -> str:
-        return text if self.name == "sqlite" else text.replace("?", "%s")
-
-
-def schema(d: Dialect) -> list[str]:
+def schema(d: Dialect) -> list[tuple[str, str]]:
+    """(name, statement) for every table and index; :meth:`~.dialect.SqlBase._create` runs the missing ones."""
     return [
-        f"""CREATE TABLE IF NOT EXISTS kbs_sessions (
+        (
+            "kbs_sessions",
+            f"""CREATE TABLE kbs_sessions (
             key TEXT PRIMARY KEY, state TEXT NOT NULL, tee TEXT NOT NULL, nonce TEXT NOT NULL,
             hash_algorithm TEXT NOT NULL, created_at {d.real} NOT NULL, expires_at {d.real} NOT NULL,
             tee_pubkey TEXT, claims TEXT, releases INTEGER NOT NULL DEFAULT 0)""",
-        f"""CREATE TABLE IF NOT EXISTS kbs_resources (
-            path TEXT PRIMARY KEY, value {d.blob} NOT NULL, updated_at {d.real} NOT NULL)""",
-        f"""CREATE TABLE IF NOT EXISTS kbs_policies (
+        ),
+        (
+            "kbs_policies",
+            f"""CREATE TABLE kbs_policies (
             kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, updated_at {d.real} NOT NULL,
             PRIMARY KEY (kind, name))""",
-        f"""CREATE TABLE IF NOT EXISTS kbs_reference_values (
+        ),
+        (
+            "kbs_reference_values",
+            f"""CREATE TABLE kbs_reference_values (
             name TEXT NOT NULL, value TEXT NOT NULL, expires_at {d.real}, created_at {d.real} NOT NULL,
             PRIMARY KEY (name, value))""",
-        f"""CREATE TABLE IF NOT EXISTS kbs_audit (
+        ),
+        (
+            "kbs_audit",
+            f"""CREATE TABLE kbs_audit (
             id {d.serial_pk}, at {d.real} NOT NULL, event TEXT NOT NULL, outcome TEXT NOT NULL,
             subject TEXT NOT NULL, resource TEXT, request_key TEXT, tee TEXT, source TEXT NOT NULL,
             replica TEXT NOT NULL, detail TEXT NOT NULL, deliveries INTEGER NOT NULL DEFAULT 0,
             UNIQUE (subject, request_key))""",
+        ),
+        *sealed.schema(d),
+        *rates.schema(d),
     ]
 
 
-_AUDIT_COLUMNS = "at, event, outcome, subject, resource, request_key, tee, source, replica, detail, deliveries"
 _SESSION_COLUMNS = "key, state, tee, nonce, hash_algorithm, created_at, expires_at, tee_pubkey, claims"
 
 
-class SqlStorage:
-    """Storage over a DB-API connection; subclasses provide ``dialect`` and ``transaction()``."""
+class SqlStorage(SealedResources, SharedRates):
+    """Storage over a DB-API connection; subclasses provide ``dialect`` and ``transaction()``.
 
-    dialect: Dialect
-
-    def transaction(self) -> AbstractContextManager[Cursor]:
-        raise TypeError(f"{type(self).__name__} must define transaction()")
-
-    def _run(self, c: Cursor, sql: str, params: Sequence[object] = ()) -> Cursor:
-        c.execute(self.dialect.sql(sql), tuple(params))
-        return c
-
-    def _audit(self, c: Cursor, a: AuditRecord, conflict: str = "") -> int | None:
-        values = (
-            a.at,
-            a.event,
-            a.outcome,
-            a.subject,
-            a.resource,
-            a.request_key,
-            a.tee,
-            a.source,
-            a.replica,
-            a.detail,
-            1 if a.event == "release" else 0,
-        )
-        sql = f"INSERT INTO kbs_audit ({_AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) {conflict} RETURNING id"
-        row = self._run(c, sql, values).fetchone()
-        return int(row[0]) if row is not None else None
+    Resources are sealed under the keyring's KEKs (:mod:`.sealed`); a
+    backend calls :meth:`_init_sealed` before its first transaction.
+    """
 
     # -- sessions -----------------------------------------------------------
     def insert_session(self, session: Session) -> None:
@@ -150,15 +117,15 @@ class SqlStorage:
         with self.transaction() as c:
             if session_key is not None:
                 self._live_session(c, session_key, now)
-            row = self._run(c, "SELECT value FROM kbs_resources WHERE path = ?", (path,)).fetchone()
-            if row is None:
+            value = self._unsealed(c, path)
+            if value is None:
                 return None
             new_id = self._audit(c, audit, "ON CONFLICT (subject, request_key) DO NOTHING")
             if new_id is None:
-                return Release(bytes(row[0]), self._replay(c, audit, path), replayed=True)
+                return Release(value, self._replay(c, audit, path), replayed=True)
             if session_key is not None:
                 self._run(c, "UPDATE kbs_sessions SET releases = releases + 1 WHERE key = ?", (session_key,))
-            return Release(bytes(row[0]), new_id, replayed=False)
+            return Release(value, new_id, replayed=False)
 
     def _live_session(self, c: Cursor, key: str, now: float) -> None:
         lock = self.dialect.lock_row
@@ -184,7 +151,7 @@ class SqlStorage:
     def audit_log(self, since_id: int = 0, limit: int = 100) -> list[AuditRecord]:
         with self.transaction() as c:
             rows = self._run(
-                c, f"SELECT id, {_AUDIT_COLUMNS} FROM kbs_audit WHERE id > ? ORDER BY id LIMIT ?", (since_id, limit)
+                c, f"SELECT id, {AUDIT_COLUMNS} FROM kbs_audit WHERE id > ? ORDER BY id LIMIT ?", (since_id, limit)
             ).fetchall()
         return [
             AuditRecord(
@@ -203,28 +170,6 @@ class SqlStorage:
             )
             for r in rows
         ]
-
-    # -- resources -----------------------------------------------------------
-    def put_resource(self, path: str, value: bytes, now: float, audit: AuditRecord) -> None:
-        with self.transaction() as c:
-            self._run(
-                c,
-                "INSERT INTO kbs_resources (path, value, updated_at) VALUES (?,?,?) "
-                "ON CONFLICT (path) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (path, value, now),
-            )
-            self._audit(c, audit)
-
-    def delete_resource(self, path: str, audit: AuditRecord) -> bool:
-        with self.transaction() as c:
-            gone = self._run(c, "DELETE FROM kbs_resources WHERE path = ?", (path,)).rowcount == 1
-            self._audit(c, audit)
-        return gone
-
-    def list_resources(self, prefix: str = "") -> list[str]:
-        with self.transaction() as c:
-            rows = self._run(c, "SELECT path FROM kbs_resources ORDER BY path").fetchall()
-        return [r[0] for r in rows if r[0].startswith(prefix)]
 
     # -- policies ------------------------------------------------------------
     def put_policy(self, kind: str, name: str, body: str, now: float, audit: AuditRecord) -> None:

@@ -5,6 +5,9 @@ IMMEDIATE`` transaction, so a broker killed mid-request leaves either the
 whole operation or none of it (SQLite's rollback journal / WAL). WAL mode
 lets a second process (``inclavare kbs-client`` on the same host, tests)
 read while the broker writes. ``path = ":memory:"`` is a private database.
+Resources are sealed (:mod:`.sealed`) before they reach the file; after a
+migration from plaintext, :meth:`SqliteStorage.compact` rewrites the file
+so no freed page still holds a plaintext value.
 """
 
 from __future__ import annotations
@@ -12,19 +15,33 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from ..atrest.kek import Keyring
 from ..errors import StorageUnavailable
-from .sql import Cursor, Dialect, SqlStorage, schema
+from .dialect import Cursor, Dialect
+from .sql import SqlStorage, schema
 
-DIALECT = Dialect(name="sqlite", blob="BLOB", real="REAL", serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT", lock_row="")
+DIALECT = Dialect(
+    name="sqlite",
+    blob="BLOB",
+    real="REAL",
+    serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT",
+    lock_row="",
+    share_row="",
+    skip_locked="",
+    greatest="MAX",
+    unlogged="",
+    exists="SELECT count(*) FROM sqlite_master WHERE name = ?",
+)
 
 
 class SqliteStorage(SqlStorage):
     dialect = DIALECT
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, keyring: Keyring, rng: Callable[[int], bytes] = os.urandom) -> None:
+        self._init_sealed(keyring, rng)
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
         try:
@@ -39,8 +56,7 @@ class SqliteStorage(SqlStorage):
             raise StorageUnavailable(f"sqlite {path}: {exc}") from None
         self._lock = threading.Lock()
         with self.transaction() as c:
-            for statement in schema(DIALECT):
-                c.execute(statement)
+            self._create(c, schema(DIALECT))
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
@@ -60,6 +76,15 @@ class SqliteStorage(SqlStorage):
             except sqlite3.Error as exc:
                 self._db.rollback()
                 raise StorageUnavailable(f"sqlite: commit failed: {exc}") from None
+
+    def compact(self) -> None:
+        """Rewrite the file without free pages and empty the WAL: a deleted value's bytes leave the disk file."""
+        with self._lock:
+            try:
+                self._db.execute("VACUUM")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                raise StorageUnavailable(f"sqlite: compact: {exc}") from None
 
     def close(self) -> None:
         with self._lock:

@@ -24,10 +24,12 @@ from ...enclave import provision, registry
 from ...enclave.config import EnclaveConfig
 from ...enclave.interface import EnclaveRuntime
 from ...enclave.provision import KbsPlan
+from ...errors import EnclaveError
 from . import runelet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import ssl
     from typing import NoReturn
 
     from ..._sys import Syscalls
@@ -42,19 +44,23 @@ class EnclaveExecutor:
     # looked up in $PATH, but kept as written when not found there.
     program_in_rootfs = False
 
-    def __init__(self, config: EnclaveConfig, agent_fd: int, kbs: KbsPlan | None = None, pal_fd: int = -1) -> None:
+    def __init__(self, config: EnclaveConfig, agent_fd: int, kbs: KbsPlan | None = None, pal_fd: int = -1,
+                 tunnel: tuple[int, int] = (-1, -1)) -> None:  # fmt: skip
         self.config = config
         self.agent_fd = agent_fd  # listening socket <root>/<id>/agent.sock
-        self.kbs = kbs  # secret provisioning at launch (enclave/provision.py), or None
+        self.kbs = kbs  # secret provisioning at launch (enclave/provision/), or None
         self.pal_fd = pal_fd  # the PAL library registry.select opened and checked, or -1
+        # The provisioning tunnel's control socketpair: (init's end, rune create's end).
+        self.tunnel_fd, self.relay_fd = tunnel
+        self.host_tls: ssl.SSLContext | None = None  # the unpinned opt-out's CA bundle, read before pivot_root
         self.rt: EnclaveRuntime | None = None
 
     def close_fds(self) -> None:
         """`rune create`'s copies, once init has its own (init inherited them by fork)."""
-        for fd in (self.agent_fd, self.pal_fd):
+        for fd in (self.agent_fd, self.pal_fd, self.tunnel_fd):
             if fd >= 0:
                 os.close(fd)
-        self.agent_fd = self.pal_fd = -1
+        self.agent_fd = self.pal_fd = self.tunnel_fd = -1
 
     def load(self) -> None:
         factory = registry.resolve(self.config.runtime, self.pal_fd)
@@ -62,16 +68,26 @@ class EnclaveExecutor:
         if self.pal_fd >= 0:
             os.close(self.pal_fd)  # dlopen holds the mapping; the workload must not inherit the fd
             self.pal_fd = -1
+        if self.relay_fd >= 0:
+            os.close(self.relay_fd)  # rune create's end: init talks through its own
+            self.relay_fd = -1
         if self.kbs is not None:
-            provision.preload()  # after pivot_root the host's libraries are out of reach
+            # after pivot_root the host's libraries (and CA bundle) are out of reach
+            self.host_tls = provision.preload(self.kbs, self.config.type)
 
     def setup(self, plan: LaunchPlan, channel: Channel) -> None:
-        """pal_init; then, if the bundle names a KBS, attest and receive the secrets."""
+        """pal_init; then, if the bundle names a KBS, attest and receive the secrets.
+        An enclave whose manifest pins a broker does not start without them."""
         assert self.rt is not None
         self.rt.init(self.config.args, self.config.log_level)
         if self.kbs is not None:
             user = plan.process.user
-            provision.receive(channel, self.rt, self.kbs, (user.uid, user.gid))
+            fd, self.tunnel_fd = self.tunnel_fd, -1
+            provision.receive(channel, fd, self.rt, self.kbs, (user.uid, user.gid), self.host_tls)
+        elif provision.trusted_broker(self.rt) is not None:
+            raise EnclaveError("secret provisioning: the enclave's manifest pins a key broker ([kbs]) but the "
+                               "container names none (enclave.kbs.url, enclave.kbs.resources): refusing to "
+                               "start it without its secrets")  # fmt: skip
 
     def run(self, sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, prog: Exec) -> NoReturn:
         """Runs the entrypoint and exits with its status."""

@@ -37,7 +37,14 @@ Sequence::
      |                                                                      | read-only and masked paths;
      |                                                                      | pivot_root; propagation, ro
      |                                                                      | root, hostname, keyring, tty;
-     | (enclave with a KBS: relays kbs-* to the key broker) <-------------->| executor.setup (pal_init);
+     |                                                                      | executor.setup (pal_init)
+     |  enclave with a KBS (enclave/provision/; TLS ends in init):          |   the brokers it pins checked
+     |<- kbs-connect {host, port} ------------------------------------------|   (+ a socketpair end over the
+     | connect(host:port) if it is one of enclave.kbs.url                   |    control socket, SCM_RIGHTS)
+     |-- kbs-connected {} or {"error"} ------------------------------------>|
+     |== copy bytes: socketpair <-> TCP (host_relay.py; rune sees only TLS) | TLS, pin, RCAR, GETs
+     |   ... one kbs-connect per connection ...                             |
+     |<- kbs-done ----------------------------------------------------------| secrets in their tmpfs
      |                                                                      | user, caps, cwd, lookup
      |<- ready -------------------------------------------------------------|
      | write state.json, --pid-file; exit 0                                 | open(exec.fifo, O_WRONLY)
@@ -155,6 +162,19 @@ class Channel:
         if got != kind:
             raise InitFailed(f"spawn protocol: expected {kind!r}, got {got!r}")
         return payload
+
+    def buffered(self) -> bool:
+        """A whole message has been read already (poll on ``rfd`` would not show it)."""
+        return b"\n" in self._buf
+
+    def expect_one(self, kinds: tuple[str, ...]) -> tuple[str, object]:
+        """The next message, which must be of one of `kinds` (an error message raises)."""
+        kind, payload = self.recv()
+        if kind == ERROR:
+            raise InitFailed(payload.get("msg", "unknown error") if isinstance(payload, dict) else str(payload))
+        if kind not in kinds:
+            raise InitFailed(f"spawn protocol: expected one of {', '.join(map(repr, kinds))}, got {kind!r}")
+        return kind, payload
 
     def close(self) -> None:
         for fd in (self.rfd, self.wfd):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import get_type_hints
 
@@ -87,22 +88,23 @@ def init_pooled(kit: Kit) -> None:
     assert kit.run(rt, kit.subject.exits(0))[0] == 0
 
 
-def _calls(kit: Kit, rt: EnclaveRuntime, pid: int) -> dict[str, tuple[object, ...]]:
+def _calls(kit: Kit, rt: EnclaveRuntime, pid: int) -> dict[str, tuple[Callable[..., object], tuple[object, ...]]]:
+    """Each process-level call with the arguments to make it with."""
     cmd = kit.subject.exits(0)
     stdio = (kit.devnull(), kit.output_file(), kit.output_file())
     return {
-        "create_process": (rt.create_process, cmd.path, cmd.argv, cmd.env, stdio),
-        "wait": (rt.wait, pid),
-        "kill": (rt.kill, pid, 15),
-        "local_report": (rt.local_report, TARGET_INFO, bytes(64)),
+        "create_process": (rt.create_process, (cmd.path, cmd.argv, cmd.env, stdio)),
+        "wait": (rt.wait, (pid,)),
+        "kill": (rt.kill, (pid, 15)),
+        "local_report": (rt.local_report, (TARGET_INFO, bytes(64))),
     }
 
 
 def calls_before_init(kit: Kit) -> None:
     """create_process, wait, kill and local_report before init: EnclaveStateError."""
     rt = kit.new()
-    for fn, *args in _calls(kit, rt, 1).values():
-        refused(rt.name, (EnclaveStateError,), fn, *args)  # type: ignore[arg-type]
+    for fn, args in _calls(kit, rt, 1).values():
+        refused(rt.name, (EnclaveStateError,), fn, *args)
 
 
 def calls_after_destroy(kit: Kit) -> None:
@@ -113,8 +115,8 @@ def calls_after_destroy(kit: Kit) -> None:
     rt.destroy()
     refused(rt.name, (EnclaveStateError,), rt.init, kit.subject.init_args, "info")
     refused(rt.name, (EnclaveStateError,), rt.destroy)
-    for fn, *args in _calls(kit, rt, pid).values():
-        refused(rt.name, (EnclaveStateError,), fn, *args)  # type: ignore[arg-type]
+    for fn, args in _calls(kit, rt, pid).values():
+        refused(rt.name, (EnclaveStateError,), fn, *args)
 
 
 def destroy_without_init(kit: Kit) -> None:

@@ -65,22 +65,28 @@ def test_layout_matches_rats_tls() -> None:
     ski = x.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     assert x.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier == ski
     value = x.extensions.get_extension_for_oid(DICE).value.value
-    assert value == cbor2.dumps(cbor2.CBORTag(0x1A75F0, [cert.evidence.data]))  # raw CBOR as extnValue
+    assert cert.evidence is not None
+    assert cert.claims_buffer is not None
+    # raw CBOR as extnValue, always [evidence, claims-buffer] (rats-tls 15724cf onwards)
+    assert value == cbor2.dumps(cbor2.CBORTag(0x1A75F0, [cert.evidence.data, cert.claims_buffer]))
     assert repr(cert) == f"RatlsCertificate(der={cert.der!r})"  # no key, ever
 
 
-def test_binding_is_the_36_byte_pubkey_hash_value() -> None:
+def test_binding_is_sha256_of_the_claims_buffer() -> None:
     cert = issue(attester(), now=NOW)
     spki = cert.spki
     value = pubkey_hash_value(spki)
-    assert value == b"\x82\x01\x58\x20" + hashlib.sha256(spki).digest()
-    assert report_data_for(spki) == value + bytes(28)
+    assert value == b"\x82\x01\x58\x20" + hashlib.sha256(spki).digest()  # [1, h'SHA-256(SPKI)'], 36 bytes
+    # {"pubkey-hash": h'<value>'}: map(1), text(11), bytes(36)
+    assert cert.claims_buffer == b"\xa1\x6bpubkey-hash\x58\x24" + value
+    assert report_data_for(spki) == hashlib.sha256(cert.claims_buffer).digest() + bytes(32)
     store = trusted_store()
     result = verify(cert.der, at=NOW, collateral=store, policy=ALLOW_SOFTWARE)
     assert result.bound_key == spki
-    assert result.claims.report_data == value + bytes(28)
+    assert result.claims.report_data == hashlib.sha256(cert.claims_buffer).digest() + bytes(32)
     assert result.inner_kind == EvidenceKind.SOFTWARE
-    assert inspect(cert.der)["evidence_encoding"] == "tcg-dice"
+    shown = inspect(cert.der)
+    assert (shown["evidence_form"], shown["evidence_tag"], shown["libcbor_slack"]) == ("dice", "0x1a75f0", 0)
 
 
 def test_custom_claims_go_through_the_claims_buffer() -> None:
@@ -107,24 +113,25 @@ def test_rsa_keys_and_unknown_algorithms() -> None:
     with pytest.raises(AttestationError, match="key algorithm 'ed25519' is not one of ec-p256, rsa-3072"):
         generate_key("ed25519")
     with pytest.raises(AttestationError, match="nitro-document cannot be carried"):
-        tagged_evidence(Evidence(EvidenceKind.NITRO_DOCUMENT, b""))
+        tagged_evidence(Evidence(EvidenceKind.NITRO_DOCUMENT, b""), b"")
 
 
-def test_intel_quotes_use_tag_0x1a7501_and_are_verified_in_full() -> None:
+def test_intel_quotes_use_tag_60000_and_are_verified_in_full() -> None:
     key = generate_key()
     der = build_certificate(key, Evidence(EvidenceKind.SGX_QUOTE, gramine.QUOTE), now=gramine.AT)
     value = x509.load_der_x509_certificate(der).extensions.get_extension_for_oid(DICE).value.value
-    assert cbor2.loads(value).tag == 0x1A7501
+    assert value[:3] == b"\xd9\xea\x60"  # tag 60000 (rats-tls defec92), not 0x1A7501
     # The genuine quote passes every check (signatures, PCK chain, CRLs, TCB); it binds Gramine's key, not ours.
-    with pytest.raises(VerificationFailed, match=r"REPORT_DATA does not bind the certificate key \(CBOR \[1, SHA-256"):
+    with pytest.raises(VerificationFailed, match=r"does not bind the certificate key \(SHA-256\(claims-buffer\)"):
         verify(der, at=gramine.AT, collateral=gramine.store(), policy=Policy.genuine_only())
 
 
 def test_endorsements_travel_in_2_23_133_5_4_2() -> None:
     endorsements = gramine.endorsements()
-    raw = endorsements.encode(0x1A7501)
+    raw = endorsements.encode(60000)
     assert Endorsements.decode(raw) == endorsements
-    assert cbor2.loads(raw).tag == 0x1A7501
+    # tag 60000, array(8), version as a five-byte uint32: rats-tls's reader refuses any other width
+    assert raw[:9] == b"\xd9\xea\x60\x88\x1a\x00\x00\x00\x03"
     assert len(cbor2.loads(raw).value) == 8
     key = generate_key()
     der = build_certificate(

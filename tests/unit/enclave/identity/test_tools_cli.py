@@ -29,7 +29,7 @@ def one_line(capsys: pytest.CaptureFixture[str]) -> str:
         (["enclave", "sign", "m"], "inclavare enclave: sign: the following arguments are required: --rootfs"),
         (["evidence", "verify"], "inclavare evidence: verify: the following arguments are required: file"),
         (["image", "unpack", "x"], "inclavare image: unpack: the following arguments are required: BUNDLE"),
-        (["kbs", "keygen"], "inclavare kbs: keygen: one of the arguments --admin --token is required"),
+        (["kbs", "keygen"], "inclavare kbs: keygen: one of the arguments --admin --token --kek is required"),
         (["kbs-client"], "inclavare kbs-client: the following arguments are required: cmd"),
         (
             ["kbs-client", "reference-value", "add", "x"],
