@@ -30,9 +30,15 @@ It may start programs with :mod:`subprocess`: while it runs, the shim's
 reaper leaves children it did not start to their owner
 (:meth:`.reaper.Reaper.foreign_children`).
 
-The default hook does nothing (the empty carrier: a plain container, or an
-image that arrives with its enclave signed). :func:`load` is the one place
-that chooses the hook; the carrier library replaces its body.
+:func:`load` is the one place that chooses the hook: :func:`carrier_prepare`,
+the carriers of :mod:`inclavare.carrier` (RUNE_CARRIER / ``enclave.carrier``:
+wasm, native), with the carrier's configuration file named by the shim's
+``carrier_config`` setting (its default /etc/inclavare-containers/config.toml
+otherwise). A container that names no carrier — the sandbox, a plain
+container, an image that arrives with its enclave signed — is left as it is
+(:func:`empty_carrier` does the same for everything; the unit tests use it).
+The carrier library is imported on the first Create, not at the shim's
+start: start and delete are on every pod's critical path.
 """
 
 from __future__ import annotations
@@ -58,6 +64,13 @@ def empty_carrier(bundle: str, spec: dict[str, object], options: ShimOptions) ->
     """The empty carrier: the bundle is run as containerd made it."""
 
 
+def carrier_prepare(bundle: str, spec: dict[str, object], options: ShimOptions) -> None:
+    """Build, measure and sign the enclave a container asks for (inclavare.carrier.flow)."""
+    from ..carrier import prepare
+
+    prepare(bundle, spec, {"config_path": options.carrier_config})
+
+
 def load() -> CarrierHook:
     """The hook Create calls (loaded once, when the shim starts serving)."""
-    return empty_carrier
+    return carrier_prepare

@@ -29,6 +29,7 @@ The configuration file (TOML, every key optional, unknown keys refused)::
     root = "/run/containerd/rune"        # rune --root is <root>/<containerd namespace>
     systemd_cgroup = false               # rune --systemd-cgroup
     enclave_required = false             # rune --enclave-required: a "confidential" handler
+    carrier_config = "/etc/inclavare-containers/config.toml"  # the carrier's file (inclavare.carrier.config)
 
 It must be the administrator's (root-owned, not writable by group or
 others, on a path only root can change: :mod:`inclavare._sys.trusted`),
@@ -47,14 +48,20 @@ DEFAULT_ROOT = "/run/containerd/rune"  # beside the runc shim's /run/containerd/
 RUNC_OPTIONS = "containerd.runc.v1.Options"
 CREATE_OPTIONS = "containerd.linux.runc.CreateOptions"
 RUNTIME_OPTIONS = "runtimeoptions.v1.Options"
-_CONFIG_KEYS = {"binary_name": str, "root": str, "systemd_cgroup": bool, "enclave_required": bool}
+_CONFIG_KEYS = {
+    "binary_name": str,
+    "root": str,
+    "systemd_cgroup": bool,
+    "enclave_required": bool,
+    "carrier_config": str,
+}
 
 
 class ShimOptions:
     """The resolved options of one container (written to <bundle>/options.json for `delete`)."""
 
-    __slots__ = ("binary_name", "config_path", "enclave_required", "io_gid", "io_uid", "no_new_keyring",
-                 "no_pivot_root", "root", "shim_cgroup", "systemd_cgroup")  # fmt: skip
+    __slots__ = ("binary_name", "carrier_config", "config_path", "enclave_required", "io_gid", "io_uid",
+                 "no_new_keyring", "no_pivot_root", "root", "shim_cgroup", "systemd_cgroup")  # fmt: skip
 
     def __init__(self) -> None:
         self.binary_name = DEFAULT_BINARY
@@ -67,6 +74,7 @@ class ShimOptions:
         self.no_new_keyring = False
         self.shim_cgroup = ""
         self.config_path = ""
+        self.carrier_config = ""  # "": the carrier's default path
 
     def to_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -147,7 +155,7 @@ def apply_config(opts: ShimOptions, path: str) -> None:
             raise InvalidArgument(f"{path}: {key}: must be {'true or false' if kind is bool else 'a string'}")
         if key == "binary_name" and not value:
             raise InvalidArgument(f"{path}: binary_name: must not be empty")
-        if key == "root" and not os.path.isabs(str(value)):
-            raise InvalidArgument(f"{path}: root: must be an absolute path")
+        if key in ("root", "carrier_config") and not os.path.isabs(str(value)):
+            raise InvalidArgument(f"{path}: {key}: must be an absolute path")
         setattr(opts, key, value)
     opts.config_path = path

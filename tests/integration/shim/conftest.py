@@ -109,7 +109,7 @@ def shim_containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
         daemon.start()
         images.import_images(daemon.ctr, archive)
         images.import_images(daemon.ctr, archive, CTR_NAMESPACE)
-        for image in (images.PAUSE_IMAGE, images.BUSYBOX_IMAGE, images.HELLO_WASM_IMAGE):
+        for image in (images.PAUSE_IMAGE, images.BUSYBOX_IMAGE, images.HELLO_WASM_IMAGE, images.PLAIN_WASM_IMAGE):
             daemon.wait_image(image)
         yield daemon
     finally:

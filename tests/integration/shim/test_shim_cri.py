@@ -16,8 +16,10 @@ import pytest
 from crikit import client, host
 from crikit.client import cri as api
 from crikit.daemon import SHIM_HANDLER, SHIM_HANDLER_REQUIRED
-from crikit.images import BUSYBOX_IMAGE, HELLO_WASM_IMAGE
+from crikit.images import BUSYBOX_IMAGE, HELLO_WASM_IMAGE, PLAIN_WASM_IMAGE
 
+from inclavare.carrier import MANIFEST, SIGNATURE
+from inclavare.enclave.identity import verify_signature
 from inclavare.testing.containers import wait_for
 
 pytestmark = pytest.mark.root
@@ -150,3 +152,38 @@ def test_the_confidential_handler_refuses_a_plain_container(shim_containerd, pod
     assert "OCI runtime create failed" in details
     assert "this runtime runs enclave containers only (rune --enclave-required)" in details
     assert "\n" not in details
+
+
+def test_a_plain_image_made_a_signed_enclave_by_the_carrier_at_create(shim_containerd, pods):
+    """shim-rune's carrier at Create: an unsigned image asking for the wasm carrier (a container
+    annotation) is built, measured and signed on the node, and runs under the confidential handler."""
+    daemon, cri = shim_containerd, shim_containerd.cri
+    pod = pods("carried-pod", handler=SHIM_HANDLER_REQUIRED)
+    carried = {"enclave.carrier": "wasm"}
+    cid = pod.start("carried", ["/app/hello.wasm", "sleep=300"], image=PLAIN_WASM_IMAGE, annotations=carried)
+    cri.wait_container(cid, api.CONTAINER_RUNNING)
+    enclave = daemon.rune_state(cid)["enclave"]
+    assert (enclave["type"], enclave["path"]) == ("software", "wasm")
+    rootfs = os.path.join(daemon.bundle(cid), "rootfs")
+    identity = verify_signature(rootfs + MANIFEST, rootfs + SIGNATURE, rootfs)
+    args = daemon.config_json(cid)["annotations"]["enclave.runtime.args"]
+    assert args == f"manifest={MANIFEST},signer={identity.signer.hex()}"  # rune holds the enclave to this signer
+    assert os.path.exists(daemon.carrier_key)  # signed by the node's key: the handler's carrier_config
+
+    done = pod.start("carried-done", ["/app/hello.wasm", "exit=3"], image=PLAIN_WASM_IMAGE, annotations=carried)
+    assert cri.wait_container(done, api.CONTAINER_EXITED).exit_code == 3
+    with open(os.path.join(pod.log_dir, "carried-done.log")) as f:
+        assert "argv[0]=/app/hello.wasm" in f.read()
+
+
+def test_a_carrier_refusal_fails_create_in_one_line_and_leaves_nothing(shim_containerd, pods):
+    daemon = shim_containerd
+    pod = pods("refused-carrier-pod")
+    before = daemon.rune_containers()
+    with pytest.raises(grpc.RpcError) as err:
+        pod.start("bad", ["/app/hello.wasm"], image=PLAIN_WASM_IMAGE, annotations={"enclave.carrier": "occlum"})
+    details = err.value.details()
+    assert "carrier: " in details
+    assert "occlum" in details
+    assert "\n" not in details
+    assert daemon.rune_containers() == before  # rune create never ran

@@ -21,9 +21,29 @@ def bundle(tmp_path):
     return str(tmp_path)
 
 
-def test_the_default_hook_is_the_empty_carrier(bundle):
-    assert carrier.load() is carrier.empty_carrier
-    run_carrier(carrier.load(), bundle, ShimOptions(), Reaper(lambda p, s: None))
+def test_the_hook_is_the_carrier_library_and_leaves_a_plain_container_alone(tmp_path):
+    assert carrier.load() is carrier.carrier_prepare
+    text = json.dumps({"process": {"args": ["sh"], "env": ["PATH=/bin"]}, "root": {"path": "rootfs"}})
+    (tmp_path / "config.json").write_text(text)
+    run_carrier(carrier.load(), str(tmp_path), ShimOptions(), Reaper(lambda p, s: None))
+    assert (tmp_path / "config.json").read_text() == text
+
+
+def test_an_unknown_carrier_is_refused_in_one_line(tmp_path):
+    spec = {"process": {"args": ["/app/x"], "env": ["RUNE_CARRIER=occlum"]}, "root": {"path": "rootfs"}}
+    (tmp_path / "config.json").write_text(json.dumps(spec))
+    with pytest.raises(carrier.CarrierError) as err:
+        run_carrier(carrier.load(), str(tmp_path), ShimOptions(), Reaper(lambda p, s: None))
+    assert err.value.code == FAILED_PRECONDITION
+    assert str(err.value).startswith("carrier: ")
+    assert "occlum" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_the_empty_carrier_changes_nothing(bundle):
+    run_carrier(carrier.empty_carrier, bundle, ShimOptions(), Reaper(lambda p, s: None))
+    with open(f"{bundle}/config.json") as f:
+        assert json.load(f) == {"process": {"env": ["RUNE_CARRIER=wasm"]}}
 
 
 def test_the_hook_gets_bundle_spec_and_options(bundle):

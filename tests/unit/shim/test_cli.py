@@ -57,7 +57,8 @@ def test_start_refuses_a_bad_handler_config_with_its_reason(tmp_path):
     assert out.returncode == 1
     assert out.stdout == b""
     assert out.stderr.decode().strip() == (f"io.containerd.rune.v2: {conf}: enclave_requried: unknown setting "
-                                           "(known: binary_name, enclave_required, root, systemd_cgroup)")  # fmt: skip
+                                           "(known: binary_name, carrier_config, enclave_required, root, "
+                                           "systemd_cgroup)")  # fmt: skip
     from inclavare.shim.start import socket_address
 
     socket_path = socket_address(str(tmp_path / "c.sock"), "ns", "c1").removeprefix("unix://")

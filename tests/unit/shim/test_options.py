@@ -58,15 +58,18 @@ def test_unknown_and_malformed_options():
 
 
 def test_config_file_through_runtime_options(tmp_path):
-    path = config(tmp_path, 'binary_name = "/opt/rune"\nroot = "/run/conf"\nenclave_required = true\n')
+    path = config(tmp_path, 'binary_name = "/opt/rune"\nroot = "/run/conf"\nenclave_required = true\n'
+                            'carrier_config = "/etc/c.toml"\n')  # fmt: skip
     opts = decode(*packed(pb.runtime_options.Options(config_path=path)))
     assert (opts.binary_name, opts.root, opts.enclave_required, opts.config_path) == ("/opt/rune", "/run/conf",
                                                                                        True, path)  # fmt: skip
+    assert opts.carrier_config == "/etc/c.toml"
 
 
 @pytest.mark.parametrize(("text", "error"), [
-    ('enclave_requird = true\n', "enclave_requird: unknown setting (known: binary_name, enclave_required, root, "
-                                 "systemd_cgroup)"),
+    ('enclave_requird = true\n', "enclave_requird: unknown setting (known: binary_name, carrier_config, "
+                                 "enclave_required, root, systemd_cgroup)"),
+    ('carrier_config = "c.toml"\n', "carrier_config: must be an absolute path"),
     ('systemd_cgroup = "yes"\n', "systemd_cgroup: must be true or false"),
     ('root = "relative"\n', "root: must be an absolute path"),
     ('binary_name = ""\n', "binary_name: must not be empty"),

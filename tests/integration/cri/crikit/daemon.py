@@ -125,6 +125,11 @@ SHIM_HANDLERS = """
 SHIM_CONFIG = """binary_name = {rune}
 root = {root}
 enclave_required = {required}
+carrier_config = {carrier}
+"""
+# The carrier's config.toml: no signing server, so the node's own key signs (mock signing).
+CARRIER_CONFIG = """[signature]
+node_key = {node_key}
 """
 
 
@@ -214,9 +219,25 @@ class Containerd:
         path = os.path.join(self.base, f"{handler}.toml")
         with open(path, "w") as f:
             f.write(SHIM_CONFIG.format(rune=json.dumps(self.rune_bin), root=json.dumps(self.rune_root),
-                                       required=str(required).lower()))  # fmt: skip
+                                       required=str(required).lower(),
+                                       carrier=json.dumps(self.carrier_config)))  # fmt: skip
         os.chmod(path, 0o644)
         return path
+
+    @property
+    def carrier_config(self) -> str:
+        """The carrier's configuration the shim handlers name (written once, root's, 0644)."""
+        path = os.path.join(self.base, "carrier.toml")
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write(CARRIER_CONFIG.format(node_key=json.dumps(self.carrier_key)))
+            os.chmod(path, 0o644)
+        return path
+
+    @property
+    def carrier_key(self) -> str:
+        """The node key the carrier signs with (created by the carrier on first use)."""
+        return os.path.join(self.base, "carrier-key.pem")
 
     def write_required_wrapper(self) -> str:
         path = os.path.join(self.base, "rune-confidential")

@@ -10,7 +10,9 @@ where the CRI plugin finds them (`ctr -n k8s.io images import`).
 - busybox: the busybox-static root filesystem the other integration tests use;
 - hello-wasm: busybox plus the signed sample WebAssembly enclave
   (samples/wasm, inclavare.testing.enclaves): /app/hello.wasm and its
-  manifest /app/hello-wasm.toml with the signature beside it.
+  manifest /app/hello-wasm.toml with the signature beside it;
+- plain-wasm: busybox plus /app/hello.wasm and nothing else, unsigned: the
+  image a carrier makes an enclave of at the shim's Create.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ PAUSE_BIN = os.path.join(ROOT, "samples", "build", "pause")
 PAUSE_IMAGE = "localhost/inclavare-test/pause:latest"
 BUSYBOX_IMAGE = "localhost/inclavare-test/busybox:latest"
 HELLO_WASM_IMAGE = "localhost/inclavare-test/hello-wasm:latest"
+PLAIN_WASM_IMAGE = "localhost/inclavare-test/plain-wasm:latest"
 NAMESPACE = "k8s.io"  # the containerd namespace the CRI plugin works in
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # ctr import names an image after this index annotation (containerd
@@ -59,6 +62,11 @@ def build_archive(workdir: str) -> str:
     hello = hello_wasm_rootfs(os.path.join(workdir, "hello-wasm"), busybox)
     build_image(layout, HELLO_WASM_IMAGE, [(tar_directory(hello), "gzip")],
                 {"Cmd": ["/app/hello.wasm"], "Env": [PATH_ENV], "WorkingDir": "/"})  # fmt: skip
+    plain = os.path.join(workdir, "plain-wasm")
+    os.makedirs(os.path.join(plain, "app"))
+    shutil.copy2(os.path.join(hello, "app", "hello.wasm"), os.path.join(plain, "app", "hello.wasm"))
+    build_image(layout, PLAIN_WASM_IMAGE, [(tar_directory(busybox), "gzip"), (tar_directory(plain), "gzip")],
+                {"Entrypoint": ["/app/hello.wasm"], "Env": [PATH_ENV], "WorkingDir": "/"})  # fmt: skip
     _name_for_containerd(layout)
     archive = os.path.join(workdir, "images.tar")
     with tarfile.open(archive, "w") as tar:
