@@ -71,6 +71,7 @@ class Pod:
             "token.pem": token_key.private_bytes(PEM, PKCS8, serialization.NoEncryption()),
             "tls.key": tls_key.private_bytes(PEM, PKCS8, serialization.NoEncryption()),
             "tls.crt": certificate(tls_key),
+            "kek": os.urandom(32).hex().encode(),
         }  # fmt: skip
         os.makedirs(root)
         self.ca = os.path.join(root, "ca.pem")
@@ -91,6 +92,8 @@ class Pod:
                 data = real[name] if "REPLACE" in text else text.encode()
                 with open(os.path.join(directory, name), "wb") as f:
                     f.write(data)
+                    source = volume.get("secret") or volume.get("configMap") or {}
+                    os.fchmod(f.fileno(), source.get("defaultMode", 0o644))  # as kubelet writes them
         env = {e["name"]: e for e in self.container["env"]}
         self.config = self.path(env["INCLAVARE_KBS_CONFIG"]["value"])
         with open(self.config) as f:
