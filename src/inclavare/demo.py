@@ -180,6 +180,7 @@ def story(tmp: str, state: str, hostile: bool = False) -> int:
 
 def kbs_story(tmp: str, state: str, key_path: str, hostile: bool) -> None:
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
 
     from .testing.enclaves import pin_broker, set_enclave, wasm_bundle
 
@@ -188,8 +189,9 @@ def kbs_story(tmp: str, state: str, key_path: str, hostile: bool) -> None:
     try:
         with open(key_path, "rb") as f:
             tenant = serialization.load_pem_private_key(f.read(), None)
-        bundle, _ = wasm_bundle(os.path.join(tmp, "kbs-bundle"), tenant)  # type: ignore[arg-type]
-        pin_broker(bundle, tenant, [kbs.url], kbs.ca_pem)  # type: ignore[arg-type]
+        assert isinstance(tenant, ed25519.Ed25519PrivateKey)  # tenant_key() made it
+        bundle, _ = wasm_bundle(os.path.join(tmp, "kbs-bundle"), tenant)
+        pin_broker(bundle, tenant, [kbs.url], kbs.ca_pem)
         rootfs = os.path.join(bundle, "rootfs")
         manifest = os.path.join(rootfs, "app", "hello-wasm.toml")
         with open(manifest) as f:
@@ -211,8 +213,8 @@ def kbs_story(tmp: str, state: str, key_path: str, hostile: bool) -> None:
         print()
 
         step("6. another workload (not the measured one) asks for the same secret: refused, it does not start")
-        other, _ = wasm_bundle(os.path.join(tmp, "kbs-other"), tenant, variant=b"not the approved build")  # type: ignore[arg-type]
-        pin_broker(other, tenant, [kbs.url], kbs.ca_pem)  # type: ignore[arg-type]
+        other, _ = wasm_bundle(os.path.join(tmp, "kbs-other"), tenant, variant=b"not the approved build")
+        pin_broker(other, tenant, [kbs.url], kbs.ca_pem)
         set_enclave(other, "preopen=/run/secrets", provision, ["/app/hello.wasm", "read=/run/secrets/greeting"])
         denied = sh(RUNE, "--root", state, "run", "--bundle", other, f"demo-kbs-other-{os.getpid()}", check=False)
         if denied.returncode == 0:
@@ -275,7 +277,7 @@ def redirecting_rune(target: str, argv: list[str]) -> int:
         def open(self, host: str, port: int) -> socket.socket:
             return real_open(self, where.hostname or "", where.port or 443)
 
-    host_relay.HostRelay = Redirecting  # type: ignore[misc]
+    host_relay.HostRelay = Redirecting  # type: ignore[misc]  # the demo's hostile host swaps the class in place
     return rune_main(argv)
 
 
