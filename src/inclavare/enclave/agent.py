@@ -39,6 +39,7 @@ them is the caller's job.
 from __future__ import annotations
 
 from .. import _fastjson
+from .._sansio import CLOSED, NEED_DATA, Sentinel
 from .agent_messages import REQUESTS, RESPONSES, AttestRequest, AttestResponse, ExecRequest, ExecResponse, Kill, Message
 from .errors import AgentProtocolError
 
@@ -57,19 +58,6 @@ HEADER = 4  # little-endian uint32 payload length, as the original's agent.go fr
 MAX_FRAME = 4 << 20  # 4 MiB, as ttrpc: fits any argv+env the kernel accepts (ARG_MAX 2 MiB)
 STDIO_FDS = 3  # stdin, stdout, stderr
 
-
-class _Sentinel:
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-NEED_DATA = _Sentinel("NEED_DATA")  # next_event: feed more bytes
-CLOSED = _Sentinel("CLOSED")  # next_event: the peer closed, between frames
 
 # What each side may receive, in order: one request (or one response), then
 # for requests only any number of kill frames.
@@ -128,7 +116,7 @@ class AgentConnection:
         else:
             self._eof = True
 
-    def next_event(self) -> Message | _Sentinel:
+    def next_event(self) -> Message | Sentinel:
         """The next complete message, :data:`NEED_DATA` or :data:`CLOSED`."""
         if self._error is not None:
             raise self._error

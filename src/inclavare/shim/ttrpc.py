@@ -38,6 +38,7 @@ which the connection is dead.
 
 from __future__ import annotations
 
+from .._sansio import CLOSED, NEED_DATA, Sentinel
 from .errors import INVALID_ARGUMENT, OK, RESOURCE_EXHAUSTED, TtrpcProtocolError
 from .pb import DecodeError, rpc
 from .pb import ttrpc as pb
@@ -55,20 +56,6 @@ HEADER = 10  # messageHeaderLength
 MAX_MESSAGE = 4 << 20  # messageLengthMax
 REQUEST, RESPONSE = 1, 2  # messageTypeRequest, messageTypeResponse
 CLIENT, SERVER = "client", "server"
-
-
-class _Sentinel:
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-NEED_DATA = _Sentinel("NEED_DATA")  # next_event: feed more bytes
-CLOSED = _Sentinel("CLOSED")  # next_event: the peer closed, between frames
 
 
 class Request:
@@ -120,7 +107,7 @@ class Refused:
         return f"Refused({self.stream_id}, code={self.code}, {self.message!r})"
 
 
-Event = Request | Response | Refused | _Sentinel
+Event = Request | Response | Refused | Sentinel
 
 
 class Connection:
@@ -188,14 +175,14 @@ class Connection:
             raise self._error
         while True:
             frame = self._next_frame()
-            if isinstance(frame, _Sentinel | Refused):
+            if isinstance(frame, Sentinel | Refused):
                 return frame
             stream_id, kind, payload = frame
             event = self._decode(stream_id, kind, payload)
             if event is not None:
                 return event
 
-    def _next_frame(self) -> tuple[int, int, bytes] | Refused | _Sentinel:
+    def _next_frame(self) -> tuple[int, int, bytes] | Refused | Sentinel:
         buf = self._buf
         if self._skip or len(buf) < HEADER:
             if self._eof and (buf or self._skip):
