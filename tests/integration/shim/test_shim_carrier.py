@@ -183,10 +183,11 @@ class SigningServer:
         )  # fmt: skip
         try:
             wait_for(lambda: os.path.exists(ready) or self.proc.poll() is not None, "the signing server", 30)
-        finally:
             if not os.path.exists(ready):
-                self.stop()
-        assert os.path.exists(ready), f"signing server did not start: {self.output()}"
+                raise AssertionError(f"signing server exited {self.proc.returncode}: {self.output()}")
+        except AssertionError:
+            self.stop()
+            raise
         with open(ready) as f:
             self.url = "https://" + f.read().strip()
 
