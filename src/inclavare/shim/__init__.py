@@ -19,6 +19,7 @@ is the user's guide; the parts, bottom up::
     cgroups.py, cgstats.py   Stats (cgroup v1/v2 Metrics) and OOM events
     options.py   what a runtime handler configures (runc options, a config file)
     carrier.py   the seam where a carrier reworks the bundle before `rune create`
+    carrierlog.py  the carrier's `logging` lines as the shim's own log lines
     container.py Create, step by step
     service.py   the Task service: one method per RPC
     events.py    task events forwarded to containerd, in order

@@ -67,7 +67,9 @@ def empty_carrier(bundle: str, spec: dict[str, object], options: ShimOptions) ->
 def carrier_prepare(bundle: str, spec: dict[str, object], options: ShimOptions) -> None:
     """Build, measure and sign the enclave a container asks for (inclavare.carrier.flow)."""
     from ..carrier import prepare
+    from .carrierlog import log_to_shim
 
+    log_to_shim()
     prepare(bundle, spec, {"config_path": options.carrier_config})
 
 

@@ -1,5 +1,5 @@
 """Fixtures of the shim tests: a shim driven over ttrpc (shimkit), and a private containerd with
-shim-rune runtime handlers (crikit's daemon, from tests/integration/cri).
+shim-rune runtime handlers (crikit's daemon, from tests/integration/cri) and the pods a test runs on it.
 
 Everything a test starts is stopped at its teardown: shims (found by the
 socket path their command line names), rune containers in the test's own
@@ -12,8 +12,10 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 
+import grpc
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "cri"))
@@ -133,3 +135,52 @@ def _ctr_containers(daemon: object) -> list[str]:
     proc = subprocess.run([*daemon.ctr, "-n", CTR_NAMESPACE, "container", "ls", "-q"],  # type: ignore[attr-defined]
                           capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
     return proc.stdout.split()
+
+
+class Pod:
+    """A host-network pod run through the CRI with one runtime handler; its CRI logs in `log_dir`."""
+
+    def __init__(self, daemon, name: str, handler: str, annotations: dict[str, str] | None = None) -> None:
+        from crikit import client  # the CRI stubs: only the tests that run pods need them
+
+        uid = uuid.uuid4().hex
+        self.cri = daemon.cri
+        self.log_dir = os.path.join(daemon.base, "pods", uid)
+        os.makedirs(self.log_dir)
+        self.config = client.host_network_pod(name, uid, self.log_dir, f"{daemon.cgroup_parent}/pod{uid}",
+                                              annotations)  # fmt: skip
+        self.id = self.cri.run_pod(self.config, handler)
+
+    def start(self, name: str, command: list[str], image: str | None = None, **kw) -> str:
+        """CreateContainer then StartContainer (kw: crikit.client.container's: annotations, envs...)."""
+        from crikit import client
+        from crikit.images import BUSYBOX_IMAGE
+
+        config = client.container(name, image or BUSYBOX_IMAGE, command, **kw)
+        cid = self.cri.create_container(self.id, config, self.config)
+        self.cri.start_container(cid)
+        return cid
+
+    def remove(self) -> None:
+        try:
+            self.cri.stop_pod(self.id)
+            self.cri.remove_pod(self.id)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+
+
+@pytest.fixture
+def pods(shim_containerd):
+    """pods(name, handler=rune-shim, annotations) -> a Pod, stopped and removed at teardown."""
+    from crikit.daemon import SHIM_HANDLER
+
+    made: list[Pod] = []
+
+    def make(name: str, handler: str = SHIM_HANDLER, annotations: dict[str, str] | None = None) -> Pod:
+        made.append(Pod(shim_containerd, name, handler, annotations))
+        return made[-1]
+
+    yield make
+    for pod in made:
+        pod.remove()

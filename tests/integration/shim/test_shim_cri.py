@@ -9,14 +9,13 @@ the pod, from the processes' parent (the shim is their subreaper).
 from __future__ import annotations
 
 import os
-import uuid
 
 import grpc
 import pytest
-from crikit import client, host
+from crikit import host
 from crikit.client import cri as api
 from crikit.daemon import SHIM_HANDLER, SHIM_HANDLER_REQUIRED
-from crikit.images import BUSYBOX_IMAGE, HELLO_WASM_IMAGE, PLAIN_WASM_IMAGE
+from crikit.images import HELLO_WASM_IMAGE, PLAIN_WASM_IMAGE
 
 from inclavare.carrier import MANIFEST, SIGNATURE
 from inclavare.enclave.identity import verify_signature
@@ -28,43 +27,6 @@ ENCLAVE_POD = {
     "enclave.runtime.path": "wasm",
     "enclave.runtime.args": "manifest=/app/hello-wasm.toml",
 }
-
-
-class Pod:
-    def __init__(self, daemon, name: str, handler: str, annotations: dict[str, str] | None = None) -> None:
-        uid = uuid.uuid4().hex
-        self.cri = daemon.cri
-        self.log_dir = os.path.join(daemon.base, "pods", uid)
-        os.makedirs(self.log_dir)
-        self.config = client.host_network_pod(name, uid, self.log_dir, f"{daemon.cgroup_parent}/pod{uid}",
-                                              annotations)  # fmt: skip
-        self.id = self.cri.run_pod(self.config, handler)
-
-    def start(self, name: str, command: list[str], image: str = BUSYBOX_IMAGE, **kw) -> str:
-        cid = self.cri.create_container(self.id, client.container(name, image, command, **kw), self.config)
-        self.cri.start_container(cid)
-        return cid
-
-    def remove(self) -> None:
-        try:
-            self.cri.stop_pod(self.id)
-            self.cri.remove_pod(self.id)
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND:
-                raise
-
-
-@pytest.fixture
-def pods(shim_containerd):
-    made: list[Pod] = []
-
-    def make(name: str, handler: str = SHIM_HANDLER, annotations: dict[str, str] | None = None) -> Pod:
-        made.append(Pod(shim_containerd, name, handler, annotations))
-        return made[-1]
-
-    yield make
-    for pod in made:
-        pod.remove()
 
 
 def parent_of(pid: int) -> int:

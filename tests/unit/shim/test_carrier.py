@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 
 import pytest
@@ -77,3 +78,27 @@ def test_a_carrier_may_use_subprocess(bundle):
 def test_a_bundle_without_a_readable_spec(tmp_path):
     with pytest.raises(InvalidArgument, match=r"config\.json: .*No such file"):
         run_carrier(carrier.empty_carrier, str(tmp_path), ShimOptions(), Reaper(lambda p, s: None))
+
+
+def test_the_carriers_log_lines_are_the_shims(capfd):
+    """What the carrier logs (the measurement it had signed, mock signing) reaches containerd's log as
+    the shim's own lines, once per record however many Creates set it up."""
+    from inclavare.shim.carrierlog import CARRIER_LOGGER, ShimLogHandler, log_to_shim
+
+    logger = logging.getLogger(CARRIER_LOGGER)
+    try:
+        log_to_shim()
+        log_to_shim()
+        logger.info("carrier wasm: enclave %s", "ab" * 32)
+        logger.debug("not at the shim's level")
+        logger.warning('MOCK SIGNING with "node" key')
+        lines = capfd.readouterr().err.splitlines()
+        assert [line.split(" ", 1)[1] for line in lines] == [
+            f'level=info msg="carrier wasm: enclave {"ab" * 32}"',
+            'level=warning msg="MOCK SIGNING with \\"node\\" key"',
+        ]
+        assert all(line.startswith('time="') for line in lines)
+    finally:
+        for handler in [h for h in logger.handlers if isinstance(h, ShimLogHandler)]:
+            logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)

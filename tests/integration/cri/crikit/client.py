@@ -166,13 +166,14 @@ def host_network_pod(name: str, uid: str, log_dir: str, cgroup_parent: str,
 
 
 def container(name: str, image: str, command: list[str], annotations: dict[str, str] | None = None,
-              resources: Any = None, share_pid: bool = False) -> Any:  # fmt: skip
-    """A ContainerConfig with its CRI log at <pod log_directory>/<name>.log."""
+              resources: Any = None, share_pid: bool = False, envs: dict[str, str] | None = None) -> Any:  # fmt: skip
+    """A ContainerConfig with its CRI log at <pod log_directory>/<name>.log; `envs` is the pod spec's env."""
     ns = namespaces(share_pid)
     return cri.ContainerConfig(
         metadata=cri.ContainerMetadata(name=name, attempt=0),
         image=cri.ImageSpec(image=image),
         command=command,
+        envs=[cri.KeyValue(key=k, value=v) for k, v in (envs or {}).items()],
         log_path=f"{name}.log",
         annotations=annotations or {},
         linux=cri.LinuxContainerConfig(

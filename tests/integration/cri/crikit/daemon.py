@@ -11,10 +11,11 @@ BinaryName = build/rune and its own Root: the shim then runs
 that directory lists exactly the containers rune ran for the CRI.
 
 Given a shim (build/containerd-shim-rune-v2), the daemon also has the
-handlers `rune-shim` and `rune-shim-confidential`: runtime_type
+handlers `rune-shim`, `rune-shim-confidential` and `rune-shim-signed`: runtime_type
 io.containerd.rune.v2, whose ``options`` table is the CRI's
 runtimeoptions (``ConfigPath``), naming the shim's configuration file (rune
-binary, the same Root, and ``enclave_required`` for the confidential one);
+binary, the same Root, ``enclave_required`` for the confidential ones, the
+carrier's configuration: the node key, or for rune-shim-signed a file the test writes);
 containerd finds the shim on its $PATH, where build/ comes first.
 """
 
@@ -42,6 +43,9 @@ HANDLER_REQUIRED = "rune-confidential"
 # the same two through containerd-shim-rune-v2 (io.containerd.rune.v2)
 SHIM_HANDLER = "rune-shim"
 SHIM_HANDLER_REQUIRED = "rune-shim-confidential"
+# ... and a confidential one whose carrier has a configuration of the test's own
+# (Containerd.signed_carrier_config: a signing server, written by the test before its Create)
+SHIM_HANDLER_SIGNED = "rune-shim-signed"
 NAMESPACE = "k8s.io"
 READY_TIMEOUT = 30.0
 
@@ -209,18 +213,21 @@ class Containerd:
             cni_bin=q(f"{self.base}/cni/bin"), cni_conf=q(f"{self.base}/cni/net.d"),
         )  # fmt: skip
         if self.shim:
-            for handler, required in ((SHIM_HANDLER, False), (SHIM_HANDLER_REQUIRED, True)):
-                text += SHIM_HANDLERS.format(handler=handler, config=q(self.write_shim_config(handler, required)))
+            for handler, required, carrier in ((SHIM_HANDLER, False, self.carrier_config),
+                                               (SHIM_HANDLER_REQUIRED, True, self.carrier_config),
+                                               (SHIM_HANDLER_SIGNED, True, self.signed_carrier_config)):  # fmt: skip
+                config = self.write_shim_config(handler, required, carrier)
+                text += SHIM_HANDLERS.format(handler=handler, config=q(config))
         with open(self.config, "w") as f:
             f.write(text)
 
-    def write_shim_config(self, handler: str, required: bool) -> str:
+    def write_shim_config(self, handler: str, required: bool, carrier: str) -> str:
         """The shim's configuration file for one handler (root-owned, 0644: the shim checks)."""
         path = os.path.join(self.base, f"{handler}.toml")
         with open(path, "w") as f:
             f.write(SHIM_CONFIG.format(rune=json.dumps(self.rune_bin), root=json.dumps(self.rune_root),
                                        required=str(required).lower(),
-                                       carrier=json.dumps(self.carrier_config)))  # fmt: skip
+                                       carrier=json.dumps(carrier)))  # fmt: skip
         os.chmod(path, 0o644)
         return path
 
@@ -233,6 +240,12 @@ class Containerd:
                 f.write(CARRIER_CONFIG.format(node_key=json.dumps(self.carrier_key)))
             os.chmod(path, 0o644)
         return path
+
+    @property
+    def signed_carrier_config(self) -> str:
+        """The carrier configuration of SHIM_HANDLER_SIGNED: not written here (the carrier reads it at
+        each Create, so a test writes it, root's and 0644, before creating a container)."""
+        return os.path.join(self.base, "carrier-signed.toml")
 
     @property
     def carrier_key(self) -> str:

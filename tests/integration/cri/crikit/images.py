@@ -67,8 +67,12 @@ def build_archive(workdir: str) -> str:
     shutil.copy2(os.path.join(hello, "app", "hello.wasm"), os.path.join(plain, "app", "hello.wasm"))
     build_image(layout, PLAIN_WASM_IMAGE, [(tar_directory(busybox), "gzip"), (tar_directory(plain), "gzip")],
                 {"Entrypoint": ["/app/hello.wasm"], "Env": [PATH_ENV], "WorkingDir": "/"})  # fmt: skip
+    return pack(layout, os.path.join(workdir, "images.tar"))
+
+
+def pack(layout: str, archive: str) -> str:
+    """The OCI layout `layout` as a tar `ctr images import` names after each image's ref: `archive`."""
     _name_for_containerd(layout)
-    archive = os.path.join(workdir, "images.tar")
     with tarfile.open(archive, "w") as tar:
         for name in ("oci-layout", "index.json", "blobs"):
             tar.add(os.path.join(layout, name), name)
