@@ -78,6 +78,7 @@ test-integration: setup
 conformance: setup
 	cd $(HARNESS) && ./oci-validation.sh $(CURDIR)/build/rune
 	cd $(HARNESS) && ./containerd-e2e.sh $(CURDIR)/build/rune
+	cd $(HARNESS) && SHIM_BINARY=$(CURDIR)/build/containerd-shim-rune-v2 ./containerd-e2e.sh $(CURDIR)/build/rune
 
 # Every benchmark in bench/ (none is a test): each compares against its
 # reference (runc/crun, plain TLS, Intel's published QVL figure) in one run.
