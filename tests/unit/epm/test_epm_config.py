@@ -60,5 +60,5 @@ def test_a_file_others_may_write_is_refused(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text(ORIGINAL)
     path.chmod(0o666)
-    with pytest.raises(EpmError, match="config.toml"):
+    with pytest.raises(EpmError, match=r"config\.toml"):
         config.load(str(path))

@@ -91,7 +91,8 @@ def test_parents_pick_and_cascade(epm, source, stub):
         # Deleting the image removes what was built and signed from it, data included.
         paths = [c.get((C2, "", "signed-a")).savePath, c.get((C1, "", "built")).savePath]
         assert c.delete((C0, "", "image"))
-        assert c.get((C1, "", "built")) is None and c.get((C2, "", "signed-b")) is None
+        assert c.get((C1, "", "built")) is None
+        assert c.get((C2, "", "signed-b")) is None
     assert not any(os.path.exists(p) for p in paths)
 
 
@@ -112,7 +113,7 @@ def test_save_final_cache_publishes_only_what_exists(epm, source, stub):
 def test_links_in_the_source_are_refused(epm, source, tmp_path):
     src = source("a", {"f": b"x"})
     os.symlink("/etc/shadow", os.path.join(src, "secret"))
-    with epm.client() as c, pytest.raises(EpmUnavailable, match="INVALID_ARGUMENT: .*secret: not a regular file"):
+    with epm.client() as c, pytest.raises(EpmUnavailable, match=r"INVALID_ARGUMENT: .*secret: not a regular file"):
         c.save((C1, "", "x"), src)
     with epm.client() as c:
         assert c.get((C1, "", "x")) is None
@@ -133,6 +134,6 @@ def test_bad_ids_and_paths_are_refused(epm, source, stub):
 def test_epm_down_is_unavailable(short_dir):
     from inclavare.epm.client import EpmClient
 
-    with EpmClient(os.path.join(short_dir, "absent.sock"), timeout=2) as c, pytest.raises(EpmUnavailable,
-                                                                                        match="UNAVAILABLE"):  # fmt: skip
-        c.healthz()
+    client = EpmClient(os.path.join(short_dir, "absent.sock"), timeout=2)
+    with client, pytest.raises(EpmUnavailable, match="UNAVAILABLE"):
+        client.healthz()

@@ -40,7 +40,8 @@ def test_least_recently_used_go_past_max_size(epm_factory, source, tmp_path):
         epm.clock.offset += 1
         c.save((C1, "", "d"), source("d", {"f": b"x" * third}))
         assert [x.ID for x in c.list(C1)] == ["a", "c", "d"]
-    assert epm.store is not None and epm.store.total() <= 1 << 20
+    assert epm.store is not None
+    assert epm.store.total() <= 1 << 20
     assert len(os.listdir(os.path.join(epm.config.root, "data"))) == 3  # b's data went with its record
 
 
