@@ -99,6 +99,8 @@ class BundleCaches:
 
         self.socket = socket
         self._client = EpmClient(socket)
+        self.down = False  # epm failed once: not asked again for this container (one debug line)
+        self.refused = False  # an entry failed verification: nothing cached is used for this container
         self._work = tempfile.mkdtemp(prefix="inclavare-carrier-")  # 0700: epm copies from and to here only
 
     def close(self) -> None:
@@ -136,6 +138,8 @@ class BundleCaches:
 
     def save(self, keys: Keys, text: str | None, sig: bytes) -> None:
         """Save the levels that missed: cache0 and cache1 when `text` is given, then cache2."""
+        if self.down:
+            return
         try:
             if text is not None:
                 doc = json.dumps({"files": dict(keys.files)}, indent=1).encode()
@@ -146,6 +150,8 @@ class BundleCaches:
             log.debug("bundle cache: not saved: %s", exc)
 
     def _load(self, key: Key, name: str) -> bytes | None:
+        if self.down:
+            return None
         target = tempfile.mkdtemp(dir=self._work)
         try:
             if not self._client.load(key, target):
@@ -154,6 +160,7 @@ class BundleCaches:
             with open(os.path.join(target, name), "rb") as f:
                 return f.read(_MAX)
         except EpmError as exc:
+            self.down = True
             log.debug("bundle cache: %s", exc)
             return None
         except OSError as exc:
@@ -169,6 +176,7 @@ class BundleCaches:
         return directory
 
     def _bad(self, key: Key, reason: str) -> None:
+        self.refused = True
         log.warning("bundle cache: %s/%s refused and removed: %s", key[0], key[2], reason)
         try:
             self._client.delete(key)

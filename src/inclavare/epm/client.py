@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import EpmUnavailable
 
-TIMEOUT = 5.0  # seconds per call: a hung epm must not hold a container's Create for long
+TIMEOUT = 2.0  # seconds per call: a hung epm must not hold a container's Create for long
 Key = tuple[str, str, str]  # (type, subType, ID)
 
 

@@ -8,54 +8,7 @@ import tempfile
 
 import pytest
 
-from inclavare.epm.client import EpmClient
-from inclavare.epm.config import EpmConfig
-from inclavare.epm.server import Server
-from inclavare.epm.store import Store
-
-
-class Epm:
-    """An epm serving `root` on `<run>/epm.sock`; restart() stops it and serves the same root again."""
-
-    def __init__(self, root: str, run: str, **bounds: int) -> None:
-        self.config = EpmConfig(root=root, address=os.path.join(run, "epm.sock"), **bounds)  # type: ignore[arg-type]
-        self.clock = Clock()
-        self.store: Store | None = None
-        self.server: Server | None = None
-
-    def start(self) -> Epm:
-        c = self.config
-        self.store = Store(c.root, c.database, max_size=c.max_size, max_age=c.max_age, clock=self.clock).open()
-        self.server = Server(c, self.store)
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop(0)
-            self.server = None
-        if self.store is not None:
-            self.store.close()
-            self.store = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def client(self) -> EpmClient:
-        return EpmClient(self.config.address, timeout=5)
-
-
-class Clock:
-    """time.time, plus whatever the test adds (entries age without waiting)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        import time
-
-        return time.time() + self.offset
+from inclavare.testing.epm import Epm
 
 
 @pytest.fixture
@@ -71,7 +24,7 @@ def epm_factory(short_dir, tmp_path):
     started: list[Epm] = []
 
     def make(**bounds: int) -> Epm:
-        e = Epm(str(tmp_path / "root"), os.path.join(short_dir, "run"), **bounds).start()
+        e = Epm(str(tmp_path / "root"), os.path.join(short_dir, "run"), **bounds).start()  # type: ignore[arg-type]
         started.append(e)
         return e
 
