@@ -13,7 +13,10 @@ a bundle on disk. For a container that asks for a carrier
    for pinning the broker the pod names and the image's CA (:mod:`.broker`),
    every hash pinned from the rootfs, measured and signed (:mod:`.signers`: the signing server, or the
    node's own key); manifest and signature are written into the rootfs at
-   :data:`MANIFEST` and :data:`SIGNATURE`;
+   :data:`MANIFEST` and :data:`SIGNATURE`. With ``[epm] socket`` set, all
+   three steps are first looked up in epm's bundle caches (:mod:`.bundle_cache`:
+   a hit is verified against the rootfs before it is written; a miss or an
+   epm that is down builds as above, and saves what it built);
    ``signature_method = "client"``: the image must already hold both there
    (its own ``[kbs]`` included, if it wants secrets); the signature is
    verified against the rootfs, nothing is generated;

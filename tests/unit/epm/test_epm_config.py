@@ -62,3 +62,15 @@ def test_a_file_others_may_write_is_refused(tmp_path):
     path.chmod(0o666)
     with pytest.raises(EpmError, match=r"config\.toml"):
         config.load(str(path))
+
+
+def test_serve_with_a_bad_file_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "epm.toml"
+    path.write_text('[grpc]\naddress = "/tmp/x.sock"\nuid = 1000\n')
+    r = subprocess.run([sys.executable, "-m", "inclavare.cli.tool._main", "epm", "serve", "--config", str(path)],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 1
+    assert r.stderr == f"inclavare epm: {path}: grpc.uid: must be 0: epm serves root only\n"
