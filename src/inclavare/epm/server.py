@@ -26,6 +26,7 @@ import socket
 import stat
 import struct
 import threading
+import time
 from concurrent import futures
 
 import grpc
@@ -79,13 +80,13 @@ class Server:
         log.info("serving v1alpha1.EnclavePoolManager on %s (root only), caches in %s", self.address, self.store.root)
 
     def stop(self, grace: float = 1.0) -> None:
-        if self._listener is not None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
             try:
-                self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept(2)
+                listener.shutdown(socket.SHUT_RDWR)  # wakes accept(2)
             except OSError:
                 pass
-            self._listener.close()
-            self._listener = None
+            listener.close()
         if self._gate is not None:
             self._gate.join(5)
         if self._grpc is not None:
@@ -102,8 +103,12 @@ class Server:
         while listener is not None:
             try:
                 conn, _ = listener.accept()
-            except OSError:
-                return  # stopped
+            except OSError as exc:
+                if self._listener is None:
+                    return  # stopped
+                log.error("%s: accept: %s", self.address, exc.strerror)  # EMFILE and the like: keep serving
+                time.sleep(0.1)
+                continue
             try:
                 pid, uid, _gid = _UCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
             except OSError:

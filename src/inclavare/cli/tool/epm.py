@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 
@@ -76,10 +77,12 @@ def _serve(args: argparse.Namespace) -> int:
     store = Store(cfg.root, cfg.database, timeout=cfg.db_timeout, max_size=cfg.max_size, max_age=cfg.max_age)
     try:
         store.open()
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:
         from ...epm.errors import EpmError
 
-        raise EpmError(cfg.root, f"cannot open the caches: {exc.strerror or exc}") from None
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise EpmError(cfg.database if isinstance(exc, sqlite3.Error) else cfg.root,
+                       f"cannot open the caches: {reason}") from None  # fmt: skip
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
