@@ -104,6 +104,9 @@ def _copy_file(src: str, dest: str, st: os.stat_result, budget: _Budget) -> None
     budget.spend(st.st_size, src)
     fd_in = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
+        opened = os.fstat(fd_in)
+        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):  # swapped since the lstat
+            raise CacheError(INVALID_ARGUMENT, src, "changed while it was copied")
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         fd_out = os.open(dest, flags, 0o600)
         try:

@@ -18,6 +18,7 @@ not an INTERNAL error from decoding nothing.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any, NoReturn
 
 import grpc
@@ -105,9 +106,9 @@ class EnclavePoolManager(pb_grpc.EnclavePoolManagerServicer):
             return op()
         except CacheError as exc:
             _abort(context, exc)
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:
             log.error("%s: %s", typ, exc)
-            _abort(context, CacheError("INTERNAL", typ, exc.strerror or str(exc)))
+            _abort(context, CacheError("INTERNAL", typ, getattr(exc, "strerror", None) or str(exc)))
 
 
 def _key(request: Any) -> Key:
