@@ -40,6 +40,7 @@ from .store import Store
 log = logging.getLogger("inclavare.epm")
 _UCRED = struct.Struct("3i")  # struct ucred {pid_t pid; uid_t uid; gid_t gid;}
 _WORKERS = 8
+_MAX_SUN_PATH = 107  # sockaddr_un.sun_path is 108 bytes with its NUL (unix(7))
 
 
 class Server:
@@ -54,6 +55,9 @@ class Server:
         self.refused = 0
 
     def start(self) -> None:
+        if len(os.fsencode(self.inner)) > _MAX_SUN_PATH:
+            raise EpmError(self.address, f"too long for a unix socket (with {len('.grpc')} bytes more for gRPC's, "
+                           f"at most {_MAX_SUN_PATH - len('.grpc')} bytes)")  # fmt: skip
         _private_dir(os.path.dirname(self.address))
         _claim(self.address)
         _claim(self.inner)

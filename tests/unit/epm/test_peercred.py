@@ -88,3 +88,10 @@ def test_a_live_epm_is_not_replaced(epm):
     other = Server(epm.config, store=None)  # type: ignore[arg-type]
     with pytest.raises(EpmError, match="another epm is serving"):
         other.start()
+
+
+def test_a_socket_path_too_long_is_refused(short_dir):
+    address = os.path.join(short_dir, "d" * 100, "epm.sock")
+    server = Server(EpmConfig(address=address), store=None)  # type: ignore[arg-type]
+    with pytest.raises(EpmError, match="too long for a unix socket"):
+        server.start()
