@@ -16,7 +16,8 @@ SRC = os.path.dirname(inclavare.__file__)
 
 # Lowest first. A package may import from its own rank and below.
 RANKS = {
-    "errors": 0, "_fastjson": 0, "epm.errors": 0, "_toml": 0, "log": 0, "_sys": 0, "spec": 0, "__init__": 0,
+    "errors": 0, "_fastjson": 0, "_toml": 0, "log": 0, "_sys": 0, "spec": 0, "__init__": 0,
+    "epm.errors": 0,  # the client's errors: inclavare.errors only
     "_proto": 0,  # generated from proto/ (tools/genproto.py): imports protobuf, grpc and itself, nothing of ours
     "seccomp": 1,
     "attestation": 2, "enclave.identity": 2,
