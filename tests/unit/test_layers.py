@@ -17,13 +17,17 @@ SRC = os.path.dirname(inclavare.__file__)
 # Lowest first. A package may import from its own rank and below.
 RANKS = {
     "errors": 0, "_fastjson": 0, "_toml": 0, "_sansio": 0, "log": 0, "_sys": 0, "spec": 0, "__init__": 0,
+    "epm.errors": 0,  # the client's errors: inclavare.errors only
+    "_proto": 0,  # generated from proto/ (tools/genproto.py): imports protobuf, grpc and itself, nothing of ours
     "seccomp": 1,
     "attestation": 2, "enclave.identity": 2,
     "kbs": 3,
     "image": 4, "enclave": 4,
     "runtime": 5, "carrier": 5,
-    "cli": 6, "demo": 6, "testing": 6, "_proto": 6, "shim": 6,
+    "epm.client": 5,  # the carrier's client of epm: grpc and the generated protos, imported on use
+    "cli": 6, "demo": 6, "testing": 6, "shim": 6,
     "deviceplugin": 6,  # serves kubelet with the generated protos (_proto)
+    "epm": 6,  # serves the carriers' caches with the generated protos (_proto)
 }  # fmt: skip
 
 

@@ -19,6 +19,7 @@ step, callable from the shim and on its own::
     rootfs.py        reading and writing inside the rootfs without leaving it
     config.py        /etc/inclavare-containers/config.toml
     signers.py       the signing server, or the node's own key (mock signing)
+    bundle_cache.py  the signed enclave of an image kept in epm (cache0/1/2), verified before use
     signing_server/  `inclavare signing-server`: the original API with TLS, auth and audit
     node.py          `inclavare node install|uninstall`: rune, the shim, containerd's entry
     containerd.py    the runtime entry in containerd's config.toml

@@ -8,7 +8,7 @@ reach a signing server safely::
     [containerd]
     socket = "/run/containerd/containerd.sock"   # accepted, unused
     [epm]
-    socket = "/var/run/epm/epm.sock"      # accepted, unused (no enclave pool manager)
+    socket = "/var/run/epm/epm.sock"      # set: the bundle caches in epm (bundle_cache.py)
     [signature]
     server_address = "https://signer.example:9080"  # absent: the node's own key (mock signing)
     ca_cert = "/etc/inclavare-containers/signer-ca.pem"     # verifies the server (https)
@@ -70,6 +70,7 @@ class CarrierConfig:
     client_key: str = ""
     expected_signer: bytes | None = None
     node_key: str = DEFAULT_NODE_KEY
+    epm_socket: str = ""  # "" -> no bundle caches
 
 
 def load(path: str | None = None) -> CarrierConfig:
@@ -119,7 +120,7 @@ def parse(data: bytes, path: str) -> CarrierConfig:
         given, missing = ("client_cert", "client_key") if "client_cert" in signature else ("client_key", "client_cert")
         raise CarrierConfigError(path, f"signature.{given}", f"needs signature.{missing} too (mTLS)")
     expected = signature.pop("expected_signer", "")
-    return CarrierConfig(path=path, log_level=log_level, signature_method=method,
+    return CarrierConfig(path=path, log_level=log_level, signature_method=method, epm_socket=flat.get("epm.socket", ""),
                          expected_signer=_signer(expected, path) if expected else None, **signature)  # fmt: skip
 
 

@@ -13,7 +13,10 @@ a bundle on disk. For a container that asks for a carrier
    for pinning the broker the pod names and the image's CA (:mod:`.broker`),
    every hash pinned from the rootfs, measured and signed (:mod:`.signers`: the signing server, or the
    node's own key); manifest and signature are written into the rootfs at
-   :data:`MANIFEST` and :data:`SIGNATURE`;
+   :data:`MANIFEST` and :data:`SIGNATURE`. With ``[epm] socket`` set, all
+   three steps are first looked up in epm's bundle caches (:mod:`.bundle_cache`:
+   a hit is verified against the rootfs before it is written; a miss or an
+   epm that is down builds as above, and saves what it built);
    ``signature_method = "client"``: the image must already hold both there
    (its own ``[kbs]`` included, if it wants secrets); the signature is
    verified against the rootfs, nothing is generated;
@@ -42,12 +45,14 @@ from typing import Any
 
 from ..enclave.config import Settings, read_settings
 from ..enclave.identity import dump_manifest, expand_trusted_files, parse_manifest, sigfile
-from ..enclave.identity.identity import EnclaveIdentity
+from ..enclave.identity.identity import EnclaveIdentity, signer_id
 from ..enclave.identity.manifest import Manifest
-from ..enclave.identity.signing import sign_parsed, verify_parsed
+from ..enclave.identity.rootfs import RootfsError
+from ..enclave.identity.signing import Signer, sign_parsed, verify_parsed
 from ..runtime.enclave_setup import is_sandbox
 from . import config as carrier_config
 from .broker import broker_pin, with_broker
+from .bundle_cache import BundleCaches, keys_for, open_caches
 from .errors import CarrierError
 from .registry import Carrier, choose
 from .rootfs import read_head, write_files
@@ -101,23 +106,72 @@ def prepare(bundle: str, spec: dict[str, Any] | None = None, options: object = N
     else:
         # KBS secrets asked for: the broker the tenant named and the image's CA, pinned and measured.
         template = with_broker(carrier.manifest(workload, MANIFEST), broker_pin(settings, rootfs))
-        identity, how = _build_and_sign(template, rootfs, config)
+        identity, how = _build_and_sign(carrier.name, template, rootfs, config)
     _check_own_settings(settings, carrier, identity.signer)
     _write_settings(bundle, spec, _settings_for(carrier, identity.signer))
     log.info("carrier %s (%s): %s is enclave %s, signed by %s (MRSIGNER %s)", carrier.name, choice.source,
              workload.program, identity.measurement.hex(), how, identity.signer.hex())  # fmt: skip
 
 
-def _build_and_sign(template: Manifest, rootfs: str,
+def _build_and_sign(carrier: str, template: Manifest, rootfs: str,
                     config: carrier_config.CarrierConfig) -> tuple[EnclaveIdentity, str]:  # fmt: skip
+    """Generate, measure and sign, or take all three from the bundle caches ([epm] socket)."""
+    caches = open_caches(config.epm_socket)
+    if caches is None:
+        return _generate_and_sign(template, rootfs, *signer_for(config))
+    try:
+        return _through_caches(caches, carrier, template, rootfs, config)
+    finally:
+        caches.close()
+
+
+def _through_caches(caches: BundleCaches, carrier: str, template: Manifest, rootfs: str,
+                    config: carrier_config.CarrierConfig) -> tuple[EnclaveIdentity, str]:  # fmt: skip
+    signer: tuple[Signer, str] | None = None
+    # A signing server pinned by expected_signer is not asked anything before a hit.
+    mrsigner = config.expected_signer if config.server_address else None
+    if mrsigner is None:
+        signer = signer_for(config)
+        mrsigner = signer_id(signer[0].public_key_der())
+    try:
+        keys = keys_for(carrier, template, rootfs, mrsigner)
+    except RootfsError as exc:  # the build below names the file
+        log.debug("bundle cache: not used: %s", exc)
+        return _generate_and_sign(template, rootfs, *(signer or signer_for(config)))
+    manifest = caches.manifest(keys, template)
+    if manifest is not None:
+        found = caches.signature(keys, manifest, rootfs, mrsigner, SIGNATURE)
+        if found is not None:
+            sig, identity = found
+            _write(rootfs, dump_manifest(manifest), sig)
+            how = signer[1] if signer else f"the signing server {config.server_address}"
+            return identity, f"{how}, from the bundle cache"
+    if caches.refused:
+        manifest = None  # its signature did not verify: generate afresh rather than sign what came with it
+    signer = signer or signer_for(config)
+    identity, how, text, sig = _sign(manifest or template, rootfs, *signer)
+    caches.save(keys, text if manifest is None else None, sig.encode())
+    return identity, how
+
+
+def _generate_and_sign(template: Manifest, rootfs: str, signer: Signer, how: str) -> tuple[EnclaveIdentity, str]:
+    identity, how, _text, _sig = _sign(template, rootfs, signer, how)
+    return identity, how
+
+
+def _sign(template: Manifest, rootfs: str, signer: Signer,
+          how: str) -> tuple[EnclaveIdentity, str, str, sigfile.SignatureFile]:  # fmt: skip
     manifest = expand_trusted_files(template, rootfs)
     text = dump_manifest(manifest)
     parsed = parse_manifest(text, MANIFEST)  # exactly what the runtime will read back
-    signer, how = signer_for(config)
     sig = sign_parsed(parsed, rootfs, signer)
+    _write(rootfs, text, sig)
+    return sigfile.identity_of(sig, SIGNATURE), how, text, sig
+
+
+def _write(rootfs: str, text: str, sig: sigfile.SignatureFile) -> None:
     write_files(rootfs, MANIFEST_DIR, {os.path.basename(MANIFEST): text.encode(),
                                        os.path.basename(SIGNATURE): sig.encode()})  # fmt: skip
-    return sigfile.identity_of(sig, SIGNATURE), how
 
 
 def _signed_by_client(carrier: Carrier, workload: Workload, rootfs: str, expected: bytes | None) -> EnclaveIdentity:

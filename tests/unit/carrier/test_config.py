@@ -31,7 +31,8 @@ sgx_tool_sign = "/opt/intel/sgxsdk/bin/x64/sgx_sign"
 
 def test_the_original_file_loads():
     c = config.parse(ORIGINAL.encode(), "config.toml")
-    assert c == config.CarrierConfig(path="config.toml", server_address="http://10.0.0.5:9080")
+    assert c == config.CarrierConfig(path="config.toml", server_address="http://10.0.0.5:9080",
+                                     epm_socket="/var/run/epm/epm.sock")  # fmt: skip
 
 
 def test_signature_table_in_full():

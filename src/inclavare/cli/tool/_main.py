@@ -25,6 +25,7 @@ GROUPS = {
     "signing-server": "serve enclave signatures: the original shim's API with TLS, authentication and audit",
     "node": "install or uninstall rune, containerd-shim-rune-v2 and inclavare on a Kubernetes node",
     "device-plugin": "the Kubernetes device plugin: enclave memory and SGX devices for pods, node labels",
+    "epm": "the enclave pool manager: the carriers' bundle caches, served to root on a unix socket",
 }
 
 
