@@ -5,7 +5,8 @@ install, in order (each step undone if a later one fails):
 1. a virtual environment at ``PREFIX/lib/inclavare/venv`` with the project
    installed into it by ``pip install`` (not editable: nothing refers back
    to the source checkout or wheel it came from), with the extras a node
-   needs (``wasm``: the wasm runtime; ``kbs``: secret provisioning at launch);
+   needs (``wasm``: the wasm runtime; ``kbs``: secret provisioning at launch;
+   ``shim``: the shim's protobuf; ``epm``: the carriers' bundle caches, `inclavare epm serve`);
 2. launchers in ``PREFIX/bin``: ``rune``, ``containerd-shim-rune-v2`` and
    ``inclavare``, each running the venv's interpreter with ``-I -S`` (no
    site processing, as build/rune: docs/architecture.md, "Start-up") on the
@@ -36,7 +37,7 @@ from .errors import InstallError
 SHIM_MODULE = "inclavare.cli.shim"  # containerd-shim-rune-v2's command line: its main()
 SHIM_NAME = "containerd-shim-rune-v2"
 MARKER = "# installed by `inclavare node install`; `inclavare node uninstall` removes it"
-EXTRAS = ("wasm", "kbs", "shim")  # those the project declares are installed
+EXTRAS = ("wasm", "kbs", "shim", "epm")  # those the project declares are installed
 _NOT_SOURCES = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis")
 _COMMANDS = {
     "rune": "from inclavare.cli.rune._main import main\nsys.exit(main())",
