@@ -72,6 +72,9 @@ def serve_workers(
     except OSError as exc:
         where = f"cannot listen on {http.host}:{http.port}: {exc.strerror}"
         raise ConfigError("http.listen", where, config.source) from None
+    limits = config.rate_limit
+    if workers > 1 and limits.enabled and not limits.shared:
+        log.warning("rate limits are per worker (in-memory buckets): a client may get up to %dx the rate", workers)
     try:
         KbsService.from_config(config).close()  # schema, keys, collateral: checked once, here
         return Supervisor(config, sock, tls, config_path).run(workers, ready_file)
