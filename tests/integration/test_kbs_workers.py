@@ -102,6 +102,13 @@ def _only(stopped: int) -> Iterator[None]:
         os.kill(stopped, signal.SIGCONT)
 
 
+def test_sighup_reaches_every_worker(kbs):
+    before = kbs.log().count("storage.kek reloaded")
+    kbs.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: kbs.log().count("storage.kek reloaded") == before + 2, "both workers to reload the KEK", 20)
+    assert kbs.proc.poll() is None
+
+
 def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(kbs, world):
     first = workers_of(kbs)
     os.kill(first[0], signal.SIGKILL)
