@@ -120,8 +120,9 @@ class SqliteStorage(SqlStorage):
                 os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
                 os.chmod(path, 0o600)  # an existing file made by an older version
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-            if path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
+            # Group commit relies on WAL (NORMAL there skips only the per-commit sync); a file system that
+            # refuses WAL keeps its rollback journal with synchronous=FULL, each commit synced inside.
+            if path != ":memory:" and self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal":
                 self._sync = WalSync(os.path.abspath(path))
             # NORMAL: the WAL is synced by WalSync after the commit, outside the write lock (module docstring).
             self._db.execute("PRAGMA synchronous=NORMAL" if self._sync else "PRAGMA synchronous=FULL")
