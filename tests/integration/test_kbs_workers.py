@@ -21,6 +21,7 @@ from inclavare.kbs.jwe import TeeKey
 from inclavare.kbs.protocol.handshake import ClientHandshake
 from inclavare.testing.containers import wait_for
 from inclavare.testing.kbs import KbsProcess, World
+from inclavare.testing.pki import CertificateAuthority
 
 SECRET = b"shared by every worker"
 NO_LIMITS = "\n[rate_limit]\nenabled = false\n"
@@ -122,6 +123,29 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(kbs, world):
     assert kbs.proc.wait(15) == 0
     for pid in now:
         assert not os.path.exists(f"/proc/{pid}") or _state(pid) == "Z"
+
+
+def test_workers_serve_https(world):
+    ca = CertificateAuthority("workers CA")
+    cert, key = ca.write_server(f"{world.root}", "127.0.0.1")
+    ca_file = f"{world.root}/workers-ca.pem"
+    with open(ca_file, "wb") as f:
+        f.write(ca.pem)
+    path = world.config("tls-workers", extra=NO_LIMITS)
+    with open(path) as f:
+        text = f.read().replace("[http]\n", f'[http]\ntls_cert = "{cert}"\ntls_key = "{key}"\n', 1)
+    with open(path, "w") as f:
+        f.write(text)
+    with KbsProcess(path, args=["--workers", "2"]) as k:
+        url = k.url.replace("http://", "https://")
+        with KbsAdmin(url, world.admin_key, verify=ca_file) as admin:
+            admin.set_resource("default/key/app", SECRET)
+            admin.set_resource_policy(builtin="approved-executables", scope="default/*")
+            admin.add_from_enclave(world.manifest, world.sig, world.rootfs)
+        attester = SoftwareAttester(world.identity, world.host_key)
+        for _ in range(4):
+            with KbsClient(url, attester, verify=ca_file) as client:
+                assert client.get_resource("default/key/app") == SECRET
 
 
 @pytest.mark.parametrize(
