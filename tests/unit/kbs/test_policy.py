@@ -33,8 +33,14 @@ SOFTWARE = {
 SGX = {**SOFTWARE, "tee": "sgx"}
 
 
-def vector(policy: str, inp: dict[str, object], reference: dict[str, list[str]]) -> dict[str, object]:
-    out = PolicyEngine().evaluate(ATTESTATION_POLICIES[policy], "data.policy", inp, {"reference": reference})
+# Every built-in decision through both engines: the Python form of the built-ins and regopy.
+ENGINES = pytest.mark.parametrize("engine", [PolicyEngine(), PolicyEngine(compiled=False)], ids=["python", "rego"])
+
+
+def vector(
+    policy: str, inp: dict[str, object], reference: dict[str, list[str]], engine: PolicyEngine
+) -> dict[str, object]:
+    out = engine.evaluate(ATTESTATION_POLICIES[policy], "data.policy", inp, {"reference": reference})
     assert isinstance(out, dict)
     return {k: out[k] for k in ("executables", "hardware", "configuration")}
 
@@ -56,8 +62,9 @@ def vector(policy: str, inp: dict[str, object], reference: dict[str, list[str]])
         ("default", {**SOFTWARE, "tee": "sev-snp"}, {"sev-snp.measurement": [M]}, (3, 2, 2), "affirming"),
     ],
 )  # fmt: skip
-def test_builtin_attestation_policies(policy, inp, reference, expected, tier):
-    v = vector(policy, inp, reference)
+@ENGINES
+def test_builtin_attestation_policies(policy, inp, reference, expected, tier, engine):
+    v = vector(policy, inp, reference, engine)
     assert (v["executables"], v["hardware"], v["configuration"]) == expected
     assert status({k: int(x) for k, x in v.items()}).value == tier  # type: ignore[call-overload]
 
@@ -78,8 +85,9 @@ def ear(status_: str, executables: int) -> dict[str, object]:
         ("approved-executables", ear("contraindicated", 3), False),
     ],
 )
-def test_builtin_resource_policies(name, claims, allow):
-    assert authorize(PolicyEngine(), {"*": RESOURCE_POLICIES[name]}, "a/b/c", claims).allow is allow
+@ENGINES
+def test_builtin_resource_policies(name, claims, allow, engine):
+    assert authorize(engine, {"*": RESOURCE_POLICIES[name]}, "a/b/c", claims).allow is allow
 
 
 def test_the_most_specific_scope_decides():

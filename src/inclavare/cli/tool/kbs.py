@@ -1,6 +1,6 @@
 """``inclavare kbs``: run the key broker service, and look after its database.
 
-    inclavare kbs serve --config FILE [--ready-file PATH] [--log-level LEVEL]
+    inclavare kbs serve --config FILE [--ready-file PATH] [--log-level LEVEL] [--workers N]
     inclavare kbs check-config FILE
     inclavare kbs keygen --admin OUT.pem | --token OUT.pem | --kek OUT
     inclavare kbs migrate --config FILE [--batch N]
@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default=os.environ.get("INCLAVARE_KBS_CONFIG"), help="TOML config file")
     serve.add_argument("--ready-file", help="write host:port here once listening")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument("--workers", type=int, default=1, help="processes sharing the socket and database (default 1)")
     check = sub.add_parser("check-config", help="parse and validate a config file")
     check.add_argument("config")
     keygen = sub.add_parser("keygen", help="create an admin (Ed25519), token (P-256) or key-encryption key")
@@ -88,7 +89,12 @@ def main(argv: list[str]) -> int:
     )
     from ...kbs.server import serve
 
-    serve(load_config(args.config), ready_file=args.ready_file, config_path=args.config)
+    config = load_config(args.config)
+    if args.workers != 1:
+        from ...kbs.server.workers import serve_workers
+
+        return serve_workers(config, args.workers, ready_file=args.ready_file, config_path=args.config)
+    serve(config, ready_file=args.ready_file, config_path=args.config)
     return 0
 
 

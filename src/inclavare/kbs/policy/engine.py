@@ -1,6 +1,8 @@
 """Rego evaluation through regopy (rego-cpp), with compiled interpreters cached per thread.
 
-Policies are Rego modules in ``package policy`` (as trustee's). rego-cpp
+Policies are Rego modules in ``package policy`` (as trustee's); the
+built-in ones run as Python (:mod:`.compiled`) where their input is
+plain, which decides the same without the interpreter. rego-cpp
 re-plans a module on every ``query`` (2-4 ms for the attestation policy),
 but a *bundle* built once for a query runs in about 0.4 ms, so each worker
 thread keeps a few (interpreter, bundle) pairs keyed by (module, data,
@@ -31,6 +33,7 @@ from collections.abc import Mapping
 import regopy
 
 from ..errors import KbsError, PolicyBusy, PolicyInvalid
+from .compiled import UNSURE, compiled
 
 CACHE_PER_THREAD = 16
 LANE_SLOTS = 4
@@ -73,10 +76,16 @@ def _package_policy(text: str) -> bool:
 
 
 class PolicyEngine:
-    """Evaluates ``query`` over a module with ``input`` and ``data``; thread-safe."""
+    """Evaluates ``query`` over a module with ``input`` and ``data``; thread-safe.
 
-    def __init__(self, lane_slots: int = LANE_SLOTS) -> None:
+    The built-in modules are evaluated by their Python form (:mod:`.compiled`)
+    unless ``compiled=False``; they take no lane slot: their cost is fixed
+    and small, which is what the lanes exist to guarantee.
+    """
+
+    def __init__(self, lane_slots: int = LANE_SLOTS, *, compiled: bool = True) -> None:
         self._local = threading.local()
+        self._python = compiled
         self._slots = lane_slots
         self._lanes: dict[str, threading.BoundedSemaphore] = {}
         self._lanes_lock = threading.Lock()
@@ -86,6 +95,11 @@ class PolicyEngine:
     ) -> object:
         """``lane``: whose slots the evaluation takes (None: the operator's own
         policies, e.g. the attestation policy, which are not limited)."""
+        fast = compiled(module, query) if self._python else None
+        if fast is not None:
+            result = fast(input, data)
+            if result is not UNSURE:
+                return result
         if lane is None:
             return self._evaluate(module, query, input, data)
         with self._lanes_lock:

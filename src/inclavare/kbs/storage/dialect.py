@@ -56,6 +56,16 @@ class SqlBase:
     def transaction(self) -> AbstractContextManager[Cursor]:
         raise TypeError(f"{type(self).__name__} must define transaction()")
 
+    def reading(self) -> AbstractContextManager[Cursor]:
+        """A transaction that only reads; a backend may run it without taking the write lock."""
+        return self.transaction()
+
+    def unsynced(self) -> AbstractContextManager[Cursor]:
+        """A write whose loss in a power failure breaks no guarantee (a new, unanswered challenge):
+        a backend may answer before it reaches the disk. Everything that burns a nonce or records
+        a release or a refusal uses :meth:`transaction`."""
+        return self.transaction()
+
     def _run(self, c: Cursor, sql: str, params: Sequence[object] = ()) -> Cursor:
         c.execute(self.dialect.sql(sql), tuple(params))
         return c

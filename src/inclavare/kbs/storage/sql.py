@@ -70,7 +70,7 @@ class SqlStorage(SealedResources, SharedRates):
     # -- sessions -----------------------------------------------------------
     def insert_session(self, session: Session) -> None:
         s = session
-        with self.transaction() as c:
+        with self.unsynced() as c:
             self._run(
                 c,
                 f"INSERT INTO kbs_sessions ({_SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -78,7 +78,7 @@ class SqlStorage(SealedResources, SharedRates):
             )
 
     def get_session(self, key: str) -> Session | None:
-        with self.transaction() as c:
+        with self.reading() as c:
             row = self._run(c, f"SELECT {_SESSION_COLUMNS} FROM kbs_sessions WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
@@ -149,7 +149,7 @@ class SqlStorage(SealedResources, SharedRates):
             self._audit(c, audit)
 
     def audit_log(self, since_id: int = 0, limit: int = 100) -> list[AuditRecord]:
-        with self.transaction() as c:
+        with self.reading() as c:
             rows = self._run(
                 c, f"SELECT id, {AUDIT_COLUMNS} FROM kbs_audit WHERE id > ? ORDER BY id LIMIT ?", (since_id, limit)
             ).fetchall()
@@ -189,7 +189,7 @@ class SqlStorage(SealedResources, SharedRates):
         return gone
 
     def policies(self, kind: str) -> Mapping[str, str]:
-        with self.transaction() as c:
+        with self.reading() as c:
             rows = self._run(c, "SELECT name, body FROM kbs_policies WHERE kind = ?", (kind,)).fetchall()
         return {r[0]: r[1] for r in rows}
 
@@ -225,7 +225,7 @@ class SqlStorage(SealedResources, SharedRates):
 
     def reference_values(self, name: str | None = None) -> list[ReferenceValue]:
         where, params = ("WHERE name = ?", (name,)) if name is not None else ("", ())
-        with self.transaction() as c:
+        with self.reading() as c:
             rows = self._run(
                 c,
                 f"SELECT name, value, expires_at, created_at FROM kbs_reference_values {where} ORDER BY name, value",
