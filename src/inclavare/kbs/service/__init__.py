@@ -20,18 +20,29 @@ import time
 from collections.abc import Callable
 
 from ...attestation import CollateralStore
+from ...attestation.errors import CollateralError
 from ..admin import AdminAuthenticator
 from ..atrest import load_keyring
 from ..audit import AuditLog
 from ..config import KbsConfig
+from ..errors import ConfigError
 from ..storage import KeyState, Storage, open_storage
 from ..token import TokenBroker, TokenKey
+from .collateral import CollateralCache
 from .deps import Deps
 from .management import AdminService
 from .rcar import RcarService
 from .resources import ResourceService
 
 log = logging.getLogger("inclavare.kbs")
+
+
+def load_collateral(config: KbsConfig) -> CollateralStore:
+    """The files ``attestation.collateral`` names; a ConfigError naming the field if one is refused."""
+    try:
+        return CollateralStore.from_files(config.attestation.collateral)
+    except CollateralError as exc:
+        raise ConfigError("attestation.collateral", str(exc), config.source) from None
 
 
 class KbsService:
@@ -61,7 +72,7 @@ class KbsService:
         if config.token.signing_key is None:
             log.warning("token.signing_key not set: tokens are signed with a key that dies with this process")
         tokens = TokenBroker(key, config.token.issuer, config.token.lifetime, rng)
-        collateral = CollateralStore.from_files(config.attestation.collateral)
+        collateral = load_collateral(config)
         admins = AdminAuthenticator(config.admin_keys, config.admin_max_token_lifetime)
         if storage is None:
             keyring = load_keyring(config.storage.kek, config.source)
@@ -70,7 +81,7 @@ class KbsService:
             config=config,
             storage=storage,
             tokens=tokens,
-            collateral=collateral,
+            collateral=CollateralCache(collateral, storage, config.attestation.collateral_refresh, clock),
             admins=admins,
             audit=AuditLog(config.audit.replica, config.audit.path),
             clock=clock,

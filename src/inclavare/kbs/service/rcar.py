@@ -126,7 +126,7 @@ class RcarService:
             if kind not in messages.TEE_EVIDENCE[session.tee]:
                 raise AttestationFailed(f"tee {session.tee} may not carry {kind.value} evidence")
             at = datetime.fromtimestamp(now, UTC)
-            result = attestation.verify(evidence, at=at, collateral=self.d.collateral, policy=APPRAISAL)
+            result = attestation.verify(evidence, at=at, collateral=self.d.collateral.store(), policy=APPRAISAL)
         except (attestation.AttestationError, InvalidRequest, ValueError) as exc:
             raise AttestationFailed(f"evidence: {exc}") from None
         if not binding.binds(_report_data(result), digest):
