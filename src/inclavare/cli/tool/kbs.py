@@ -9,7 +9,9 @@
 ``serve`` reads the TOML config (docs/kbs.md; ``--config`` defaults to
 ``$INCLAVARE_KBS_CONFIG``) and serves until SIGTERM; SIGHUP reloads
 ``storage.kek``. ``--ready-file`` gets ``host:port`` once the socket
-listens (useful with ``listen = "...:0"``). ``keygen`` writes a private key
+listens (useful with ``listen = "...:0"``). ``check-config`` loads what
+``serve`` loads before listening (kbs/preflight.py) and fails with the same
+line where serve would, without creating anything. ``keygen`` writes a private key
 (0600) and prints the public key PEM to put into ``[[admin.keys]]``
 (Ed25519) or keeps as the shared token key (P-256); ``--kek`` writes a
 key-encryption key (32 random bytes, base64) and prints its id.
@@ -66,16 +68,12 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.cmd == "keygen":
         return _kek(args.kek) if args.kek else _keygen(args)
-    from ...kbs.atrest import load_keyring
     from ...kbs.config import load_config
 
     if args.cmd == "check-config":
-        config = load_config(args.config)
-        keyring = load_keyring(config.storage.kek, config.source)
-        print(
-            f"{args.config}: ok ({config.storage.type} storage, {len(config.admin_keys)} admin key(s), "
-            f"KEK {keyring.describe()})"
-        )
+        from ...kbs.preflight import preflight
+
+        print(f"{args.config}: ok ({preflight(load_config(args.config))})")
         return 0
     if not args.config:
         raise UsageError(f"{args.cmd}: --config is required (or set INCLAVARE_KBS_CONFIG)")

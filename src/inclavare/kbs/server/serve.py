@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 import socket
-import ssl
 import threading
 from types import FrameType
 
@@ -24,6 +23,7 @@ import uvicorn
 
 from ..config import KbsConfig, load_config
 from ..errors import ConfigError
+from ..preflight import check_tls
 from ..service import KbsService
 from .app import create_app
 
@@ -40,15 +40,6 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock
-
-
-def check_tls(cert: str, key: str, file: str = "kbs.toml") -> None:
-    """Load the certificate and key once up front, so a mistake is one located line, not a traceback."""
-    try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ConfigError("http.tls_cert", f"{cert} / {key}: {reason}", file) from None
 
 
 def write_ready(path: str, host: str, port: int) -> None:

@@ -19,13 +19,11 @@ import os
 import time
 from collections.abc import Callable
 
-from ...attestation import CollateralStore
-from ...attestation.errors import CollateralError
 from ..admin import AdminAuthenticator
 from ..atrest import load_keyring
 from ..audit import AuditLog
 from ..config import KbsConfig
-from ..errors import ConfigError
+from ..preflight import load_collateral
 from ..storage import KeyState, Storage, open_storage
 from ..token import TokenBroker, TokenKey
 from .collateral import CollateralCache
@@ -35,14 +33,6 @@ from .rcar import RcarService
 from .resources import ResourceService
 
 log = logging.getLogger("inclavare.kbs")
-
-
-def load_collateral(config: KbsConfig) -> CollateralStore:
-    """The files ``attestation.collateral`` names; a ConfigError naming the field if one is refused."""
-    try:
-        return CollateralStore.from_files(config.attestation.collateral)
-    except CollateralError as exc:
-        raise ConfigError("attestation.collateral", str(exc), config.source) from None
 
 
 class KbsService:
