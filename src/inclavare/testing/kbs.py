@@ -154,7 +154,9 @@ def signed_enclave(root: str) -> tuple[str, str, str, EnclaveIdentity]:
 class KbsProcess:
     """``inclavare kbs serve --config CONFIG`` in a child process."""
 
-    def __init__(self, config: str, env: dict[str, str] | None = None, log_level: str = "info") -> None:
+    def __init__(
+        self, config: str, env: dict[str, str] | None = None, log_level: str = "info", args: tuple[str, ...] = ()
+    ) -> None:
         self.config = config
         base = os.path.splitext(config)[0]
         self.ready_file = base + ".ready"
@@ -163,7 +165,7 @@ class KbsProcess:
             os.unlink(self.ready_file)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         cmd = [sys.executable, "-m", "inclavare.cli.tool._main", "kbs", "serve", "--config", config]
-        cmd += ["--ready-file", self.ready_file, "--log-level", log_level]
+        cmd += ["--ready-file", self.ready_file, "--log-level", log_level, *args]
         self.proc = subprocess.Popen(
             cmd, stdout=self._log, stderr=self._log, env={**os.environ, **(env or {})}, start_new_session=True
         )

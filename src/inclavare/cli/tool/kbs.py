@@ -1,6 +1,6 @@
 """``inclavare kbs``: run the key broker service, and look after its database.
 
-    inclavare kbs serve --config FILE [--ready-file PATH] [--log-level LEVEL]
+    inclavare kbs serve --config FILE [--ready-file PATH] [--log-level LEVEL] [--log-format text|json]
     inclavare kbs check-config FILE
     inclavare kbs keygen --admin OUT.pem | --token OUT.pem | --kek OUT
     inclavare kbs migrate --config FILE [--batch N]
@@ -9,7 +9,9 @@
 ``serve`` reads the TOML config (docs/kbs.md; ``--config`` defaults to
 ``$INCLAVARE_KBS_CONFIG``) and serves until SIGTERM; SIGHUP reloads
 ``storage.kek``. ``--ready-file`` gets ``host:port`` once the socket
-listens (useful with ``listen = "...:0"``). ``check-config`` loads what
+listens (useful with ``listen = "...:0"``), and systemd ``READY=1`` when
+``NOTIFY_SOCKET`` is set; ``--log-format json`` writes one JSON object per
+line (kbs/logs.py). ``check-config`` loads what
 ``serve`` loads before listening (kbs/preflight.py) and fails with the same
 line where serve would, without creating anything. ``keygen`` writes a private key
 (0600) and prints the public key PEM to put into ``[[admin.keys]]``
@@ -27,7 +29,6 @@ from __future__ import annotations
 import argparse
 import base64
 import getpass
-import logging
 import os
 import sys
 import time
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default=os.environ.get("INCLAVARE_KBS_CONFIG"), help="TOML config file")
     serve.add_argument("--ready-file", help="write host:port here once listening")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument("--log-format", default="text", choices=("text", "json"), help="json: one object per line")
     check = sub.add_parser("check-config", help="parse and validate a config file")
     check.add_argument("config")
     keygen = sub.add_parser("keygen", help="create an admin (Ed25519), token (P-256) or key-encryption key")
@@ -79,12 +81,10 @@ def main(argv: list[str]) -> int:
         raise UsageError(f"{args.cmd}: --config is required (or set INCLAVARE_KBS_CONFIG)")
     if args.cmd in ("migrate", "rotate-kek"):
         return _maintain(args.cmd, load_config(args.config), args.batch)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from ...kbs.logs import configure
     from ...kbs.server import serve
+
+    configure(args.log_level, args.log_format)
 
     serve(load_config(args.config), ready_file=args.ready_file, config_path=args.config)
     return 0

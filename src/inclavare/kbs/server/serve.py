@@ -8,6 +8,8 @@ reads the file may connect at once. SIGTERM/SIGINT stop uvicorn gracefully
 the config file and takes its ``storage.kek`` (a KEK rotation without a
 restart, docs/kbs.md) if the new keyring reads every row; otherwise the
 keys in use stay and the refusal is logged. Nothing else is reloaded.
+Under systemd (``Type=notify``) the service manager is told ``READY=1`` at the
+moment ``ready_file`` is written, and ``STOPPING=1`` on the way out (:mod:`.notify`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ..errors import ConfigError
 from ..preflight import check_tls
 from ..service import KbsService
 from .app import create_app
+from .notify import sd_notify
 
 log = logging.getLogger("inclavare.kbs")
 
@@ -97,7 +100,29 @@ def _run(config: KbsConfig, service: KbsService, sock: socket.socket, tls: bool,
     log.info("KBS (replica %s) listening on %s://%s:%d", config.audit.replica, scheme, http.host, port)
     if ready_file is not None:
         write_ready(ready_file, http.host, port)
-    uvicorn.Server(uv).run(sockets=[sock])
+    if threading.current_thread() is threading.main_thread():
+        _return_after_shutdown()
+    sd_notify(f"READY=1\nSTATUS=listening on {scheme}://{http.host}:{port}")
+    try:
+        uvicorn.Server(uv).run(sockets=[sock])
+    finally:
+        sd_notify("STOPPING=1")
+
+
+def _return_after_shutdown() -> None:
+    """Let a SIGTERM/SIGINT end in serve's cleanup (storage closed, STOPPING=1) and exit status 0.
+
+    uvicorn shuts down gracefully, restores the handlers it found and raises
+    the signal again (uvicorn/server.py, ``capture_signals``): with the default
+    handler the process died right there, before ``service.close()``. The
+    handler found is now this one, which only logs.
+    """
+
+    def stopped(signum: int, frame: FrameType | None) -> None:
+        log.info("stopped by %s", signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stopped)
 
 
 def _reload_on_sighup(service: KbsService, config_path: str) -> None:
