@@ -5,6 +5,7 @@
     inclavare kbs keygen --admin OUT.pem | --token OUT.pem | --kek OUT
     inclavare kbs migrate --config FILE [--batch N]
     inclavare kbs rotate-kek --config FILE [--batch N]
+    inclavare kbs build-image --output LAYOUT [--ref TAG]
 
 ``serve`` reads the TOML config (docs/kbs.md; ``--config`` defaults to
 ``$INCLAVARE_KBS_CONFIG``) and serves until SIGTERM; SIGHUP reloads
@@ -21,6 +22,8 @@ key-encryption key (32 random bytes, base64) and prints its id.
 rest; ``rotate-kek`` makes ``storage.kek`` the database's active KEK and
 re-wraps every data key under it while brokers serve (kbs/atrest/maintenance.py).
 Both run in small transactions: interrupted, they are run again.
+``build-image`` writes an OCI image of the broker built from this machine's
+Python and packages, offline (kbs/image.py).
 Errors are one line on stderr, exit 1.
 """
 
@@ -63,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
         maint = sub.add_parser(name, help=text)
         maint.add_argument("--config", default=os.environ.get("INCLAVARE_KBS_CONFIG"), help="TOML config file")
         maint.add_argument("--batch", type=int, default=100, help="rows per transaction (default 100)")
+    image = sub.add_parser("build-image", help="write an OCI image layout of the broker (this machine's Python)")
+    image.add_argument("--output", required=True, help="OCI image layout directory (created)")
+    image.add_argument("--ref", default="latest", help="tag (org.opencontainers.image.ref.name)")
     return p
 
 
@@ -70,6 +76,11 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.cmd == "keygen":
         return _kek(args.kek) if args.kek else _keygen(args)
+    if args.cmd == "build-image":
+        from ...kbs.image import build
+
+        print(f"{args.output}: {args.ref} {build(args.output, args.ref).digest}")
+        return 0
     from ...kbs.config import load_config
 
     if args.cmd == "check-config":
