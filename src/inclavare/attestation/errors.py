@@ -17,9 +17,10 @@
 Every message is one line that starts with the check that failed, e.g.
 ``sgx quote: QE report signature does not verify under the PCK certificate``.
 Those details are for logs and operators. A relying party that answers remote
-peers (the key broker) should collapse every subclass into one outward
-"attestation failed", so that a peer learns nothing about which check tripped
-(no oracle; see docs/attestation.md).
+peers must not pass them on: at most a coarse category chosen by the class
+(the key broker: ``attestation failed: no trusted host key``, kbs/errors.py),
+so that a peer learns nothing about which check tripped (no oracle; see
+docs/attestation.md).
 """
 
 from __future__ import annotations

@@ -14,11 +14,13 @@ moment ``ready_file`` is written, and ``STOPPING=1`` on the way out (:mod:`.noti
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 import uvicorn
@@ -100,29 +102,36 @@ def _run(config: KbsConfig, service: KbsService, sock: socket.socket, tls: bool,
     log.info("KBS (replica %s) listening on %s://%s:%d", config.audit.replica, scheme, http.host, port)
     if ready_file is not None:
         write_ready(ready_file, http.host, port)
-    if threading.current_thread() is threading.main_thread():
-        _return_after_shutdown()
     sd_notify(f"READY=1\nSTATUS=listening on {scheme}://{http.host}:{port}")
     try:
-        uvicorn.Server(uv).run(sockets=[sock])
+        with _return_after_shutdown():
+            uvicorn.Server(uv).run(sockets=[sock])
     finally:
         sd_notify("STOPPING=1")
 
 
-def _return_after_shutdown() -> None:
+@contextlib.contextmanager
+def _return_after_shutdown() -> Iterator[None]:
     """Let a SIGTERM/SIGINT end in serve's cleanup (storage closed, STOPPING=1) and exit status 0.
 
     uvicorn shuts down gracefully, restores the handlers it found and raises
     the signal again (uvicorn/server.py, ``capture_signals``): with the default
     handler the process died right there, before ``service.close()``. The
-    handler found is now this one, which only logs.
+    handler it finds is now this one, which only logs; the caller's come back after.
     """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
     def stopped(signum: int, frame: FrameType | None) -> None:
         log.info("stopped by %s", signal.Signals(signum).name)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, stopped)
+    before = {sig: signal.signal(sig, stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def _reload_on_sighup(service: KbsService, config_path: str) -> None:
