@@ -1,6 +1,6 @@
 """The broker's OCI image (``inclavare kbs build-image``), unpacked into a bundle and run by rune.
 
-Built offline from this machine's Python (kbs/image.py), unpacked with
+Built offline from this machine's Python (cli/tool/kbs_image.py), unpacked with
 inclavare's image tooling, started with ``rune run`` on the host's network
 with the config bind-mounted read-only at /etc/inclavare; the test reaches
 /healthz, then attests and fetches a resource through the containerised
@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from inclavare.attestation.attesters import SoftwareAttester
+from inclavare.cli.tool import kbs_image as image
 from inclavare.image.unpack import unpack
-from inclavare.kbs import image
 from inclavare.kbs.admin_client import KbsAdmin
 from inclavare.kbs.client import attest_and_fetch
 from inclavare.testing.kbs import World

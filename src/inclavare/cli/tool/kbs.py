@@ -23,7 +23,7 @@ rest; ``rotate-kek`` makes ``storage.kek`` the database's active KEK and
 re-wraps every data key under it while brokers serve (kbs/atrest/maintenance.py).
 Both run in small transactions: interrupted, they are run again.
 ``build-image`` writes an OCI image of the broker built from this machine's
-Python and packages, offline (kbs/image.py).
+Python and packages, offline (cli/tool/kbs_image.py).
 Errors are one line on stderr, exit 1.
 """
 
@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
     if args.cmd == "keygen":
         return _kek(args.kek) if args.kek else _keygen(args)
     if args.cmd == "build-image":
-        from ...kbs.image import build
+        from .kbs_image import build
 
         print(f"{args.output}: {args.ref} {build(args.output, args.ref).digest}")
         return 0

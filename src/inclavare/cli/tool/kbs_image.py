@@ -1,5 +1,8 @@
 """An OCI image of the broker, built offline from this machine with inclavare's own image tooling.
 
+(Here and not in kbs/: it stands on both the broker and :mod:`inclavare.image`,
+which is a layer above the broker.)
+
 ``inclavare kbs build-image --output LAYOUT`` writes an OCI image layout
 (:func:`inclavare.image.build.build_image`) of three layers, lowest first:
 
@@ -37,8 +40,10 @@ import tarfile
 from collections.abc import Iterable, Iterator
 from importlib import metadata
 
-from ..image.build import build_image
-from ..image.layout import Descriptor
+import inclavare
+
+from ...image.build import build_image
+from ...image.layout import Descriptor
 
 VENV = "/opt/inclavare-kbs"
 UID = 10001
@@ -147,7 +152,7 @@ def _app_layer() -> tuple[bytes, list[str]]:
     layer.symlink(f"{VENV}/bin/python", os.path.realpath(sys.executable))
     script = f"#!{VENV}/bin/python\nimport sys\nfrom inclavare.cli.tool._main import main\nsys.exit(main())\n"
     layer.file(f"{VENV}/bin/inclavare", script.encode(), 0o755)
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    package = os.path.dirname(os.path.abspath(inclavare.__file__))
     for path in _walk(package, {"__pycache__"}):
         layer.copy(path, f"{site}/inclavare/{os.path.relpath(path, package)}")
     for dist in _requirements("inclavare", "kbs"):
