@@ -104,7 +104,7 @@ def build(output: str, ref: str = "latest") -> Descriptor:
         "Entrypoint": [f"{VENV}/bin/inclavare", "kbs"],
         "Cmd": ["serve", "--log-format", "json"],
         "Env": [f"PATH={VENV}/bin:/usr/bin:/bin", f"INCLAVARE_KBS_CONFIG={CONFIG}", "PYTHONDONTWRITEBYTECODE=1"],
-        "WorkingDir": STATE,
+        "WorkingDir": "/",  # any uid can enter it (a pod's runAsUser may not be the image's)
         "ExposedPorts": {f"{PORT}/tcp": {}},
         "Labels": {"org.opencontainers.image.title": "inclavare-kbs"},
     }
