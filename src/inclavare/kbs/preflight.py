@@ -5,9 +5,9 @@
 :meth:`KbsService.from_config` loads (token key, KEKs, the audit file's
 directory, the database and its keys). So ``check-config`` fails, with the
 same located line, wherever ``serve`` would refuse to start — except for
-what only exists at run time (the port being free). It changes nothing: no
-audit file or SQLite database is created, and the database's keys are read,
-not initialised.
+what only exists at run time (the port being free). It creates no audit file
+and no SQLite database, and reads the database's keys without initialising
+them; on PostgreSQL, missing tables are created as serve would create them.
 """
 
 from __future__ import annotations
