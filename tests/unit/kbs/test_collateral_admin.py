@@ -17,7 +17,7 @@ from inclavare.attestation.attesters import SoftwareAttester
 from inclavare.enclave.identity import HostKey
 from inclavare.kbs.admin import Admin
 from inclavare.kbs.config import parse_config
-from inclavare.kbs.errors import AdminForbidden, AttestationFailed, InvalidRequest
+from inclavare.kbs.errors import AdminForbidden, AttestationFailed, InvalidRequest, StorageUnavailable
 from inclavare.kbs.service import KbsService
 
 from .helpers import OPS, Broker, make_broker
@@ -120,3 +120,21 @@ def test_intel_collateral_is_classified(broker: Broker):
 def _read(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
+
+
+def test_an_unreadable_generation_is_a_503_not_the_stale_store(broker: Broker, monkeypatch):
+    """A replica that cannot look must not keep trusting a key that may have been removed."""
+    broker.setup_release()
+    broker.clock.now += 10  # the cached look is stale
+
+    def unreachable() -> int:
+        raise StorageUnavailable("postgres: OperationalError: connection lost")
+
+    monkeypatch.setattr(broker.service.deps.storage, "collateral_generation", unreachable)
+    cookie, hs, report_data = broker.auth()
+    body = json.dumps(hs.attestation(broker.attester.collect_evidence(report_data).data)).encode()
+    with pytest.raises(StorageUnavailable):
+        broker.service.rcar.attest(body, cookie, "t")
+    monkeypatch.undo()
+    token, _ = broker.service.rcar.attest(body, cookie, "t")  # the broker's trouble: the nonce was not spent
+    assert token
