@@ -109,7 +109,7 @@ def test_a_host_key_added_through_one_replica_is_trusted_by_both(replicas, world
     assert added.returncode == 0, added.stderr
     assert json.loads(added.stdout)[0]["id"] == NEW_HOST.key_id.hex()
     on_a, on_b = until(a.url, world, True, start), until(b.url, world, True, start)
-    assert on_b <= REFRESH + 1.0  # B looks at the generation at most once a second
+    assert on_b <= REFRESH + 2.0  # B looks at the generation once a second (+ handshakes on a loaded machine)
     listed = json.loads(tool(*admin, "host-key", "list").stdout)
     assert [i["id"] for i in listed] == [NEW_HOST.key_id.hex()]
 
@@ -117,5 +117,5 @@ def test_a_host_key_added_through_one_replica_is_trusted_by_both(replicas, world
     removed = tool(*admin, "host-key", "remove", NEW_HOST.key_id.hex())
     assert json.loads(removed.stdout) == {"deleted": True}, removed.stderr
     off_a, off_b = until(a.url, world, False, start), until(b.url, world, False, start)
-    assert off_b <= REFRESH + 1.0
+    assert off_b <= REFRESH + 2.0
     print(f"\nhost key trusted: replica a {on_a:.3f} s, b {on_b:.3f} s; distrusted: a {off_a:.3f} s, b {off_b:.3f} s")

@@ -42,6 +42,7 @@ from importlib import metadata
 
 import inclavare
 
+from ...errors import UsageError
 from ...image.build import build_image
 from ...image.layout import Descriptor
 
@@ -180,7 +181,10 @@ def _requirements(name: str, extra: str) -> Iterator[metadata.Distribution]:
             key = req.name.lower().replace("_", "-")
             if key not in seen:
                 seen.add(key)
-                yield metadata.distribution(req.name)
+                try:
+                    yield metadata.distribution(req.name)
+                except metadata.PackageNotFoundError:
+                    raise UsageError(f"build-image: {current} needs {req.name}, which is not installed") from None
                 todo.append((req.name, set(req.extras)))
 
 
