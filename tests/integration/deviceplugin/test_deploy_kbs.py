@@ -9,7 +9,6 @@ The one change to the deployed configuration: `listen` becomes 127.0.0.1:0 (loop
 
 from __future__ import annotations
 
-import base64
 import datetime
 import glob
 import ipaddress
@@ -72,7 +71,6 @@ class Pod:
             "token.pem": token_key.private_bytes(PEM, PKCS8, serialization.NoEncryption()),
             "tls.key": tls_key.private_bytes(PEM, PKCS8, serialization.NoEncryption()),
             "tls.crt": certificate(tls_key),
-            "kek": base64.b64encode(os.urandom(32)),
         }  # fmt: skip
         os.makedirs(root)
         self.ca = os.path.join(root, "ca.pem")
@@ -93,7 +91,6 @@ class Pod:
                 data = real[name] if "REPLACE" in text else text.encode()
                 with open(os.path.join(directory, name), "wb") as f:
                     f.write(data)
-                os.chmod(os.path.join(directory, name), volume.get("secret", {}).get("defaultMode", 0o644))
         env = {e["name"]: e for e in self.container["env"]}
         self.config = self.path(env["INCLAVARE_KBS_CONFIG"]["value"])
         with open(self.config) as f:
