@@ -186,7 +186,10 @@ def test_keygen_and_check_config(world, tmp_path):
     assert "File exists" in again.stderr.decode()
     checked = run("kbs", "check-config", world.config("checked"))
     kid = kek_id(base64.b64decode(Path(world.kek).read_text()))
-    assert checked.stdout.decode().endswith(f": ok (sqlite storage, 2 admin key(s), KEK {kid} (storage.kek))\n")
+    assert checked.stdout.decode().endswith(
+        f": ok (sqlite storage (not created yet), 2 admin key(s), KEK {kid} (storage.kek), collateral: 1 host key(s), "
+        "0 TCB info, 0 QE identities, 0 CRL(s), 0 certificate(s); http)\n"
+    )
 
 
 def test_keygen_kek(tmp_path):

@@ -13,8 +13,9 @@ What it holds (RATS "endorsements"):
 Files are classified by *content*, not name: ``{"tcbInfo":..}`` and
 ``{"enclaveIdentity":..}`` PCS bodies, dcap-qvl ``QuoteCollateralV3`` JSON
 bundles (PCS ``tcbEvaluationDataNumbers`` bodies are recognised and
-skipped), PEM/DER certificates and CRLs, PEM Ed25519 public keys. A cache
-directory is read recursively (files ending in .json, .pem, .der, .crl,
+skipped), PEM/DER certificates and CRLs, PEM Ed25519 public keys (or the
+JSON ``inclavare enclave host-key`` prints, ``{"key_id", "public_key"}``).
+A cache directory is read recursively (files ending in .json, .pem, .der, .crl,
 .cer, .crt); :meth:`CollateralStore.save` and :mod:`.fetch` write this layout::
 
     <cache>/intel/tcbinfo/<sgx|tdx>-<FMSPC>-<issueDate>.json    PCS response body, bytes as served
@@ -131,6 +132,8 @@ class CollateralStore:
             self.add_qe_identity(parse_enclave_identity(split_pcs_body(data, "enclaveIdentity", name), name))
         elif isinstance(doc, dict) and set(doc) >= _BUNDLE_KEYS:
             self._add_bundle(doc, name)
+        elif isinstance(doc, dict) and isinstance(doc.get("public_key"), str):
+            self._add_host_key_json(doc, name)
         elif isinstance(doc, dict) and "tcbEvaluationDataNumbers" in doc:
             return  # PCS "TCB evaluation data numbers": recognised, not needed to verify
         else:
@@ -145,6 +148,19 @@ class CollateralStore:
         self.add_qe_identity(parse_enclave_identity(_bundle_signed(doc, "qe_identity", name), f"{name}: qe_identity"))
         for key in ("root_ca_crl", "pck_crl"):
             self.add_crl(xc.load_crl(_bundle_hex(doc, key, name), f"{name}: {key}", CollateralError))
+
+    def _add_host_key_json(self, doc: dict[str, object], name: str) -> None:
+        """What ``inclavare enclave host-key --format json`` prints: the PEM, checked against its ``key_id``."""
+        pem = str(doc["public_key"]).encode()
+        if not pem.lstrip().startswith(b"-----BEGIN PUBLIC KEY"):
+            raise CollateralError(f"{name}: public_key: not a PEM public key")
+        scratch = CollateralStore()
+        scratch._add_pem(pem, f"{name}: public_key")
+        key = scratch.host_keys[0]
+        kid = hashlib.sha256(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()
+        if "key_id" in doc and doc["key_id"] != kid:
+            raise CollateralError(f"{name}: key_id {str(doc['key_id'])[:64]} is not the id of public_key ({kid})")
+        self.add_host_key(key)
 
     def _add_pem(self, data: bytes, name: str) -> None:
         if b"BEGIN CERTIFICATE" in data:

@@ -4,7 +4,9 @@
     ├── EvidenceFormatError   the evidence bytes are malformed (truncated, bad length, unknown format)
     ├── CollateralError       collateral is missing or malformed (TCB info, QE identity, CRL, VCEK...)
     ├── VerificationFailed    a check failed; ``.check`` names it (``"sgx quote signature"``)
-    │   ├── CollateralExpired collateral is past its nextUpdate at the verification instant
+    │   ├── OutsideValidity   a certificate or collateral is not valid at the verification instant
+    │   │   └── CollateralExpired  collateral is past its nextUpdate at the verification instant
+    │   ├── UntrustedKey      signed by a key the verifier does not trust (a software-TEE host key)
     │   └── VerifierFault     a verifier met an exception no parser mapped: refused (fail closed)
     ├── PolicyRejected        genuine evidence that the appraisal policy does not accept
     ├── PolicyFileError       a policy file is unreadable or invalid (names file and key)
@@ -15,9 +17,10 @@
 Every message is one line that starts with the check that failed, e.g.
 ``sgx quote: QE report signature does not verify under the PCK certificate``.
 Those details are for logs and operators. A relying party that answers remote
-peers (the key broker) should collapse every subclass into one outward
-"attestation failed", so that a peer learns nothing about which check tripped
-(no oracle; see docs/attestation.md).
+peers must not pass them on: at most a coarse category chosen by the class
+(the key broker: ``attestation failed: no trusted host key``, kbs/errors.py),
+so that a peer learns nothing about which check tripped (no oracle; see
+docs/attestation.md).
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ __all__ = [
     "CollateralExpired",
     "EvidenceFormatError",
     "NotSupportedOnPlatform",
+    "OutsideValidity",
     "PolicyFileError",
     "PolicyRejected",
     "TsmRace",
+    "UntrustedKey",
     "VerificationFailed",
     "VerifierFault",
 ]
@@ -56,7 +61,15 @@ class VerificationFailed(AttestationError):
         super().__init__(f"{check}: {reason}")
 
 
-class CollateralExpired(VerificationFailed):
+class OutsideValidity(VerificationFailed):
+    """A certificate (RFC 5280 4.1.2.5) or collateral is not valid at the verification instant."""
+
+
+class UntrustedKey(VerificationFailed):
+    """The evidence is signed by a key the verifier was not told to trust (a software-TEE host key)."""
+
+
+class CollateralExpired(OutsideValidity):
     """TCB info, QE identity or a CRL was past its nextUpdate at the verification instant."""
 
 

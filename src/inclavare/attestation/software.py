@@ -51,7 +51,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from .errors import EvidenceFormatError, VerificationFailed
+from .errors import EvidenceFormatError, UntrustedKey, VerificationFailed
 from .hazmat.cose import ALG_EDDSA, COSE_SIGN1_TAG, decode_exact, sig_structure
 from .hazmat.guard import guarded
 from .report_data import check_report_data
@@ -177,9 +177,7 @@ def verify_report(data: bytes, trusted_host_keys: Iterable[Ed25519PublicKey]) ->
     keys = {host_key_id(k): k for k in trusted_host_keys}
     key = keys.get(report.host_key_id)
     if key is None:
-        raise VerificationFailed(
-            WHAT, f"host key {report.host_key_id.hex()[:16]}... is not a trusted software-TEE host key"
-        )
+        raise UntrustedKey(WHAT, f"host key {report.host_key_id.hex()[:16]}... is not a trusted software-TEE host key")
     try:
         key.verify(report.signature, sig_structure(PROTECTED, report.payload))
     except InvalidSignature:

@@ -1,4 +1,4 @@
-"""The admin API from Python: resources, policies, reference values, audit (what kbs-client uses).
+"""The admin API from Python: resources, policies, reference values, collateral, audit (what kbs-client uses).
 
 Every call carries a fresh Ed25519-signed JWT (:func:`inclavare.kbs.admin.admin_token`)
 valid for ``token_lifetime`` seconds. ``add_from_enclave`` computes the
@@ -142,6 +142,18 @@ class KbsAdmin:
         for name, vals in values.items():
             self.add_reference_values(name, vals, expires)
         return values
+
+    # -- collateral (host keys, PCS documents, CRLs, certificates) ---------------------
+    def add_collateral(self, data: bytes, kind: str | None = None) -> dict[str, Any]:
+        """Store one collateral file (``kind="host-key"``: refused unless it is a host key)."""
+        params = {"kind": kind} if kind else {}
+        return dict(self._call("POST", "/collateral", content=data, params=params))
+
+    def collateral(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/collateral", params={"kind": kind} if kind else {}, shape=list))
+
+    def delete_collateral(self, item_id: str) -> bool:
+        return bool(self._field("DELETE", f"/collateral/{item_id}", "deleted"))
 
     # -- audit ------------------------------------------------------------------------
     def audit(self, since: int = 0, limit: int = 100) -> list[dict[str, Any]]:

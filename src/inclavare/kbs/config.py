@@ -15,6 +15,7 @@ mistake names the file and the dotted location
     hash_algorithm = "sha384"           # preferred report-data hash (sha256 | sha384 | sha512)
     collateral = ["/var/cache/inclavare/collateral"]  # CollateralStore files/dirs; software host keys (Ed25519 PEM) too
     policy = "default"                  # attestation policy id used to appraise evidence
+    collateral_refresh = 1.0            # seconds: how stale admin-added collateral may be on a replica
 
     [token]
     signing_key = "/etc/kbs/token.pem"  # P-256 or Ed25519 PEM; required with PostgreSQL (replicas share it)
@@ -86,6 +87,7 @@ class AttestationConfig:
     hash_algorithm: str = "sha384"
     collateral: tuple[str, ...] = ()
     policy: str = "default"
+    collateral_refresh: float = 1.0  # seconds between looks at the database's collateral generation
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ def _http(t: _Table) -> HttpConfig:
 
 
 def _attestation(t: _Table) -> AttestationConfig:
-    t.only("session_timeout", "hash_algorithm", "collateral", "policy")
+    t.only("session_timeout", "hash_algorithm", "collateral", "policy", "collateral_refresh")
     algorithm = t.string("hash_algorithm", "sha384")
     check_algorithm(algorithm, t.where("hash_algorithm"))
     return AttestationConfig(
@@ -195,6 +197,7 @@ def _attestation(t: _Table) -> AttestationConfig:
         hash_algorithm=algorithm,
         collateral=tuple(t.resolve(p) for p in t.strings("collateral")),
         policy=t.string("policy", "default"),
+        collateral_refresh=t.number("collateral_refresh", 1.0, minimum=0.0),
     )
 
 

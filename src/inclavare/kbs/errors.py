@@ -15,8 +15,9 @@ resource, 404 when the resource does not exist; 400 for malformed requests.
     ├── AuthFailed                401     AttestationError      the /auth step refused the request
     │                                                           (version, tee, hash algorithms)
     ├── AttestationFailed         401     AttestationError      evidence, binding, nonce or appraisal failed: the
-    │                                                           wire says only "attestation failed" (no oracle); the
-    │                                                           reason goes to the log
+    │                                                           wire says "attestation failed: <category>", one of
+    │                                                           ATTESTATION_CATEGORIES (no oracle); the reason goes
+    │                                                           to the log and the audit record
     ├── TokenNotFound             401     TokenNotFound         no usable session cookie or bearer token
     ├── TokenInvalid              401     TokenVerifierError    a bearer token that does not verify or has expired
     ├── AdminAuthFailed           401     AdminAuth             admin API without a valid admin token
@@ -89,8 +90,6 @@ class KbsError(InclavareError):
 class InvalidRequest(KbsError, status=400, problem="InvalidRequest", title="Malformed request"): ...
 class PolicyInvalid(KbsError, status=400, problem="InvalidPolicy", title="Invalid policy"): ...
 class AuthFailed(KbsError, status=401, problem="AttestationError", title="Authentication failed"): ...
-class AttestationFailed(KbsError, status=401, problem="AttestationError", title="Attestation failed",
-                        public="attestation failed"): ...
 class TokenNotFound(KbsError, status=401, problem="TokenNotFound", title="Not authenticated"): ...
 class TokenInvalid(KbsError, status=401, problem="TokenVerifierError", title="Invalid attestation token",
                    public="the attestation token is invalid or has expired"): ...
@@ -112,6 +111,44 @@ class StoredDataCorrupt(KbsError, status=500, problem="StorageIntegrity",
                         title="Stored data failed its integrity check",
                         public="stored data failed its integrity check"): ...
 # fmt: on
+
+
+# Why a peer's /attest was refused, as far as the peer may know: a fixed set named by the broker's code,
+# never by the policy, the evidence's contents, reference values or resource names (docs/kbs.md, "Why an
+# attestation failed"). The enclave operator needs the category to fix a deployment; a prober learns
+# nothing it could not learn from its own evidence, one burnt nonce per try.
+ATTESTATION_CATEGORIES = frozenset(
+    {
+        "no session",  # no kbs-session-id cookie
+        "challenge spent",  # the session's nonce was used already (a replay, or a second try)
+        "nonce mismatch",  # runtime-data.nonce is not the session's
+        "malformed request",  # not an Attestation, an unusable TEE key, evidence that does not decode
+        "unsupported evidence",  # a kind the declared tee may not carry; init-data or device evidence
+        "no trusted host key",  # software evidence signed by a host key the broker does not trust
+        "evidence expired",  # a certificate or collateral outside its validity at the broker's instant
+        "collateral missing",  # the broker lacks the TCB info, identity, CRL or certificate to verify it
+        "tcb revoked",  # genuine hardware evidence whose TCB the vendor has revoked
+        "evidence invalid",  # any other failed check: signatures, chains, measurements of the QE
+        "report data mismatch",  # the evidence does not bind this session's nonce and TEE key
+        "policy: denied",  # the attestation policy's appraisal is contraindicated, or it failed on this input
+        "policy: unavailable",  # the configured attestation policy does not exist
+        "internal error",  # something nobody mapped (logged with its traceback)
+    }
+)
+
+
+class AttestationFailed(KbsError, status=401, problem="AttestationError", title="Attestation failed"):
+    """A refused /attest; the peer sees ``attestation failed: <category>``, the log ``str(exc)``."""
+
+    def __init__(self, reason: str, category: str) -> None:
+        if category not in ATTESTATION_CATEGORIES:  # a typo here would put free text on the wire
+            raise ValueError(f"not an attestation failure category: {category!r}")
+        self.category = category
+        super().__init__(reason)
+
+    @property
+    def public_detail(self) -> str:
+        return f"attestation failed: {self.category}"
 
 
 class RateLimited(KbsError, status=429, problem="TooManyRequests", title="Too many requests"):

@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,7 +160,7 @@ class KbsProcess:
         config: str,
         env: dict[str, str] | None = None,
         log_level: str = "info",
-        args: list[str] | None = None,
+        args: Sequence[str] = (),
         python: str = sys.executable,
     ) -> None:
         self.config = config
@@ -170,7 +171,7 @@ class KbsProcess:
             os.unlink(self.ready_file)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         cmd = [python, "-m", "inclavare.cli.tool._main", "kbs", "serve", "--config", config]
-        cmd += ["--ready-file", self.ready_file, "--log-level", log_level, *(args or [])]
+        cmd += ["--ready-file", self.ready_file, "--log-level", log_level, *args]
         self.proc = subprocess.Popen(
             cmd, stdout=self._log, stderr=self._log, env={**os.environ, **(env or {})}, start_new_session=True
         )
@@ -225,7 +226,8 @@ class TlsBroker:
 
     ``ca_file`` is the CA an enclave's manifest pins, ``pin`` the server key's SPKI pin."""
 
-    def __init__(self, world: World, name: str) -> None:
+    def __init__(self, world: World, name: str, *, trust_this_host: bool = True) -> None:
+        """``trust_this_host=False``: only the world's host key is trusted (add this host's over the admin API)."""
         self.ca = CertificateAuthority(f"{name} CA")
         os.makedirs(f"{world.root}/{name}", exist_ok=True)
         cert, key = self.ca.write_server(f"{world.root}/{name}", "127.0.0.1")
@@ -236,7 +238,9 @@ class TlsBroker:
         _write(f"{world.root}/machine-host-key.pub.pem", HostKey.load_or_create().public_pem)  # the wasm runtime's
         config = world.config(name, extra="\n[rate_limit]\nenabled = false\n")
         with open(config) as f:
-            text = f.read().replace(f"{world.root}/host-key.pub.pem", f"{world.root}/machine-host-key.pub.pem")
+            text = f.read()
+        if trust_this_host:
+            text = text.replace(f"{world.root}/host-key.pub.pem", f"{world.root}/machine-host-key.pub.pem")
         text = text.replace("[http]\n", f'[http]\ntls_cert = "{cert}"\ntls_key = "{key}"\n', 1)
         _write(config, text.encode())
         self.process = KbsProcess(config)

@@ -72,7 +72,7 @@ def failed_attests(broker: Broker) -> list[str]:
 def refused(broker: Broker, body: dict[str, object], cookie: str) -> AttestationFailed:
     with pytest.raises(AttestationFailed) as info:
         broker.service.rcar.attest(json.dumps(body).encode(), cookie, "t")
-    assert info.value.public_detail == "attestation failed"
+    assert info.value.public_detail == f"attestation failed: {info.value.category}"
     assert info.value.status == 401
     return info.value
 

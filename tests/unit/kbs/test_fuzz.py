@@ -184,7 +184,7 @@ def test_whole_attest_calls(broker: Broker, case: tuple[str, object]) -> None:
     session = broker.service.deps.storage.get_session(session_key(cookie))
     assert session is not None
     if isinstance(error, AttestationFailed):
-        assert error.public_detail == "attestation failed"
+        assert error.public_detail == f"attestation failed: {error.category}"
         assert session.state is SessionState.FAILED
     elif error is None:
         assert session.state is SessionState.ATTESTED

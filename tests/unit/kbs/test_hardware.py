@@ -39,7 +39,7 @@ def test_genuine_evidence_is_verified_then_refused_for_its_binding(tmp_path, set
     cookie, hs, _ = b.auth(tee)
     with pytest.raises(AttestationFailed, match="report data does not bind") as exc:
         b.service.rcar.attest(json.dumps(hs.attestation(evidence)).encode(), cookie, "t")
-    assert exc.value.public_detail == "attestation failed"
+    assert exc.value.public_detail == "attestation failed: report data mismatch"
     b.service.close()
 
 

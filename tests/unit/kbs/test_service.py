@@ -57,7 +57,7 @@ def test_replayed_nonce_is_refused(broker: Broker):
     broker.service.rcar.attest(body, cookie, "t")
     with pytest.raises(AttestationFailed) as exc:
         broker.service.rcar.attest(body, cookie, "t")
-    assert exc.value.public_detail == "attestation failed"
+    assert exc.value.public_detail == "attestation failed: challenge spent"
 
 
 def test_evidence_for_another_challenge_is_refused_and_burns_the_session(broker: Broker):
@@ -88,16 +88,16 @@ def test_evidence_bound_to_another_key_is_refused(broker: Broker):
 
 
 @pytest.mark.parametrize(
-    ("case", "reason"),
+    ("case", "reason", "category"),
     [
-        ("declared-sgx", "may not carry software-evidence"),
-        ("untrusted-host", "not a trusted software-TEE host key"),
-        ("debug", "contraindicated"),
-        ("init-data", "init-data"),
-        ("additional-evidence", "additional"),
+        ("declared-sgx", "may not carry software-evidence", "unsupported evidence"),
+        ("untrusted-host", "not a trusted software-TEE host key", "no trusted host key"),
+        ("debug", "contraindicated", "policy: denied"),
+        ("init-data", "init-data", "unsupported evidence"),
+        ("additional-evidence", "additional", "unsupported evidence"),
     ],
 )
-def test_refused_attestations(broker: Broker, case: str, reason: str):
+def test_refused_attestations(broker: Broker, case: str, reason: str, category: str):
     broker.setup_release()
     attester = broker.attester
     if case == "untrusted-host":
@@ -115,7 +115,7 @@ def test_refused_attestations(broker: Broker, case: str, reason: str):
         body["tee-evidence"]["additional_evidence"] = '{"sampledevice": {}}'
     with pytest.raises(AttestationFailed, match=reason) as exc:
         broker.service.rcar.attest(json.dumps(body).encode(), cookie, "t")
-    assert exc.value.public_detail == "attestation failed"
+    assert exc.value.public_detail == f"attestation failed: {category}"
     assert broker.service.deps.metrics.attestation_failures.labels(hs.tee)._value.get() == 1
 
 

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ..errors import AttestationError, VerificationFailed
+from ..errors import AttestationError, OutsideValidity, VerificationFailed
 from .guard import attempt, contained, holds, succeeds
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
@@ -121,7 +121,7 @@ def check_validity(cert: x509.Certificate, at: datetime, check: str) -> None:
     """RFC 5280 4.1.2.5: notBefore <= at <= notAfter."""
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
     if not start <= at <= end:
-        raise VerificationFailed(
+        raise OutsideValidity(
             check,
             f"certificate {common_name(cert.subject)!r} is not valid at {_iso(at)} "
             f"(valid {_iso(start)} .. {_iso(end)})",

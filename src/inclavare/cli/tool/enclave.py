@@ -7,11 +7,15 @@
     inclavare enclave verify  MANIFEST --rootfs DIR [--sig SIG] [--signer HEX]
     inclavare enclave seal    MANIFEST --rootfs DIR [--sig SIG] --policy mrenclave|mrsigner -i IN -o OUT
     inclavare enclave unseal  MANIFEST --rootfs DIR [--sig SIG] [--policy ...] -i IN -o OUT
-    inclavare enclave host-key [--path PEM]
+    inclavare enclave host-key [--path PEM] [--format json|pem]
 
 ``--sig`` defaults to ``MANIFEST.sig``. seal/unseal first verify the signed
 manifest (the identity comes from the signature, never from flags) and take
 ``--host-secret PATH`` (default /var/lib/inclavare/host-secret) and ``--aad``.
+``host-key`` prints the public key as JSON with its path and key id (the
+default, as before) or, with ``--format pem``, the bare PEM; a broker's
+``attestation.collateral``, ``evidence verify --collateral`` and
+``kbs-client host-key add`` take either.
 Exit 0 on success, 1 with one line on stderr otherwise (:mod:`._cli`).
 """
 
@@ -81,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
             key.add_argument("--key")
             key.add_argument("--signing-server")
     sub.add_parser("inspect", help=_HELP["inspect"]).add_argument("sig")
-    sub.add_parser("host-key", help=_HELP["host-key"]).add_argument("--path", default=None)
+    host_key = sub.add_parser("host-key", help=_HELP["host-key"])
+    host_key.add_argument("--path", default=None)
+    host_key.add_argument("--format", choices=("json", "pem"), default="json")
     return p
 
 
@@ -143,6 +149,9 @@ def _unseal(args: argparse.Namespace) -> None:
 
 def _host_key(args: argparse.Namespace) -> None:
     key = HostKey.load_or_create(args.path) if args.path else HostKey.load_or_create()
+    if args.format == "pem":
+        sys.stdout.write(key.public_pem.decode())
+        return
     _print_json({"path": key.path, "key_id": key.key_id.hex(), "public_key": key.public_pem.decode()})
 
 

@@ -1,15 +1,21 @@
 """``inclavare kbs``: run the key broker service, and look after its database.
 
-    inclavare kbs serve --config FILE [--ready-file PATH] [--log-level LEVEL] [--workers N]
+    inclavare kbs serve --config FILE [--ready-file PATH] [--log-level LEVEL] [--log-format text|json]
+                        [--workers N]
     inclavare kbs check-config FILE
     inclavare kbs keygen --admin OUT.pem | --token OUT.pem | --kek OUT
     inclavare kbs migrate --config FILE [--batch N]
     inclavare kbs rotate-kek --config FILE [--batch N]
+    inclavare kbs build-image --output LAYOUT [--ref TAG]
 
 ``serve`` reads the TOML config (docs/kbs.md; ``--config`` defaults to
 ``$INCLAVARE_KBS_CONFIG``) and serves until SIGTERM; SIGHUP reloads
 ``storage.kek``. ``--ready-file`` gets ``host:port`` once the socket
-listens (useful with ``listen = "...:0"``). ``keygen`` writes a private key
+listens (useful with ``listen = "...:0"``), and systemd ``READY=1`` when
+``NOTIFY_SOCKET`` is set; ``--log-format json`` writes one JSON object per
+line (kbs/logs.py). ``check-config`` loads what
+``serve`` loads before listening (kbs/preflight.py) and fails with the same
+line where serve would, without creating anything. ``keygen`` writes a private key
 (0600) and prints the public key PEM to put into ``[[admin.keys]]``
 (Ed25519) or keeps as the shared token key (P-256); ``--kek`` writes a
 key-encryption key (32 random bytes, base64) and prints its id.
@@ -17,6 +23,8 @@ key-encryption key (32 random bytes, base64) and prints its id.
 rest; ``rotate-kek`` makes ``storage.kek`` the database's active KEK and
 re-wraps every data key under it while brokers serve (kbs/atrest/maintenance.py).
 Both run in small transactions: interrupted, they are run again.
+``build-image`` writes an OCI image of the broker built from this machine's
+Python and packages, offline (cli/tool/kbs_image.py).
 Errors are one line on stderr, exit 1.
 """
 
@@ -25,7 +33,6 @@ from __future__ import annotations
 import argparse
 import base64
 import getpass
-import logging
 import os
 import sys
 import time
@@ -45,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default=os.environ.get("INCLAVARE_KBS_CONFIG"), help="TOML config file")
     serve.add_argument("--ready-file", help="write host:port here once listening")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument("--log-format", default="text", choices=("text", "json"), help="json: one object per line")
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the socket and database (default 1)")
     check = sub.add_parser("check-config", help="parse and validate a config file")
     check.add_argument("config")
@@ -60,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         maint = sub.add_parser(name, help=text)
         maint.add_argument("--config", default=os.environ.get("INCLAVARE_KBS_CONFIG"), help="TOML config file")
         maint.add_argument("--batch", type=int, default=100, help="rows per transaction (default 100)")
+    image = sub.add_parser("build-image", help="write an OCI image layout of the broker (this machine's Python)")
+    image.add_argument("--output", required=True, help="OCI image layout directory (created)")
+    image.add_argument("--ref", default="latest", help="tag (org.opencontainers.image.ref.name)")
     return p
 
 
@@ -67,28 +78,26 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.cmd == "keygen":
         return _kek(args.kek) if args.kek else _keygen(args)
-    from ...kbs.atrest import load_keyring
+    if args.cmd == "build-image":
+        from .kbs_image import build
+
+        print(f"{args.output}: {args.ref} {build(args.output, args.ref).digest}")
+        return 0
     from ...kbs.config import load_config
 
     if args.cmd == "check-config":
-        config = load_config(args.config)
-        keyring = load_keyring(config.storage.kek, config.source)
-        print(
-            f"{args.config}: ok ({config.storage.type} storage, {len(config.admin_keys)} admin key(s), "
-            f"KEK {keyring.describe()})"
-        )
+        from ...kbs.preflight import preflight
+
+        print(f"{args.config}: ok ({preflight(load_config(args.config))})")
         return 0
     if not args.config:
         raise UsageError(f"{args.cmd}: --config is required (or set INCLAVARE_KBS_CONFIG)")
     if args.cmd in ("migrate", "rotate-kek"):
         return _maintain(args.cmd, load_config(args.config), args.batch)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from ...kbs.logs import configure
     from ...kbs.server import serve
 
+    configure(args.log_level, args.log_format)
     config = load_config(args.config)
     if args.workers != 1:
         from ...kbs.server.workers import serve_workers

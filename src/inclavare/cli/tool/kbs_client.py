@@ -14,8 +14,14 @@
       reference-value add NAME VALUE... [--expires T]     reference-value list [NAME]
       reference-value expire NAME [--value V] [--at T]    reference-value delete NAME [--value V]
       reference-value add-from-enclave MANIFEST --sig SIG --rootfs DIR [--expires T] [--by-signer]
+      host-key add FILE | host-key list | host-key remove KEY_ID
+      collateral add FILE... | collateral list [--kind K] | collateral remove ID
       audit [--since N] [--limit N]
 
+``host-key add`` takes the PEM or the JSON ``inclavare enclave host-key``
+prints; ``collateral add`` any file the collateral loader reads (PCS TCB
+info, QE identity, CRLs, certificates, dcap-qvl bundles, host keys). Both
+take effect on every replica without a restart (docs/kbs.md, "Collateral").
 Times (T) are RFC 3339 (``2027-01-01T00:00:00Z``) or seconds since the epoch.
 ``--url`` and ``--admin-key`` default to ``$INCLAVARE_KBS_URL`` and
 ``$INCLAVARE_KBS_ADMIN_KEY``. Output is JSON (get-resource: the raw bytes,
@@ -75,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     _policy_args(ap)
     ap.add_argument("--id", default="default")
     _reference_parser(sub.add_parser("reference-value", help="register, list, expire and delete reference values"))
+    _collateral_parser(sub.add_parser("host-key", help="trust, list and remove software-TEE host keys"), True)
+    _collateral_parser(sub.add_parser("collateral", help="add, list and remove verification collateral"), False)
     audit = sub.add_parser("audit", help="print audit records")
     audit.add_argument("--since", type=int, default=0)
     audit.add_argument("--limit", type=int, default=100)
@@ -101,6 +109,15 @@ def _reference_parser(rv: argparse.ArgumentParser) -> None:
     ent.add_argument("--rootfs", required=True)
     ent.add_argument("--expires")
     ent.add_argument("--by-signer", action="store_true", help="register signer, product id and minimum SVN")
+
+
+def _collateral_parser(p: argparse.ArgumentParser, host_keys: bool) -> None:
+    sub = p.add_subparsers(dest="op", required=True)
+    sub.add_parser("add").add_argument("files", nargs=1 if host_keys else "+", metavar="FILE")
+    listing = sub.add_parser("list")
+    if not host_keys:
+        listing.add_argument("--kind", choices=("host-key", "tcb-info", "qe-identity", "crl", "certificate", "bundle"))
+    sub.add_parser("remove").add_argument("id", metavar="KEY_ID" if host_keys else "ID")
 
 
 def main(argv: list[str]) -> int:
@@ -172,6 +189,15 @@ def _reference(admin: Any, args: argparse.Namespace) -> object:
     )
 
 
+def _collateral(admin: Any, args: argparse.Namespace) -> object:
+    kind = "host-key" if args.cmd == "host-key" else getattr(args, "kind", None)
+    if args.op == "add":
+        return [admin.add_collateral(read_file(f), kind) for f in args.files]
+    if args.op == "list":
+        return admin.collateral(kind)
+    return {"deleted": admin.delete_collateral(args.id)}
+
+
 _ADMIN = {
     "set-resource": _set_resource,
     "delete-resource": lambda a, args: {"deleted": a.delete_resource(args.path)},
@@ -183,6 +209,8 @@ _ADMIN = {
         "policy_id": a.set_attestation_policy(**_policy_text(args), policy_id=args.id)
     },
     "reference-value": _reference,
+    "host-key": _collateral,
+    "collateral": _collateral,
     "audit": lambda a, args: a.audit(args.since, args.limit),
 }
 

@@ -52,7 +52,7 @@ class InvalidSessionTransition(AttestationFailed):
     def __init__(self, frm: SessionState, to: SessionState) -> None:
         self.frm = frm
         self.to = to
-        super().__init__(f"session: cannot go from {frm.value} to {to.value} (nonce already used)")
+        super().__init__(f"session: cannot go from {frm.value} to {to.value} (nonce already used)", "challenge spent")
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,9 @@ def awaiting_attestation(session: Session | None, now: float) -> Session:
 def check_nonce(session: Session, attestation: Attestation) -> None:
     """The Attestation must echo this session's nonce (trustee: "the nonce ... is different")."""
     if attestation.nonce != session.nonce:
-        raise AttestationFailed("runtime-data.nonce is not the nonce of this session (replayed or forged)")
+        raise AttestationFailed(
+            "runtime-data.nonce is not the nonce of this session (replayed or forged)", "nonce mismatch"
+        )
 
 
 def attested(session: Session | None, now: float) -> Session:

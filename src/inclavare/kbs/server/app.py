@@ -9,6 +9,8 @@
     GET|POST /kbs/v0/attestation-policy                    admin
     GET|POST|DELETE /kbs/v0/resource-policy                admin (DELETE takes ?scope=)
     GET|POST /kbs/v0/reference-value[/<name>]              admin; DELETE /<name>[?value=]; POST /<name>/expire
+    GET|POST /kbs/v0/collateral[?kind=]                    admin: list, add (body = a collateral file)
+    DELETE /kbs/v0/collateral/<id>                         admin
     GET    /kbs/v0/audit?since=&limit=                     admin
     GET    /metrics   /healthz
 
@@ -174,6 +176,18 @@ class Endpoints:
         )
         return JSONResponse({"expired": count})
 
+    async def collateral(self, request: Request) -> Response:
+        admin = await self.admin(request)
+        kind = request.query_params.get("kind")
+        if request.method == "GET":
+            return JSONResponse(await call(self.s.admin.list_collateral, admin, kind))
+        if request.method == "DELETE":
+            item = request.path_params.get("id", "")
+            gone = await call(self.s.admin.delete_collateral, admin, item, self.source(request))
+            return JSONResponse({"deleted": gone})
+        body = await self.body(request)
+        return JSONResponse(await call(self.s.admin.add_collateral, admin, body, kind, self.source(request)))
+
     async def audit(self, request: Request) -> Response:
         admin = await self.admin(request)
         since, limit = _int(request.query_params.get("since"), 0), _int(request.query_params.get("limit"), 100)
@@ -200,6 +214,8 @@ def create_app(service: KbsService, *, tls: bool = False) -> Starlette:
         Route(f"{PREFIX}/reference-value", e.reference_values, methods=["GET", "POST"]),
         Route(f"{PREFIX}/reference-value/{{name}}", e.reference_value, methods=["GET", "DELETE"]),
         Route(f"{PREFIX}/reference-value/{{name}}/expire", e.expire, methods=["POST"]),
+        Route(f"{PREFIX}/collateral", e.collateral, methods=["GET", "POST"]),
+        Route(f"{PREFIX}/collateral/{{id}}", e.collateral, methods=["DELETE"]),
         Route(f"{PREFIX}/audit", e.audit, methods=["GET"]),
         Route("/metrics", e.metrics, methods=["GET"]),
         Route("/healthz", e.healthz, methods=["GET"]),

@@ -6,11 +6,13 @@ The route label is the matched route's *template*
 (``/kbs/v0/resource/{repository}/{type}/{tag}``), never the raw path. A
 limiter whose state is in the database (``rate_limit.shared``) is asked
 from a worker thread, and a database it cannot reach answers 503 like any
-other storage failure.
+other storage failure. Each request gets an id, answered as ``X-Request-Id``
+and put on every log line written while it is served (:mod:`..logs`).
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from http.cookies import CookieError, SimpleCookie
 
@@ -18,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import KbsError, RateLimited
+from ..logs import REQUEST
 from ..metrics import KbsMetrics
 from ..protocol.session import COOKIE_NAME, session_key
 from ..ratelimit import RateLimiter, SharedLimiter
@@ -64,10 +67,13 @@ class KbsMiddleware:
             return
         start = time.perf_counter()
         seen = {"status": 500, "bytes": 0}
+        request_id = secrets.token_hex(8)
+        context = REQUEST.set((request_id, scope))
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 seen["status"] = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
             elif message["type"] == "http.response.body":
                 seen["bytes"] += len(message.get("body", b""))
             await send(message)
@@ -86,6 +92,7 @@ class KbsMiddleware:
             else:
                 await self.app(scope, receive, counting_send)
         finally:
+            REQUEST.reset(context)
             self.metrics.active.dec()
             route = scope.get("route")
             template = getattr(route, "path", "unmatched" if limited is None else "rate-limited")

@@ -8,24 +8,29 @@ reads the file may connect at once. SIGTERM/SIGINT stop uvicorn gracefully
 the config file and takes its ``storage.kek`` (a KEK rotation without a
 restart, docs/kbs.md) if the new keyring reads every row; otherwise the
 keys in use stay and the refusal is logged. Nothing else is reloaded.
+Under systemd (``Type=notify``) the service manager is told ``READY=1`` at the
+moment ``ready_file`` is written, and ``STOPPING=1`` on the way out (:mod:`.notify`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
-import ssl
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 import uvicorn
 
 from ..config import KbsConfig, load_config
 from ..errors import ConfigError
+from ..preflight import check_tls
 from ..service import KbsService
 from .app import create_app
+from .notify import sd_notify
 
 log = logging.getLogger("inclavare.kbs")
 
@@ -40,15 +45,6 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock
-
-
-def check_tls(cert: str, key: str, file: str = "kbs.toml") -> None:
-    """Load the certificate and key once up front, so a mistake is one located line, not a traceback."""
-    try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ConfigError("http.tls_cert", f"{cert} / {key}: {reason}", file) from None
 
 
 def write_ready(path: str, host: str, port: int) -> None:
@@ -89,7 +85,10 @@ def serve(
         service.close()
 
 
-def _run(config: KbsConfig, service: KbsService, sock: socket.socket, tls: bool, ready_file: str | None) -> None:
+def _run(config: KbsConfig, service: KbsService, sock: socket.socket, tls: bool, ready_file: str | None,
+         notify: bool = True) -> None:  # fmt: skip
+    """uvicorn on `sock` until stopped. ``notify``: tell systemd READY/STOPPING (a worker of
+    ``--workers`` does not: systemd listens to the main process only, NotifyAccess=main)."""
     http = config.http
     port = sock.getsockname()[1]
     uv = uvicorn.Config(
@@ -106,7 +105,38 @@ def _run(config: KbsConfig, service: KbsService, sock: socket.socket, tls: bool,
     log.info("KBS (replica %s) listening on %s://%s:%d", config.audit.replica, scheme, http.host, port)
     if ready_file is not None:
         write_ready(ready_file, http.host, port)
-    uvicorn.Server(uv).run(sockets=[sock])
+    if notify:
+        sd_notify(f"READY=1\nSTATUS=listening on {scheme}://{http.host}:{port}")
+    try:
+        with _return_after_shutdown():
+            uvicorn.Server(uv).run(sockets=[sock])
+    finally:
+        if notify:
+            sd_notify("STOPPING=1")
+
+
+@contextlib.contextmanager
+def _return_after_shutdown() -> Iterator[None]:
+    """Let a SIGTERM/SIGINT end in serve's cleanup (storage closed, STOPPING=1) and exit status 0.
+
+    uvicorn shuts down gracefully, restores the handlers it found and raises
+    the signal again (uvicorn/server.py, ``capture_signals``): with the default
+    handler the process died right there, before ``service.close()``. The
+    handler it finds is now this one, which only logs; the caller's come back after.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stopped(signum: int, frame: FrameType | None) -> None:
+        log.info("stopped by %s", signal.Signals(signum).name)
+
+    before = {sig: signal.signal(sig, stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def _reload_on_sighup(service: KbsService, config_path: str) -> None:

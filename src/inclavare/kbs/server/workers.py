@@ -38,6 +38,7 @@ from types import FrameType
 from ..config import KbsConfig
 from ..errors import ConfigError
 from ..service import KbsService
+from .notify import sd_notify
 from .serve import _reload_on_sighup, _run, bind, check_tls, write_ready
 
 log = logging.getLogger("inclavare.kbs")
@@ -100,6 +101,8 @@ class Supervisor:
         log.info("KBS (replica %s) listening on %s:%d with %d workers", self.config.audit.replica, host, port, workers)
         if ready_file is not None:
             write_ready(ready_file, host, port)
+        scheme = "https" if self.tls else "http"
+        sd_notify(f"READY=1\nSTATUS=listening on {scheme}://{host}:{port} with {workers} workers")
         status = 0
         while self.children:
             pid, code = os.wait()
@@ -136,7 +139,7 @@ class Supervisor:
             if self.config_path is not None:
                 _reload_on_sighup(service, self.config_path)
             try:
-                _run(self.config, service, self.sock, self.tls, None)
+                _run(self.config, service, self.sock, self.tls, None, notify=False)
             finally:
                 service.close()
             return 0
@@ -148,10 +151,11 @@ class Supervisor:
         if signum == signal.SIGHUP:
             self._forward(signum)
             return
-        self.stopping = True
-        self._forward(signal.SIGTERM)
+        self._stop()
 
     def _stop(self) -> None:
+        if not self.stopping:
+            sd_notify("STOPPING=1")
         self.stopping = True
         self._forward(signal.SIGTERM)
 

@@ -19,13 +19,14 @@ import os
 import time
 from collections.abc import Callable
 
-from ...attestation import CollateralStore
 from ..admin import AdminAuthenticator
 from ..atrest import load_keyring
 from ..audit import AuditLog
 from ..config import KbsConfig
+from ..preflight import load_collateral
 from ..storage import KeyState, Storage, open_storage
 from ..token import TokenBroker, TokenKey
+from .collateral import CollateralCache
 from .deps import Deps
 from .management import AdminService
 from .rcar import RcarService
@@ -61,7 +62,7 @@ class KbsService:
         if config.token.signing_key is None:
             log.warning("token.signing_key not set: tokens are signed with a key that dies with this process")
         tokens = TokenBroker(key, config.token.issuer, config.token.lifetime, rng)
-        collateral = CollateralStore.from_files(config.attestation.collateral)
+        collateral = load_collateral(config)
         admins = AdminAuthenticator(config.admin_keys, config.admin_max_token_lifetime)
         if storage is None:
             keyring = load_keyring(config.storage.kek, config.source)
@@ -70,7 +71,7 @@ class KbsService:
             config=config,
             storage=storage,
             tokens=tokens,
-            collateral=collateral,
+            collateral=CollateralCache(collateral, storage, config.attestation.collateral_refresh, clock),
             admins=admins,
             audit=AuditLog(config.audit.replica, config.audit.path),
             clock=clock,

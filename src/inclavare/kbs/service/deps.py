@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ...attestation import CollateralStore
 from ..admin import AdminAuthenticator
 from ..audit import AuditLog
 from ..config import KbsConfig
@@ -19,6 +18,7 @@ from ..metrics import KbsMetrics
 from ..policy import PolicyEngine
 from ..storage import Storage
 from ..token import TokenBroker
+from .collateral import CollateralCache
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Deps:
     config: KbsConfig
     storage: Storage
     tokens: TokenBroker
-    collateral: CollateralStore
+    collateral: CollateralCache  # the config's files + what admins added (service/collateral.py)
     admins: AdminAuthenticator
     audit: AuditLog
     metrics: KbsMetrics = field(default_factory=KbsMetrics)

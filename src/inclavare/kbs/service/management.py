@@ -3,7 +3,7 @@
 Every call starts with :meth:`AdminService.authenticate` (Ed25519 JWT, see
 :mod:`inclavare.kbs.admin`) and checks the admin's scopes: resources and
 resource policies need a scope covering their path or scope; the
-attestation policy, reference values and the audit log need ``*``. Every
+attestation policy, reference values, collateral and the audit log need ``*``. Every
 change writes an audit record in the same transaction. Request bodies
 follow trustee where it has one:
 
@@ -13,6 +13,7 @@ follow trustee where it has one:
                                      or {"builtin": "affirming", "scope": ...}
     POST /kbs/v0/reference-value     {"name": "software.measurement", "values": ["<hex>"], "expires": <epoch s> | null}
     POST /kbs/v0/reference-value/<name>/expire  {"value": "<hex>" (optional), "at": <epoch s> (default: now)}
+    POST /kbs/v0/collateral[?kind=host-key]     the bytes of one collateral file (service/collateral.py)
 
 Reference values of byte claims (``<tee>.measurement``, ``.signer``,
 ``.report_data``, ``.mr_enclave``, ``.host_data``...) are stored the way the
@@ -34,9 +35,11 @@ from ..errors import AdminForbidden, InvalidRequest, PolicyInvalid
 from ..policy import ATTESTATION_POLICIES, RESOURCE_POLICIES, check_module, check_path
 from ..protocol.messages import decode_b64, parse_json
 from ..storage import AuditRecord
+from .collateral import classify
 from .deps import Deps
 
 _RV_NAME = re.compile(r"^[a-z0-9-]{1,32}\.[a-z0-9_]{1,64}$")
+_ITEM_ID = re.compile(r"^[0-9a-f]{64}$")
 _POLICY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_VALUES = 1024
 # Claims that are byte strings: the policy input renders them as lower-case hex (VerifiedClaims.to_json).
@@ -177,6 +180,34 @@ class AdminService:
         count = self.d.storage.delete_reference_values(name, value, record)
         self.d.audit.emit(record)
         return count
+
+    # -- collateral (service/collateral.py) --------------------------------------
+    def add_collateral(self, admin: Admin, body: bytes, kind: str | None, source: str) -> dict[str, object]:
+        """Classify and store one item; ``kind`` (``?kind=host-key``) refuses anything else."""
+        admin.require(GLOBAL)
+        item = classify(body, self.d.clock())
+        if kind is not None and item.kind != kind:
+            raise InvalidRequest(f"collateral: this is a {item.kind}, not a {kind[:20]}")
+        record = self._record(admin, "collateral.add", source, resource=f"{item.kind}:{item.id[:16]}")
+        added = self.d.storage.put_collateral(item, record)
+        self.d.collateral.invalidate()
+        self.d.audit.emit(record)
+        return {**item.to_json(), "added": added}
+
+    def list_collateral(self, admin: Admin, kind: str | None) -> list[dict[str, object]]:
+        admin.require(GLOBAL)
+        _, items = self.d.storage.collateral()
+        return [i.to_json() for i in items if kind is None or i.kind == kind]
+
+    def delete_collateral(self, admin: Admin, item_id: str, source: str) -> bool:
+        admin.require(GLOBAL)
+        if not _ITEM_ID.fullmatch(item_id):
+            raise InvalidRequest(f"collateral id {item_id[:80]!r}: must be 64 lower-case hex digits")
+        record = self._record(admin, "collateral.delete", source, resource=item_id[:16])
+        gone = self.d.storage.delete_collateral(item_id, record)
+        self.d.collateral.invalidate()
+        self.d.audit.emit(record)
+        return gone
 
     # -- audit -----------------------------------------------------------------
     def audit_log(self, admin: Admin, since: int, limit: int) -> list[dict[str, object]]:

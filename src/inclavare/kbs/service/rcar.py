@@ -14,7 +14,9 @@ The attest step, in order (ref: trustee kbs/src/attestation/backend.rs
    conditional update — a concurrent replay of the same nonce loses.
 
 Any refusal in 1 (nonce), 3, 4 or 5 burns the session (FAILED) and answers
-one "attestation failed" (401): the reason is logged, never returned. So
+401 "attestation failed: <category>", one of a fixed set
+(:data:`~inclavare.kbs.errors.ATTESTATION_CATEGORIES`): the reason is logged
+and audited, never returned. So
 does anything *unexpected* on the way (a verifier or library raising what
 nobody mapped, a panic in cryptography's Rust layer): the attempt is
 audited, the nonce is spent, and the peer sees the same 401, never a 500
@@ -31,6 +33,7 @@ from datetime import UTC, datetime
 
 from ... import attestation
 from ...attestation.claims import EvidenceKind, NitroClaims, VerifiedClaims
+from ...attestation.errors import CollateralError, EvidenceFormatError, OutsideValidity, PolicyRejected, UntrustedKey
 from ...attestation.hazmat.guard import describe, is_panic
 from ..errors import AttestationFailed, InvalidRequest, KbsError
 from ..jwe import public_key_from_jwk
@@ -82,7 +85,7 @@ class RcarService:
         m.attestation_requests.inc()
         if cookie is None:
             m.attestation_errors.inc()
-            raise AttestationFailed("no kbs-session-id cookie (call /kbs/v0/auth first)")
+            raise AttestationFailed("no kbs-session-id cookie (call /kbs/v0/auth first)", "no session")
         now = self.d.clock()
         found = self.d.storage.get_session(session_key(cookie))
         try:
@@ -101,7 +104,7 @@ class RcarService:
             self._refuse(session, exc, now, source)
             raise
         except InvalidRequest as exc:
-            failure = AttestationFailed(f"attestation body: {exc}")
+            failure = AttestationFailed(f"attestation body: {exc}", "malformed request")
             self._refuse(session, failure, now, source)
             raise failure from None
         except KbsError:
@@ -118,29 +121,38 @@ class RcarService:
     ) -> tuple[VerifiedClaims, dict[str, int]]:
         check_nonce(session, att)
         if att.init_data is not None or att.additional_evidence:
-            raise AttestationFailed("init-data and additional (device) evidence are not supported by this KBS")
+            raise AttestationFailed(
+                "init-data and additional (device) evidence are not supported by this KBS", "unsupported evidence"
+            )
+        kind: EvidenceKind | None = None
         try:
             digest = binding.runtime_data_digest(att.runtime_data(), session.hash_algorithm)
             evidence = att.evidence_bytes()
             kind = attestation.detect(evidence)
             if kind not in messages.TEE_EVIDENCE[session.tee]:
-                raise AttestationFailed(f"tee {session.tee} may not carry {kind.value} evidence")
+                raise AttestationFailed(
+                    f"tee {session.tee} may not carry {kind.value} evidence", "unsupported evidence"
+                )
             at = datetime.fromtimestamp(now, UTC)
-            result = attestation.verify(evidence, at=at, collateral=self.d.collateral, policy=APPRAISAL)
-        except (attestation.AttestationError, InvalidRequest, ValueError) as exc:
-            raise AttestationFailed(f"evidence: {exc}") from None
+            result = attestation.verify(evidence, at=at, collateral=self.d.collateral.store(), policy=APPRAISAL)
+        except attestation.AttestationError as exc:
+            raise AttestationFailed(f"evidence: {exc}", _category(exc, kind)) from None
+        except (InvalidRequest, ValueError) as exc:
+            raise AttestationFailed(f"evidence: {exc}", "malformed request") from None
         if not binding.binds(_report_data(result), digest):
-            raise AttestationFailed("report data does not bind this session's nonce and tee-pubkey")
+            raise AttestationFailed(
+                "report data does not bind this session's nonce and tee-pubkey", "report data mismatch"
+            )
         vector = self._vector(result, now)
         if ear.status(vector) is ear.Tier.CONTRAINDICATED:
-            raise AttestationFailed(f"appraisal is contraindicated: {vector}")
+            raise AttestationFailed(f"appraisal is contraindicated: {vector}", "policy: denied")
         return result, vector
 
     def _vector(self, result: VerifiedClaims, now: float) -> dict[str, int]:
         policy_id = self.d.config.attestation.policy
         module = self.d.storage.policies("attestation").get(policy_id) or ATTESTATION_POLICIES.get(policy_id)
         if module is None:
-            raise AttestationFailed(f"attestation policy {policy_id!r} does not exist")
+            raise AttestationFailed(f"attestation policy {policy_id!r} does not exist", "policy: unavailable")
         reference: dict[str, list[str]] = {}
         for rv in self.d.storage.reference_values():
             if rv.live(now):  # expiry applies at evaluation time (injected clock)
@@ -148,7 +160,7 @@ class RcarService:
         try:
             return appraise(self.d.engine, module, result, reference)
         except PolicyEvaluationError as exc:
-            raise AttestationFailed(str(exc)) from None
+            raise AttestationFailed(str(exc), "policy: denied") from None
 
     def _issue(
         self,
@@ -183,15 +195,21 @@ class RcarService:
             detail=ear.status(vector).value,
         )
         if not self.d.storage.finish_attestation(done, record):
-            raise AttestationFailed("session was attested concurrently (nonce replay)")
+            raise AttestationFailed("session was attested concurrently (nonce replay)", "challenge spent")
         self.d.audit.emit(record)
         return tokens.issue(claims), done
 
     def _refuse(self, session: Session, exc: AttestationFailed, now: float, source: str) -> None:
         self.d.metrics.attestation_failures.labels(session.tee).inc()
-        log.warning("attestation refused for %s (tee %s): %s", subject_of(session), session.tee, exc)
+        log.warning("attestation refused for %s (tee %s): %s: %s", subject_of(session), session.tee, exc.category, exc)
         record = self.d.audit.record(
-            now, "attest", "failed", subject=subject_of(session), tee=session.tee, source=source, detail=str(exc)[:200]
+            now,
+            "attest",
+            "failed",
+            subject=subject_of(session),
+            tee=session.tee,
+            source=source,
+            detail=f"{exc.category}: {exc}"[:200],
         )
         if session.state is SessionState.AUTHED:
             self.d.storage.finish_attestation(session.transition(SessionState.FAILED), record)
@@ -227,7 +245,22 @@ def _unexpected(exc: BaseException, doing: str) -> AttestationFailed:
     if not isinstance(exc, Exception) and not is_panic(exc):
         raise exc
     log.error("unexpected %s while %s", type(exc).__name__, doing, exc_info=exc)
-    return AttestationFailed(f"internal error while {doing}: {describe(exc)}")
+    return AttestationFailed(f"internal error while {doing}: {describe(exc)}", "internal error")
+
+
+def _category(exc: attestation.AttestationError, kind: EvidenceKind | None) -> str:
+    """What the peer may learn of a verifier's refusal (kbs/errors.py, ATTESTATION_CATEGORIES)."""
+    if isinstance(exc, UntrustedKey) or (isinstance(exc, CollateralError) and kind is EvidenceKind.SOFTWARE):
+        return "no trusted host key"  # the software verifier's CollateralError: it trusts no host key at all
+    if isinstance(exc, OutsideValidity):
+        return "evidence expired"
+    if isinstance(exc, CollateralError):
+        return "collateral missing"
+    if isinstance(exc, PolicyRejected):  # APPRAISAL refuses only a Revoked TCB
+        return "tcb revoked"
+    if isinstance(exc, EvidenceFormatError):
+        return "malformed request"
+    return "evidence invalid"
 
 
 def _report_data(result: VerifiedClaims) -> bytes | None:

@@ -23,10 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..atrest.kek import Kek, Keyring
 from ..protocol.session import Session
+
+if TYPE_CHECKING:
+    from .collateral import CollateralItem
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,15 @@ class Storage(Protocol):
     def delete_reference_values(self, name: str, value: str | None, audit: AuditRecord) -> int: ...
 
     def reference_values(self, name: str | None = None) -> list[ReferenceValue]: ...
+
+    # -- collateral added through the admin API (storage/collateral.py) ----------
+    def put_collateral(self, item: CollateralItem, audit: AuditRecord) -> bool: ...
+
+    def delete_collateral(self, item_id: str, audit: AuditRecord) -> bool: ...
+
+    def collateral_generation(self) -> int: ...
+
+    def collateral(self) -> tuple[int, list[CollateralItem]]: ...
 
     # -- keys and maintenance (storage/sealed.py) --------------------------------
     def key_state(self) -> KeyState: ...

@@ -4,7 +4,7 @@ Backends (:mod:`.sqlite`, :mod:`.postgres`) supply a dialect and a
 ``transaction()`` (:mod:`.dialect`); everything else is written once:
 sessions, releases, the audit log, policies and reference values here,
 sealed resources and their keys in :mod:`.sealed`, shared rate-limit state
-in :mod:`.rates`. Timestamps are seconds since the epoch (floats).
+in :mod:`.rates`, admin-added collateral in :mod:`.collateral`. Timestamps are seconds since the epoch (floats).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from dataclasses import replace
 
 from ..errors import InvalidRequest, TokenNotFound
 from ..protocol.session import Session, SessionState
-from . import rates, sealed
+from . import collateral, rates, sealed
+from .collateral import StoredCollateral
 from .dialect import AUDIT_COLUMNS, Cursor, Dialect
 from .interface import AuditRecord, ReferenceValue, Release
 from .rates import SharedRates
@@ -54,13 +55,14 @@ def schema(d: Dialect) -> list[tuple[str, str]]:
         ),
         *sealed.schema(d),
         *rates.schema(d),
+        *collateral.schema(d),
     ]
 
 
 _SESSION_COLUMNS = "key, state, tee, nonce, hash_algorithm, created_at, expires_at, tee_pubkey, claims"
 
 
-class SqlStorage(SealedResources, SharedRates):
+class SqlStorage(SealedResources, SharedRates, StoredCollateral):
     """Storage over a DB-API connection; subclasses provide ``dialect`` and ``transaction()``.
 
     Resources are sealed under the keyring's KEKs (:mod:`.sealed`); a
