@@ -9,7 +9,6 @@ record: the targets are Allocate < 5 ms and re-registration < 1 s.
 from __future__ import annotations
 
 import os
-import statistics
 import time
 
 import grpc
@@ -129,15 +128,14 @@ def test_feature_file_labels_the_node(kubelet, run_plugin, tmp_path, host):
 
 
 @pytest.mark.parametrize("interval", [0.05, Options.interval])
-def test_reregisters_within_a_second_of_a_kubelet_restart(kubelet, run_plugin, interval):
+def test_reregisters_after_a_kubelet_restart(kubelet, run_plugin, interval):
+    """How soon is measured in bench/deviceplugin.py; here, that it happens and the new socket serves."""
     run_plugin(memory_mib=8, interval=interval)
     first = kubelet.registered(ENCLAVE_MEMORY)
     kubelet.wait_list(ENCLAVE_MEMORY, lambda d: len(d) == 8)
-    delays = []
     for _ in range(3):
         restarted = kubelet.restart()
         again = kubelet.registered(ENCLAVE_MEMORY, after=restarted)
-        delays.append(again.at - restarted)
         assert again.request.endpoint == first.request.endpoint
         # the new socket works: the new kubelet gets the list and can allocate
         plugin = kubelet.client(ENCLAVE_MEMORY)
@@ -145,31 +143,6 @@ def test_reregisters_within_a_second_of_a_kubelet_restart(kubelet, run_plugin, i
             pb.AllocateRequest(container_requests=[pb.ContainerAllocateRequest(devices_ids=["mib-1"])])
         )
         assert dict(answer.container_responses[0].envs) == {GRANT_ENV: "1"}
-    print(f"\nre-registration after a kubelet restart (polling every {interval} s): "
-          f"{', '.join(f'{d * 1000:.0f} ms' for d in delays)}")  # fmt: skip
-    assert max(delays) < 1.0
-
-
-def test_allocate_latency(kubelet, run_plugin):
-    run_plugin(memory_mib=1024)
-    kubelet.wait_list(ENCLAVE_MEMORY, lambda d: len(d) == 1024)
-    plugin = kubelet.client(ENCLAVE_MEMORY)
-    request = pb.AllocateRequest(
-        container_requests=[pb.ContainerAllocateRequest(devices_ids=[f"mib-{i}" for i in range(256)])]
-    )
-    plugin.Allocate(request)  # the channel connected
-    times = []
-    for _ in range(200):
-        started = time.perf_counter()
-        plugin.Allocate(request)
-        times.append(time.perf_counter() - started)
-    times.sort()
-    p50, p99 = statistics.median(times), times[int(len(times) * 0.99) - 1]
-    print(
-        f"\nAllocate (256 MiB, one container) over the plugin's socket: "
-        f"p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms"
-    )
-    assert p50 < 0.005
 
 
 @needs_root
