@@ -13,7 +13,7 @@ import time
 
 from .._sys import consts as c
 from .._sys import dmz, proc
-from ..errors import InclavareError, SpecError
+from ..errors import InclavareError, InitFailed, SpecError
 from ..spec.load import load_bundle
 from ..spec.model import Spec
 from ..spec.validate import validate
@@ -313,13 +313,26 @@ def _spawn(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, executor: Executor,
         raise InclavareError(f"the container's intermediate process sent a bad pid message: {payload!r}")
     undo.push(_kill_init, init_pid)
     if cg is not None:
-        cg.add(init_pid)
+        _join_cgroups(cg, init_pid, parent)
     rdt_section = plan.linux.intel_rdt
     if isinstance(rdt_section, dict):  # rdt.check refused anything else
         rdt.apply(rdt_section, plan.container_id, init_pid)
     os.waitpid(pid, 0)
     undo.actions.remove((reaper.kill_and_reap, (pid,)))
     return init_pid
+
+
+def _join_cgroups(cg: cgroups.CgroupManager, init_pid: int, ch: Channel) -> None:
+    """Add init to the container's cgroups. init builds its rootfs meanwhile
+    and may fail and exit (then the write finds no such process): its own
+    error, already on the channel, is the one to report."""
+    try:
+        cg.add(init_pid)
+    except InclavareError:
+        reason = ch.pending_error()
+        if reason is not None:
+            raise InitFailed(reason) from None
+        raise
 
 
 def _write_id_maps(pid: int, linux: Linux) -> None:
