@@ -19,6 +19,7 @@ from ..spec.model import Spec
 from ..spec.validate import validate
 from . import cgroups, enclave_setup, hooks, rdt, reaper
 from . import state as st
+from .cgroups import warm
 from .context import RuntimeContext
 from .kill import kill_checked
 from .plan import LaunchPlan
@@ -292,6 +293,7 @@ def _spawn(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, executor: Executor,
     it waits for ``hooks-done`` — sent only after the join — before it runs
     anything but rune's own code or creates its cgroup namespace.
     """
+    warm.settle()  # its thread is gone: fork single-threaded
     with step("forking the container's intermediate process"):
         parent, child = Channel.pair()
         pid = os.fork()
