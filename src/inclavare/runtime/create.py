@@ -294,6 +294,8 @@ def _spawn(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, executor: Executor,
     anything but rune's own code or creates its cgroup namespace.
     """
     warm.settle()  # its thread is gone: fork single-threaded
+    if intermediate.unneeded(plan):
+        return _spawn_init(sc, plan, fds, executor, cg, undo)
     with step("forking the container's intermediate process"):
         parent, child = Channel.pair()
         pid = os.fork()
@@ -322,6 +324,28 @@ def _spawn(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, executor: Executor,
     os.waitpid(pid, 0)
     undo.actions.remove((reaper.kill_and_reap, (pid,)))
     return init_pid
+
+
+def _spawn_init(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, executor: Executor,
+                cg: cgroups.CgroupManager | None, undo: _Undo) -> int:  # fmt: skip
+    """_spawn without the intermediate (process/intermediate.py unneeded):
+    init is main's own child, in the cgroups as early as can be."""
+    with step("forking the container's init"):
+        parent, child = Channel.pair()
+        pid = intermediate.fork_init(sc, plan)
+    if pid == 0:
+        parent.close()
+        fds.channel = child
+        intermediate.run_init(sc, plan, fds, executor)
+    child.close()
+    fds.channel = parent
+    undo.push(reaper.kill_and_reap, pid)  # our child: killed and reaped
+    if cg is not None:
+        _join_cgroups(cg, pid, parent)
+    rdt_section = plan.linux.intel_rdt
+    if isinstance(rdt_section, dict):  # rdt.check refused anything else
+        rdt.apply(rdt_section, plan.container_id, pid)
+    return pid
 
 
 def _join_cgroups(cg: cgroups.CgroupManager, init_pid: int, ch: Channel) -> None:

@@ -55,6 +55,12 @@ Sequence::
                 an errno before EOF: it failed, see execerr.py);             |   execve(dmz) -> execve(args)
                 poststart hooks                                              |   (enclave: the runelet)
 
+Without a user namespace, namespaces to join or a time namespace there is no
+intermediate: main itself forks init into the new pid namespace
+(unshare(CLONE_NEWPID), fork, setns back to its own), init unshares the
+other namespaces, and go, userns, mapped and pid are not sent
+(intermediate.py ``unneeded``).
+
 ``hooks-done`` also tells init it is in the container's cgroups. With no
 prestart, createRuntime or createContainer hook to order against, init does
 not wait for it after ``hooks``: it goes on with the read-only and masked
