@@ -44,8 +44,8 @@ def main() -> int:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument("--harness", default=_default_harness(root))
     ap.add_argument("--rune", default=os.path.join(root, "build", "rune"))
-    ap.add_argument("-n", type=int, default=30, help="timed iterations per mode (default 30)")
-    ap.add_argument("--rounds", type=int, default=2, help="rune/runc/crun rounds, interleaved (default 2)")
+    ap.add_argument("-n", type=int, default=10, help="timed iterations per mode and round (default 10)")
+    ap.add_argument("--rounds", type=int, default=3, help="rune/runc/crun rounds, interleaved (default 3)")
     ap.add_argument("--also", action="append", default=[], metavar="NAME=PATH", help="another runtime in the rounds")
     args = ap.parse_args()
     if not os.path.isdir(args.harness):
