@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 
+from ..._sys import proc  # noqa: F401 - for mounts(): the thread must not import (the main thread is importing)
 from . import MOUNTINFO, UNIFIED_ROOT, directory, mounts, own_cgroups
 
 TYPE_CHECKING = False
