@@ -5,7 +5,11 @@ Three views of the same `run` of /bin/true on the harness's bench bundle:
 1. wall time of the whole command, and of the bare interpreter (`-I -S -c pass`);
 2. import time of rune's modules (``-X importtime``), summed;
 3. the `rune run` process's own profile (cProfile; the forked container
-   processes are not profiled, their work shows up as time spent waiting).
+   processes are not profiled, their work shows up as time spent waiting);
+4. a timeline of the same run across its processes (main, intermediate,
+   init): entry and exit of the spawn protocol's steps, in ms from the
+   interpreter's start (its modules are imported before the clock's first
+   mark here; view 2 has their cost).
 
     python bench/profile_run.py [--bundle DIR] [--rune build/rune]
 """
@@ -63,6 +67,71 @@ def profile(argv: list[str]) -> str:
     return buf.getvalue()
 
 
+# (module, function) pairs the timeline marks; a step that is not there is skipped.
+STEPS = (
+    ("inclavare.spec.load", "load_bundle"), ("inclavare.runtime.run", "create"), ("inclavare.runtime.run", "start"),
+    ("inclavare.runtime.run", "_wait"), ("inclavare.runtime.run", "delete"), ("inclavare.runtime.create", "_cgroups"),
+    ("inclavare.runtime.create", "_save"), ("inclavare.runtime.create", "build_plan"),
+    ("inclavare.runtime.create", "_join_cgroups"), ("inclavare.runtime.create", "_handshake"),
+    ("inclavare.runtime.process.init", "build_container"), ("inclavare.runtime.process.init", "_joined"),
+    ("inclavare.runtime.process.workload", "prepare"), ("inclavare.runtime.process.workload", "wait_for_start"),
+    ("inclavare.runtime.rootfs.mounts", "mount_all"), ("inclavare.runtime.rootfs.mounts", "pivot"),
+    ("inclavare.runtime.start", "_await_exec"), ("inclavare.runtime.delete", "destroy"),
+)  # fmt: skip
+
+DRIVER = """
+import importlib, os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+def mark(what):
+    os.write(fd, f"{time.perf_counter() * 1000:.3f} {os.getpid()} {what}\\n".encode())
+mark("interpreter up")
+sys.path.insert(0, sys.argv[2])
+try:
+    from inclavare.runtime.cgroups import warm
+    warm.start()  # as the CLI does, before the imports
+except ImportError:
+    pass  # a build from before runtime/cgroups/warm.py
+def wrap(mod, name):
+    fn = getattr(mod, name)
+    def marked(*args, **kw):
+        mark(name + " >")
+        try:
+            return fn(*args, **kw)
+        finally:
+            mark(name + " <")
+    setattr(mod, name, marked)
+for modname, name in STEPS:
+    mod = importlib.import_module(modname)
+    if hasattr(mod, name):
+        wrap(mod, name)
+real_fork = os.fork
+def fork():
+    pid = real_fork()
+    mark("forked" if pid == 0 else f"fork -> {pid}")
+    return pid
+os.fork = fork
+from inclavare.cli.rune._main import main
+mark("imported")
+code = main(sys.argv[3:])
+mark("returned")
+os._exit(code)
+"""
+
+
+def timeline(python: str, argv: list[str]) -> list[str]:
+    with tempfile.NamedTemporaryFile("r", prefix="rune-timeline-") as marks:
+        code = f"STEPS = {STEPS!r}\n" + DRIVER
+        t0 = time.perf_counter() * 1000
+        subprocess.run([python, "-IS", "-c", code, marks.name, os.path.join(ROOT, "src"), *argv], check=False)
+        end = time.perf_counter() * 1000 - t0
+        rows, procs = [], {}
+        for line in marks.read().splitlines():
+            stamp, pid, what = line.split(" ", 2)
+            depth = procs.setdefault(pid, len(procs))
+            rows.append(f"{float(stamp) - t0:8.2f}  {'    ' * depth}{what}")
+    return [*rows, f"{end:8.2f}  exited"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default="/var/tmp/oci-harness/bench/bundle")
@@ -80,6 +149,8 @@ def main() -> int:
     print(f"imports during a run:          {total:.1f} ms (self time, all modules); largest:")
     for us, name in top:
         print(f"    {us / 1000:6.2f} ms  {name}")
+    print("timeline (ms from spawn; indented: intermediate, then init):")
+    print("\n".join(timeline(python, [*run, "prof-timeline"])))
     print("profile of the rune process (children not included):")
     print(profile([*run, "prof-cprofile"]))
     return 0

@@ -417,6 +417,20 @@ def test_container_process_gets_default_signal_dispositions(rune, bundle):
     assert ignored & (1 << (25 - 1)) == 0  # SIGXFSZ
 
 
+def test_hooks_run_in_runes_pid_namespace_and_init_is_pid_1_of_its_own(rune, bundle, tmp_path):
+    """Without an intermediate (no user namespace, nothing joined) rune forks
+    init into the new pid namespace itself and must return to its own at
+    once: the prestart hook it forks next belongs to the host's."""
+    hook_ns = tmp_path / "hook-ns"
+    cfg = base_config(["sh", "-c", "echo $$; ls -l /proc/self/ns/pid"])
+    cfg["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"readlink /proc/self/ns/pid > {hook_ns}"]}]}
+    r = rune("run", "--bundle", bundle(cfg), "pidns", check=True)
+    pid, listing = r.stdout.splitlines()[:2]
+    assert pid == "1"
+    assert hook_ns.read_text().strip() == os.readlink("/proc/self/ns/pid")
+    assert not listing.endswith(os.readlink("/proc/self/ns/pid"))
+
+
 def test_hooks_get_default_signal_dispositions(rune, bundle, tmp_path):
     out = tmp_path / "sigign"
     cfg = base_config(["true"])

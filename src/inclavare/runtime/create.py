@@ -13,12 +13,13 @@ import time
 
 from .._sys import consts as c
 from .._sys import dmz, proc
-from ..errors import InclavareError, SpecError
+from ..errors import InclavareError, InitFailed, SpecError
 from ..spec.load import load_bundle
 from ..spec.model import Spec
 from ..spec.validate import validate
 from . import cgroups, enclave_setup, hooks, rdt, reaper
 from . import state as st
+from .cgroups import warm
 from .context import RuntimeContext
 from .kill import kill_checked
 from .plan import LaunchPlan
@@ -292,6 +293,9 @@ def _spawn(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, executor: Executor,
     it waits for ``hooks-done`` — sent only after the join — before it runs
     anything but rune's own code or creates its cgroup namespace.
     """
+    warm.settle()  # its thread is gone: fork single-threaded
+    if intermediate.unneeded(plan):
+        return _spawn_init(sc, plan, fds, executor, cg, undo)
     with step("forking the container's intermediate process"):
         parent, child = Channel.pair()
         pid = os.fork()
@@ -313,13 +317,48 @@ def _spawn(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, executor: Executor,
         raise InclavareError(f"the container's intermediate process sent a bad pid message: {payload!r}")
     undo.push(_kill_init, init_pid)
     if cg is not None:
-        cg.add(init_pid)
+        _join_cgroups(cg, init_pid, parent)
     rdt_section = plan.linux.intel_rdt
     if isinstance(rdt_section, dict):  # rdt.check refused anything else
         rdt.apply(rdt_section, plan.container_id, init_pid)
     os.waitpid(pid, 0)
     undo.actions.remove((reaper.kill_and_reap, (pid,)))
     return init_pid
+
+
+def _spawn_init(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, executor: Executor,
+                cg: cgroups.CgroupManager | None, undo: _Undo) -> int:  # fmt: skip
+    """_spawn without the intermediate (process/intermediate.py unneeded):
+    init is main's own child, in the cgroups as early as can be."""
+    with step("forking the container's init"):
+        parent, child = Channel.pair()
+        pid = intermediate.fork_init(sc, plan)
+    if pid == 0:
+        parent.close()
+        fds.channel = child
+        intermediate.run_init(sc, plan, fds, executor)
+    child.close()
+    fds.channel = parent
+    undo.push(reaper.kill_and_reap, pid)  # our child: killed and reaped
+    if cg is not None:
+        _join_cgroups(cg, pid, parent)
+    rdt_section = plan.linux.intel_rdt
+    if isinstance(rdt_section, dict):  # rdt.check refused anything else
+        rdt.apply(rdt_section, plan.container_id, pid)
+    return pid
+
+
+def _join_cgroups(cg: cgroups.CgroupManager, init_pid: int, ch: Channel) -> None:
+    """Add init to the container's cgroups. init builds its rootfs meanwhile
+    and may fail and exit (then the write finds no such process): its own
+    error, already on the channel, is the one to report."""
+    try:
+        cg.add(init_pid)
+    except InclavareError:
+        reason = ch.pending_error()
+        if reason is not None:
+            raise InitFailed(reason) from None
+        raise
 
 
 def _write_id_maps(pid: int, linux: Linux) -> None:

@@ -18,6 +18,7 @@ from ..spec.load import build
 from ..spec.model import Capabilities, Process
 from . import cgroups, reaper
 from . import state as st
+from .cgroups import warm
 from .context import RuntimeContext
 from .process import execerr, tenant, terminal
 from .process.messages import GO, PID, READY, Channel
@@ -186,6 +187,7 @@ def _spawn(t: tenant.Tenant, state: st.State) -> int:
     from .._sys import default as syscalls
 
     syscalls().prctl(c.PR_SET_CHILD_SUBREAPER, 1)  # the exec'd process becomes our child
+    warm.settle()  # fork single-threaded
     with step("forking the exec's intermediate process"):
         exec_r, exec_w = os.pipe()
         t.exec_fd = exec_w
@@ -246,6 +248,7 @@ def _exec_in_enclave(state: st.State, process: Process, opts: ExecOptions) -> in
             master = -1
         elif opts.detach:
             raise InclavareError("cannot allocate a tty without --console-socket when detached (-t with -d)")
+    warm.settle()  # fork single-threaded
     pid = os.fork()
     if pid == 0:
         if master >= 0:

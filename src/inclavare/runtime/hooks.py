@@ -17,11 +17,12 @@ import time
 
 from .. import _fastjson
 from ..errors import HookError
-from ..spec.model import Hook
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from ..spec.model import Hook
 
 
 def run_hooks(kind: str, hooks: list[Hook], state: dict[str, object]) -> None:
@@ -44,12 +45,13 @@ def _run_checked(kind: str, index: int, hook: Hook, stdin: bytes) -> None:
 def saved_hooks(config: dict[str, object], kind: str) -> list[Hook]:
     """The `kind` hooks of a container's saved config (state.json), as models:
     `start` and `delete` run them long after create parsed the bundle."""
-    from ..spec.load import build
-
     section = config.get("hooks")
     raw = section.get(kind) if isinstance(section, dict) else None
     if not raw:
-        return []
+        return []  # the usual case: `start` and `delete` need not import the spec model
+    from ..spec.load import build
+    from ..spec.model import Hook
+
     hooks = build(("list", Hook), raw, f"hooks.{kind}", "state.json")
     assert isinstance(hooks, list)
     return [h for h in hooks if isinstance(h, Hook)]

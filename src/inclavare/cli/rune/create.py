@@ -40,7 +40,18 @@ def options(opts: Flags) -> CreateOptions:
                          no_new_keyring=opts.no_new_keyring, preserve_fds=opts.preserve_fds)  # fmt: skip
 
 
+def warm_cgroups(ctx: RuntimeContext) -> None:
+    """Before the imports of a create: the cgroup join's grace period runs
+    meanwhile (runtime/cgroups/warm.py). Rootless rune may not write its
+    own cgroup: nothing to gain there."""
+    if not ctx.rootless:
+        from ...runtime.cgroups import warm
+
+        warm.start()
+
+
 def main(ctx: RuntimeContext, opts: Flags, args: list[str]) -> int:
+    warm_cgroups(ctx)
     from ...runtime.create import create
 
     create(ctx, args[0], options(opts))

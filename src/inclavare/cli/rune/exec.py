@@ -6,6 +6,7 @@ from ...errors import UsageError
 from ...runtime.context import RuntimeContext
 from . import _args
 from ._args import Flag
+from .create import warm_cgroups
 
 SYNOPSIS = "[command options] <container-id> <command> [command options]  ||  -p process.json <container-id>"
 NARGS = (1, -1)
@@ -49,6 +50,7 @@ class Flags(_args.Flags):
 
 
 def main(ctx: RuntimeContext, opts: Flags, args: list[str]) -> int:
+    warm_cgroups(ctx)  # the exec'd process joins the container's cgroups too
     from ...runtime.exec import ExecOptions, exec_process
 
     if opts.cgroup:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...runtime.context import RuntimeContext
 from . import create
 from ._args import Flag
-from .create import options
+from .create import options, warm_cgroups
 
 SYNOPSIS = "[command options] <container-id>"
 NARGS = (1, 1)
@@ -23,6 +23,7 @@ class Flags(create.Flags):
 
 
 def main(ctx: RuntimeContext, opts: Flags, args: list[str]) -> int:
+    warm_cgroups(ctx)
     from ...runtime.run import run
 
     return run(ctx, args[0], options(opts), opts.detach, opts.keep)

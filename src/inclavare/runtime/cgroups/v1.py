@@ -165,8 +165,9 @@ class V1Manager:
         """Remove the container's cgroups, their sub-cgroups and the parents
         rune created; processes still there are killed first."""
         errors = []
-        if "freezer" in self.paths:  # a frozen task cannot act on SIGKILL, in any hierarchy
-            fs.thaw_tree(self.paths["freezer"])
+        freezer = self.paths.get("freezer")
+        if freezer is not None and not fs.remove_empty(freezer):  # a frozen task cannot act on SIGKILL,
+            fs.thaw_tree(freezer)  # in any hierarchy
         for d in self._dirs():
             try:
                 fs.remove_tree(d)

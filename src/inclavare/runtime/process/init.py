@@ -80,6 +80,8 @@ def build_container(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, made: Made |
     """The container's filesystem and identity, as the plan says; returns the
     OCI state the hooks get (from `rune create`, with "hooks-done")."""
     linux = plan.linux
+    ordered = _has_create_hooks(plan)
+    hook_state: dict[str, object] | None = None
     if plan.own_mount_ns:
         mounts.prepare_root(sc, plan.rootfs)
     with step("opening the rootfs", plan.rootfs):
@@ -91,7 +93,9 @@ def build_container(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, made: Made |
         devices.create_symlinks(sc, root_fd, devpts)
         for key, value in linux.sysctl.items():
             _step(f"sysctl {key}", masks.write_sysctl, sc, root_fd, key, value)
-        hook_state = _run_create_hooks(sc, plan, fds, made)
+        _report_mounts(fds, made)
+        if ordered:
+            hook_state = _run_create_hooks(sc, plan, fds)
         for path in linux.readonly_paths:
             _step(f"read-only path {path}", masks.readonly, sc, root_fd, path)
         for path in linux.masked_paths:
@@ -117,12 +121,26 @@ def build_container(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, made: Made |
         _join_keyring(sc, plan.container_id)
     if plan.process.terminal:
         terminal.setup(fds, plan.process)
+    if hook_state is None:
+        hook_state = _joined(sc, plan, fds)
     return hook_state
 
 
-def _run_create_hooks(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, made: Made | None) -> dict[str, object]:
-    """prestart/createRuntime run in `rune create` (host namespaces);
-    createContainer runs here, in the container's namespaces, before pivot_root."""
+def _has_create_hooks(plan: LaunchPlan) -> bool:
+    """Whether hooks run between "hooks" and "hooks-done" (config.md, Lifecycle:
+    prestart, createRuntime and createContainer run before pivot_root). Without
+    them nothing orders init's masks and pivot_root after `rune create`'s
+    cgroup join, and init waits for it only once its rootfs is done: on cgroup
+    v1 the join is one RCU grace period long (the first write to a
+    cgroup.procs; cgroup_threadgroup_rwsem), the slowest step of a create,
+    and init's setup now runs during it instead of after it."""
+    hooks = plan.spec.hooks
+    return hooks is not None and bool(hooks.prestart or hooks.create_runtime or hooks.create_container)
+
+
+def _report_mounts(fds: LaunchFds, made: Made | None) -> None:
+    """Send "hooks": the rootfs is mounted (with the mounts made in the host's
+    mount namespace, when the container shares it: rootfs/owned.py)."""
     ch = fds.channel
     assert ch is not None
     if made is None:
@@ -130,10 +148,24 @@ def _run_create_hooks(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, made: Made
     else:
         ch.send(HOOKS, {"mounts": made})
         made.clear()  # `rune create` removes them from here on
-    reply = ch.expect(HOOKS_DONE)  # also means: we are in the container's cgroups now
-    state = reply if isinstance(reply, dict) else {}
+
+
+def _joined(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds) -> dict[str, object]:
+    """Wait for "hooks-done": we are in the container's cgroups now, and the
+    cgroup namespace made here has them as its root. Returns the OCI state
+    for the hooks init runs."""
+    ch = fds.channel
+    assert ch is not None
+    reply = ch.expect(HOOKS_DONE)
     if plan.new_flags & c.CLONE_NEWCGROUP:
         sc.unshare(c.CLONE_NEWCGROUP)
+    return reply if isinstance(reply, dict) else {}
+
+
+def _run_create_hooks(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds) -> dict[str, object]:
+    """prestart/createRuntime run in `rune create` (host namespaces);
+    createContainer runs here, in the container's namespaces, before pivot_root."""
+    state = _joined(sc, plan, fds)
     hooks = plan.spec.hooks.create_container if plan.spec.hooks else []
     run_hooks("createContainer", hooks, state)
     return state

@@ -5,7 +5,9 @@ A process cannot move itself into a new pid namespace, only its children
 namespace are owned by it, which is what lets a user-namespaced container
 mount its own /proc. Hence this short-lived middle process: it joins the
 namespaces given by path, creates the user namespace and has main write the
-id maps, creates the remaining namespaces and forks init into them.
+id maps, creates the remaining namespaces and forks init into them. A
+container with none of these (no user namespace, nothing to join, no time
+namespace) does without it: see :func:`unneeded`.
 """
 
 from __future__ import annotations
@@ -55,6 +57,47 @@ def run(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, executor: Executor) -> N
     except BaseException as exc:
         init.report_and_exit(ch, exc)
     os._exit(0)
+
+
+def unneeded(plan: LaunchPlan) -> bool:
+    """Without a user namespace, namespaces to join or a time namespace, the
+    intermediate would only unshare and fork: main forks init itself (one
+    fork and one process exit fewer, as crun does with a single clone)."""
+    return not plan.joins and not plan.new_flags & (c.CLONE_NEWUSER | c.CLONE_NEWTIME)
+
+
+def fork_init(sc: Syscalls, plan: LaunchPlan) -> int:
+    """os.fork() for main when the intermediate is :func:`unneeded`, the child
+    in the new pid namespace: unshare(CLONE_NEWPID) moves only the caller's
+    later children (pid_namespaces(7)), and main returns to its own for the
+    rest of its children (hooks) by setns(2) on /proc/self/ns/pid right after
+    the fork. The child goes on in :func:`run_init`."""
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if plan.new_flags & c.CLONE_NEWPID else -1
+    pid = -1
+    try:
+        if own >= 0:
+            sc.unshare(c.CLONE_NEWPID)
+        pid = os.fork()
+    finally:
+        if own >= 0:
+            try:
+                if pid != 0:
+                    sc.setns(own, c.CLONE_NEWPID, "/proc/self/ns/pid")
+            finally:
+                os.close(own)
+    return pid
+
+
+def run_init(sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, executor: Executor) -> NoReturn:
+    """The child of :func:`fork_init`: the namespaces the intermediate would
+    have made (all but pid, made for it, and cgroup, init's own later), then init."""
+    try:
+        rest = plan.new_flags & ~(c.CLONE_NEWPID | c.CLONE_NEWCGROUP)
+        if rest:
+            sc.unshare(rest)
+    except BaseException as exc:
+        init.report_and_exit(fds.channel, exc)
+    init.run(sc, plan, fds, executor)
 
 
 def _join(sc: Syscalls, fds: LaunchFds) -> None:

@@ -55,6 +55,20 @@ Sequence::
                 an errno before EOF: it failed, see execerr.py);             |   execve(dmz) -> execve(args)
                 poststart hooks                                              |   (enclave: the runelet)
 
+Without a user namespace, namespaces to join or a time namespace there is no
+intermediate: main itself forks init into the new pid namespace
+(unshare(CLONE_NEWPID), fork, setns back to its own), init unshares the
+other namespaces, and go, userns, mapped and pid are not sent
+(intermediate.py ``unneeded``).
+
+``hooks-done`` also tells init it is in the container's cgroups. With no
+prestart, createRuntime or createContainer hook to order against, init does
+not wait for it after ``hooks``: it goes on with the read-only and masked
+paths, pivot_root, hostname, keyring and tty while main joins the cgroups
+(one RCU grace period on cgroup v1), and reads ``hooks-done`` (then
+unshare(cgroup ns)) before executor.setup and the user, capabilities and
+limits of the process.
+
 For a container without a mount namespace of its own, ``hooks`` carries
 ``{"mounts": [[mount id, destination], ...]}``: the mounts init made in the
 host's namespace, which create records so that delete removes those and
@@ -109,13 +123,14 @@ class Channel:
                 n = os.write(self.wfd, data)
                 data = data[n:]
         except OSError as exc:  # EPIPE: the other side is gone; it may have said why first
-            reason = self._pending_error()
+            reason = self.pending_error()
             if reason is not None:
                 raise InitFailed(reason) from None
             raise ChannelClosed(f"spawn protocol: sending {kind!r}: {exc.strerror} (the other side exited)") from None
 
-    def _pending_error(self) -> str | None:
-        """An ``error`` message already waiting to be read, without blocking."""
+    def pending_error(self) -> str | None:
+        """An ``error`` message already waiting to be read, without blocking
+        (after which the channel is good only for closing)."""
         try:
             os.set_blocking(self.rfd, False)
             while chunk := os.read(self.rfd, 65536):

@@ -177,3 +177,30 @@ def test_v2_stats_shape(tmp_path):
         {"major": 8, "op": "Write", "value": 2},
     ]
     assert got["hugetlb"] == {"2MB": {"usage": 2097152, "failcnt": 0}}
+
+
+def test_an_empty_cgroup_is_removed_without_a_walk(tmp_path, monkeypatch):
+    """What an exited container leaves: one rmdir per hierarchy, no readdir
+    of the cgroupfs directories (runc's RemovePath tries the rmdir first)."""
+    from inclavare.runtime.cgroups import fs
+
+    paths = {ctl: str(tmp_path / ctl / "c1") for ctl in ("freezer", "memory", "pids")}
+    for d in paths.values():
+        os.makedirs(d)
+
+    def no_walk(directory):
+        raise AssertionError(f"walked {directory}")
+
+    monkeypatch.setattr(fs, "_walk", no_walk)
+    V1Manager.from_json({"driver": "v1", "paths": paths, "created": []}).destroy()
+    assert not any(os.path.exists(d) for d in paths.values())
+
+
+def test_a_busy_cgroup_still_gets_the_walk(tmp_path):
+    """A sub-cgroup left behind (rmdir: not empty) is found and removed first."""
+    from inclavare.runtime.cgroups import fs
+
+    top = tmp_path / "pids" / "c1"
+    os.makedirs(top / "sub")
+    fs.remove_tree(str(top))
+    assert not top.exists()

@@ -62,6 +62,7 @@ def test_the_setup_sequence(tree, channel, monkeypatch):
                         readonlyPaths=["/proc/sys"], rootfsPropagation="slave")  # fmt: skip
     cfg["hostname"] = "box"
     cfg["root"]["readonly"] = True
+    cfg["hooks"] = {"createContainer": [{"path": "/bin/true"}]}  # a hook: the masks wait for "hooks-done"
     main, child = channel
     state = run_init(tree, plan_for(tree, cfg), child)
 
@@ -90,6 +91,40 @@ def test_the_setup_sequence(tree, channel, monkeypatch):
     assert calls[pivot + 3] == ("mount", "/", None, None, c.MS_SLAVE | c.MS_REC, None)
     assert calls[pivot + 4] == ("mount", "/", None, None, c.MS_BIND | c.MS_REMOUNT | c.MS_RDONLY, None)
     assert calls[pivot + 5 :] == [("sethostname", "box"), ("join_session_keyring", "_ses.c1")]
+
+
+def test_without_hooks_the_rootfs_is_built_before_hooks_done(tree, channel, monkeypatch):
+    """No hook to order against: the masks, pivot_root, hostname and keyring
+    happen while main joins the cgroups; "hooks-done" (then the cgroup
+    namespace) is read last, before anything of the process's identity."""
+    monkeypatch.chdir(tree.rootfs)
+    tree.make("/proc/kcore", "k")
+    cfg = userns_config(maskedPaths=["/proc/kcore"])
+    cfg["hostname"] = "box"
+    main, child = channel
+    state = run_init(tree, plan_for(tree, cfg), child)
+    assert state == {"id": "c1", "status": "created"}
+    assert main.recv() == (HOOKS, None)
+    calls = [call[0] for call in tree.sc.calls if call[0] != "openat2"]
+    assert calls.index("pivot_root") < calls.index("sethostname") < calls.index("join_session_keyring")
+    assert tree.sc.calls[-1] == ("unshare", c.CLONE_NEWCGROUP)  # after hooks-done, and nothing after it
+
+
+def test_without_hooks_init_does_not_wait_before_pivot_root(tree, monkeypatch):
+    """The order above is not an artefact of "hooks-done" being sent early:
+    with no hook, init reaches pivot_root before main says anything."""
+    monkeypatch.chdir(tree.rootfs)
+    main, child = Channel.pair()
+    try:
+        os.close(main.wfd)  # main says nothing more: waiting for "hooks-done" ends in EOF
+        main.wfd = -1
+        with pytest.raises(InclavareError, match="exited during setup"):
+            run_init(tree, plan_for(tree, userns_config()), child)
+        assert ("pivot_root", ".", ".") in tree.sc.calls
+        assert ("unshare", c.CLONE_NEWCGROUP) not in tree.sc.calls
+    finally:
+        main.close()
+        child.close()
 
 
 def test_no_pivot_moves_the_root(tree, channel, monkeypatch):

@@ -71,6 +71,40 @@ def test_send_to_a_peer_that_died_silently():
     parent.close()
 
 
+class _GoneCgroup:
+    """A cgroup manager whose join finds init gone (ESRCH from cgroup.procs)."""
+
+    def add(self, pid: int) -> None:
+        from inclavare.errors import InclavareError
+
+        raise InclavareError(f"cgroup /sys/fs/cgroup/pids/c1: cannot add process {pid}: No such process")
+
+
+def test_a_failed_cgroup_join_reports_why_init_exited():
+    """init builds its rootfs while main joins it to the cgroups: when a mount
+    fails, init reports it and exits, and the join then finds no process.
+    The mount error is what create must say, not the cgroup's ESRCH."""
+    from inclavare.runtime.create import _join_cgroups
+
+    parent, child = Channel.pair()
+    child.send(ERROR, {"msg": "mounts[7]: mounting nosuchfs from x on /bad: No such device"})
+    child.close()
+    with pytest.raises(InitFailed, match=r"^mounts\[7\]: mounting nosuchfs from x on /bad: No such device$"):
+        _join_cgroups(_GoneCgroup(), 4242, parent)
+    parent.close()
+
+
+def test_a_failed_cgroup_join_without_a_reason_from_init():
+    from inclavare.errors import InclavareError
+    from inclavare.runtime.create import _join_cgroups
+
+    parent, child = Channel.pair()
+    with pytest.raises(InclavareError, match="cannot add process 4242: No such process"):
+        _join_cgroups(_GoneCgroup(), 4242, parent)
+    parent.close()
+    child.close()
+
+
 def test_steps_name_the_step_and_the_file():
     from inclavare.errors import SyscallError
     from inclavare.runtime.steps import located, step
