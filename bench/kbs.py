@@ -27,8 +27,8 @@ cores: the client's CPU is part of the budget, which is why the default
 ``--baseline SRC`` measures two brokers in the same run: one from ``SRC``
 (the ``src`` directory of another checkout, e.g. ``/work/main/src``), with
 that checkout's ``.venv`` interpreter if it has one (its own dependencies),
-started without ``--workers`` if its CLI predates it, and this tree's, each
-its own database. They alternate
+with the same ``--workers`` (one process if its CLI predates the option),
+and this tree's, each its own database. They alternate
 level by level, ``--rounds`` times, so the machine's drift (the VM is
 shared) falls on both alike; rates are averaged over the rounds,
 percentiles are the slowest round's. ``--rate-limit`` runs one broker of
@@ -423,7 +423,7 @@ def main() -> int:
     brokers: dict[str, KbsProcess] = {}
     try:
         if args.baseline:
-            brokers["baseline"] = start(world, "baseline", pg, args.baseline, RATE_LIMITS["off"], 1)
+            brokers["baseline"] = start(world, "baseline", pg, args.baseline, RATE_LIMITS["off"], args.workers)
         for mode in args.rate_limit:
             name = "this tree" if args.rate_limit == ["off"] else f"rate limit {mode}"
             brokers[name] = start(world, f"current-{mode}", pg, None, RATE_LIMITS[mode], args.workers)
