@@ -210,3 +210,20 @@ def test_uvicorn_gets_the_coalescing_protocol():
     protocol = http_protocol()
     assert protocol != "auto"
     assert "connection_made" in vars(protocol)
+
+
+def test_a_closed_loop_does_not_stop_the_waits_of_the_next(broker, monkeypatch):
+    """One InlineCalls served by two event loops in turn (a test client, a restart): the first may be gone."""
+    storage = broker.service.deps.storage
+    inline = InlineCalls(True)
+    asyncio.run(inline(lambda: storage.record(record("first loop"))))
+
+    async def orphan() -> None:  # a wait whose loop closes before it is answered
+        monkeypatch.setattr(sqlite_storage.os, "fdatasync", SlowSync(delay=0.2))
+        task = asyncio.ensure_future(inline(lambda: storage.record(record("orphan"))))
+        await asyncio.sleep(0.05)
+        task.cancel()
+
+    asyncio.run(orphan())
+    monkeypatch.setattr(sqlite_storage.os, "fdatasync", SlowSync())
+    asyncio.run(asyncio.wait_for(inline(lambda: storage.record(record("next loop"))), 5))

@@ -116,12 +116,15 @@ class InlineCalls:
         (group commit, storage/sqlite.py), so the waits queued behind it return at once."""
         while True:
             wait, loop, done = self._waits.get()
+            failure: BaseException | None = None
             try:
                 wait()
             except BaseException as exc:
-                loop.call_soon_threadsafe(_settle, done, exc)
-            else:
-                loop.call_soon_threadsafe(_settle, done, None)
+                failure = exc
+            try:
+                loop.call_soon_threadsafe(_settle, done, failure)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more; serve the next
+                continue
 
 
 def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
