@@ -16,14 +16,17 @@
 
 Service calls block (database, crypto, Rego), so they run in the worker
 thread pool — except the three RCAR calls on SQLite in WAL mode
-(``inline``). Those block for nothing but their commit's wait for the disk
-(storage/sqlite.py, group commit), and a thread hand-off for the whole
-call cost more than the call (CPU contention for the GIL between the loop and the
-pool: docs/kbs.md, "Throughput"). So they run on the event loop with
+(:class:`InlineCalls`). Those block for nothing but their commit's wait
+for the disk (storage/sqlite.py, group commit), and handing the whole call
+to a thread cost more than the call (the loop and the pool contending for
+the GIL: docs/kbs.md, "Throughput"). So they run on the event loop with
 :data:`~inclavare.kbs.storage.sqlite.DEFERRED_SYNC` set, and only the
-waits for the disk they hand back go to the pool; the response is sent
+waits for the disk they hand back go to one thread; the response is sent
 after them, so an answer still never carries a write that could vanish.
-PostgreSQL calls wait on the network: they stay in the pool.
+The audit line and the counters of such a call are written before that
+wait (after its commit): if the fsync then fails, the peer gets a 503 and
+the log shows an outcome it never received. PostgreSQL calls wait on the
+network: they stay in the pool, as do the admin API's.
 """
 
 from __future__ import annotations
