@@ -18,7 +18,7 @@ and CPU per operation — the server's (every process of it, from
 ``/proc``) and the clients' (their own ``process_time``) — with each
 side's share of the machine. Clients and server share this machine's
 cores: the client's CPU is part of the budget, which is why the default
-``--client fast`` speaks RCAR with ``http.client`` and decrypts with
+``--client fast`` speaks RCAR with a minimal HTTP/1.1 client (:class:`Http11`) and decrypts with
 ``cryptography`` (the protocol's own messages either way:
 :class:`~inclavare.kbs.protocol.handshake.ClientHandshake`);
 ``--client library`` uses :class:`~inclavare.kbs.client.KbsClient`
@@ -27,8 +27,8 @@ cores: the client's CPU is part of the budget, which is why the default
 ``--baseline SRC`` measures two brokers in the same run: one from ``SRC``
 (the ``src`` directory of another checkout, e.g. ``/work/main/src``), with
 that checkout's ``.venv`` interpreter if it has one (its own dependencies),
-started without ``--workers`` if its CLI predates it, and this tree's, each
-its own database. They alternate
+with the same ``--workers`` (one process if its CLI predates the option),
+and this tree's, each its own database. They alternate
 level by level, ``--rounds`` times, so the machine's drift (the VM is
 shared) falls on both alike; rates are averaged over the rounds,
 percentiles are the slowest round's. ``--rate-limit`` runs one broker of
@@ -41,11 +41,11 @@ from __future__ import annotations
 
 import argparse
 import base64
-import http.client
 import json
 import multiprocessing as mp
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -85,12 +85,61 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 # -- the fast client ---------------------------------------------------------------
+class Http11:
+    """A minimal HTTP/1.1 client on one keep-alive connection: each request leaves in one ``send``.
+
+    ``http.client`` sends a request's headers and its body in two writes
+    (two segments for the broker to read) and parses each response's
+    headers with the ``email`` package; on this shared machine that was a
+    fifth of the clients' CPU. The broker answers with ``Content-Length``
+    (never chunked), which is all this reads.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = f"{host}:{port}"
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def request(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}", *(f"{k}: {v}" for k, v in headers.items())]
+        if body is not None:
+            head.append(f"Content-Length: {len(body)}")
+        self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b""))
+        while (end := self.buf.find(b"\r\n\r\n")) < 0:
+            self._fill()
+        status_line, *lines = self.buf[:end].decode("latin-1").split("\r\n")
+        self.buf = self.buf[end + 4 :]
+        fields = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip()
+        if "transfer-encoding" in fields:
+            raise RuntimeError(f"{method} {path}: a chunked response (this client reads Content-Length only)")
+        size = int(fields.get("content-length", "0"))
+        while len(self.buf) < size:
+            self._fill()
+        data, self.buf = self.buf[:size], self.buf[size:]
+        return int(status_line.split(" ", 2)[1]), fields, data
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        self.buf += chunk
+
+
 class FastClient:
-    """One attested session over one ``http.client`` connection (not thread-safe)."""
+    """One attested session over one keep-alive connection (not thread-safe)."""
 
     def __init__(self, url: str, attester: SoftwareAttester) -> None:
         parts = urlsplit(url)
-        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=10)
+        self.conn = Http11(parts.hostname or "127.0.0.1", parts.port or 80)
         self.attester = attester
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.cookie = ""
@@ -98,23 +147,22 @@ class FastClient:
     def close(self) -> None:
         self.conn.close()
 
-    def _call(self, method: str, path: str, body: object = None) -> tuple[http.client.HTTPResponse, Any]:
+    def _call(self, method: str, path: str, body: object = None) -> tuple[dict[str, str], Any]:
         headers = {"Cookie": self.cookie} if self.cookie else {}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        self.conn.request(method, "/kbs/v0" + path, body=data, headers=headers)
-        response = self.conn.getresponse()
-        doc = json.loads(response.read())
-        if response.status != 200:
-            raise RuntimeError(f"{method} {path}: {response.status} {doc}")
-        return response, doc
+        status, fields, raw = self.conn.request(method, "/kbs/v0" + path, data, headers)
+        doc = json.loads(raw)
+        if status != 200:
+            raise RuntimeError(f"{method} {path}: {status} {doc}")
+        return fields, doc
 
     def attest(self) -> None:
         hs = ClientHandshake("software", TeeKey(self.key).public_jwk())
-        response, challenge = self._call("POST", "/auth", hs.request())
-        self.cookie = (response.getheader("set-cookie") or "").split(";", 1)[0]
+        fields, challenge = self._call("POST", "/auth", hs.request())
+        self.cookie = fields.get("set-cookie", "").split(";", 1)[0]
         evidence = self.attester.collect_evidence(hs.challenge(challenge)).data
         hs.token(self._call("POST", "/attest", hs.attestation(evidence))[1])
 
@@ -375,7 +423,7 @@ def main() -> int:
     brokers: dict[str, KbsProcess] = {}
     try:
         if args.baseline:
-            brokers["baseline"] = start(world, "baseline", pg, args.baseline, RATE_LIMITS["off"], 1)
+            brokers["baseline"] = start(world, "baseline", pg, args.baseline, RATE_LIMITS["off"], args.workers)
         for mode in args.rate_limit:
             name = "this tree" if args.rate_limit == ["off"] else f"rate limit {mode}"
             brokers[name] = start(world, f"current-{mode}", pg, None, RATE_LIMITS[mode], args.workers)

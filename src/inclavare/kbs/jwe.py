@@ -23,6 +23,7 @@ round trip cross-checks the two.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -69,7 +70,7 @@ def public_key_from_jwk(jwk: Mapping[str, object], where: str = "tee-pubkey") ->
                 " and an odd exponent below 2^32"
             )
         try:
-            return rsa.RSAPublicNumbers(e, n).public_key()
+            return _rsa_key(e, n)
         except ValueError:
             raise InvalidRequest(f"{where}: not a usable RSA public key") from None
     if kty == "EC":
@@ -81,7 +82,7 @@ def public_key_from_jwk(jwk: Mapping[str, object], where: str = "tee-pubkey") ->
         size = (curve.key_size + 7) // 8
         x, y = _coordinate(jwk, "x", size, where), _coordinate(jwk, "y", size, where)
         try:
-            return ec.EllipticCurvePublicNumbers(x, y, curve).public_key()
+            return _ec_key(str(jwk.get("crv")), x, y)
         except ValueError:
             raise InvalidRequest(f"{where}: the point is not on {jwk.get('crv')}") from None
     raise InvalidRequest(f"{where}.kty: must be 'RSA' or 'EC'")
@@ -169,6 +170,19 @@ class TeeKey:
         if header.get("alg") != alg or header.get("enc") != A256GCM:
             raise JweError("response: unexpected JWE algorithms")
         return bytes(token.payload)
+
+
+# A session's key is loaded when it attests and again for every resource it fetches; loading checks
+# that the point is on the curve (or the modulus is usable), which cost more than the rest of the
+# member checks together. The loaded keys are immutable; a failure is not cached and raises each time.
+@functools.lru_cache(maxsize=1024)
+def _ec_key(crv: str, x: int, y: int) -> ec.EllipticCurvePublicKey:
+    return ec.EllipticCurvePublicNumbers(x, y, CURVES[crv]).public_key()
+
+
+@functools.lru_cache(maxsize=256)
+def _rsa_key(e: int, n: int) -> rsa.RSAPublicKey:
+    return rsa.RSAPublicNumbers(e, n).public_key()
 
 
 def _concat_kdf(shared: bytes) -> bytes:

@@ -61,3 +61,9 @@ def test_round_trips_and_is_deterministic(value):
     data = canonical_json(value)
     assert json.loads(data) == value
     assert canonical_json(json.loads(data)) == data
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",))))
+def test_strings_escape_as_json_does_with_or_without_anything_to_escape(text):
+    # Python's json escapes exactly what ECMAScript's JSON.stringify does ('"', '\\', controls), the rest raw
+    assert canonical_json(text) == json.dumps(text, ensure_ascii=False).encode("utf-8")

@@ -17,9 +17,11 @@ serialization across implementations and is refused rather than guessed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 _MAX_SAFE = (1 << 53) - 1
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\]')
 _SHORT = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -87,6 +89,8 @@ def _array(value: Sequence[object], out: list[str]) -> None:
 
 
 def _string(text: str) -> str:
+    if _NEEDS_ESCAPE.search(text) is None:  # nonces, base64url key members: nothing to escape
+        return f'"{text}"'
     parts = ['"']
     for ch in text:
         if ch in _SHORT:

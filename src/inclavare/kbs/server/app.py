@@ -15,11 +15,25 @@
     GET    /metrics   /healthz
 
 Service calls block (database, crypto, Rego), so they run in the worker
-thread pool; the event loop only moves bytes.
+thread pool — except the three RCAR calls on SQLite in WAL mode
+(:class:`InlineCalls`). Those block for nothing but their commit's wait
+for the disk (storage/sqlite.py, group commit), and handing the whole call
+to a thread cost more than the call (the loop and the pool contending for
+the GIL: docs/kbs.md, "Throughput"). So they run on the event loop with
+:data:`~inclavare.kbs.storage.sqlite.DEFERRED_SYNC` set, and only the
+waits for the disk they hand back go to one thread; the response is sent
+after them, so an answer still never carries a write that could vanish.
+The audit line and the counters of such a call are written before that
+wait (after its commit): if the fsync then fails, the peer gets a 503 and
+the log shows an outcome it never received. PostgreSQL calls wait on the
+network: they stay in the pool, as do the admin API's.
 """
 
 from __future__ import annotations
 
+import asyncio
+import queue
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -38,6 +52,7 @@ from ..errors import KbsError, PayloadTooLarge
 from ..protocol.session import COOKIE_NAME
 from ..ratelimit import RateLimiter, SharedLimiter, TokenBuckets
 from ..service import KbsService
+from ..storage.sqlite import DEFERRED_SYNC
 from .middleware import KbsMiddleware, client_address
 from .problems import http_error, internal_error, kbs_error
 
@@ -63,12 +78,74 @@ async def call(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         raise
 
 
+class InlineCalls:
+    """Service calls on the event loop, their waits for the disk in one thread (module docstring)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._waits: queue.SimpleQueue[tuple[Callable[[], None], asyncio.AbstractEventLoop, asyncio.Future[None]]]
+        self._waits = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None  # started on first use: in the worker, after any fork
+
+    async def __call__(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        if not self.enabled:
+            return await call(fn, *args, **kwargs)
+        pending: list[Callable[[], None]] = []
+        token = DEFERRED_SYNC.set(pending)
+        try:
+            try:
+                return fn(*args, **kwargs)
+            except BaseException as exc:
+                if is_panic(exc):
+                    raise RustPanic(f"panic in {getattr(fn, '__qualname__', 'a service call')}") from exc
+                raise
+            finally:
+                DEFERRED_SYNC.reset(token)
+        finally:  # a refusal waits too: a burnt nonce is on disk before the 401 leaves
+            for wait in pending:
+                await self._durable(wait)
+
+    async def _durable(self, wait: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run_waits, name="kbs-disk-waits", daemon=True)
+            self._thread.start()
+        self._waits.put((wait, loop, done))
+        await done
+
+    def _run_waits(self) -> None:
+        """One waiter in turn is enough: the first wait's fsync covers every commit made before it
+        (group commit, storage/sqlite.py), so the waits queued behind it return at once."""
+        while True:
+            wait, loop, done = self._waits.get()
+            failure: BaseException | None = None
+            try:
+                wait()
+            except BaseException as exc:
+                failure = exc
+            try:
+                loop.call_soon_threadsafe(_settle, done, failure)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more; serve the next
+                continue
+
+
+def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
+    if done.cancelled():
+        return
+    if exc is None:
+        done.set_result(None)
+    else:
+        done.set_exception(exc)
+
+
 class Endpoints:
     def __init__(self, service: KbsService, tls: bool) -> None:
         self.s = service
         self.tls = tls
         self.limit = service.deps.config.http.max_body
         self.trust_xff = service.deps.config.rate_limit.trust_forwarded_for
+        self.inline = InlineCalls(bool(getattr(service.deps.storage, "defers_sync", False)))
 
     async def body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length", "")
@@ -90,7 +167,7 @@ class Endpoints:
 
     # -- RCAR ------------------------------------------------------------------
     async def auth(self, request: Request) -> Response:
-        cookie, session, challenge = await call(self.s.rcar.auth, await self.body(request))
+        cookie, session, challenge = await self.inline(self.s.rcar.auth, await self.body(request))
         response = JSONResponse(challenge.to_json())
         expires = datetime.fromtimestamp(session.expires_at, UTC)
         response.set_cookie(
@@ -100,7 +177,7 @@ class Endpoints:
 
     async def attest(self, request: Request) -> Response:
         raw = await self.body(request)
-        token, _ = await call(self.s.rcar.attest, raw, request.cookies.get(COOKIE_NAME), self.source(request))
+        token, _ = await self.inline(self.s.rcar.attest, raw, request.cookies.get(COOKIE_NAME), self.source(request))
         return JSONResponse({"token": token})
 
     # -- resources ---------------------------------------------------------------
@@ -108,7 +185,7 @@ class Endpoints:
         p = request.path_params
         parts = (p["repository"], p["type"], p["tag"])
         if request.method == "GET":
-            jwe = await call(
+            jwe = await self.inline(
                 self.s.resources.get,
                 *parts,
                 cookie=request.cookies.get(COOKIE_NAME),

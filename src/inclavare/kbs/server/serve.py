@@ -31,6 +31,7 @@ from ..preflight import check_tls
 from ..service import KbsService
 from .app import create_app
 from .notify import sd_notify
+from .transport import http_protocol
 
 log = logging.getLogger("inclavare.kbs")
 
@@ -100,6 +101,7 @@ def _run(config: KbsConfig, service: KbsService, sock: socket.socket, tls: bool,
         lifespan="off",
         timeout_keep_alive=15,
         server_header=False,
+        http=http_protocol(),  # one socket write per response (transport.py)
     )
     scheme = "https" if tls else "http"
     log.info("KBS (replica %s) listening on %s://%s:%d", config.audit.replica, scheme, http.host, port)

@@ -35,7 +35,7 @@ from ..errors import (
 from ..jwe import encrypt
 from ..policy import PolicyEvaluationError, authorize, check_path
 from ..protocol.ear import tee_pubkey_of
-from ..protocol.session import attested, session_key
+from ..protocol.session import Session, SessionState, attested, session_key
 from .deps import Deps
 from .rcar import subject_of
 
@@ -52,9 +52,17 @@ class Requester:
     tee: str | None
 
 
+# Attested sessions read by this process, by session key. ATTESTED is a terminal state, so a row read
+# once never changes; expiry is checked on every use (``attested``), and the release transaction checks
+# the row itself again (storage/sql.py ``_live_session``), so a purged or expired session releases
+# nothing. Each GET used to read and parse the row (its claims are the whole token) again.
+ATTESTED_CACHE = 4096
+
+
 class ResourceService:
     def __init__(self, deps: Deps) -> None:
         self.d = deps
+        self._attested: dict[str, Session] = {}
 
     def get(
         self,
@@ -105,7 +113,7 @@ class ResourceService:
     def requester(self, cookie: str | None, authorization: str | None, now: float) -> Requester:
         bearer = _bearer(authorization)
         if cookie is not None:
-            session = self.d.storage.get_session(session_key(cookie))
+            session = self._session(session_key(cookie))
             try:
                 live = attested(session, now)
             except TokenNotFound:
@@ -120,6 +128,17 @@ class ResourceService:
         claims = self.d.tokens.verify(bearer, now)
         tee = _annotated_tee(claims)
         return Requester(f"token:{claims['jti']}", claims, tee_pubkey_of(claims), None, tee)
+
+    def _session(self, key: str) -> Session | None:
+        session = self._attested.get(key)
+        if session is not None:
+            return session
+        session = self.d.storage.get_session(key)
+        if session is not None and session.state is SessionState.ATTESTED:
+            if len(self._attested) >= ATTESTED_CACHE:
+                self._attested.clear()  # the live ones come back on their next GET
+            self._attested[key] = session
+        return session
 
     def _authorize(self, who: Requester, path: str, now: float, source: str) -> None:
         m = self.d.metrics

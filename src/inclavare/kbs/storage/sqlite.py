@@ -22,6 +22,9 @@ it. A storage call returns only after that, so a response still never
 carries a release, a token or a refusal whose record could vanish in a
 power failure. The one exception is :meth:`~.dialect.SqlBase.unsynced`
 (a new session: losing it loses an unanswered challenge, nothing else).
+A caller that sets :data:`DEFERRED_SYNC` gets that wait handed back
+instead, and must run it before it answers: the server runs quick calls on
+its event loop and only the wait in a thread (server/app.py).
 
 Resources are sealed (:mod:`.sealed`) before they reach the file; after a
 migration from plaintext, :meth:`SqliteStorage.compact` rewrites the file
@@ -30,11 +33,13 @@ so no freed page still holds a plaintext value.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 
 from ..atrest.kek import Keyring
 from ..errors import StorageUnavailable
@@ -53,6 +58,8 @@ DIALECT = Dialect(
     unlogged="",
     exists="SELECT count(*) FROM sqlite_master WHERE name = ?",
 )
+# A list here collects the durability waits of the commits made in this context, for the caller to run.
+DEFERRED_SYNC: ContextVar[list[Callable[[], None]] | None] = ContextVar("kbs_deferred_sync", default=None)
 
 
 class WalSync:
@@ -164,7 +171,17 @@ class SqliteStorage(SqlStorage):
             if durable and self._sync is not None and self._db.total_changes != changes:
                 commit = self._sync.committed()
         if commit:  # outside the lock: the next writer commits while this one waits for the disk
-            self._sync.wait(commit)  # type: ignore[union-attr]
+            wait = functools.partial(self._sync.wait, commit)  # type: ignore[union-attr]
+            pending = DEFERRED_SYNC.get()
+            if pending is None:
+                wait()
+            else:
+                pending.append(wait)
+
+    @property
+    def defers_sync(self) -> bool:
+        """Whether a durable commit can hand its wait for the disk back (:data:`DEFERRED_SYNC`): WAL mode."""
+        return self._sync is not None
 
     def compact(self) -> None:
         """Rewrite the file without free pages and empty the WAL: a deleted value's bytes leave the disk file."""
