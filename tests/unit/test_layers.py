@@ -17,6 +17,7 @@ SRC = os.path.dirname(inclavare.__file__)
 # Lowest first. A package may import from its own rank and below.
 RANKS = {
     "errors": 0, "_fastjson": 0, "_toml": 0, "_sansio": 0, "log": 0, "_sys": 0, "spec": 0, "__init__": 0,
+    "_launcher": 0,  # the text of the launchers' exit: tools/mklauncher.py and carrier/node.py
     "epm.errors": 0,  # the client's errors: inclavare.errors only
     "_proto": 0,  # generated from proto/ (tools/genproto.py): imports protobuf, grpc and itself, nothing of ours
     "seccomp": 1,

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import tomllib
 
+from .._launcher import FAST_EXIT
 from . import containerd
 from .errors import InstallError
 
@@ -40,7 +41,7 @@ MARKER = "# installed by `inclavare node install`; `inclavare node uninstall` re
 EXTRAS = ("wasm", "kbs", "shim", "epm")  # those the project declares are installed
 _NOT_SOURCES = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis")
 _COMMANDS = {
-    "rune": "from inclavare.cli.rune._main import main\nsys.exit(main())",
+    "rune": f"from inclavare.cli.rune._main import main\n{FAST_EXIT}",  # as build/rune (_launcher.py)
     SHIM_NAME: f"import importlib.util\nif importlib.util.find_spec({SHIM_MODULE!r}) is None:\n"
     f"    sys.exit('{SHIM_NAME}: {SHIM_MODULE} is not part of this installation')\n"
     f"from {SHIM_MODULE} import main\nsys.exit(main())",
