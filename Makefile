@@ -51,12 +51,12 @@ $(STAMP): pyproject.toml
 
 # The fast launcher: runs rune with `-I -S` on the venv's interpreter, so
 # start-up skips site processing (see docs/architecture.md, "start-up").
-build/rune: tools/mklauncher.py $(STAMP)
+build/rune: tools/mklauncher.py src/inclavare/_launcher.py $(STAMP)
 	$(VPY) tools/mklauncher.py $@
 
 # containerd's shim v2 for rune (runtime type io.containerd.rune.v2), the same
 # way: containerd finds it on its $PATH (docs/shim.md).
-build/containerd-shim-rune-v2: tools/mklauncher.py $(STAMP)
+build/containerd-shim-rune-v2: tools/mklauncher.py src/inclavare/_launcher.py $(STAMP)
 	$(VPY) tools/mklauncher.py $@
 
 demo: setup
