@@ -48,6 +48,19 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def listen(config: KbsConfig) -> tuple[socket.socket, bool]:
+    """The listening socket of ``http.listen``, and whether it serves TLS (its pair checked first)."""
+    http = config.http
+    tls = http.tls_cert is not None and http.tls_key is not None
+    if http.tls_cert is not None and http.tls_key is not None:
+        check_tls(http.tls_cert, http.tls_key, config.source)
+    try:
+        return bind(http.host, http.port), tls
+    except OSError as exc:
+        where = f"cannot listen on {http.host}:{http.port}: {exc.strerror}"
+        raise ConfigError("http.listen", where, config.source) from None
+
+
 def write_ready(path: str, host: str, port: int) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
@@ -63,15 +76,7 @@ def serve(
     config_path: str | None = None,
 ) -> None:
     """Serve until stopped; with ``config_path``, SIGHUP reloads ``storage.kek`` from it."""
-    http = config.http
-    tls = http.tls_cert is not None and http.tls_key is not None
-    if http.tls_cert is not None and http.tls_key is not None:
-        check_tls(http.tls_cert, http.tls_key, config.source)
-    try:
-        sock = bind(http.host, http.port)
-    except OSError as exc:
-        where = f"cannot listen on {http.host}:{http.port}: {exc.strerror}"
-        raise ConfigError("http.listen", where, config.source) from None
+    sock, tls = listen(config)
     try:
         service = service if service is not None else KbsService.from_config(config)
     except BaseException:

@@ -39,7 +39,7 @@ from ..config import KbsConfig
 from ..errors import ConfigError
 from ..service import KbsService
 from .notify import sd_notify
-from .serve import _reload_on_sighup, _run, bind, check_tls, write_ready
+from .serve import _reload_on_sighup, _run, listen, write_ready
 
 log = logging.getLogger("inclavare.kbs")
 START_FAILED = 3  # a worker's exit status when it could not open what the parent opened a moment before
@@ -64,15 +64,7 @@ def serve_workers(
 ) -> int:
     """Serve with ``workers`` processes until SIGTERM/SIGINT; the exit status (0, or 1 if a worker failed to start)."""
     check_workers(config, workers)
-    http = config.http
-    tls = http.tls_cert is not None and http.tls_key is not None
-    if http.tls_cert is not None and http.tls_key is not None:
-        check_tls(http.tls_cert, http.tls_key, config.source)
-    try:
-        sock = bind(http.host, http.port)
-    except OSError as exc:
-        where = f"cannot listen on {http.host}:{http.port}: {exc.strerror}"
-        raise ConfigError("http.listen", where, config.source) from None
+    sock, tls = listen(config)
     limits = config.rate_limit
     if workers > 1 and limits.enabled and not limits.shared:
         log.warning("rate limits are per worker (in-memory buckets): a client may get up to %dx the rate", workers)
