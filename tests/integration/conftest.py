@@ -32,3 +32,15 @@ def rune_fg(rune) -> Iterator[Callable[..., subprocess.Popen]]:
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throw-away PostgreSQL for the module's tests (inclavare.testing.kbs.PostgresServer); skipped without one."""
+    from inclavare.testing.kbs import PostgresServer
+
+    if not PostgresServer.available():
+        pytest.skip("PostgreSQL server binaries are not installed")
+    server = PostgresServer()
+    yield server
+    server.stop()

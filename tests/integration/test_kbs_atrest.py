@@ -21,7 +21,7 @@ import pytest
 
 from inclavare.kbs.atrest import Kek, Keyring, maintenance
 from inclavare.kbs.storage import AuditRecord, Storage
-from inclavare.testing.kbs import PG_BIN, PostgresServer
+from inclavare.testing.kbs import PG_BIN
 
 _names = itertools.count()
 OLD, NEW = Kek(bytes(range(32))), Kek(bytes(range(64, 96)))
@@ -33,15 +33,6 @@ def holds(dump: bytes, secret: bytes) -> bool:
     """``secret`` in ``dump`` as raw bytes, as hex (bytea), or as base64."""
     forms = (secret, secret.hex().encode(), secret.hex().upper().encode(), base64.b64encode(secret))
     return any(form in dump for form in forms)
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    if not PostgresServer.available():
-        pytest.skip("PostgreSQL server binaries are not installed")
-    server = PostgresServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

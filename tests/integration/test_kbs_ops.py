@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from inclavare.attestation.attesters import SoftwareAttester
 from inclavare.enclave.identity import HostKey
 from inclavare.kbs.client import KbsClient, KbsClientError
-from inclavare.testing.kbs import KbsProcess, PostgresServer, World
+from inclavare.testing.kbs import KbsProcess, World
 
 ENV = "INCLAVARE_KBS_TEST_DSN"
 STORAGE = f'[storage]\ntype = "postgres"\ndsn_env = "{ENV}"'
@@ -33,15 +33,6 @@ NEW_HOST = HostKey.from_seed(bytes(range(100, 132)))
 def tool(*args: str) -> subprocess.CompletedProcess[bytes]:
     cmd = [sys.executable, "-m", "inclavare.cli.tool._main", *args]
     return subprocess.run(cmd, capture_output=True, timeout=60)
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    if not PostgresServer.available():
-        pytest.skip("PostgreSQL server binaries are not installed")
-    server = PostgresServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -19,22 +19,13 @@ from inclavare.kbs.admin_client import KbsAdmin
 from inclavare.kbs.client import KbsClient
 from inclavare.kbs.jwe import TeeKey
 from inclavare.kbs.protocol.handshake import ClientHandshake
-from inclavare.testing.kbs import KbsProcess, PostgresServer, World
+from inclavare.testing.kbs import KbsProcess, World
 
 ENV = "INCLAVARE_KBS_TEST_DSN"
 STORAGE = f'[storage]\ntype = "postgres"\ndsn_env = "{ENV}"'
 UNLIMITED = "\n[rate_limit]\nenabled = false\n"
 VALUES = {f"default/key/k{i}": f"secret number {i} \x00\xff".encode() for i in range(5)}
 _dbs = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    if not PostgresServer.available():
-        pytest.skip("PostgreSQL server binaries are not installed")
-    server = PostgresServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

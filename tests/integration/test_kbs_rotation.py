@@ -20,14 +20,12 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from inclavare.attestation.attesters import SoftwareAttester
 from inclavare.kbs.admin_client import KbsAdmin
 from inclavare.kbs.atrest import kek_id
 from inclavare.kbs.client import KbsClient
 from inclavare.testing.containers import wait_for
-from inclavare.testing.kbs import PG_BIN, KbsProcess, PostgresServer, World
+from inclavare.testing.kbs import PG_BIN, KbsProcess, World
 
 ENV = "INCLAVARE_KBS_ROTATION_DSN"
 UNLIMITED = "\n[rate_limit]\nenabled = false\n"
@@ -178,15 +176,6 @@ def test_sqlite_broker_serves_throughout_a_rotation(tmp_path):
     refused = cli("serve", "--config", configure(world, "solo", "", old))  # the old key can no longer open it
     assert refused.returncode == 1
     assert refused.stderr.startswith("inclavare kbs: solo.toml: storage.kek: wrong key: this database's key-")
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    if not PostgresServer.available():
-        pytest.skip("PostgreSQL server binaries are not installed")
-    server = PostgresServer()
-    yield server
-    server.stop()
 
 
 def test_two_postgres_replicas_serve_throughout_a_rotation(tmp_path, postgres):

@@ -23,15 +23,6 @@ _dbs = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def postgres():
-    if not PostgresServer.available():
-        pytest.skip("PostgreSQL server binaries are not installed")
-    server = PostgresServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
     return World.create(str(tmp_path_factory.mktemp("kbs-limits")))
 

@@ -21,19 +21,9 @@ from inclavare.kbs.errors import InvalidRequest, TokenNotFound
 from inclavare.kbs.protocol.messages import Request
 from inclavare.kbs.protocol.session import SessionState, open_session
 from inclavare.kbs.storage import AuditRecord, Storage
-from inclavare.testing.kbs import PostgresServer
 
 _names = itertools.count()
 KEYRING = Keyring(Kek(bytes(range(32))))
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    if not PostgresServer.available():
-        pytest.skip("PostgreSQL server binaries are not installed")
-    server = PostgresServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

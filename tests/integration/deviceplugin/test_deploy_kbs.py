@@ -108,13 +108,6 @@ class Pod:
         return os.path.join(self.root, inside.lstrip("/"))
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    server = PostgresServer()
-    yield server
-    server.stop()
-
-
 def test_two_replicas_from_the_deployed_configuration(tmp_path, postgres):
     docs = manifests()
     pod = Pod(str(tmp_path / "pod"), docs)
