@@ -112,7 +112,7 @@ def parse(data: bytes, path: str) -> EpmConfig:
         values[name.removeprefix("grpc.")] = value
     values.pop("uid", None)
     values.pop("gid", None)
-    return EpmConfig(path=path, **values)  # type: ignore[arg-type]
+    return EpmConfig(path=path, **values)  # type: ignore[arg-type]  # each value was checked against its field above
 
 
 def _flatten(doc: dict[str, object], path: str) -> dict[str, object]:

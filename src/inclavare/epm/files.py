@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from typing import BinaryIO
 
 from .errors import INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, CacheError
 
@@ -121,7 +122,7 @@ def _copy_file(src: str, dest: str, st: os.stat_result, budget: _Budget) -> None
         os.close(fd_in)
 
 
-def _copy_bounded(fin, fout, limit: int) -> int:  # type: ignore[no-untyped-def]
+def _copy_bounded(fin: BinaryIO, fout: BinaryIO, limit: int) -> int:
     done = 0
     while done < limit:
         chunk = fin.read(min(_CHUNK, limit - done))

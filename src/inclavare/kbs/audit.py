@@ -38,7 +38,7 @@ class AuditLog:
     def record(self, at: float, event: str, outcome: str, **fields: object) -> AuditRecord:
         """A record stamped with this replica's name (not yet written anywhere)."""
         # fields are AuditRecord's optional members (subject, resource, ...): a wrong name fails in the constructor
-        return AuditRecord(at=at, event=event, outcome=outcome, replica=self.replica, **fields)  # type: ignore[arg-type]
+        return AuditRecord(at=at, event=event, outcome=outcome, replica=self.replica, **fields)  # type: ignore[arg-type]  # see above
 
     def emit(self, record: AuditRecord, audit_id: int | None = None) -> None:
         """Mirror a committed record as one JSON line."""

@@ -78,7 +78,9 @@ def http_protocol() -> type[asyncio.Protocol] | str:
         return "auto"
 
     class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        # uvicorn types the argument as asyncio.Transport (a BaseTransport in asyncio.Protocol); the
+        # wrapper is a duck-typed Transport: it forwards every attribute it does not override.
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # see above
+            super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]  # see above
 
     return CoalescingHttpToolsProtocol

@@ -171,7 +171,7 @@ class SqliteStorage(SqlStorage):
             if durable and self._sync is not None and self._db.total_changes != changes:
                 commit = self._sync.committed()
         if commit:  # outside the lock: the next writer commits while this one waits for the disk
-            wait = functools.partial(self._sync.wait, commit)  # type: ignore[union-attr]
+            wait = functools.partial(self._sync.wait, commit)  # type: ignore[union-attr]  # commit is set only with _sync
             pending = DEFERRED_SYNC.get()
             if pending is None:
                 wait()
