@@ -28,14 +28,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from ..enclave.config import Settings, _near
+from ..enclave.config import Settings
 from ..enclave.identity.manifest import WASM_PAGE, Manifest, PreopenedDir, TrustedFile, WasmSettings
+from ..enclave.names import CARRIER_ANNOTATION, CARRIER_VARIABLE, looks_like_carrier
 from . import programs
 from .errors import CarrierError
 from .workload import Workload
 
-VARIABLE = "RUNE_CARRIER"
-ANNOTATION = "enclave.carrier"
+VARIABLE = CARRIER_VARIABLE
+ANNOTATION = CARRIER_ANNOTATION
 UNAVAILABLE = {
     "occlum": "the Occlum toolchain (occlum build, sgx_sign, an SGX device) is not available on this node",
     "graphene": "Carrier graphene has not been implemented",  # the original's own words
@@ -121,15 +122,9 @@ def choose(settings: Settings, env: list[str], annotations: dict[str, str]) -> C
 def _refuse_near_misses(env: list[str], annotations: dict[str, str]) -> None:
     for entry in env:
         name = entry.partition("=")[0]
-        if name != VARIABLE and _looks_like(name):
+        if name != VARIABLE and looks_like_carrier(name):
             raise CarrierError(f"process.env {name}", f"not a carrier setting: did you mean {VARIABLE}?")
     for key in annotations:
-        if _looks_like(key):
+        if looks_like_carrier(key):
             raise CarrierError(f"annotations.{key}", f"not a carrier setting: did you mean {ANNOTATION} "
                                f"(or {VARIABLE} in the environment)?")  # fmt: skip
-
-
-def _looks_like(name: str) -> bool:
-    """RUNE_CARRIER in any case, with any separator, or one or two typos away (rune.carrier, RUNE_CARIER)."""
-    squashed = "".join(c for c in name.lower() if c.isalnum())
-    return squashed == "runecarrier" or _near(squashed, "runecarrier")

@@ -71,6 +71,7 @@ import stat
 
 from ..spec.model import Device, Mount
 from .errors import EnclaveConfigError, EnclaveUnavailable
+from .names import CARRIER_ANNOTATION, CARRIER_VARIABLE, near
 
 # enclave.type values: real SGX, or no hardware protection.
 TEE_KINDS = ("intelSgx", "software")
@@ -91,7 +92,7 @@ SOURCES = {
     "kbs_secrets_dir": (None, "enclave.kbs.secrets_dir"),
     "kbs_cacert": (None, "enclave.kbs.cacert"),
     "kbs_insecure_unpinned": (None, "enclave.kbs.insecure_unpinned"),  # enclave/provision/pin.py
-    "carrier": ("RUNE_CARRIER", "enclave.carrier"),
+    "carrier": (CARRIER_VARIABLE, CARRIER_ANNOTATION),
     "memory_grant": (MEMORY_GRANT_ENV, None),
 }
 _BY_ANNOTATION = {a: s for s, (_, a) in SOURCES.items() if a}
@@ -241,7 +242,7 @@ def _refuse_lookalike(key: str, where: str, env_style: bool) -> None:
     """Raise if `key` is not an enclave setting but looks like one."""
     normal = _normal(key)
     head = normal.partition(".")[0]
-    if head != _PREFIX and not _near(head, _PREFIX):
+    if head != _PREFIX and not near(head, _PREFIX):
         return
     setting = _NORMAL.get(_PREFIX + normal[len(head) :])
     if setting is None:
@@ -252,19 +253,6 @@ def _refuse_lookalike(key: str, where: str, env_style: bool) -> None:
     if not env_style and annotation is None:
         raise EnclaveConfigError(where, f"{var} can only be given as an environment variable")
     raise EnclaveConfigError(where, f"not an enclave setting: did you mean {var if env_style else annotation}?")
-
-
-def _near(word: str, target: str) -> bool:
-    """Edit distance at most 2 (typos of the prefix: encalve, enclav, nclave)."""
-    if not 5 <= len(word) <= len(target) + 2:
-        return False
-    previous = list(range(len(target) + 1))
-    for i, a in enumerate(word, 1):
-        row = [i]
-        for j, b in enumerate(target, 1):
-            row.append(min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a != b)))
-        previous = row
-    return previous[-1] <= 2
 
 
 def _closest(normal: str, env_style: bool) -> str:

@@ -66,6 +66,13 @@ def empty_carrier(bundle: str, spec: dict[str, object], options: ShimOptions) ->
 
 def carrier_prepare(bundle: str, spec: dict[str, object], options: ShimOptions) -> None:
     """Build, measure and sign the enclave a container asks for (inclavare.carrier.flow)."""
+    from ..enclave.names import mentions_carrier
+
+    process, annotations = spec.get("process"), spec.get("annotations")
+    env = process.get("env") if isinstance(process, dict) else None
+    if (isinstance(env, list) and all(isinstance(e, str) for e in env) and isinstance(annotations, dict | None)
+            and not mentions_carrier(env, annotations or {})):  # fmt: skip
+        return  # nothing for a carrier to do: the library's imports stay off this pod's path
     from ..carrier import prepare
     from .carrierlog import log_to_shim
 

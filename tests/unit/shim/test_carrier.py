@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import sys
 
 import pytest
 
@@ -102,3 +103,28 @@ def test_the_carriers_log_lines_are_the_shims(capfd):
         for handler in [h for h in logger.handlers if isinstance(h, ShimLogHandler)]:
             logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)
+
+
+def test_a_misspelt_carrier_variable_still_reaches_the_carrier_and_is_refused(tmp_path):
+    spec = {"process": {"args": ["/app/x"], "env": ["RUNE_CARIER=wasm"]}, "root": {"path": "rootfs"}}
+    (tmp_path / "config.json").write_text(json.dumps(spec))
+    with pytest.raises(carrier.CarrierError, match=r"^carrier: process\.env RUNE_CARIER: .*did you mean RUNE_CARRIER"):
+        run_carrier(carrier.load(), str(tmp_path), ShimOptions(), Reaper(lambda p, s: None))
+
+
+def test_a_container_without_a_carrier_does_not_load_the_carrier_library(tmp_path):
+    """~0.1 s of imports on every pod's path otherwise (bench/shim.py)."""
+    spec = {"process": {"args": ["sh"], "env": ["PATH=/bin", "ENCLAVE_TYPE=software"]},
+            "annotations": {"io.kubernetes.cri.sandbox-id": "x"}, "root": {"path": "rootfs"}}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(spec))
+    code = (
+        "import sys\n"
+        "from inclavare.shim import carrier\n"
+        "from inclavare.shim.container import run_carrier\n"
+        "from inclavare.shim.options import ShimOptions\n"
+        "from inclavare.shim.reaper import Reaper\n"
+        f"run_carrier(carrier.load(), {str(tmp_path)!r}, ShimOptions(), Reaper(lambda p, s: None))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('inclavare.carrier')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
