@@ -25,7 +25,7 @@ from _queue import SimpleQueue
 
 from .. import __version__
 from . import container as ctr
-from .errors import AlreadyExists, NotFound, RuntimeFailed, ShimError, Unimplemented
+from .errors import AlreadyExists, FailedPrecondition, NotFound, RuntimeFailed, ShimError, Unimplemented
 from .events import pack, timestamp
 from .pb import api, ev, runc, task_types, wkt
 from .process import CREATED, DELETED, PAUSED, RUNNING, Exec, Init, start_exec
@@ -58,6 +58,7 @@ class TaskService:
         self._shutdown = shutdown
         self.containers: dict[str, ctr.Container] = {}
         self._creating: set[str] = set()  # ids of Creates under way (a second Create of one is refused)
+        self._closing = False  # Shutdown said yes: no Create may start after it
         self._map_lock = threading.Lock()
         self._events = threading.Lock()  # upstream's eventSendMu; see the module docstring
         self._exits: SimpleQueue[tuple[int, int]] = SimpleQueue()
@@ -80,6 +81,8 @@ class TaskService:
     # -- create and start ----------------------------------------------------------------
     def create(self, req: Any) -> Any:
         with self._map_lock:
+            if self._closing:
+                raise FailedPrecondition("shim is shutting down")
             if req.id in self.containers or req.id in self._creating:
                 raise AlreadyExists(f"container {req.id}: already exists")
             self._creating.add(req.id)
@@ -314,9 +317,12 @@ class TaskService:
                                    version=f"inclavare {__version__}")  # fmt: skip
 
     def shutdown(self, req: Any) -> Any:
+        # containerd sends Shutdown after every task Delete; a Create still under way (a carrier
+        # takes seconds) is a container of the pod too: the runc shim holds its lock across Create.
         with self._map_lock:
-            if self.containers:
+            if self.containers or self._creating:
                 return wkt.Empty()  # still serving the pod's other containers
+            self._closing = True
         self._shutdown()
         return wkt.Empty()
 
