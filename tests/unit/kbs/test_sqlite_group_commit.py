@@ -171,3 +171,23 @@ def _session(key: str) -> Session:
         created_at=time.time(),
         expires_at=time.time() + 300,
     )
+
+
+def test_a_failed_fsync_fails_every_later_durable_write(storage, monkeypatch):
+    """fsync(2): Linux reports a writeback error once and may mark the pages clean, so a retried fsync
+    can succeed with the data lost; after one failure no durable write may answer success."""
+    from inclavare.kbs.errors import StorageUnavailable
+
+    calls = []
+
+    def failing(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(sqlite_storage.os, "fdatasync", failing)
+    with pytest.raises(StorageUnavailable, match="fsync of the WAL failed"):
+        storage.record(record("lost"))
+    with pytest.raises(StorageUnavailable, match="an earlier fsync of the WAL failed"):
+        storage.record(record("after"))
+    assert len(calls) == 1  # nothing retried the sync

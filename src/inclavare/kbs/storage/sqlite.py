@@ -73,6 +73,7 @@ class WalSync:
         self._written = 0  # commits made, numbered in commit order
         self._synced = 0  # every commit up to this number is on disk
         self._busy = False
+        self._failed = ""  # why an fsync failed: sticky (wait's docstring)
 
     def committed(self) -> int:
         """Number the commit that just returned (call under the connection's lock, so numbers follow commits)."""
@@ -81,9 +82,15 @@ class WalSync:
             return self._written
 
     def wait(self, commit: int) -> None:
-        """Return once commit number ``commit`` is on disk; StorageUnavailable if the fsync fails."""
+        """Return once commit number ``commit`` is on disk; StorageUnavailable if the fsync fails.
+
+        A failed fsync is final (fsync(2): Linux reports a writeback error once and may
+        mark the pages clean, so a second fsync can succeed with the data lost): every
+        later wait fails too, and the broker must restart to recover from the WAL."""
         with self._cond:
             while self._synced < commit:
+                if self._failed:
+                    raise StorageUnavailable(f"sqlite: an earlier fsync of the WAL failed: {self._failed}")
                 if not self._busy:  # lead: one fsync for everything committed so far
                     self._busy, target = True, self._written
                     break
@@ -94,6 +101,7 @@ class WalSync:
             self._fsync()
         except OSError as exc:
             with self._cond:
+                self._failed = exc.strerror or str(exc)
                 self._busy = False
                 self._cond.notify_all()
             raise StorageUnavailable(f"sqlite: fsync of the WAL failed: {exc.strerror}") from None
