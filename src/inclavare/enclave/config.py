@@ -184,7 +184,12 @@ def read_settings(annotations: dict[str, str], env: list[str]) -> Settings:
         if key not in _BY_ENV:
             _refuse_lookalike(key, f"process.env {key}", env_style=True)
     found: dict[str, tuple[str, str]] = {}
+    grant = _memory_grant(env)
+    if grant is not None:
+        found["memory_grant"] = (grant, f"process.env {MEMORY_GRANT_ENV}")
     for setting, (var, annotation) in SOURCES.items():
+        if setting == "memory_grant":
+            continue
         if var and from_env.get(var):
             found[setting] = (from_env[var], f"process.env {var}")
         elif annotation and annotations.get(annotation):
@@ -219,6 +224,22 @@ def enclave_config(settings: Settings) -> EnclaveConfig | None:
         log_level=_check_log_level(*settings.found.get("log_level", (DEFAULT_LOG_LEVEL, ""))),
         sources={s: src for s, (_v, src) in settings.found.items() if s in ("type", "runtime", "args", "log_level")},
     )
+
+
+def _memory_grant(env: list[str]) -> str | None:
+    """The smallest of every ENCLAVE_MEMORY_GRANT_MIB entry; None without one.
+
+    kubelet puts the device plugin's entry before the pod's own env, so "the
+    last one wins" would let a pod raise its grant, and an empty value must
+    not read as "no grant". A value that is not a number is returned as it
+    is, for runtime/memory_grant.py to refuse by name."""
+    values = [e.partition("=")[2] for e in env if e.partition("=")[0] == MEMORY_GRANT_ENV]
+    if not values:
+        return None
+    if any(not v.strip() for v in values):
+        raise EnclaveConfigError(f"process.env {MEMORY_GRANT_ENV}", "is empty: a grant of enclave memory is a number")
+    bad = [v for v in values if not (v.isascii() and v.isdigit())]
+    return bad[0] if bad else min(values, key=lambda v: int(v))
 
 
 def _env_values(env: list[str]) -> dict[str, str]:

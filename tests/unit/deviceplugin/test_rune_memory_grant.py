@@ -8,6 +8,7 @@ import os
 import pytest
 
 from inclavare.enclave.config import enclave_config, read_settings
+from inclavare.enclave.errors import EnclaveConfigError
 from inclavare.errors import SpecError
 from inclavare.runtime.memory_grant import bound
 
@@ -123,3 +124,14 @@ def test_the_annotation_cannot_stand_in_for_the_variable():
         read_settings({"enclave.memory.grant.mib": "1024"}, [])
     with pytest.raises(Exception, match="did you mean ENCLAVE_MEMORY_GRANT_MIB"):
         read_settings({}, ["ENCLAVE_MEMORY_GRANT=16"])
+
+
+def test_a_pod_cannot_raise_or_erase_its_grant():
+    """kubelet puts the device plugin's entry first and the pod's own env after it: the smallest counts."""
+    annotations = {"enclave.type": "software", "enclave.runtime.path": "wasm"}
+    raised = read_settings(annotations, ["ENCLAVE_MEMORY_GRANT_MIB=16", "ENCLAVE_MEMORY_GRANT_MIB=999999"])
+    assert raised.found["memory_grant"] == ("16", "process.env ENCLAVE_MEMORY_GRANT_MIB")
+    with pytest.raises(EnclaveConfigError, match="ENCLAVE_MEMORY_GRANT_MIB: is empty"):
+        read_settings(annotations, ["ENCLAVE_MEMORY_GRANT_MIB=16", "ENCLAVE_MEMORY_GRANT_MIB="])
+    bad = read_settings(annotations, ["ENCLAVE_MEMORY_GRANT_MIB=16", "ENCLAVE_MEMORY_GRANT_MIB=lots"])
+    assert bad.found["memory_grant"][0] == "lots"  # refused by name in bound()
