@@ -56,7 +56,11 @@ class ResourceServer(pb_grpc.DevicePluginServicer):
             pass
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="deviceplugin"))
         pb_grpc.add_DevicePluginServicer_to_server(self, server)
-        server.add_insecure_port(f"unix:{self.path}")
+        old = os.umask(0o177)  # the socket is 0600 from bind(2) on, not after a chmod
+        try:
+            server.add_insecure_port(f"unix:{self.path}")
+        finally:
+            os.umask(old)
         os.chmod(self.path, 0o600)
         with self._changed:
             self._stopping = False

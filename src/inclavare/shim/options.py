@@ -118,7 +118,7 @@ def _apply_runc(opts: ShimOptions, name: str, value: bytes) -> None:
         m = runc.Options.FromString(value)
         if m.criu_path or m.criu_image_path or m.criu_work_path:
             raise InvalidArgument(f"shim options: {name}: CRIU settings: rune has no checkpoint/restore")
-        opts.binary_name = m.binary_name or opts.binary_name
+        opts.binary_name = _binary(m.binary_name, f"shim options: {name}") or opts.binary_name
         opts.root = m.root or opts.root
         opts.systemd_cgroup = m.systemd_cgroup
     else:
@@ -153,9 +153,17 @@ def apply_config(opts: ShimOptions, path: str) -> None:
             raise InvalidArgument(f"{path}: {key}: unknown setting (known: {', '.join(sorted(_CONFIG_KEYS))})")
         if not isinstance(value, kind):
             raise InvalidArgument(f"{path}: {key}: must be {'true or false' if kind is bool else 'a string'}")
-        if key == "binary_name" and not value:
+        if key == "binary_name" and not _binary(str(value), path):
             raise InvalidArgument(f"{path}: binary_name: must not be empty")
         if key in ("root", "carrier_config") and not os.path.isabs(str(value)):
             raise InvalidArgument(f"{path}: {key}: must be an absolute path")
         setattr(opts, key, value)
     opts.config_path = path
+
+
+def _binary(value: str, where: str) -> str:
+    """An absolute path or a bare name looked up in $PATH: a relative path would name another
+    binary in each command (`delete` runs in the bundle, beside the container's rootfs)."""
+    if value and not os.path.isabs(value) and "/" in value:
+        raise InvalidArgument(f"{where}: binary_name: {value!r}: an absolute path or a name in $PATH")
+    return value

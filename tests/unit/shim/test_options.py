@@ -95,3 +95,13 @@ def test_options_survive_options_json():
     back = ShimOptions.from_dict(opts.to_dict())
     assert back.to_dict() == opts.to_dict()
     assert ShimOptions.from_dict({"root": 5, "bogus": 1}).root == DEFAULT_ROOT  # wrong types are ignored
+
+
+def test_a_relative_binary_path_is_refused(tmp_path):
+    """`delete` runs in the bundle: ./rune there is beside the container's rootfs."""
+    path = config(tmp_path, 'binary_name = "./rune"\n')
+    with pytest.raises(InvalidArgument, match=r"binary_name: './rune': an absolute path or a name in \$PATH"):
+        apply_config(ShimOptions(), path)
+    with pytest.raises(InvalidArgument, match=r"binary_name: 'bin/rune'"):
+        decode(*packed(pb.runc.Options(binary_name="bin/rune")))
+    assert decode(*packed(pb.runc.Options(binary_name="rune"))).binary_name == "rune"
