@@ -227,3 +227,14 @@ def test_a_closed_loop_does_not_stop_the_waits_of_the_next(broker, monkeypatch):
     asyncio.run(orphan())
     monkeypatch.setattr(sqlite_storage.os, "fdatasync", SlowSync())
     asyncio.run(asyncio.wait_for(inline(lambda: storage.record(record("next loop"))), 5))
+
+
+def test_only_paths_under_built_in_policies_run_on_the_loop():
+    """A tenant's own Rego may be slow on purpose: it runs in the pool, in its lane (policy/engine.py)."""
+    from inclavare.kbs.policy import RESOURCE_POLICIES, governed_by_builtin
+
+    custom = "package policy\ndefault allow := false\nallow if input.submods\n"
+    policies = {"default/*": RESOURCE_POLICIES["approved-executables"], "tenant/*": custom}
+    assert governed_by_builtin(policies, "default/key/db")
+    assert not governed_by_builtin(policies, "tenant/key/db")
+    assert governed_by_builtin(policies, "nobody/key/db")  # no policy: refused at once

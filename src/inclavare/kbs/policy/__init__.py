@@ -11,7 +11,7 @@ from __future__ import annotations
 from .attestation import appraise, policy_input
 from .builtin import ATTESTATION_POLICIES, DEFAULT_ATTESTATION_POLICY, RESOURCE_POLICIES
 from .engine import PolicyEngine, PolicyEvaluationError, check_module
-from .resource import Decision, authorize, check_path, governing_scope
+from .resource import Decision, authorize, check_path, governed_by_builtin, governing_scope
 
 __all__ = [
     "ATTESTATION_POLICIES",
@@ -24,6 +24,7 @@ __all__ = [
     "authorize",
     "check_module",
     "check_path",
+    "governed_by_builtin",
     "governing_scope",
     "policy_input",
 ]

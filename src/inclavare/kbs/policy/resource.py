@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from ..admin import GLOBAL, covers
 from ..errors import InvalidRequestPath
+from .compiled import compiled
 from .engine import PolicyEngine
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
@@ -63,3 +64,10 @@ def authorize(engine: PolicyEngine, policies: Mapping[str, str], path: str, clai
     data = {"plugin": "resource", "resource-path": path, "resource-segments": path.split("/"), "scope": scope}
     lane = path.split("/", 1)[0]  # one tenant's policies cannot hold the slots of another's
     return Decision(engine.evaluate(policies[scope], "data.policy.allow", claims, data, lane) is True, scope)
+
+
+def governed_by_builtin(policies: Mapping[str, str], path: str) -> bool:
+    """True if no policy or a built-in one governs ``path``: decided in Python (:mod:`.compiled`),
+    at a fixed cost, where a tenant's own Rego module may take as long as it likes."""
+    scope = governing_scope(list(policies), path)
+    return scope is None or compiled(policies[scope], "data.policy.allow") is not None

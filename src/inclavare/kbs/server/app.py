@@ -16,7 +16,10 @@
 
 Service calls block (database, crypto, Rego), so they run in the worker
 thread pool — except the three RCAR calls on SQLite in WAL mode
-(:class:`InlineCalls`). Those block for nothing but their commit's wait
+(:class:`InlineCalls`; a GET only where a built-in resource policy governs
+the path: a tenant's own Rego runs in the pool, in its lane, so a slow one
+cannot stall the loop every tenant shares; the attestation policy is the
+operator's). Those block for little but their commit's wait
 for the disk (storage/sqlite.py, group commit), and handing the whole call
 to a thread cost more than the call (the loop and the pool contending for
 the GIL: docs/kbs.md, "Throughput"). So they run on the event loop with
@@ -185,7 +188,8 @@ class Endpoints:
         p = request.path_params
         parts = (p["repository"], p["type"], p["tag"])
         if request.method == "GET":
-            jwe = await self.inline(
+            inline = self.inline.enabled and self.s.resources.inline_ok(*parts)
+            jwe = await (self.inline if inline else call)(
                 self.s.resources.get,
                 *parts,
                 cookie=request.cookies.get(COOKIE_NAME),

@@ -33,7 +33,7 @@ from ..errors import (
     TokenNotFound,
 )
 from ..jwe import encrypt
-from ..policy import PolicyEvaluationError, authorize, check_path
+from ..policy import PolicyEvaluationError, authorize, check_path, governed_by_builtin
 from ..protocol.ear import tee_pubkey_of
 from ..protocol.session import Session, SessionState, attested, session_key
 from .deps import Deps
@@ -63,6 +63,16 @@ class ResourceService:
     def __init__(self, deps: Deps) -> None:
         self.d = deps
         self._attested: dict[str, Session] = {}
+
+    def inline_ok(self, repository: str, type_: str, tag: str) -> bool:
+        """Whether a GET of this path may run on the server's event loop (server/app.py): only if
+        a built-in policy governs it. A tenant's own Rego runs in the pool, in its lane, so a slow
+        one cannot stall the loop that every other tenant's requests share."""
+        try:
+            path = check_path(repository, type_, tag)
+        except KbsError:
+            return True  # refused at once, wherever it runs
+        return governed_by_builtin(self.d.storage.policies("resource"), path)
 
     def get(
         self,
