@@ -15,7 +15,9 @@ callback. Code the shim calls but does not own — the carrier hook — may use
 :mod:`subprocess`; while it runs (:meth:`Reaper.foreign_children`) the loop
 reaps only pids it knows (commands, and processes :meth:`Reaper.watch`\\ed),
 one ``waitpid(pid, WNOHANG)`` each, and leaves other children to their
-owners; orphans wait until it ends.
+owners; orphans wait until it ends. The loop looks at an exited child with
+``waitid(WNOWAIT)`` before it reaps it, so a section that opens while the
+loop runs is respected too.
 """
 
 from __future__ import annotations
@@ -109,18 +111,29 @@ class Reaper:
 
     # -- the loop ------------------------------------------------------------------------
     def reap(self) -> None:
-        """Collect every exited child (on SIGCHLD; runs in the main thread)."""
-        if self._foreign:
-            self._reap_known()
-            return
+        """Collect every exited child (on SIGCHLD; runs in the main thread).
+
+        Each exited child is looked at first (waitid(2) WNOWAIT) and reaped only if
+        it is ours: a foreign section may open while this loop runs, and a child
+        subprocess started there must stay subprocess's to reap."""
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
                 return
-            if pid == 0:
+            if info is None:
                 return
-            self._deliver(pid, exit_status(status))
+            with self._cond:
+                ours = not self._foreign or info.si_pid in self._commands or info.si_pid in self._watched
+            if not ours:
+                self._reap_known()  # the children we know; the foreign one waits for its owner
+                return
+            try:
+                pid, status = os.waitpid(info.si_pid, os.WNOHANG)
+            except ChildProcessError:
+                continue  # its owner took it meanwhile
+            if pid:
+                self._deliver(pid, exit_status(status))
 
     def _reap_known(self) -> None:
         with self._cond:

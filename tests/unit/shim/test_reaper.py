@@ -116,3 +116,31 @@ def test_one_shot_reaper_waits_for_itself():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.strip() == "None 4"
+
+
+def test_a_foreign_section_that_opens_while_the_loop_runs_keeps_its_child():
+    """The loop found no foreign section, then one opened and its subprocess exited before the loop
+    looked at the next child: that child is still subprocess's to reap (status 7, not ECHILD's 0)."""
+    out = run("""
+        stop.set()  # drive reap() by hand
+        time.sleep(0.05)
+        first = reaper.spawn(["true"], null, null, null)
+        time.sleep(0.2)  # an exited child of ours: the loop starts on it
+        real_waitpid, real_waitid, opened = os.waitpid, os.waitid, []
+        def open_section():
+            if not opened:  # between the loop's first look and its next one
+                opened.append(reaper.foreign_children())
+                opened[0].__enter__()
+                opened.append(subprocess.Popen(["sh", "-c", "exit 7"]))
+                time.sleep(0.3)
+        def waitpid(pid, flags):
+            result = real_waitpid(pid, flags)
+            open_section()
+            return result
+        os.waitpid = waitpid
+        reaper.reap()
+        os.waitpid = real_waitpid
+        print(reaper.wait(first), opened[1].wait())
+        opened[0].__exit__(None, None, None)
+    """)
+    assert out == "0 7"
