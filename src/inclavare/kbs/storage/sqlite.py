@@ -178,8 +178,8 @@ class SqliteStorage(SqlStorage):
                 raise StorageUnavailable(f"sqlite: commit failed: {exc}") from None
             if durable and self._sync is not None and self._db.total_changes != changes:
                 commit = self._sync.committed()
-        if commit:  # outside the lock: the next writer commits while this one waits for the disk
-            wait = functools.partial(self._sync.wait, commit)  # type: ignore[union-attr]  # commit is set only with _sync
+        if commit and self._sync is not None:  # outside the lock: the next writer commits while this one waits
+            wait = functools.partial(self._sync.wait, commit)
             pending = DEFERRED_SYNC.get()
             if pending is None:
                 wait()
