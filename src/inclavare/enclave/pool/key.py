@@ -1,0 +1,64 @@
+"""The pool key: which pre-initialised instance may serve which container.
+
+An instance is prepared from one template (runtime, options, signed manifest,
+signature); a container may have it only if its own four are byte for byte
+the same. The key is a SHA-256 over them, so a lookup never needs the
+manifest parsed (init computes it without importing the identity layer):
+
+    SHA-256("inclavare-pool-v1\\0" runtime "\\0" args "\\0" SHA-256(manifest) SHA-256(signature))
+
+The key only finds candidates. What makes the hand-over safe is the guest's
+own check after it joined the container (:mod:`.guest`): the container's
+rootfs verified in full, and its measurement and signer equal to the ones the
+instance was prepared for — else it refuses and the container is not created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from ..._sys import Syscalls
+from ..._sys.inroot import open_in_root
+from ...errors import SyscallError
+from ..errors import EnclaveError
+from ..interface import split_args
+from ..runtimes import _options
+
+BUILTIN = frozenset({"wasm", "native"})  # the runtimes the pool can pre-initialise
+_ALL_OPTIONS = frozenset({"manifest", "sig", "signer", "memory", "fuel", "timeout", "preopen", "cache"})
+_MAX_FILE = 4 << 20
+
+
+def pool_key(runtime: str, args: str, manifest: bytes, signature: bytes) -> str:
+    h = hashlib.sha256(b"inclavare-pool-v1\0")
+    h.update(runtime.encode() + b"\0" + args.encode() + b"\0")
+    h.update(hashlib.sha256(manifest).digest() + hashlib.sha256(signature).digest())
+    return h.hexdigest()
+
+
+def key_of_rootfs(sc: Syscalls, rootfs: str, runtime: str, args: str) -> str:
+    """The key of a bundle whose rootfs is `rootfs` (a host path), read inside it
+    (RESOLVE_IN_ROOT: a symlink in an image cannot point the read elsewhere)."""
+    opts = _options.parse(split_args(args), _ALL_OPTIONS)
+    if not opts.manifest:
+        raise EnclaveError("enclave pool: enclave.runtime.args names no manifest=")
+    root = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        manifest = _read(sc, root, opts.manifest)
+        signature = _read(sc, root, opts.sig)
+    finally:
+        os.close(root)
+    return pool_key(runtime, args, manifest, signature)
+
+
+def _read(sc: Syscalls, root: int, path: str) -> bytes:
+    try:
+        fd = open_in_root(sc, root, path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except SyscallError as exc:
+        raise EnclaveError(f"enclave pool: {path}: {os.strerror(exc.errno)}") from None
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(_MAX_FILE + 1)
+    if len(data) > _MAX_FILE:
+        raise EnclaveError(f"enclave pool: {path}: larger than {_MAX_FILE >> 20} MiB")
+    return data

@@ -1,0 +1,105 @@
+"""The pool's messages: one JSON object per SOCK_SEQPACKET datagram, fds beside it.
+
+SOCK_SEQPACKET keeps message boundaries, so there is no framing to get wrong,
+and SCM_RIGHTS fds travel with the datagram they belong to (unix(7)). Bytes
+travel as hex. Every message has an ``op``; a refusal is
+``{"op": "error", "msg": ..., "kind": ...}``, raised on the receiving side as
+the :mod:`inclavare.enclave.errors` class that `kind` names, so `rune` shows
+the same one line it would have shown without the pool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+from ...errors import EnclaveError
+from .. import errors as enclave_errors
+
+MAX_MESSAGE = 1 << 20  # a process spec with a large environment still fits
+MAX_FDS = 8
+
+# The refusals that cross the wire keep their class (anything else is an EnclaveError).
+_KINDS = {cls.__name__: cls for cls in (
+    enclave_errors.EnclaveStateError, enclave_errors.EnclaveNotSupported,
+    enclave_errors.EnclaveUnavailable,
+)}  # fmt: skip
+
+
+class PoolProtocolError(EnclaveError):
+    """The other side of a pool socket said something this side does not understand."""
+
+
+def pair() -> tuple[socket.socket, socket.socket]:
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+
+def send(sock: socket.socket, msg: dict[str, object], fds: tuple[int, ...] | list[int] = ()) -> None:
+    data = json.dumps(msg, separators=(",", ":")).encode()
+    if len(data) > MAX_MESSAGE:
+        raise PoolProtocolError(f"enclave pool: a {msg.get('op')} message of {len(data)} bytes is too large")
+    if fds:
+        socket.send_fds(sock, [data], list(fds))
+    else:
+        sock.sendall(data)
+
+
+def recv(sock: socket.socket) -> tuple[dict[str, object], list[int]]:
+    """The next message and its fds (close-on-exec); EOF is a PoolProtocolError."""
+    data, fds, flags, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS, socket.MSG_CMSG_CLOEXEC)
+    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+        _close(fds)
+        raise PoolProtocolError("enclave pool: a message or its fds were truncated")
+    if not data:
+        _close(fds)
+        raise PoolProtocolError("enclave pool: the other side closed the connection")
+    try:
+        msg = json.loads(data)
+    except ValueError:
+        msg = None
+    if not isinstance(msg, dict) or not isinstance(msg.get("op"), str):
+        _close(fds)
+        raise PoolProtocolError("enclave pool: a message is not a JSON object with an op")
+    return msg, fds
+
+
+def expect(sock: socket.socket, op: str) -> tuple[dict[str, object], list[int]]:
+    """The next message, which must be `op`; an error message is raised as its kind."""
+    msg, fds = recv(sock)
+    if msg["op"] == op:
+        return msg, fds
+    _close(fds)
+    if msg["op"] == "error":
+        raise error_of(msg)
+    raise PoolProtocolError(f"enclave pool: expected {op}, got {str(msg['op'])[:40]!r}")
+
+
+def error_message(exc: BaseException) -> dict[str, object]:
+    text = str(exc) if isinstance(exc, EnclaveError | OSError) else f"{type(exc).__name__}: {exc}"
+    return {"op": "error", "msg": text.splitlines()[0] if text else type(exc).__name__,
+            "kind": type(exc).__name__}  # fmt: skip
+
+
+def error_of(msg: dict[str, object]) -> EnclaveError:
+    cls = _KINDS.get(str(msg.get("kind")), EnclaveError)
+    return cls(str(msg.get("msg", "enclave pool: unspecified error")))
+
+
+def string(msg: dict[str, object], name: str) -> str:
+    value = msg.get(name)
+    if not isinstance(value, str):
+        raise PoolProtocolError(f"enclave pool: {msg['op']}.{name} is not a string")
+    return value
+
+
+def hexbytes(msg: dict[str, object], name: str) -> bytes:
+    try:
+        return bytes.fromhex(string(msg, name))
+    except ValueError:
+        raise PoolProtocolError(f"enclave pool: {msg['op']}.{name} is not hex") from None
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
