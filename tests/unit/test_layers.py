@@ -24,6 +24,7 @@ RANKS = {
     "attestation": 2, "enclave.identity": 2,
     "kbs": 3,
     "image": 4, "enclave": 4,
+    "enclave.pool": 5,  # a pooled instance joins a container as `rune exec` does (runtime.process)
     "runtime": 5, "carrier": 5,
     "epm.client": 5,  # the carrier's client of epm: grpc and the generated protos, imported on use
     "cli": 6, "demo": 6, "testing": 6, "shim": 6,

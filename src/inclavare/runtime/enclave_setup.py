@@ -56,7 +56,7 @@ SANDBOX_MARKS = (("io.kubernetes.cri.container-type", "io.kubernetes.cri.sandbox
 class EnclavePlan:
     """Everything a bundle's enclave settings make of a container."""
 
-    __slots__ = ("config", "devices", "env", "kbs", "mounts", "pal_fd", "relay_fd")
+    __slots__ = ("config", "devices", "env", "kbs", "mounts", "pal_fd", "pool_fd", "relay_fd")
 
     def __init__(self, config: EnclaveConfig, env: list[str], devices: list[Device], mounts: list[Mount],
                  kbs: KbsPlan | None, pal_fd: int) -> None:  # fmt: skip
@@ -67,13 +67,15 @@ class EnclavePlan:
         self.kbs = kbs
         self.pal_fd = pal_fd  # the checked PAL library, or -1 for a registered runtime
         self.relay_fd = -1  # rune create's end of the provisioning tunnel (executor() makes it)
+        self.pool_fd = -1  # a warm instance's control socket (claim_pooled), or -1
 
     def close(self) -> None:
-        """Close the PAL library's fd (`rune create`'s copy; init has its own) and the tunnel's."""
-        for fd in (self.pal_fd, self.relay_fd):
+        """Close the PAL library's fd (`rune create`'s copy; init has its own), the tunnel's
+        and a pooled instance's (which, if init never took it, ends the instance)."""
+        for fd in (self.pal_fd, self.relay_fd, self.pool_fd):
             if fd >= 0:
                 os.close(fd)
-        self.pal_fd = self.relay_fd = -1
+        self.pal_fd = self.relay_fd = self.pool_fd = -1
 
     def take_relay_fd(self) -> int:
         """The tunnel's host end, for the relay (enclave/provision/host_relay.py), which closes it."""
@@ -160,6 +162,39 @@ def apply(plan: EnclavePlan, spec: Spec, state: st.State) -> None:
     state.extra["enclave"] = plan.config.to_json()
 
 
+def claim_pooled(ctx: RuntimeContext, plan: EnclavePlan, state: st.State, preserve_fds: int) -> None:
+    """Take a warm instance of exactly this enclave from epm's pool, if one is ready
+    (enclave/pool/). Any reason not to is one debug line and the unpooled path,
+    which verifies everything itself: the pool only ever saves time."""
+    config = plan.config
+    socket_path = ctx.node().pool_socket
+    if not socket_path or config.runtime not in ("wasm", "native") or config.type != "software":
+        return
+    why = ""
+    if os.geteuid() != 0:
+        why = "rune is not root"
+    elif preserve_fds:
+        why = "--preserve-fds: the pool serves stdio only"
+    elif not os.path.exists(socket_path):
+        why = f"no pool socket at {socket_path}"
+    if not why:
+        from .. import _sys
+        from ..enclave.pool import claim, key
+
+        try:
+            pool_key = key.key_of_rootfs(_sys.default(), state.rootfs, config.runtime, config.args)
+            sock, why = claim.claim(socket_path, pool_key)
+        except Exception as exc:  # the unpooled path reports what is wrong with the bundle
+            sock, why = None, str(exc)
+        if sock is not None:
+            plan.pool_fd = sock.detach()
+            state.extra["enclave"]["pool"] = "hit"  # type: ignore[index]
+            ctx.trace(f"enclave pool: hit for {pool_key[:16]}")
+            return
+    state.extra["enclave"]["pool"] = "miss"  # type: ignore[index]
+    ctx.trace(f"enclave pool: miss ({why}): starting the enclave here")
+
+
 def executor(plan: EnclavePlan, state_dir: str) -> Executor:
     """What init runs instead of execve, with the agent socket it serves;
     the PAL's fd passes to it (the plan no longer closes it). With a KBS, the
@@ -174,8 +209,8 @@ def executor(plan: EnclavePlan, state_dir: str) -> Executor:
         enclave_end, host_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         plan.relay_fd = host_end.detach()
         tunnel = (enclave_end.detach(), plan.relay_fd)
-    runner = EnclaveExecutor(plan.config, _listen(state_dir), plan.kbs, plan.pal_fd, tunnel)
-    plan.pal_fd = -1
+    runner = EnclaveExecutor(plan.config, _listen(state_dir), plan.kbs, plan.pal_fd, tunnel, plan.pool_fd)
+    plan.pal_fd = plan.pool_fd = -1
     return runner
 
 

@@ -33,14 +33,17 @@ from ..errors import InclavareError, SpecError, UntrustedPath
 
 DEFAULT_PATH = "/etc/inclavare/rune.toml"
 DEFAULT_PAL_DIRS = ("/usr/lib/inclavare/pal", "/opt/inclavare/pal")
-_KNOWN = {"enclave": {"pal_dirs", "required"}}
+DEFAULT_POOL_SOCKET = "/run/inclavare/epm-pool.sock"  # = enclave/pool/claim.py DEFAULT_SOCKET
+_KNOWN = {"enclave": {"pal_dirs", "required", "pool_socket"}}
 
 
 class NodeConfig:
-    __slots__ = ("pal_dirs", "path", "required_by")
+    __slots__ = ("pal_dirs", "path", "pool_socket", "required_by")
 
-    def __init__(self, pal_dirs: tuple[str, ...] = DEFAULT_PAL_DIRS, required_by: str = "", path: str = "") -> None:
+    def __init__(self, pal_dirs: tuple[str, ...] = DEFAULT_PAL_DIRS, required_by: str = "", path: str = "",
+                 pool_socket: str = DEFAULT_POOL_SOCKET) -> None:  # fmt: skip
         self.pal_dirs = pal_dirs
+        self.pool_socket = pool_socket
         # Who demands that every container be an enclave ("" if nobody), for
         # the refusal's message: "enclave.required in FILE" or the flag.
         self.required_by = required_by
@@ -86,7 +89,10 @@ def parse(data: bytes, path: str) -> NodeConfig:
     if not isinstance(required, bool):
         raise SpecError("enclave.required", "must be true or false", file=path)
     by = f"enclave.required in {path}" if required else ""
-    return NodeConfig(tuple(os.path.normpath(d) for d in dirs), by, path)
+    pool = enclave.get("pool_socket", DEFAULT_POOL_SOCKET)
+    if not isinstance(pool, str) or (pool and not os.path.isabs(pool)):
+        raise SpecError("enclave.pool_socket", 'must be an absolute path, or "" for no pool', file=path)
+    return NodeConfig(tuple(os.path.normpath(d) for d in dirs), by, path, pool)
 
 
 def _check_keys(doc: dict[str, object], path: str) -> None:

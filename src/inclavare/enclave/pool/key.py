@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import os
 
-from ..._sys import Syscalls
 from ..._sys.inroot import open_in_root
 from ...errors import SyscallError
 from ..errors import EnclaveError
@@ -26,6 +25,10 @@ from ..interface import split_args
 from ..runtimes import _options
 
 BUILTIN = frozenset({"wasm", "native"})  # the runtimes the pool can pre-initialise
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..._sys import Syscalls
+
 _ALL_OPTIONS = frozenset({"manifest", "sig", "signer", "memory", "fuel", "timeout", "preopen", "cache"})
 _MAX_FILE = 4 << 20
 

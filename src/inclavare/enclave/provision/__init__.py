@@ -101,11 +101,12 @@ class KbsPlan:
     def from_settings(cls, settings: Settings) -> KbsPlan | None:
         """The plan of a container's enclave settings (enclave/config.py), or None
         without a KBS url; errors name the annotation or variable at fault."""
-        from ..identity.broker import normalize_url
-
         url, url_source = settings.found.get("kbs_url", ("", ""))
         if not url.strip():
             return None
+        # Not before: identity/ imports cryptography (~60 ms of every enclave container's create).
+        from ..identity.broker import normalize_url
+
         resources = [r.strip().strip("/") for r in settings.get("kbs_resources").split(",") if r.strip()]
         for r in resources:
             if r.count("/") != 2 or ".." in r.split("/"):
@@ -214,12 +215,12 @@ def decide_trust(rt: EnclaveRuntime, plan: KbsPlan, host_context: ssl.SSLContext
 def trusted_broker(rt: EnclaveRuntime) -> tuple[BrokerPin, bytes | None] | None:
     """What the runtime's verified manifest pins, with the CA's bytes; None for a runtime
     that knows of no measured broker (a PAL, or a manifest without [kbs])."""
-    from ..identity.broker import BrokerPin
-
     ask = getattr(rt, "trusted_broker", None)  # the built-in runtimes (runtimes/_base.py)
     found = ask() if callable(ask) else None
     if found is None:
         return None
+    from ..identity.broker import BrokerPin
+
     pin, ca = found
     assert isinstance(pin, BrokerPin)
     assert ca is None or isinstance(ca, bytes)

@@ -150,6 +150,27 @@ class RuntimeBase(abc.ABC):
         self._life.initialized()
         self._log(f"{self.name}: enclave {identity.measurement.hex()} signer {identity.signer.hex()} ready")
 
+    def adopt(self, args: str, log_level: str) -> None:
+        """The warm pool's hand-over (enclave/pool/guest.py), in the container.
+
+        This instance was initialised from a template bundle on the host; now,
+        joined to a container, it verifies the container's own rootfs exactly as
+        ``init`` does there, and goes on only if that is the same enclave —
+        measurement and signer — it was prepared for. What ``_prepare`` made
+        from identical verified bytes (wasm: the compiled module) is reused."""
+        prepared = self.identity
+        if prepared is None:
+            raise EnclaveStateError(f"enclave runtime {self.name}: adopt called before init")
+        self.rootfs, self.manifest, self.identity = "/", None, None
+        self._life = Lifecycle(self.name)
+        self.init(args, log_level)
+        assert self.identity is not None
+        if (self.identity.measurement, self.identity.signer) != (prepared.measurement, prepared.signer):
+            raise EnclaveError(
+                f"enclave runtime {self.name}: the container's enclave {self.identity.measurement.hex()[:16]}… "
+                f"is not the one this pooled instance was prepared for ({prepared.measurement.hex()[:16]}…)"
+            )
+
     def _verify(self, opts: _options.Options) -> tuple[Manifest, EnclaveIdentity]:
         """Signature, every trusted file and the module (identity layer), then the manifest we keep."""
         path = self.host_path(opts.manifest)

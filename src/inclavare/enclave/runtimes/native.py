@@ -102,6 +102,9 @@ class NativeRuntime(_base.RuntimeBase):
         self._memory = memory if memory is not None else manifest.memory_limit
         index, pinned = next((i, t.sha256) for i, t in enumerate(manifest.trusted_files) if t.path == entrypoint)
         data = self._read(entrypoint)
+        if self._exec_fd >= 0:  # adopt(): the template's sealed copy gives way to the container's
+            os.close(self._exec_fd)
+            self._exec_fd = -1
         try:
             interpreter = elf_interpreter(data)  # scripts are refused: the copy is execute-only
         except EnclaveError as exc:

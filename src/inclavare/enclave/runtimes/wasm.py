@@ -64,6 +64,7 @@ class WasmRuntime(_base.RuntimeBase):
         self._handles = itertools.count(1)
         self._ticker = _Ticker()
         self.cache_hit = False  # for tests and logs: init loaded compiled code instead of compiling
+        self._compiled: tuple[tuple[bytes, bool], bytes] | None = None  # ((module digest, fuel), code)
 
     def _program(self, manifest: Manifest) -> str:
         assert manifest.wasm is not None
@@ -101,7 +102,16 @@ class WasmRuntime(_base.RuntimeBase):
             raise EnclaveError(f"enclave runtime wasm: module {exc}") from None
 
     def _compile(self, data: bytes, digest: bytes, fuel: bool, use_cache: bool, module_path: str) -> bytes:
-        """Compiled code for `data`: from the cache, else Cranelift (then cached)."""
+        """Compiled code for `data`: what this runtime compiled before for the same
+        verified digest (a pooled instance, :meth:`adopt`), else the cache, else
+        Cranelift (then cached)."""
+        if self._compiled is not None and self._compiled[0] == (digest, fuel):
+            return self._compiled[1]
+        serialized = self._compile_anew(data, digest, fuel, use_cache, module_path)
+        self._compiled = ((digest, fuel), serialized)
+        return serialized
+
+    def _compile_anew(self, data: bytes, digest: bytes, fuel: bool, use_cache: bool, module_path: str) -> bytes:
         engine = wasmtime.Engine(engine_config(fuel))
         name = ModuleCache.key(digest, f"epoch=1,fuel={int(fuel)}", self._version)
         cached = self._cache.load(name) if use_cache else None

@@ -19,10 +19,12 @@ execve one beside it); init calls, in this order:
 from __future__ import annotations
 
 import os
+import socket
 
 from ...enclave import provision, registry
 from ...enclave.config import EnclaveConfig
 from ...enclave.interface import EnclaveRuntime
+from ...enclave.pool.proxy import PooledRuntime
 from ...enclave.provision import KbsPlan
 from ...errors import EnclaveError
 from . import runelet
@@ -45,7 +47,7 @@ class EnclaveExecutor:
     program_in_rootfs = False
 
     def __init__(self, config: EnclaveConfig, agent_fd: int, kbs: KbsPlan | None = None, pal_fd: int = -1,
-                 tunnel: tuple[int, int] = (-1, -1)) -> None:  # fmt: skip
+                 tunnel: tuple[int, int] = (-1, -1), pool_fd: int = -1) -> None:  # fmt: skip
         self.config = config
         self.agent_fd = agent_fd  # listening socket <root>/<id>/agent.sock
         self.kbs = kbs  # secret provisioning at launch (enclave/provision/), or None
@@ -54,17 +56,25 @@ class EnclaveExecutor:
         self.tunnel_fd, self.relay_fd = tunnel
         self.host_tls: ssl.SSLContext | None = None  # the unpinned opt-out's CA bundle, read before pivot_root
         self.rt: EnclaveRuntime | None = None
+        # A warm instance epm handed `rune create` for this enclave (enclave/pool/), or -1.
+        self.pool_fd = pool_fd
+        self.pooled: PooledRuntime | None = None
 
     def close_fds(self) -> None:
         """`rune create`'s copies, once init has its own (init inherited them by fork)."""
-        for fd in (self.agent_fd, self.pal_fd, self.tunnel_fd):
+        for fd in (self.agent_fd, self.pal_fd, self.tunnel_fd, self.pool_fd):
             if fd >= 0:
                 os.close(fd)
-        self.agent_fd = self.pal_fd = self.tunnel_fd = -1
+        self.agent_fd = self.pal_fd = self.tunnel_fd = self.pool_fd = -1
 
     def load(self) -> None:
-        factory = registry.resolve(self.config.runtime, self.pal_fd)
-        self.rt = factory(tee=self.config.type, log=_debug)
+        if self.pool_fd >= 0:
+            # The runtime is loaded already, in the instance: nothing of it is imported here.
+            self.rt = self.pooled = PooledRuntime(socket.socket(fileno=self.pool_fd), self.config.runtime)
+            self.pool_fd = -1
+        else:
+            factory = registry.resolve(self.config.runtime, self.pal_fd)
+            self.rt = factory(tee=self.config.type, log=_debug)
         if self.pal_fd >= 0:
             os.close(self.pal_fd)  # dlopen holds the mapping; the workload must not inherit the fd
             self.pal_fd = -1
@@ -74,20 +84,33 @@ class EnclaveExecutor:
         if self.kbs is not None:
             # after pivot_root the host's libraries (and CA bundle) are out of reach
             self.host_tls = provision.preload(self.kbs, self.config.type)
+            if self.pooled is not None:
+                import importlib
+
+                importlib.import_module("inclavare.enclave.identity.broker")  # the guest's pin arrives as one
 
     def setup(self, plan: LaunchPlan, channel: Channel) -> None:
         """pal_init; then, if the bundle names a KBS, attest and receive the secrets.
         An enclave whose manifest pins a broker does not start without them."""
         assert self.rt is not None
-        self.rt.init(self.config.args, self.config.log_level)
+        if self.pooled is not None:
+            self.pooled.handoff(_handoff(plan, self.config))
+        else:
+            self.rt.init(self.config.args, self.config.log_level)
         if self.kbs is not None:
             user = plan.process.user
             fd, self.tunnel_fd = self.tunnel_fd, -1
             provision.receive(channel, fd, self.rt, self.kbs, (user.uid, user.gid), self.host_tls)
-        elif provision.trusted_broker(self.rt) is not None:
+        elif self._pins_broker():
             raise EnclaveError("secret provisioning: the enclave's manifest pins a key broker ([kbs]) but the "
                                "container names none (enclave.kbs.url, enclave.kbs.resources): refusing to "
                                "start it without its secrets")  # fmt: skip
+
+    def _pins_broker(self) -> bool:
+        if self.pooled is not None:  # asked without building a BrokerPin: identity/ is not imported here
+            return self.pooled.pins_broker()
+        assert self.rt is not None
+        return provision.trusted_broker(self.rt) is not None
 
     def run(self, sc: Syscalls, plan: LaunchPlan, fds: LaunchFds, prog: Exec) -> NoReturn:
         """Runs the entrypoint and exits with its status."""
@@ -106,6 +129,17 @@ class EnclaveExecutor:
             os.write(2, f"rune init: {exc}\n".encode())
             status = 1
         os._exit(status)
+
+
+def _handoff(plan: LaunchPlan, config: EnclaveConfig) -> dict[str, object]:
+    """What the pooled guest needs to become this container's enclave (enclave/pool/guest.py):
+    the process spec as `rune create` made it, and the seccomp filter it compiled."""
+    process = dict(plan.spec.raw.get("process") or {})  # type: ignore[call-overload]
+    process["env"] = list(plan.process.env)  # without rune's ENCLAVE_* parameters (enclave_setup.apply)
+    code, flags = plan.seccomp.program() if plan.seccomp is not None else (b"", 0)
+    keyring = "" if plan.no_new_keyring else "_ses." + plan.container_id[:64]
+    return {"args": config.args, "log_level": config.log_level, "process": process,
+            "seccomp": code.hex(), "seccomp_flags": flags, "keyring": keyring}  # fmt: skip
 
 
 def _drop_kept_admin(sc: Syscalls, plan: LaunchPlan) -> None:

@@ -1,0 +1,255 @@
+"""The guest: a pooled instance inside its container, serving init as its enclave runtime.
+
+Forked by the instance (:mod:`.instance`) in the container's pid namespace,
+it becomes what the unpooled init-runelet's runtime is, in this order:
+
+1. dies with its parent (PR_SET_PDEATHSIG), takes init's stdio as its own;
+2. joins init's cgroups (as host root, before any user namespace: cgroup.procs
+   belongs to the host), then init's namespaces — user first, as `rune exec`
+   does — which also makes the container's root its root (setns(2), CLONE_NEWNS);
+3. joins the container's session keyring (runc: one per container);
+4. ``adopt``: verifies the container's rootfs exactly as init would and refuses
+   an enclave that is not the one it was prepared for (runtimes/_base.py);
+5. becomes the process spec's identity with the same code as `rune exec`
+   (rlimits, no_new_privs, capabilities and user, umask, cwd) and loads the
+   container's seccomp filter, compiled by `rune create`;
+6. answers ``adopted`` and serves calls until ``destroy`` or init's end.
+
+Each call arrives as ``{"op": "call", "name": ...}`` with a reply socket as its
+first fd (stdio after it for ``create_process``) and runs in a thread of its
+own, so a ``wait`` never holds up a ``kill`` (enclave/interface.py, Threading).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+from ..._sys import consts as c
+from ..._sys.seccomp import Program
+from ...runtime import cgroups, privileges
+from ...runtime.process import workload
+from ...seccomp import Filter
+from ...spec.load import build
+from ...spec.model import Process
+from ..runtimes._base import block_async_signals
+from . import wire
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from ..._sys import Syscalls
+    from ..interface import EnclaveRuntime
+
+
+class Joins:
+    """init's namespaces and cgroup directories, opened from the host's /proc before the fork."""
+
+    __slots__ = ("cgroup_dirs", "namespaces", "pid_ns")
+
+    def __init__(self) -> None:
+        self.pid_ns = -1
+        self.namespaces: list[tuple[str, int]] = []  # (OCI type, fd), those that differ from ours
+        self.cgroup_dirs: list[int] = []
+
+    @classmethod
+    def of(cls, pidfd: int, pid: int) -> Joins:
+        joins = cls()
+        try:
+            for oci_type, (_flag, name) in c.NAMESPACES.items():
+                theirs = f"/proc/{pid}/ns/{name}"
+                if not os.path.exists(theirs) or os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                    continue
+                fd = os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)
+                if oci_type == "pid":
+                    joins.pid_ns = fd
+                else:
+                    joins.namespaces.append((oci_type, fd))
+            found = cgroups.mounts()
+            theirs_cg = cgroups.own_cgroups(str(pid))
+            dirs = {cgroups.directory(*found[ctl], None, path) for ctl, path in theirs_cg.items() if ctl in found}
+            joins.cgroup_dirs = [os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for d in sorted(dirs)]
+        except BaseException:
+            joins.close()
+            raise
+        return joins
+
+    def close(self) -> None:
+        for fd in [self.pid_ns, *(fd for _, fd in self.namespaces), *self.cgroup_dirs]:
+            if fd >= 0:
+                os.close(fd)
+        self.pid_ns, self.namespaces, self.cgroup_dirs = -1, [], []
+
+
+def run(sc: Syscalls, rt: EnclaveRuntime, sock: socket.socket, msg: dict[str, object], stdio: list[int],
+        joins: Joins) -> NoReturn:  # fmt: skip
+    try:
+        sc.prctl(c.PR_SET_PDEATHSIG, 9)
+        sc.set_name("rune:[POOLED]")
+        for target, fd in enumerate(stdio):
+            os.dup2(fd, target)
+            os.close(fd)
+        _enter(sc, joins)
+        if keyring := msg.get("keyring"):
+            _join_keyring(sc, str(keyring))
+        rt.adopt(wire.string(msg, "args"), wire.string(msg, "log_level"))  # type: ignore[attr-defined]
+        _become(sc, msg)
+        wire.send(sock, {"op": "adopted", "caps": dict(rt.probe())})
+    except BaseException as exc:
+        try:
+            wire.send(sock, wire.error_message(exc))
+        finally:
+            os._exit(1)
+    os._exit(Server(rt, sock).serve())
+
+
+def _enter(sc: Syscalls, joins: Joins) -> None:
+    for d in joins.cgroup_dirs:
+        fd = os.open("cgroup.procs", os.O_WRONLY | os.O_CLOEXEC, dir_fd=d)
+        try:
+            os.write(fd, b"0")  # "0": the writer itself (cgroups(7))
+        finally:
+            os.close(fd)
+    for oci_type, fd in sorted(joins.namespaces, key=lambda j: j[0] != "user"):
+        sc.setns(fd, c.NAMESPACES[oci_type][0], oci_type)
+    joins.close()
+    os.chdir("/")
+
+
+def _join_keyring(sc: Syscalls, name: str) -> None:
+    from ...errors import SyscallError
+
+    try:
+        sc.join_session_keyring(name)
+    except SyscallError as exc:
+        if exc.errno not in (38, 13, 1):  # ENOSYS, EACCES, EPERM: as init (runtime/process/init.py)
+            raise
+
+
+def _become(sc: Syscalls, msg: dict[str, object]) -> None:
+    """The process spec's identity, then the container's seccomp filter (as init, enclave_executor.py)."""
+    process = build(Process, msg.get("process"), "process", "config.json")
+    assert isinstance(process, Process)
+    code, flags = wire.hexbytes(msg, "seccomp"), msg.get("seccomp_flags")
+    flt = Filter(Program(code, flags)) if code and isinstance(flags, int) else None
+    workload.prepare_process(sc, process, resolve=False, seccomp=flt is not None)
+    sc.close_range_cloexec(3)
+    if flt is not None:
+        flt.load()
+        caps = process.capabilities
+        if caps is None:
+            sc.capset(0, 0, 0)
+        else:
+            sc.capset(privileges.cap_mask(caps.effective), privileges.cap_mask(caps.permitted),
+                      privileges.cap_mask(caps.inheritable))  # fmt: skip
+
+
+class Server:
+    """The calls of :class:`.proxy.PooledRuntime`, against the adopted runtime."""
+
+    def __init__(self, rt: EnclaveRuntime, sock: socket.socket) -> None:
+        self.rt = rt
+        self.sock = sock
+        self._stdio: dict[int, list[int]] = {}  # handle -> stdio fds, closed when its wait returns
+        self._lock = threading.Lock()
+        self._destroyed = threading.Event()
+
+    def serve(self) -> int:
+        while not self._destroyed.is_set():
+            try:
+                msg, fds = wire.recv(self.sock)
+            except (wire.PoolProtocolError, OSError):
+                break  # init is gone: so is the container
+            if msg["op"] != "call" or not fds:
+                for fd in fds:
+                    os.close(fd)
+                continue
+            if msg.get("name") == "destroy":
+                self._call(msg, fds)  # on this thread: nothing is served after it
+                return 0
+            threading.Thread(target=self._call, args=(msg, fds), daemon=True).start()
+        self._destroy_quietly()
+        return 0
+
+    def _call(self, msg: dict[str, object], fds: list[int]) -> None:
+        block_async_signals()
+        reply = socket.socket(fileno=fds[0])
+        try:
+            result = self._dispatch(str(msg.get("name")), msg, fds[1:])
+            answer: dict[str, object] = {"op": "result", **result}
+        except Exception as exc:
+            answer = wire.error_message(exc)
+        try:
+            wire.send(reply, answer)
+        except OSError:
+            pass
+        finally:
+            reply.close()
+
+    def _dispatch(self, name: str, msg: dict[str, object], fds: list[int]) -> dict[str, object]:
+        rt = self.rt
+        if name == "create_process":
+            return {"handle": self._create(msg, fds)}
+        if name == "wait":
+            handle = _int(msg, "pid")
+            try:
+                return {"status": rt.wait(handle)}
+            finally:
+                with self._lock:
+                    for fd in self._stdio.pop(handle, []):
+                        os.close(fd)
+        if name == "kill":
+            rt.kill(_int(msg, "pid"), _int(msg, "sig"))
+            return {}
+        if name == "local_report":
+            return {"report": rt.local_report(wire.hexbytes(msg, "target"), wire.hexbytes(msg, "data")).hex()}
+        if name == "trusted_broker":
+            return {"broker": _broker(rt)}
+        if name == "destroy":
+            self._destroyed.set()
+            rt.destroy()
+            return {}
+        raise wire.PoolProtocolError(f"enclave pool: no call {name[:40]!r}")
+
+    def _create(self, msg: dict[str, object], fds: list[int]) -> int:
+        if len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            raise wire.PoolProtocolError("enclave pool: create_process carries three stdio fds")
+        argv, env = msg.get("argv"), msg.get("env")
+        if not (isinstance(argv, list) and isinstance(env, list) and all(isinstance(a, str) for a in argv + env)):
+            raise wire.PoolProtocolError("enclave pool: create_process.argv and .env are lists of strings")
+        try:
+            handle = self.rt.create_process(wire.string(msg, "path"), argv, env, (fds[0], fds[1], fds[2]))
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        with self._lock:
+            self._stdio[handle] = fds
+        return handle
+
+    def _destroy_quietly(self) -> None:
+        try:
+            self.rt.destroy()
+        except Exception:
+            pass
+
+
+def _int(msg: dict[str, object], name: str) -> int:
+    value = msg.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise wire.PoolProtocolError(f"enclave pool: {msg.get('name')}.{name} is not an integer")
+    return value
+
+
+def _broker(rt: EnclaveRuntime) -> dict[str, object] | None:
+    ask = getattr(rt, "trusted_broker", None)
+    found = ask() if ask is not None else None
+    if found is None:
+        return None
+    pin, ca = found
+    return {"urls": list(pin.urls), "cacert": pin.cacert, "pins": [p.hex() for p in pin.pin_sha256],
+            "ca": ca.hex() if ca is not None else None}  # fmt: skip
