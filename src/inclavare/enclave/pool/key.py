@@ -18,12 +18,15 @@ from __future__ import annotations
 import hashlib
 import os
 
-from ..._sys import Syscalls
 from ..._sys.inroot import open_in_root
 from ...errors import SyscallError
 from ..errors import EnclaveError
 from ..interface import split_args
 from ..runtimes import _options
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..._sys import Syscalls
 
 BUILTIN = frozenset({"wasm", "native"})  # the runtimes the pool can pre-initialise
 _ALL_OPTIONS = frozenset({"manifest", "sig", "signer", "memory", "fuel", "timeout", "preopen", "cache"})
