@@ -39,8 +39,8 @@ def test_an_entry_is_read_from_its_bundle(tmp_path):
                           f'[[pool.enclaves]]\nbundle = "{b}"\nsize = 2\n'), "c.toml")  # fmt: skip
     (t,) = c.enclaves
     assert (c.socket, c.metrics_address) == ("/run/p/pool.sock", "127.0.0.1:9465")
-    assert (t.bundle, t.size, t.rootfs, t.runtime, t.args, t.tee) == (
-        b, 2, os.path.join(b, "rootfs"), "wasm", "manifest=/app/m.toml fuel=1000", "software")
+    expected = (b, 2, os.path.join(b, "rootfs"), "wasm", "manifest=/app/m.toml fuel=1000", "software")
+    assert (t.bundle, t.size, t.rootfs, t.runtime, t.args, t.tee) == expected
     assert t.key == pool_key("wasm", "manifest=/app/m.toml fuel=1000", b"manifest", b"signature")  # what init computes
 
 
