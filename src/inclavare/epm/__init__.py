@@ -14,11 +14,12 @@ is that service, for the carriers here (src/inclavare/carrier/bundle_cache.py):
     server.py   the unix socket, root only: 0600 in a 0700 directory, SO_PEERCRED checked
     client.py   the client the carrier uses (no server code, grpc imported on use)
     errors.py   EpmError, CacheError (a gRPC status), EpmUnavailable (the client)
+    pool/       the warm enclave pool: ready instances of the built-in runtimes, claimed by init
 
 What changed from the original: the metadata is SQLite (bolt before), the
 entries are bounded by size and age (they only grew), ListCache passes its
 arguments in the right order and pages after ``lastCacheID``, a missing entry
 is NOT_FOUND, and the socket serves root alone (the original's was 0755-dir,
-0777-umask and unchecked). The original's live-enclave pool
-(``enclave-cache-pool``) is not here.
+0777-umask and unchecked). In place of the original's live-enclave pool
+(``enclave-cache-pool``) there is :mod:`.pool` (docs/epm.md, "The warm pool").
 """

@@ -58,9 +58,9 @@ class Server:
         if len(os.fsencode(self.inner)) > _MAX_SUN_PATH:
             raise EpmError(self.address, f"too long for a unix socket (with {len('.grpc')} bytes more for gRPC's, "
                            f"at most {_MAX_SUN_PATH - len('.grpc')} bytes)")  # fmt: skip
-        _private_dir(os.path.dirname(self.address))
-        _claim(self.address)
-        _claim(self.inner)
+        private_dir(os.path.dirname(self.address))
+        claim_path(self.address)
+        claim_path(self.inner)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="epm"),
             options=[("grpc.max_receive_message_length", self.config.max_recv_message_size),
@@ -113,14 +113,8 @@ class Server:
                 log.error("%s: accept: %s", self.address, exc.strerror)  # EMFILE and the like: keep serving
                 time.sleep(0.1)
                 continue
-            try:
-                pid, uid, _gid = _UCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
-            except OSError:
-                conn.close()
-                continue
-            if uid != 0:
+            if not root_peer(conn, self.address):
                 self.refused += 1
-                log.warning("refused a connection from pid %d (uid %d): epm serves root only", pid, uid)
                 conn.close()
                 continue
             threading.Thread(target=self._relay, args=(conn,), name="epm-relay", daemon=True).start()
@@ -142,6 +136,17 @@ class Server:
         inner.close()
 
 
+def root_peer(conn: socket.socket, where: str) -> bool:
+    """Is the process that connected `conn` root (SO_PEERCRED, unix(7))? A warning names it if not."""
+    try:
+        pid, uid, _gid = _UCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+    except OSError:
+        return False
+    if uid != 0:
+        log.warning("%s: refused a connection from pid %d (uid %d): epm serves root only", where, pid, uid)
+    return uid == 0
+
+
 def _pump(src: socket.socket, dst: socket.socket) -> None:
     try:
         while data := src.recv(1 << 16):
@@ -156,7 +161,7 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
                 pass
 
 
-def _private_dir(path: str) -> None:
+def private_dir(path: str) -> None:
     """The socket's directory: created 0700, or already root's and closed to everyone else."""
     try:
         os.mkdir(path, 0o700)
@@ -170,13 +175,14 @@ def _private_dir(path: str) -> None:
                        f"uid {st.st_uid}): epm serves root only")  # fmt: skip
 
 
-def _claim(path: str) -> None:
-    """Remove a stale socket at `path`; refuse if an epm still answers there."""
+def claim_path(path: str, kind: int = socket.SOCK_STREAM) -> None:
+    """Remove a stale socket at `path`; refuse if an epm still answers there.
+    `kind` is the socket's type: a probe of another type is refused even by a live one."""
     if not os.path.lexists(path):
         return
     if not stat.S_ISSOCK(os.lstat(path).st_mode):
         raise EpmError(path, "exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    probe = socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC)
     try:
         probe.connect(path)
     except OSError:

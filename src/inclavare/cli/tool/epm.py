@@ -7,6 +7,8 @@
 
 ``serve`` runs until SIGTERM or SIGINT, then removes its socket; the
 configuration file is /etc/epm/config.toml by default (src/inclavare/epm/config.py).
+With ``[[pool.enclaves]]`` in it, ``serve`` also runs the warm enclave pool
+(src/inclavare/epm/pool): it fills in the background, gRPC does not wait for it.
 The others talk to a running epm (default socket /var/run/epm/epm.sock).
 """
 
@@ -87,10 +89,18 @@ def _serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     server = Server(cfg, store)
+    pool = None
     try:
         server.start()
+        if cfg.enclaves:
+            from ...epm.pool.serve import Pool
+
+            pool = Pool(cfg)
+            pool.start()
         stop.wait()
     finally:
+        if pool is not None:
+            pool.stop()
         server.stop()
         store.close()
     return 0

@@ -24,6 +24,10 @@ from ..errors import EnclaveError
 from ..interface import split_args
 from ..runtimes import _options
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..._sys import Syscalls
+
 BUILTIN = frozenset({"wasm", "native"})  # the runtimes the pool can pre-initialise
 TYPE_CHECKING = False
 if TYPE_CHECKING:
