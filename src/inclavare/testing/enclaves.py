@@ -55,6 +55,37 @@ def wasm_bundle(
     return bundle, verify_signature(manifest, manifest + ".sig", rootfs)
 
 
+NATIVE_MANIFEST = "/app/hello-native.toml"
+_NATIVE_TEMPLATE = ('runtime = "native"\nentrypoint = "/app/hello"\nmemory_limit = "64M"\n'
+                    'trusted_files = ["/app/hello"]\n[argv]\npolicy = "host"\n[env]\npassthrough = ["TERM"]\n')
+
+
+def native_bundle(directory: str, key: ed25519.Ed25519PrivateKey, rootfs_cache: str | None = None,
+                  args: list[str] | None = None) -> tuple[str, EnclaveIdentity]:  # fmt: skip
+    """A bundle running the static sample program (samples/build/hello-native) as
+    /app/hello in the `native` runtime, signed by `key`."""
+    program = os.path.join(SAMPLES, "build", "hello-native")
+    if not os.path.exists(program):
+        raise FileNotFoundError(f"{program}: build the samples first (make setup, or make -C samples)")
+    bundle = make_bundle(directory, base_config(args or ["/app/hello"]), rootfs_cache)
+    rootfs = os.path.join(bundle, "rootfs")
+    os.makedirs(os.path.join(rootfs, "app"), exist_ok=True)
+    shutil.copy2(program, os.path.join(rootfs, "app", "hello"))
+    os.chmod(os.path.join(rootfs, "app", "hello"), 0o755)
+    manifest = rootfs + NATIVE_MANIFEST
+    with open(manifest, "w") as f:
+        f.write(dump_manifest(expand_trusted_files(parse_manifest(_NATIVE_TEMPLATE, manifest), rootfs)))
+    write_signature(sign_manifest(manifest, rootfs, KeySigner(key)), manifest + ".sig")
+    path = os.path.join(bundle, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["annotations"] = {"enclave.type": "software", "enclave.runtime.path": "native",
+                          "enclave.runtime.args": f"manifest={NATIVE_MANIFEST}"}  # fmt: skip
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=1)
+    return bundle, verify_signature(manifest, manifest + ".sig", rootfs)
+
+
 def pin_broker(bundle: str, key: ed25519.Ed25519PrivateKey, urls: list[str], ca_pem: bytes | None = None,
                pins: tuple[str, ...] = ()) -> EnclaveIdentity:  # fmt: skip
     """Re-sign the bundle's manifest naming the key broker(s) it trusts (``[kbs]``,
