@@ -56,8 +56,10 @@ def wasm_bundle(
 
 
 NATIVE_MANIFEST = "/app/hello-native.toml"
-_NATIVE_TEMPLATE = ('runtime = "native"\nentrypoint = "/app/hello"\nmemory_limit = "64M"\n'
-                    'trusted_files = ["/app/hello"]\n[argv]\npolicy = "host"\n[env]\npassthrough = ["TERM"]\n')
+_NATIVE_TEMPLATE = (
+    'runtime = "native"\nentrypoint = "/app/hello"\nmemory_limit = "64M"\n'
+    'trusted_files = ["/app/hello"]\n[argv]\npolicy = "host"\n[env]\npassthrough = ["TERM"]\n'
+)
 
 
 def native_bundle(directory: str, key: ed25519.Ed25519PrivateKey, rootfs_cache: str | None = None,

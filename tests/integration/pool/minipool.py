@@ -63,6 +63,8 @@ class MiniPool:
                     wire.send(conn, {"op": "miss"})
 
     def close(self) -> None:
+        if self._stop:
+            return
         self._stop = True
         self._server.close()
         for sock, proc, _ in self.ready:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import socket
 
+from ...errors import EnclaveError
 from ..errors import EnclaveStateError
 from ..interface import INTERFACE_VERSION, Capabilities
 from . import wire
@@ -43,9 +44,11 @@ class PooledRuntime:
         pidfd = os.pidfd_open(os.getpid())
         try:
             wire.send(self._sock, {"op": "handoff", **handoff}, [pidfd, 0, 1, 2])
+            msg, fds = wire.expect(self._sock, "adopted")
+        except (OSError, wire.PoolProtocolError) as exc:
+            raise gone(exc) from None
         finally:
             os.close(pidfd)
-        msg, fds = wire.expect(self._sock, "adopted")
         for fd in fds:
             os.close(fd)
         caps = msg.get("caps")
@@ -95,12 +98,21 @@ class PooledRuntime:
         with mine:
             try:
                 wire.send(self._sock, {"op": "call", **msg}, [theirs.fileno(), *fds])
+                theirs.close()
+                reply, extra = wire.expect(mine, "result")
+            except (OSError, wire.PoolProtocolError) as exc:
+                raise gone(exc) from None
             finally:
                 theirs.close()
-            reply, extra = wire.expect(mine, "result")
         for fd in extra:
             os.close(fd)
         return reply
+
+
+def gone(exc: BaseException) -> EnclaveError:
+    """The guest is unreachable: one line, whichever way the socket said so."""
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).removeprefix("enclave pool: ")
+    return EnclaveError(f"enclave pool: the pooled enclave instance is gone ({why})")
 
 
 def _int(msg: dict[str, object], name: str) -> int:

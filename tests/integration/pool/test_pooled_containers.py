@@ -1,0 +1,212 @@
+"""Containers whose enclave comes from the warm pool (enclave/pool/): the same
+container as without the pool — exit status, output, signals, `rune exec`,
+`rune attest`, the process identity, namespaces and cgroups — and never an
+instance prepared for another enclave. Each pool here is a real instance
+process (inclavare.enclave.pool.instance) behind tests' minimal claim server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from inclavare.attestation import software
+from inclavare.enclave.identity import DEFAULT_HOST_KEY, HostKey
+from inclavare.testing.containers import wait_status
+from inclavare.testing.enclaves import native_bundle, set_enclave, wasm_bundle
+
+pytestmark = pytest.mark.root
+KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+PROGRAM = {"wasm": "/app/hello.wasm", "native": "/app/hello"}
+
+
+@pytest.fixture
+def make(tmp_path, rootfs_cache):
+    """make(runtime, args, user=0) -> a signed sample enclave bundle running `args`."""
+    count = [0]
+
+    def build(runtime: str, args: list[str], user: int = 0) -> str:
+        count[0] += 1
+        where = str(tmp_path / f"{runtime}{count[0]}")
+        if runtime == "wasm":
+            bundle, _ = wasm_bundle(where, KEY, rootfs_cache)
+            set_enclave(bundle, args=[PROGRAM[runtime], *args])
+        else:
+            bundle, _ = native_bundle(where, KEY, rootfs_cache, [PROGRAM[runtime], *args])
+        path = os.path.join(bundle, "config.json")
+        with open(path) as f:
+            cfg = json.load(f)
+        cfg["process"]["user"] = {"uid": user, "gid": user}
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        return bundle
+
+    return build
+
+
+@pytest.fixture
+def runner(rune, state_root):
+    """runner(config) -> a rune like the `rune` fixture's, reading node config `config`."""
+    made = []
+
+    def make_runner(config: str):
+        r = type(rune)(state_root, config)
+        made.append(r)
+        return r
+
+    yield make_runner
+    for r in made:
+        r.cleanup()
+
+
+def pool_of(rune, cid: str) -> str:
+    return json.loads(rune("state", cid, check=True).stdout)["enclave"].get("pool", "")
+
+
+@pytest.mark.parametrize("runtime", ["wasm", "native"])
+def test_a_pooled_container_runs_as_an_unpooled_one(make, pool_for, runner, runtime):
+    b = make(runtime, ["one", "exit=3"])
+    pool, config = pool_for(b, 1)
+    r = runner(config)
+    pooled = r("run", "--bundle", b, "pooled")
+    assert pooled.returncode == 3, pooled.stderr
+    assert pool.claims
+    assert not pool.ready
+    unpooled = r("run", "--bundle", b, "unpooled")  # the pool is empty now: the path without it
+    assert unpooled.returncode == 3, unpooled.stderr
+    assert pooled.stdout == unpooled.stdout
+    assert "argv[1]=one" in pooled.stdout
+
+
+def test_state_says_hit_or_miss(make, pool_for, runner):
+    b = make("wasm", ["sleep=30"])
+    _, config = pool_for(b, 1)
+    r = runner(config)
+    r("create", "--bundle", b, "first", check=True)
+    r("create", "--bundle", b, "second", check=True)
+    assert (pool_of(r, "first"), pool_of(r, "second")) == ("hit", "miss")
+
+
+@pytest.mark.parametrize("runtime", ["wasm", "native"])
+def test_attest_gives_the_same_identity_pooled_or_not(make, pool_for, runner, tmp_path, runtime):
+    b = make(runtime, ["sleep=60"])
+    _, config = pool_for(b, 1)
+    r = runner(config)
+    found = {}
+    for cid in ("att-pooled", "att-unpooled"):
+        r("run", "-d", "--bundle", b, cid, check=True)
+        report = tmp_path / f"{cid}.bin"
+        r("attest", "--reportFile", str(report), cid, check=True)
+        evidence = software.verify_report(report.read_bytes(), [HostKey.load_or_create(DEFAULT_HOST_KEY).public_key])
+        found[pool_of(r, cid)] = (evidence.measurement, evidence.signer, evidence.software)
+    assert found["hit"] == found["miss"]
+
+
+@pytest.mark.parametrize("runtime", ["wasm", "native"])
+def test_exec_and_signals_reach_the_pooled_enclave(make, pool_for, runner, runtime):
+    b = make(runtime, ["sleep=60"])
+    _, config = pool_for(b, 1)
+    r = runner(config)
+    r("run", "-d", "--bundle", b, "sig", check=True)
+    assert pool_of(r, "sig") == "hit"
+    done = r("exec", "sig", PROGRAM[runtime], "exec", "exit=9")
+    assert done.returncode == 9, done.stderr
+    assert "argv[1]=exec" in done.stdout
+    r("kill", "sig", "TERM", check=True)
+    wait_status(r, "sig", "stopped")
+
+
+def test_the_guest_is_inside_the_container(make, pool_for, runner):
+    """Its pid namespace, mount namespace and root, cgroup, user and seccomp are the container's."""
+    b = make("wasm", ["sleep=60"], user=1000)
+    path = os.path.join(b, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["process"]["noNewPrivileges"] = True
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["ptrace"], "action": "SCMP_ACT_ERRNO"}]}  # fmt: skip
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    _, config = pool_for(b, 1)
+    r = runner(config)
+    r("run", "-d", "--bundle", b, "inside", check=True)
+    init = json.loads(r("state", "inside", check=True).stdout)["pid"]
+    pids = [int(p) for p in r("ps", "--format", "json", "inside", check=True).stdout.strip("[]\n").split(",")]
+    guests = [p for p in pids if p != init]
+    assert len(guests) == 1, pids  # init and the guest (the wasm module runs in a thread of it)
+    guest = guests[0]
+    for ns in ("pid", "mnt", "ipc", "uts", "net", "cgroup"):
+        assert os.readlink(f"/proc/{guest}/ns/{ns}") == os.readlink(f"/proc/{init}/ns/{ns}"), ns
+    assert _same(f"/proc/{guest}/root", f"/proc/{init}/root")
+    with open(f"/proc/{guest}/cgroup") as f, open(f"/proc/{init}/cgroup") as g:
+        assert f.read() == g.read()
+    fields = _status(guest)
+    assert fields["Uid"].split()[:2] == ["1000", "1000"]
+    assert fields["NoNewPrivs"] == "1"
+    assert fields["Seccomp"] == "2"
+    assert int(fields["CapEff"], 16) == int(_status(init)["CapEff"], 16)
+    r("kill", "inside", "KILL", check=True)
+    wait_status(r, "inside", "stopped")
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{guest}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{guest}")  # gone with the container's pid namespace
+
+
+def test_a_pool_never_serves_another_enclave(make, pool_for, runner, tmp_path, rootfs_cache):
+    a = make("wasm", ["sleep=30"])
+    pool, config = pool_for(a, 2)
+    other, _ = wasm_bundle(str(tmp_path / "other"), KEY, rootfs_cache, variant=b"x")  # another measurement
+    set_enclave(other, args=[PROGRAM["wasm"], "sleep=30"])
+    r = runner(config)
+    r("create", "--bundle", other, "other", check=True)
+    assert pool_of(r, "other") == "miss"
+    assert len(pool.ready) == 2  # nothing was handed out for it
+
+
+def test_a_tampered_rootfs_is_refused_by_the_guest(make, pool_for, runner, state_root):
+    """Same manifest and signature bytes (the key matches), another module in the container's
+    rootfs: the guest's own verification refuses it; the container is not made."""
+    b = make("wasm", ["exit=0"])
+    pool, config = pool_for(b, 1)
+    with open(os.path.join(b, "rootfs/app/hello.wasm"), "ab") as f:
+        f.write(b"\0")
+    r = runner(config)
+    done = r("create", "--bundle", b, "tampered")
+    assert done.returncode == 1
+    assert re.fullmatch(r"[^\n]*hello\.wasm[^\n]*\n", done.stderr), done.stderr
+    assert pool.claims
+    assert not pool.ready
+    assert not os.path.exists(os.path.join(state_root, "tampered"))
+
+
+def test_a_dead_instance_fails_the_create_cleanly_and_the_next_falls_back(make, pool_for, runner, state_root):
+    b = make("wasm", ["exit=4"])
+    pool, config = pool_for(b, 1)
+    for _, proc, _ in pool.ready:
+        proc.send_signal(signal.SIGKILL)  # epm's instance dies while the claim is on its way
+        proc.wait()
+    r = runner(config)
+    done = r("create", "--bundle", b, "halfway")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "enclave pool" in done.stderr
+    assert not os.path.exists(os.path.join(state_root, "halfway"))
+    pool.close()  # epm is down now
+    again = r("run", "--bundle", b, "fallback")
+    assert again.returncode == 4, again.stderr
+
+
+def _same(a: str, b: str) -> bool:
+    sa, sb = os.stat(a), os.stat(b)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
