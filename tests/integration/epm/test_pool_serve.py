@@ -6,6 +6,7 @@ failures with backoff, never epm itself."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -161,3 +162,29 @@ def test_a_template_that_does_not_verify_backs_off_and_epm_serves_on(serve):
     assert log.count("preparing an instance failed") == s.value("epm_pool_fill_failures_total")
     s.proc.send_signal(signal.SIGTERM)
     assert s.proc.wait(timeout=20) == 0
+
+
+@pytest.mark.skipif(not REAL_INSTANCE, reason="inclavare.enclave.pool.instance is not on this branch yet")
+def test_rune_takes_a_warm_instance_and_falls_back_when_epm_is_killed(serve, rune, state_root, tmp_path, pal_dir):
+    s = serve(size=1)
+    s.wait(lambda: s.value("epm_pool_ready") == 1, what="a ready instance")
+    conf = tmp_path / "rune.toml"
+    conf.write_text(f'[enclave]\npal_dirs = ["{pal_dir}"]\npool_socket = "{s.socket}"\n')
+    r = type(rune)(state_root, str(conf))
+    try:
+        r("create", "--bundle", s.bundle, "warm", check=True)
+        assert json.loads(r("state", "warm", check=True).stdout)["enclave"]["pool"] == "hit"
+        r("delete", "--force", "warm", check=True)
+        s.wait(lambda: s.value("epm_pool_ready") == 1, what="the refill")
+        idle = s.instances()
+        s.proc.kill()  # epm dies; its idle instances die with it (PR_SET_PDEATHSIG)
+        s.proc.wait()
+        deadline = time.monotonic() + 10
+        while any(os.path.exists(f"/proc/{p}") for p in idle) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(os.path.exists(f"/proc/{p}") for p in idle)
+        r("create", "--bundle", s.bundle, "cold", check=True)  # the socket is still there; nobody answers
+        assert json.loads(r("state", "cold", check=True).stdout)["enclave"]["pool"] == "miss"
+        r("start", "cold", check=True)
+    finally:
+        r.cleanup()

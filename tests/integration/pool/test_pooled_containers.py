@@ -210,3 +210,36 @@ def _same(a: str, b: str) -> bool:
 def _status(pid: int) -> dict[str, str]:
     with open(f"/proc/{pid}/status") as f:
         return {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
+
+
+def test_secrets_are_provisioned_through_a_pooled_instance(make, pool_for, runner, tmp_path, rootfs_cache):
+    from inclavare.testing import kbs as kbs_testing
+    from inclavare.testing.enclaves import pin_broker
+    from inclavare.testing.kbs import TlsBroker
+
+    secret = b"pooled and provisioned"
+    world = kbs_testing.World.create(str(tmp_path / "world"))
+    broker = TlsBroker(world, "pool-kbs")
+    try:
+        bundle, _ = wasm_bundle(str(tmp_path / "prov"), KEY, rootfs_cache)
+        pin_broker(bundle, KEY, [broker.url], broker.ca.pem)
+        manifest = os.path.join(bundle, "rootfs/app/hello-wasm.toml")
+        with broker.admin(world) as admin:
+            admin.set_resource("default/secret/greeting", secret)
+            admin.set_resource_policy(builtin="approved-executables", scope="default/*")
+            admin.add_from_enclave(manifest, manifest + ".sig", os.path.join(bundle, "rootfs"))
+        set_enclave(bundle, "preopen=/run/secrets", args=["/app/hello.wasm", "read=/run/secrets/greeting"],
+                    annotations={"enclave.kbs.url": broker.url,
+                                 "enclave.kbs.resources": "default/secret/greeting"})  # fmt: skip
+        _, config = pool_for(bundle, 1)
+        r = runner(config)
+        r("create", "--bundle", bundle, "prov", check=True)
+        assert pool_of(r, "prov") == "hit"
+        r("delete", "-f", "prov", check=True)
+        _, config = pool_for(bundle, 1)
+        done = runner(config)("run", "--bundle", bundle, "prov-run")
+        assert done.returncode == 0, done.stderr
+        assert secret.decode() in done.stdout
+        assert secret.decode() not in done.stderr
+    finally:
+        broker.stop()

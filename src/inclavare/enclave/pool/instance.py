@@ -74,7 +74,7 @@ def prepare(sc: Syscalls, msg: dict[str, object]) -> tuple[EnclaveRuntime, dict[
 
     factory = resolve(runtime)
     rt = factory(tee=wire.string(msg, "tee"), rootfs=rootfs)  # type: ignore[call-arg]
-    rt.init(args, "info")
+    rt.init_template(args)  # type: ignore[attr-defined]
     identity = rt.identity  # type: ignore[attr-defined]
     ready = {"op": "ready", "key": key.key_of_rootfs(sc, rootfs, runtime, args),
              "measurement": identity.measurement.hex(), "signer": identity.signer.hex(),

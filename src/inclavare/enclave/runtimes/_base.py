@@ -112,6 +112,7 @@ class RuntimeBase(abc.ABC):
         self._latest = 0
         self.manifest: Manifest | None = None
         self.identity: EnclaveIdentity | None = None
+        self.for_template = False  # init_template: checks that need the container's rootfs are left to adopt
         # The key file is on the host: read it now, it is out of reach after pivot_root.
         self._host_key, self._host_key_error = host_key, ""
         if host_key is None:
@@ -149,6 +150,16 @@ class RuntimeBase(abc.ABC):
         self.manifest, self.identity = manifest, identity
         self._life.initialized()
         self._log(f"{self.name}: enclave {identity.measurement.hex()} signer {identity.signer.hex()} ready")
+
+    def init_template(self, args: str) -> None:
+        """``init`` against a template bundle, for the warm pool (enclave/pool/instance.py):
+        everything but what only the container can answer — a preopened directory that
+        a mount makes (the secrets' tmpfs) — which :meth:`adopt` checks there."""
+        self.for_template = True
+        try:
+            self.init(args, "info")
+        finally:
+            self.for_template = False
 
     def adopt(self, args: str, log_level: str) -> None:
         """The warm pool's hand-over (enclave/pool/guest.py), in the container.

@@ -85,7 +85,7 @@ class WasmRuntime(_base.RuntimeBase):
             self._log(f"wasm: preopen={path} ({'ro' if read_only else 'rw'}) is not part of the measured identity")
             preopens.append((path, path, read_only))
         for path, guest, _ in preopens:
-            if not os.path.isdir(self.host_path(path)):
+            if not self.for_template and not os.path.isdir(self.host_path(path)):
                 raise EnclaveError(f"enclave runtime wasm: preopened directory {guest}: {path} is not a directory")
         data = self._read_module(w.module)
         if hashlib.sha256(data).digest() != w.module_sha256:  # the file changed after verification
