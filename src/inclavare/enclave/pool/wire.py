@@ -10,10 +10,10 @@ the same one line it would have shown without the pool.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 
+from ... import _fastjson
 from ...errors import EnclaveError
 from .. import errors as enclave_errors
 
@@ -36,7 +36,7 @@ def pair() -> tuple[socket.socket, socket.socket]:
 
 
 def send(sock: socket.socket, msg: dict[str, object], fds: tuple[int, ...] | list[int] = ()) -> None:
-    data = json.dumps(msg, separators=(",", ":")).encode()
+    data = _fastjson.dumps(msg).encode()  # not json: rune create loads this (docs in _fastjson)
     if len(data) > MAX_MESSAGE:
         raise PoolProtocolError(f"enclave pool: a {msg.get('op')} message of {len(data)} bytes is too large")
     if fds:
@@ -55,7 +55,7 @@ def recv(sock: socket.socket) -> tuple[dict[str, object], list[int]]:
         _close(fds)
         raise PoolProtocolError("enclave pool: the other side closed the connection")
     try:
-        msg = json.loads(data)
+        msg = _fastjson.loads(data)
     except ValueError:
         msg = None
     if not isinstance(msg, dict) or not isinstance(msg.get("op"), str):
