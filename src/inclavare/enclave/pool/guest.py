@@ -3,7 +3,9 @@
 Forked by the instance (:mod:`.instance`) in the container's pid namespace,
 it becomes what the unpooled init-runelet's runtime is, in this order:
 
-1. dies with its parent (PR_SET_PDEATHSIG), takes init's stdio as its own;
+1. takes init's stdio as its own (it lives and dies with the container's pid
+   namespace, not with the instance that forked it: a service manager that
+   stops epm's cgroup kills the instance, never a running container);
 2. joins init's cgroups (as host root, before any user namespace: cgroup.procs
    belongs to the host), then init's namespaces — user first, as `rune exec`
    does — which also makes the container's root its root (setns(2), CLONE_NEWNS);
@@ -86,7 +88,6 @@ class Joins:
 def run(sc: Syscalls, rt: EnclaveRuntime, sock: socket.socket, msg: dict[str, object], stdio: list[int],
         joins: Joins) -> NoReturn:  # fmt: skip
     try:
-        sc.prctl(c.PR_SET_PDEATHSIG, 9)
         sc.set_name("rune:[POOLED]")
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)
