@@ -13,6 +13,7 @@ like epm's own, a directory only root may enter.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 from ..epm.client import EpmClient
@@ -70,3 +71,89 @@ class Epm:
         entry = self.store.get(key)
         assert entry is not None, key
         return entry.path
+
+
+class PoolServer:
+    """`inclavare epm serve` (a subprocess) keeping `size` warm instances of `bundle`'s enclave.
+
+    pool = PoolServer(bundle, run_dir, size=2).start()   # returns once `size` are ready
+    rune --config <pool.node_config(path)> ...           # claims from it
+    pool.stop()
+    """
+
+    def __init__(self, bundle: str, run: str, size: int = 1) -> None:
+        self.bundle, self.run, self.size = bundle, run, size
+        self.socket = os.path.join(run, "pool", "pool.sock")
+        self.log = os.path.join(run, "epm.log")
+        self.metrics = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> PoolServer:
+        import socket
+        import sys
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.metrics = f"127.0.0.1:{s.getsockname()[1]}"
+        os.makedirs(self.run, mode=0o700, exist_ok=True)
+        config = os.path.join(self.run, "epm.toml")
+        with open(config, "w") as f:
+            f.write(f'root = "{self.run}/root"\n[grpc]\naddress = "{self.run}/grpc/epm.sock"\n'
+                    f'[pool]\nsocket = "{self.socket}"\nmetrics_address = "{self.metrics}"\n'
+                    f'[[pool.enclaves]]\nbundle = "{self.bundle}"\nsize = {self.size}\n')  # fmt: skip
+        os.chmod(config, 0o600)
+        cmd = [sys.executable, "-m", "inclavare.cli.tool._main", "epm", "serve", "--config", config]
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.wait_ready(self.size, timeout)
+        return self
+
+    def ready(self) -> int:
+        """Instances ready now (epm_pool_ready), -1 before epm answers."""
+        return self.metric("epm_pool_ready")
+
+    def metric(self, name: str) -> int:
+        """The sum of a metric's series at /metrics, -1 before epm answers."""
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://{self.metrics}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            return -1
+        values = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(name + "{")]
+        return sum(int(float(v)) for v in values)
+
+    def wait_ready(self, n: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.ready() < n:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"epm exited {self.proc.returncode}: {self._tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"epm's pool did not have {n} ready in {timeout} s: {self._tail()}")
+            time.sleep(0.05)
+
+    def node_config(self, path: str, pal_dirs: list[str] | None = None) -> str:
+        """Write a rune node configuration (runtime/nodeconfig.py) that claims from this pool."""
+        dirs = "".join(f'pal_dirs = ["{d}"]\n' for d in pal_dirs[:1]) if pal_dirs else ""
+        with open(path, "w") as f:
+            f.write(f'[enclave]\n{dirs}pool_socket = "{self.socket}"\n')
+        os.chmod(path, 0o644)
+        return path
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def _tail(self) -> str:
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()[-2000:]
+        except OSError:
+            return "(no log)"

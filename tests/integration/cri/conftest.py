@@ -36,6 +36,7 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]
     daemon = Containerd(str(base), RUNE, images.PAUSE_IMAGE)
     try:
         daemon.start()
+        daemon.hello_bundle = os.path.join(os.path.dirname(archive), "hello-wasm")  # the image's bundle, signed
         images.import_images(daemon.ctr, archive)
         for image in (images.PAUSE_IMAGE, images.BUSYBOX_IMAGE, images.HELLO_WASM_IMAGE):
             daemon.wait_image(image)

@@ -109,6 +109,7 @@ def shim_containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
     daemon = Containerd(str(base), shimkit.RUNE, images.PAUSE_IMAGE, shim=shimkit.SHIM)
     try:
         daemon.start()
+        daemon.hello_bundle = os.path.join(os.path.dirname(archive), "hello-wasm")  # the image's bundle, signed
         images.import_images(daemon.ctr, archive)
         images.import_images(daemon.ctr, archive, CTR_NAMESPACE)
         for image in (images.PAUSE_IMAGE, images.BUSYBOX_IMAGE, images.HELLO_WASM_IMAGE, images.PLAIN_WASM_IMAGE):

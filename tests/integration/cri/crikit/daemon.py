@@ -43,6 +43,11 @@ HANDLER_REQUIRED = "rune-confidential"
 # the same two through containerd-shim-rune-v2 (io.containerd.rune.v2)
 SHIM_HANDLER = "rune-shim"
 SHIM_HANDLER_REQUIRED = "rune-shim-confidential"
+# Both shims again, with rune reading a node configuration that claims enclaves
+# from epm's warm pool at Containerd.pool_socket (docs/epm.md, "The hand-over"):
+# BinaryName / binary_name is a wrapper adding `--config`.
+HANDLER_POOLED = "rune-pooled"
+SHIM_HANDLER_POOLED = "rune-shim-pooled"
 # ... and a confidential one whose carrier has a configuration of the test's own
 # (Containerd.signed_carrier_config: a signing server, written by the test before its Create)
 SHIM_HANDLER_SIGNED = "rune-shim-signed"
@@ -116,6 +121,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 """
 
 
+RUNC_SHIM_HANDLER = """
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler}]
+      runtime_type = "io.containerd.runc.v2"
+      pod_annotations = ["enclave.*"]
+      container_annotations = ["enclave.*"]
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler}.options]
+        BinaryName = {rune}
+        Root = {rune_root}
+        SystemdCgroup = false
+"""
+
+
 # Runtime handlers served by containerd-shim-rune-v2: the CRI gives a runtime type of
 # its own a runtimeoptions.v1.Options built from `options` (ConfigPath), pkg/cri/config.
 SHIM_HANDLERS = """
@@ -158,6 +175,7 @@ class Containerd:
         self.cgroup_parent = f"/inclavare-cri-{secrets.token_hex(4)}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.cri: CRI | None = None
+        self.hello_bundle = ""  # the hello-wasm image's bundle (its conftest sets it): a pool template
 
     # -- paths and views ---------------------------------------------------------------
     @property
@@ -212,20 +230,25 @@ class Containerd:
             runc_root=q(f"{self.base}/runc-root"),
             cni_bin=q(f"{self.base}/cni/bin"), cni_conf=q(f"{self.base}/cni/net.d"),
         )  # fmt: skip
+        pooled = self.write_pooled_wrapper()
+        text += RUNC_SHIM_HANDLER.format(handler=HANDLER_POOLED, rune=q(pooled), rune_root=q(self.rune_root))
         if self.shim:
-            for handler, required, carrier in ((SHIM_HANDLER, False, self.carrier_config),
-                                               (SHIM_HANDLER_REQUIRED, True, self.carrier_config),
-                                               (SHIM_HANDLER_SIGNED, True, self.signed_carrier_config)):  # fmt: skip
-                config = self.write_shim_config(handler, required, carrier)
+            for handler, required, carrier, rune in (
+                (SHIM_HANDLER, False, self.carrier_config, self.rune_bin),
+                (SHIM_HANDLER_REQUIRED, True, self.carrier_config, self.rune_bin),
+                (SHIM_HANDLER_SIGNED, True, self.signed_carrier_config, self.rune_bin),
+                (SHIM_HANDLER_POOLED, False, self.carrier_config, pooled),
+            ):
+                config = self.write_shim_config(handler, required, carrier, rune)
                 text += SHIM_HANDLERS.format(handler=handler, config=q(config))
         with open(self.config, "w") as f:
             f.write(text)
 
-    def write_shim_config(self, handler: str, required: bool, carrier: str) -> str:
+    def write_shim_config(self, handler: str, required: bool, carrier: str, rune: str) -> str:
         """The shim's configuration file for one handler (root-owned, 0644: the shim checks)."""
         path = os.path.join(self.base, f"{handler}.toml")
         with open(path, "w") as f:
-            f.write(SHIM_CONFIG.format(rune=json.dumps(self.rune_bin), root=json.dumps(self.rune_root),
+            f.write(SHIM_CONFIG.format(rune=json.dumps(rune), root=json.dumps(self.rune_root),
                                        required=str(required).lower(),
                                        carrier=json.dumps(carrier)))  # fmt: skip
         os.chmod(path, 0o644)
@@ -256,6 +279,27 @@ class Containerd:
         path = os.path.join(self.base, "rune-confidential")
         with open(path, "w") as f:
             f.write(f'#!/bin/sh\nexec {self.rune_bin} --enclave-required "$@"\n')
+        os.chmod(path, 0o755)
+        return path
+
+    @property
+    def epm_run(self) -> str:
+        """Where a test's epm (inclavare.testing.epm.PoolServer) keeps its sockets and log."""
+        return os.path.join(self.base, "epm")
+
+    @property
+    def pool_socket(self) -> str:
+        """The claim socket the pooled handlers' rune asks (PoolServer(..., epm_run).socket)."""
+        return os.path.join(self.epm_run, "pool", "pool.sock")
+
+    def write_pooled_wrapper(self) -> str:
+        conf = os.path.join(self.base, "rune-pooled.toml")
+        with open(conf, "w") as f:
+            f.write(f"[enclave]\npool_socket = {json.dumps(self.pool_socket)}\n")
+        os.chmod(conf, 0o644)
+        path = os.path.join(self.base, "rune-pooled")
+        with open(path, "w") as f:
+            f.write(f'#!/bin/sh\nexec {self.rune_bin} --config {conf} "$@"\n')
         os.chmod(path, 0o755)
         return path
 
