@@ -35,7 +35,7 @@ def test_settings():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[enclave]\nrequird = true\n", "enclave.requird: unknown setting (known: pal_dirs, required)"),
+        ("[enclave]\nrequird = true\n", "enclave.requird: unknown setting (known: pal_dirs, pool_socket, required)"),
         ("[enclaves]\n", "enclaves: unknown setting (known tables: enclave)"),
         ("required = true\n", "required: unknown setting (known tables: enclave)"),
         ('[enclave]\nrequired = "yes"\n', "enclave.required: must be true or false"),
@@ -76,3 +76,10 @@ def test_the_flag_overrides_the_file(tmp_path):
     ctx = RuntimeContext(config_path=str(path), enclave_required=True)
     assert ctx.node().required_by == "rune --enclave-required"
     assert ctx.node() is ctx.node()  # read once
+
+
+def test_the_pool_socket_is_absolute_or_off():
+    assert nodeconfig.parse(b"", "/etc/inclavare/rune.toml").pool_socket == "/run/inclavare/epm-pool.sock"
+    assert nodeconfig.parse(b'[enclave]\npool_socket = ""\n', "f").pool_socket == ""
+    with pytest.raises(SpecError, match=r'enclave.pool_socket: must be an absolute path, or "" for no pool'):
+        nodeconfig.parse(b'[enclave]\npool_socket = "run/pool.sock"\n', "f")

@@ -7,7 +7,6 @@ import signal
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import get_type_hints
 
 from ...enclave.errors import EnclaveConfigError, EnclaveNotSupported, EnclaveStateError, EnclaveUnavailable
 from ...enclave.interface import INTERFACE_VERSION, TEE_KINDS, Capabilities, EnclaveRuntime
@@ -20,7 +19,7 @@ def probe_shape(kit: Kit) -> None:
     """probe() returns exactly the Capabilities fields, typed, naming this runtime."""
     rt = kit.new()
     caps = rt.probe()
-    hints = get_type_hints(Capabilities)
+    hints = Capabilities.__annotations__  # the names (typing is not imported by interface.py at run time)
     assert set(caps) == set(hints), f"probe() keys {sorted(caps)}, expected {sorted(hints)}"
     for key in ("name", "source", "tee"):
         value = caps[key]
