@@ -128,7 +128,7 @@ def _create(ctx: RuntimeContext, cid: str, bundle: str, spec: Spec, state_dir: s
     if enclave is not None:
         undo.push(enclave.close)
         enclave_setup.apply(enclave, spec, state)
-        enclave_setup.claim_pooled(ctx, enclave, state, opts.preserve_fds)
+        enclave_setup.claim_pooled(ctx, enclave, spec, state, opts.preserve_fds)
         _save(state)  # the enclave configuration, for exec and attest
     cg = _cgroups(ctx, spec, cid, undo)
     if cg is not None:

@@ -162,7 +162,7 @@ def apply(plan: EnclavePlan, spec: Spec, state: st.State) -> None:
     state.extra["enclave"] = plan.config.to_json()
 
 
-def claim_pooled(ctx: RuntimeContext, plan: EnclavePlan, state: st.State, preserve_fds: int) -> None:
+def claim_pooled(ctx: RuntimeContext, plan: EnclavePlan, spec: Spec, state: st.State, preserve_fds: int) -> None:
     """Take a warm instance of exactly this enclave from epm's pool, if one is ready
     (enclave/pool/). Any reason not to is one debug line and the unpooled path,
     which verifies everything itself: the pool only ever saves time."""
@@ -175,6 +175,8 @@ def claim_pooled(ctx: RuntimeContext, plan: EnclavePlan, state: st.State, preser
         why = "rune is not root"
     elif preserve_fds:
         why = "--preserve-fds: the pool serves stdio only"
+    elif spec.linux is not None and any(ns.type == "time" for ns in spec.linux.namespaces):
+        why = "a time namespace applies to children only: the enclave would keep the host's clocks"
     elif not os.path.exists(socket_path):
         why = f"no pool socket at {socket_path}"
     if not why:

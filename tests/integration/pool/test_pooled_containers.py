@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import tempfile
 import time
 
 import pytest
@@ -243,3 +245,52 @@ def test_secrets_are_provisioned_through_a_pooled_instance(make, pool_for, runne
         assert secret.decode() not in done.stderr
     finally:
         broker.stop()
+
+
+def test_a_user_namespace_and_oom_score_reach_the_guest(make, pool_for, runner):
+    top = tempfile.mkdtemp(prefix="pool-userns-", dir="/tmp")  # mapped root must reach the rootfs
+    os.chmod(top, 0o755)
+    b = shutil.copytree(make("wasm", ["sleep=60"]), os.path.join(top, "bundle"), symlinks=True)
+    path = os.path.join(b, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    cfg["process"]["oomScoreAdj"] = 123
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    _, config = pool_for(b, 1)
+    r = runner(config)
+    r("run", "-d", "--bundle", b, "userns", check=True)
+    assert pool_of(r, "userns") == "hit"
+    init = json.loads(r("state", "userns", check=True).stdout)["pid"]
+    pids = [int(p) for p in r("ps", "--format", "json", "userns", check=True).stdout.strip("[]\n").split(",")]
+    (guest,) = [p for p in pids if p != init]
+    assert os.readlink(f"/proc/{guest}/ns/user") == os.readlink(f"/proc/{init}/ns/user")
+    assert _status(guest)["Uid"].split()[0] == "200000"  # container root, as the host sees it
+    with open(f"/proc/{guest}/oom_score_adj") as f:
+        assert f.read().strip() == "123"
+    done = r("exec", "userns", PROGRAM["wasm"], "exec", "exit=6")
+    assert done.returncode == 6, done.stderr
+    r("delete", "--force", "userns", check=True)
+    shutil.rmtree(top)
+
+
+def test_a_time_namespace_is_not_pooled(make, pool_for, runner):
+    b = make("wasm", ["exit=0"])
+    path = os.path.join(b, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["linux"]["namespaces"].append({"type": "time"})
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    pool, config = pool_for(b, 1)
+    r = runner(config)
+    done = r("--debug", "create", "--bundle", b, "timens")
+    if done.returncode != 0 and "time" in done.stderr and "not" in done.stderr:
+        pytest.skip(f"no time namespaces here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    assert pool_of(r, "timens") == "miss"
+    assert "a time namespace applies to children only" in done.stderr
+    assert len(pool.ready) == 1

@@ -49,10 +49,11 @@ if TYPE_CHECKING:
 class Joins:
     """init's namespaces and cgroup directories, opened from the host's /proc before the fork."""
 
-    __slots__ = ("cgroup_dirs", "namespaces", "pid_ns")
+    __slots__ = ("cgroup_dirs", "namespaces", "oom_score_adj", "pid_ns")
 
     def __init__(self) -> None:
         self.pid_ns = -1
+        self.oom_score_adj = b"0"  # init's, which `rune create` set from process.oomScoreAdj
         self.namespaces: list[tuple[str, int]] = []  # (OCI type, fd), those that differ from ours
         self.cgroup_dirs: list[int] = []
 
@@ -73,6 +74,8 @@ class Joins:
             theirs_cg = cgroups.own_cgroups(str(pid))
             dirs = {cgroups.directory(*found[ctl], None, path) for ctl, path in theirs_cg.items() if ctl in found}
             joins.cgroup_dirs = [os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for d in sorted(dirs)]
+            with open(f"/proc/{pid}/oom_score_adj", "rb") as f:
+                joins.oom_score_adj = f.read().strip()
         except BaseException:
             joins.close()
             raise
@@ -107,6 +110,9 @@ def run(sc: Syscalls, rt: EnclaveRuntime, sock: socket.socket, msg: dict[str, ob
 
 
 def _enter(sc: Syscalls, joins: Joins) -> None:
+    # As host root, before any user namespace: lowering it needs CAP_SYS_RESOURCE (proc(5)).
+    with open("/proc/self/oom_score_adj", "wb") as f:
+        f.write(joins.oom_score_adj)
     for d in joins.cgroup_dirs:
         fd = os.open("cgroup.procs", os.O_WRONLY | os.O_CLOEXEC, dir_fd=d)
         try:
