@@ -201,12 +201,11 @@ class Server:
             return {"handle": self._create(msg, fds)}
         if name == "wait":
             handle = _int(msg, "pid")
-            try:
-                return {"status": rt.wait(handle)}
-            finally:
-                with self._lock:
-                    for fd in self._stdio.pop(handle, []):
-                        os.close(fd)
+            status = rt.wait(handle)  # a refused wait (a second one, say) leaves the process its stdio
+            with self._lock:
+                for fd in self._stdio.pop(handle, []):
+                    os.close(fd)
+            return {"status": status}
         if name == "kill":
             rt.kill(_int(msg, "pid"), _int(msg, "sig"))
             return {}

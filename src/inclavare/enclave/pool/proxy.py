@@ -27,16 +27,20 @@ if TYPE_CHECKING:
     from ..identity.broker import BrokerPin
 
 
+def capabilities(name: str) -> Capabilities:
+    """What a pooled built-in runtime can do: the same before and after the handoff."""
+    return {"name": name, "kind": "python", "source": "epm warm pool", "api_version": INTERFACE_VERSION,
+            "tee": "software", "can_kill": True, "can_report": True}  # fmt: skip
+
+
 class PooledRuntime:
     def __init__(self, sock: socket.socket, name: str) -> None:
         self.name = name
         self._sock = sock
-        self._caps: Capabilities = {"name": name, "kind": "python", "source": "epm warm pool",
-                                    "api_version": INTERFACE_VERSION, "tee": "software",
-                                    "can_kill": True, "can_report": True}  # fmt: skip
+        self._destroyed = False
 
     def probe(self) -> Capabilities:
-        return self._caps
+        return capabilities(self.name)
 
     def handoff(self, handoff: dict[str, object]) -> None:
         """Send the guest into this container (init's pidfd and stdio) and wait until it
@@ -44,21 +48,23 @@ class PooledRuntime:
         pidfd = os.pidfd_open(os.getpid())
         try:
             wire.send(self._sock, {"op": "handoff", **handoff}, [pidfd, 0, 1, 2])
-            msg, fds = wire.expect(self._sock, "adopted")
+            _, fds = wire.expect(self._sock, "adopted")
         except (OSError, wire.PoolProtocolError) as exc:
-            raise gone(exc) from None
+            raise gone(self.name, exc) from None
         finally:
             os.close(pidfd)
         for fd in fds:
             os.close(fd)
-        caps = msg.get("caps")
-        if isinstance(caps, dict):
-            self._caps = {**self._caps, **caps, "source": f"epm warm pool: {caps.get('source', '')}"}
 
     def init(self, args: str, log_level: str, pooled: tuple[int, int] | None = None) -> None:
         raise EnclaveStateError(f"enclave runtime {self.name}: a pooled instance is initialised by its handoff")
 
     def create_process(self, path: str, argv: Sequence[str], env: Sequence[str], stdio: tuple[int, int, int]) -> int:
+        for fd in stdio:  # checked here, as the runtime would: sending a closed fd fails less clearly
+            try:
+                os.fstat(fd)
+            except OSError as exc:
+                raise EnclaveError(f"enclave runtime {self.name}: stdio fd {fd}: {exc.strerror}") from None
         reply = self._call({"name": "create_process", "path": path, "argv": list(argv), "env": list(env)}, stdio)
         return _int(reply, "handle")
 
@@ -88,12 +94,17 @@ class PooledRuntime:
         return pin, bytes.fromhex(found["ca"]) if found["ca"] is not None else None
 
     def destroy(self) -> None:
+        if self._destroyed:
+            raise EnclaveStateError(f"enclave runtime {self.name}: destroy called twice")
         try:
             self._call({"name": "destroy"})
         finally:
+            self._destroyed = True
             self._sock.close()
 
     def _call(self, msg: dict[str, object], fds: tuple[int, ...] = ()) -> dict[str, object]:
+        if self._destroyed:
+            raise EnclaveStateError(f"enclave runtime {self.name}: {msg['name']} called after destroy")
         mine, theirs = wire.pair()
         with mine:
             try:
@@ -101,7 +112,7 @@ class PooledRuntime:
                 theirs.close()
                 reply, extra = wire.expect(mine, "result")
             except (OSError, wire.PoolProtocolError) as exc:
-                raise gone(exc) from None
+                raise gone(self.name, exc) from None
             finally:
                 theirs.close()
         for fd in extra:
@@ -109,10 +120,10 @@ class PooledRuntime:
         return reply
 
 
-def gone(exc: BaseException) -> EnclaveError:
+def gone(name: str, exc: BaseException) -> EnclaveError:
     """The guest is unreachable: one line, whichever way the socket said so."""
     why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).removeprefix("enclave pool: ")
-    return EnclaveError(f"enclave pool: the pooled enclave instance is gone ({why})")
+    return EnclaveError(f"enclave runtime {name}: enclave pool: the pooled enclave instance is gone ({why})")
 
 
 def _int(msg: dict[str, object], name: str) -> int:
