@@ -10,6 +10,7 @@ the same one line it would have shown without the pool.
 
 from __future__ import annotations
 
+import array
 import os
 import socket
 
@@ -47,7 +48,15 @@ def send(sock: socket.socket, msg: dict[str, object], fds: tuple[int, ...] | lis
 
 def recv(sock: socket.socket) -> tuple[dict[str, object], list[int]]:
     """The next message and its fds (close-on-exec); EOF is a PoolProtocolError."""
-    data, fds, flags, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS, socket.MSG_CMSG_CLOEXEC)
+    # recvmsg, not socket.recv_fds: that one drops its flags argument (CPython 3.11), and the
+    # fds must be close-on-exec from the start, not after: other threads fork (the native runtime).
+    data, ancillary, flags, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(MAX_FDS * 4),
+                                             socket.MSG_CMSG_CLOEXEC)  # fmt: skip
+    received = array.array("i")
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            received.frombytes(payload[: len(payload) - len(payload) % received.itemsize])
+    fds = list(received)
     if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
         _close(fds)
         raise PoolProtocolError("enclave pool: a message or its fds were truncated")
