@@ -152,4 +152,4 @@ def test_a_misspelt_configuration_key_is_refused(rune, bundle, tmp_path, state_r
     config = tmp_path / "rune.toml"
     config.write_text("[enclave]\nrequird = true\n")
     err = refused(rune, bundle(base_config(["true"])), "c", state_root, "--config", str(config))
-    assert f"{config}: enclave.requird: unknown setting (known: pal_dirs, required)" in err
+    assert f"{config}: enclave.requird: unknown setting (known: pal_dirs, pool_socket, required)" in err
