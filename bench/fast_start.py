@@ -1,0 +1,281 @@
+"""`make bench`: the fast-start table (issue #12), every ratio measured in one run.
+
+Three groups, sampled in the same interleaved rounds so that the load of a
+shared machine drifts over all of them alike:
+
+  enclave   a full `rune run` (create, start, the workload to its exit,
+            delete), timed from outside, of: a plain container running
+            `true`; the sample wasm and native enclaves warm (a pool hit:
+            an instance epm prepared ahead, docs/epm.md "The warm pool"),
+            cached (unpooled; wasm with its compiled-module cache, native
+            has none) and cold (wasm with ``cache=off``: Cranelift in
+            `rune create`)
+  runc/crun rune, runc and crun through the harness's startup-bench.sh
+            (../shared/harness), `run` and the full lifecycle, as
+            bench/startup.py runs them
+  carrier   a carrier build (bench/carrier.py's set-up: a real signing
+            server and epm's bundle caches) with a cache hit and a miss,
+            in this process as the shim runs it, against the plain start
+
+Every rune of the enclave group runs with a node configuration (``rune
+--config``) naming the pool's claim socket, as on a node with a pool; the
+"cached" and "cold" bundles are signed by another key, so their claims miss.
+Before each sample the pool is full again (refills are not timed and do not
+compete with a timed start), and each warm sample must show as one more hit
+in epm's metrics: a miss is counted and left out. The signing server's audit
+log must not grow during a carrier hit.
+
+    python bench/fast_start.py [-n N] [--rounds R] [--harness DIR] [--rune PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path[:0] = [os.path.join(ROOT, "src"), HERE]
+
+import carrier as carrier_bench  # noqa: E402  (bench/carrier.py)
+import startup  # noqa: E402  (bench/startup.py)
+from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
+from fast_start_pool import Pool, native_bundle  # noqa: E402
+
+from inclavare.carrier import prepare  # noqa: E402
+from inclavare.carrier.flow import OPTION_CONFIG  # noqa: E402
+from inclavare.testing.bundles import base_config, build_rootfs, make_bundle  # noqa: E402
+from inclavare.testing.enclaves import set_enclave, wasm_bundle  # noqa: E402
+
+# (row, baseline row, target ratio or None): the issue's targets.
+TARGETS = [
+    ("wasm warm", "plain", 1.3), ("wasm cached", "plain", 2.0), ("wasm cold", "plain", None),
+    ("native warm", "plain", 1.3), ("native cached", "plain", 2.0),
+    ("rune run", "runc run", 1.0), ("rune lifecycle", "runc lifecycle", 1.3), ("rune run", "crun run", 2.5),
+    ("carrier hit", "plain", 1.2), ("carrier miss", "plain", None),
+]  # fmt: skip
+HARNESS_LINE = re.compile(r"^(run|lifecycle)\s+N=\d+\s+min\s+[\d.]+ ms\s+median\s+([\d.]+) ms\s+p90\s+([\d.]+) ms")
+
+
+class Rune:
+    """`rune run` of one bundle, timed from outside; ids unique in the run."""
+
+    def __init__(self, rune: str, config: str, state: str, env: dict[str, str]) -> None:
+        self.cmd, self.state, self.env, self.count = [rune, "--config", config, "--root", state], state, env, 0
+
+    def run(self, bundle: str) -> float:
+        self.count += 1
+        t0 = time.perf_counter()
+        proc = subprocess.run([*self.cmd, "run", "--bundle", bundle, f"fs{os.getpid()}-{self.count}"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env=self.env)  # fmt: skip
+        elapsed = (time.perf_counter() - t0) * 1000
+        if proc.returncode != 0:
+            raise SystemExit(f"rune run --bundle {bundle} failed ({proc.returncode}): {proc.stderr.decode().strip()}")
+        return elapsed
+
+    def delete_all(self) -> None:
+        """Containers an interrupted sample left behind."""
+        if not os.path.isdir(self.state):
+            return
+        ids = subprocess.run([*self.cmd, "list", "-q"], capture_output=True, text=True).stdout.split()
+        for cid in ids:
+            subprocess.run([*self.cmd, "delete", "--force", cid], capture_output=True)
+
+
+class Carrier:
+    """bench/carrier.py's carrier bundle and services; a hit and a miss, in this process."""
+
+    def __init__(self, tmp: str) -> None:
+        self.tmp, self.audit = tmp, os.path.join(tmp, "audit.jsonl")
+        self.config, self.socket, self.procs = carrier_bench.services(tmp)
+
+    def setup(self, rootfs: str) -> None:
+        self.bundle = carrier_bench.carrier_bundle(os.path.join(self.tmp, "carried"), rootfs)
+        self.build()  # imports, the node's caches, the first save
+
+    def build(self) -> float:
+        carrier_bench.reset(self.bundle)
+        t0 = time.perf_counter()
+        prepare(self.bundle, options={OPTION_CONFIG: self.config})
+        return (time.perf_counter() - t0) * 1000
+
+    def signatures(self) -> int:
+        with open(self.audit) as f:
+            return sum(1 for _ in f)
+
+    def miss(self) -> float:
+        carrier_bench.empty_cache(self.socket)
+        return self.build()
+
+    def hit(self) -> float | None:
+        """A build from the cache (None: it went to the signing server after all)."""
+        before = self.signatures()
+        elapsed = self.build()
+        return elapsed if self.signatures() == before else None
+
+    def stop(self) -> None:
+        stop_all(self.procs)
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def harness_round(harness: str, runtimes: dict[str, str], n: int, samples: dict[str, list[float]]) -> None:
+    """One startup-bench.sh call per runtime: its medians and p90s join the samples as round values."""
+    for name, path in runtimes.items():
+        out = subprocess.run(["./startup-bench.sh", path, str(n)], cwd=harness, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"startup-bench.sh {name} failed: {(out.stdout + out.stderr).strip()[-2000:]}")
+        for line in out.stdout.splitlines():
+            if m := HARNESS_LINE.match(line):
+                samples.setdefault(f"{name} {m.group(1)}", []).append(float(m.group(2)))
+                samples.setdefault(f"{name} {m.group(1)} p90", []).append(float(m.group(3)))
+
+
+def enclave_bundles(tmp: str, rootfs: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The bundles of the enclave group, and the pool's templates (runtime -> template bundle)."""
+    wasm_args, native_args = ["/app/hello.wasm", "exit=0"], ["/app/hello", "exit=0"]
+    pooled, other = ed25519.Ed25519PrivateKey.generate(), ed25519.Ed25519PrivateKey.generate()
+    bundles = {"plain": make_bundle(os.path.join(tmp, "plain"), base_config(["true"]), rootfs)}
+    templates = {"wasm": wasm_bundle(os.path.join(tmp, "tpl-wasm"), pooled, rootfs)[0],
+                 "native": native_bundle(os.path.join(tmp, "tpl-native"), pooled, rootfs)}  # fmt: skip
+    for runtime, template in templates.items():  # the container's bundle: the template's image, another copy
+        bundles[f"{runtime} warm"] = shutil.copytree(template, os.path.join(tmp, f"{runtime}-warm"), symlinks=True)
+    bundles["wasm cached"] = wasm_bundle(os.path.join(tmp, "wasm-cached"), other, rootfs)[0]
+    bundles["wasm cold"] = wasm_bundle(os.path.join(tmp, "wasm-cold"), other, rootfs)[0]
+    set_enclave(bundles["wasm cold"], "cache=off")
+    bundles["native cached"] = native_bundle(os.path.join(tmp, "native-cached"), other, rootfs)
+    for name, bundle in bundles.items():
+        if name != "plain":
+            _set_args(bundle, wasm_args if name.startswith("wasm") else native_args)
+    return bundles, templates
+
+
+def _set_args(bundle: str, args: list[str]) -> None:
+    import json
+
+    path = os.path.join(bundle, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["process"]["args"] = args
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=1)
+
+
+def measure(args: argparse.Namespace, tmp: str, cleanup: list) -> tuple[dict[str, list[float]], dict[str, int]]:  # type: ignore[type-arg]
+    rootfs = build_rootfs(os.path.join(tmp, "rootfs"))
+    bundles, templates = enclave_bundles(tmp, rootfs)
+    env = {**os.environ, "INCLAVARE_WASM_CACHE": os.path.join(tmp, "wasm-cache")}
+    pool = Pool(tmp, templates, args.pool_size, env)
+    cleanup.append(pool.stop)
+    carrier = Carrier(tmp)
+    cleanup.append(carrier.stop)
+    carrier.setup(rootfs)
+    rune = Rune(args.rune, pool.node_config, os.path.join(tmp, "state"), env)
+    cleanup.append(rune.delete_all)
+    runtimes = {"rune": args.rune, "runc": shutil.which("runc") or "runc", "crun": shutil.which("crun") or "crun"}
+    pool.wait_full()
+    for name in ("plain", "wasm cached", "native cached"):  # warm-up: page cache, the compiled module
+        rune.run(bundles[name])
+    samples: dict[str, list[float]] = {}
+    misses = {"wasm warm": 0, "native warm": 0, "carrier hit": 0}
+    for _round in range(args.rounds):
+        for _ in range(args.n):
+            for name, bundle in bundles.items():
+                pool.wait_full()
+                runtime = name.split()[0]
+                hits = pool.hits(runtime) if name.endswith("warm") else 0
+                elapsed = rune.run(bundle)
+                if name.endswith("warm") and pool.hits(runtime) != hits + 1:
+                    misses[name] += 1
+                    continue
+                samples.setdefault(name, []).append(elapsed)
+            samples.setdefault("carrier miss", []).append(carrier.miss())
+            hit = carrier.hit()
+            if hit is None:
+                misses["carrier hit"] += 1
+            else:
+                samples.setdefault("carrier hit", []).append(hit)
+        harness_round(args.harness, runtimes, args.harness_n, samples)
+    return samples, misses
+
+
+def p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
+
+
+def table(samples: dict[str, list[float]], misses: dict[str, int], load: tuple[str, str]) -> str:
+    med = {name: statistics.median(v) for name, v in samples.items() if not name.endswith(" p90")}
+    rows = [f"fast start, one run (load average {load[0]} at the start, {load[1]} at the end)",
+            f"{'case':<16}{'N':>4}{'median ms':>11}{'p90 ms':>9}  {'vs':<16}{'ratio':>6}{'target':>8}  result"]  # fmt: skip
+    shown = set()
+    for name, base, target in TARGETS:
+        if name not in med or base not in med:
+            continue
+        n = len(samples[name])
+        spread = samples.get(f"{name} p90") or samples[name]
+        tail = max(spread) if f"{name} p90" in samples else p90(samples[name])
+        extra = f" ({misses[name]} missed)" if misses.get(name) else ""
+        ratio = med[name] / med[base]
+        verdict = "" if target is None else ("PASS" if ratio <= target else "MISS")
+        goal = f"<= {target:.1f}" if target is not None else ""
+        rows.append(f"{name:<16}{n:>4}{med[name]:>11.1f}{tail:>9.1f}  {base:<16}{ratio:>6.2f}{goal:>8}  {verdict}{extra}")
+        shown.add(name)
+    for name in ("plain", "runc run", "runc lifecycle", "crun run", "crun lifecycle"):
+        if name in med and name not in shown:
+            spread = samples.get(f"{name} p90")
+            tail = max(spread) if spread else p90(samples[name])
+            rows.append(f"{name:<16}{len(samples[name]):>4}{med[name]:>11.1f}{tail:>9.1f}  (baseline)")
+    rows.append("runc/crun rows: N = harness rounds (each the median of -harness-n runs); p90 = the worst round's p90")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=6, help="samples of each enclave case per round (default 6)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    ap.add_argument("--harness", default=startup._default_harness(ROOT))
+    ap.add_argument("--harness-n", type=int, default=10, help="startup-bench.sh iterations per round (default 10)")
+    ap.add_argument("--rune", default=os.path.join(ROOT, "build", "rune"))
+    ap.add_argument("--pool-size", type=int, default=2, help="instances per pool entry (default 2)")
+    args = ap.parse_args()
+    if not os.path.isdir(args.harness):
+        raise SystemExit(f"harness not found at {args.harness} (see README.md)")
+    if not os.path.exists(os.path.join(ROOT, "samples", "build", "hello-native")):
+        subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "samples")], check=True)
+    # SIGTERM unwinds like ^C, so the finally below stops epm and the containers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    load = os.getloadavg()
+    cleanup: list = []  # type: ignore[type-arg]
+    tmp = tempfile.mkdtemp(prefix="fast-start-", dir="/tmp")  # 0700, root's: the node config's directory
+    try:
+        samples, misses = measure(args, tmp, cleanup)
+    finally:
+        for step in reversed(cleanup):
+            step()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(table(samples, misses, (f"{load[0]:.2f}", f"{os.getloadavg()[0]:.2f}")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
