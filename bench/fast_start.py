@@ -282,7 +282,7 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=8, help="samples of each enclave case per round (default 8)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     ap.add_argument("--harness", default=startup._default_harness(ROOT))
-    ap.add_argument("--harness-n", type=int, default=10, help="startup-bench.sh iterations per round (default 10)")
+    ap.add_argument("--harness-n", type=int, default=20, help="startup-bench.sh iterations per round (default 20)")
     ap.add_argument("--rune", default=os.path.join(ROOT, "build", "rune"))
     ap.add_argument("--pool-size", type=int, default=2, help="instances per pool entry (default 2)")
     args = ap.parse_args()
