@@ -12,7 +12,8 @@ shared machine drifts over all of them alike:
             `rune create`)
   runc/crun rune, runc and crun through the harness's startup-bench.sh
             (../shared/harness), `run` and the full lifecycle, as
-            bench/startup.py runs them
+            bench/startup.py runs them: a call per runtime every four
+            enclave iterations, in rotating order; a row's N is its calls
   carrier   a carrier build (bench/carrier.py's set-up: a real signing
             server and epm's bundle caches) with a cache hit and a miss,
             in this process as the shim runs it, against the plain start
@@ -64,6 +65,7 @@ TARGETS = [
     ("carrier hit", "plain", 1.2), ("carrier hit proc", "plain", None), ("carrier miss", "plain", None),
 ]  # fmt: skip
 BASELINES = ("plain", "runc run", "runc lifecycle", "crun run", "crun lifecycle")
+HARNESS_EVERY = 4  # enclave iterations between two startup-bench.sh calls per runtime
 HARNESS_LINE = re.compile(r"^(run|lifecycle)\s+N=\d+\s+min\s+[\d.]+ ms\s+median\s+([\d.]+) ms\s+p90\s+([\d.]+) ms")
 
 
@@ -209,6 +211,30 @@ def _set_args(bundle: str, args: list[str]) -> None:
         json.dump(cfg, f, indent=1)
 
 
+def enclave_samples(pool: Pool, rune: Rune, bundles: dict[str, str], samples: Samples, misses: dict[str, int]) -> None:
+    """One `rune run` of each bundle, each from a full pool; a warm one that was not a hit is left out."""
+    for name, bundle in bundles.items():
+        pool.wait_full()
+        runtime = name.split()[0]
+        hits = pool.hits(runtime) if name.endswith("warm") else 0
+        elapsed = rune.run(bundle)
+        if name.endswith("warm") and pool.hits(runtime) != hits + 1:
+            misses[name] += 1
+            continue
+        samples.setdefault(name, []).append(elapsed)
+
+
+def carrier_samples(carrier: Carrier, samples: Samples, misses: dict[str, int]) -> None:
+    """A miss (which fills the cache again), then a hit in this process and one as a process."""
+    samples.setdefault("carrier miss", []).append(carrier.miss())
+    for name, build in (("carrier hit", carrier.build), ("carrier hit proc", carrier.build_process)):
+        hit = carrier.hit(build)
+        if hit is None:
+            misses[name] += 1
+        else:
+            samples.setdefault(name, []).append(hit)
+
+
 def measure(args: argparse.Namespace, tmp: str, cleanup: list[Callable[[], None]]) -> tuple[Samples, dict[str, int]]:
     rootfs = build_rootfs(os.path.join(tmp, "rootfs"))
     bundles, templates = enclave_bundles(tmp, rootfs)
@@ -224,27 +250,17 @@ def measure(args: argparse.Namespace, tmp: str, cleanup: list[Callable[[], None]
     pool.wait_full()
     for name in ("plain", "wasm cached", "native cached"):  # warm-up: page cache, the compiled module
         rune.run(bundles[name])
-    samples: dict[str, list[float]] = {}
+    samples: Samples = {}
     misses = dict.fromkeys(("wasm warm", "native warm", "carrier hit", "carrier hit proc"), 0)
+    order, calls = list(runtimes.items()), 0
     for _round in range(args.rounds):
-        for _ in range(args.n):
-            for name, bundle in bundles.items():
-                pool.wait_full()
-                runtime = name.split()[0]
-                hits = pool.hits(runtime) if name.endswith("warm") else 0
-                elapsed = rune.run(bundle)
-                if name.endswith("warm") and pool.hits(runtime) != hits + 1:
-                    misses[name] += 1
-                    continue
-                samples.setdefault(name, []).append(elapsed)
-            samples.setdefault("carrier miss", []).append(carrier.miss())
-            for name, build in (("carrier hit", carrier.build), ("carrier hit proc", carrier.build_process)):
-                hit = carrier.hit(build)
-                if hit is None:
-                    misses[name] += 1
-                else:
-                    samples.setdefault(name, []).append(hit)
-        harness_round(args.harness, runtimes, args.harness_n, samples)
+        for i in range(args.n):
+            enclave_samples(pool, rune, bundles, samples, misses)
+            carrier_samples(carrier, samples, misses)
+            if (i + 1) % HARNESS_EVERY == 0 or i == args.n - 1:
+                first = calls % len(order)  # rotated, so no runtime always follows the enclave samples
+                harness_round(args.harness, dict(order[first:] + order[:first]), args.harness_n, samples)
+                calls += 1
     return samples, misses
 
 
@@ -273,7 +289,7 @@ def table(samples: dict[str, list[float]], misses: dict[str, int], heading: str)
         verdict = "" if target is None else ("PASS" if ratio <= target else "MISS")
         extra = f" ({misses[name]} not hits, left out)" if misses.get(name) else ""
         rows.append(f"{times(name)}  {base:<15}{ratio:>6.2f}{goal:>8}  {verdict}{extra}")
-    rows.append("runc/crun/rune rows: N = startup-bench.sh rounds, each the median of --harness-n runs")
+    rows.append("runc/crun/rune rows: N = startup-bench.sh calls, each the median of --harness-n runs")
     return "\n".join(rows)
 
 
@@ -282,7 +298,7 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=8, help="samples of each enclave case per round (default 8)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     ap.add_argument("--harness", default=startup._default_harness(ROOT))
-    ap.add_argument("--harness-n", type=int, default=20, help="startup-bench.sh iterations per round (default 20)")
+    ap.add_argument("--harness-n", type=int, default=10, help="startup-bench.sh iterations per call (default 10)")
     ap.add_argument("--rune", default=os.path.join(ROOT, "build", "rune"))
     ap.add_argument("--pool-size", type=int, default=2, help="instances per pool entry (default 2)")
     args = ap.parse_args()
