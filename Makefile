@@ -91,7 +91,7 @@ BENCHES := $(filter-out bench/startup.py bench/profile_run.py bench/carrier.py b
 bench: setup
 	$(VPY) bench/profile_run.py --rune $(CURDIR)/build/rune
 	@for b in $(BENCHES); do echo "== $$b"; $(VPY) $$b || exit 1; done
-	$(VPY) bench/fast_start.py --harness $(HARNESS) --rune $(CURDIR)/build/rune
+	$(VPY) bench/fast_start.py $(if $(wildcard $(HARNESS)),--harness $(HARNESS)) --rune $(CURDIR)/build/rune
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench tools
