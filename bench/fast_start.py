@@ -16,7 +16,9 @@ shared machine drifts over all of them alike:
             enclave iterations, in rotating order; a row's N is its calls
   carrier   a carrier build (bench/carrier.py's set-up: a real signing
             server and epm's bundle caches) with a cache hit and a miss,
-            in this process as the shim runs it, against the plain start
+            in this process as the shim runs it, against the plain start;
+            and a hit as `inclavare carrier prepare` ("carrier hit proc":
+            a process per build, interpreter and imports included)
 
 Every rune of the enclave group runs with a node configuration (``rune
 --config``) naming the pool's claim socket, as on a node with a pool; the
