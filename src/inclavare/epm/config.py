@@ -14,6 +14,7 @@
     [pool]                                # the warm enclave pool (src/inclavare/epm/pool)
     socket = "/run/inclavare/epm-pool.sock"
     metrics_address = ""                  # "127.0.0.1:9465": Prometheus text at /metrics
+    refill_delay_ms = 1000                # refill once no claim came for this long
     [[pool.enclaves]]
     bundle = "/var/lib/inclavare/pool/hello"   # a template OCI bundle (pool/template.py)
     size = 2                              # instances kept ready (0 to 64)
@@ -51,6 +52,7 @@ _INT_LIMITS = {
     "grpc.gid": (0, 0),
     "grpc.max_recv_message_size": (1 << 10, 1 << 30),
     "grpc.max_send_message_size": (1 << 10, 1 << 30),
+    "pool.refill_delay_ms": (0, 60_000),
 }
 _PATHS = ("root", "db_path", "grpc.address", "pool.socket")
 _MAX_SUN_PATH = 107  # sockaddr_un.sun_path is 108 bytes with its NUL (unix(7))
@@ -70,6 +72,7 @@ class EpmConfig:
     max_send_message_size: int = 16 << 20
     socket: str = POOL_SOCKET  # the pool's claim socket
     metrics_address: str = ""  # host:port of the pool's /metrics; "" = off
+    refill_delay_ms: int = 1000  # a refill waits until no claim came for this long (pool/manager.py)
     enclaves: tuple[Template, ...] = ()  # the pool's templates; none = no pool
 
     @property

@@ -134,3 +134,10 @@ def test_serve_with_a_bad_entry_is_one_line(tmp_path):
     assert r.stderr.startswith(f"inclavare epm: {path}: pool.enclaves[0].bundle: {b}/config.json: "
                                "annotations.enclave.runtime.path: 'occlum' is not a built-in runtime")  # fmt: skip
     assert r.stderr.count("\n") == 1
+
+
+def test_the_refill_delay_is_bounded_milliseconds():
+    assert config.parse(b"", "epm.toml").refill_delay_ms == 1000
+    assert config.parse(b"[pool]\nrefill_delay_ms = 0\n", "epm.toml").refill_delay_ms == 0
+    with pytest.raises(EpmError, match=r"epm.toml: pool.refill_delay_ms: 60001 is out of range \(0 to 60000\)"):
+        config.parse(b"[pool]\nrefill_delay_ms = 60001\n", "epm.toml")

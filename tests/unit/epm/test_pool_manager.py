@@ -119,6 +119,23 @@ def test_fills_to_size_and_hands_each_instance_out_once(managers, template):
     wait_for(lambda: gone(first.pid) and gone(second.pid), what="the handed-out instances to be reaped")
 
 
+def test_refills_wait_until_claims_pause(managers, template):
+    """A refill would compete with the container its claim is starting: it waits for a quiet spell."""
+    m = managers([template], refill_delay=0.6)
+    wait_for(lambda: m.ready(template.key) == 2, what="two ready instances")
+    claimed = m.claim(template.key)
+    assert claimed is not None
+    claimed.close()
+    started = time.monotonic()
+    time.sleep(0.3)
+    assert m.ready(template.key) == 1  # not yet: claims may still be coming
+    again = m.claim(template.key)  # another claim: the quiet spell starts over
+    assert again is not None
+    again.close()
+    wait_for(lambda: m.ready(template.key) >= 1, what="the refill")
+    assert time.monotonic() - started >= 0.3 + 0.6 - 0.05
+
+
 def test_unknown_key_is_a_miss(managers, template):
     m = managers([template])
     assert m.claim("ab" * 32) is None

@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m inclavare.enclave.pool.instance --fd N (started by epm)", file=sys.stderr)
         return 2
     sc = _sys.default()
+    # Filling the pool must not slow the containers it is for: a refill starts right after a
+    # claim, while that container starts. SCHED_IDLE runs it on otherwise idle CPU only
+    # (sched(7)); the handoff puts the instance back to the normal policy.
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     sc.prctl(c.PR_SET_DUMPABLE, 0)  # it will hold an enclave: no ptrace, no /proc/<pid>/mem
     sc.prctl(c.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1:
@@ -62,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     except (wire.PoolProtocolError, OSError):
         return 0  # epm let us go (its end closed): nothing was handed out
     sc.prctl(c.PR_SET_PDEATHSIG, 0)  # the container's now: it outlives a restart of epm
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))  # and runs as the container does
     return hand_over(sc, rt, sock, msg, fds)
 
 

@@ -42,12 +42,18 @@ log = logging.getLogger("inclavare.epm.pool")
 
 class PoolManager:
     def __init__(self, templates: tuple[Template, ...], *, command: list[str] | None = None,
-                 prepare_timeout: float = 60.0, backoff: tuple[float, float] = (1.0, 300.0)) -> None:  # fmt: skip
+                 prepare_timeout: float = 60.0, backoff: tuple[float, float] = (1.0, 300.0),
+                 refill_delay: float = 0.0) -> None:  # fmt: skip
         self.templates = {t.key: t for t in templates}
         self.metrics = Metrics(templates)
         self.command = command or spawn.default_command()
         self.prepare_timeout = prepare_timeout
         self.backoff = backoff
+        # Containers start in bursts (a deployment scaled up), and the claim's own container is
+        # starting while its refill would: filling waits until claims pause for this long, so a
+        # refill (SCHED_IDLE as well, spawn.py) never competes with the starts it follows.
+        self.refill_delay = refill_delay
+        self._last_claim = -refill_delay
         self._cond = threading.Condition()
         self._ready: dict[str, collections.deque[spawn.Instance]] = {k: collections.deque() for k in self.templates}
         self._children: dict[int, spawn.Instance] = {}  # pidfd -> every child not yet reaped
@@ -80,6 +86,7 @@ class PoolManager:
                     instance.close()
                     continue
                 instance.state = "claimed"
+                self._last_claim = time.monotonic()
                 with self.metrics.lock:
                     series = self.metrics.of(key)
                     series.hits += 1
@@ -121,7 +128,7 @@ class PoolManager:
         while True:
             with self._cond:
                 while not self._stopping and not self._wants(t):
-                    delay = self._retry_at[t.key] - time.monotonic()
+                    delay = self._due(t) - time.monotonic()
                     self._cond.wait(delay if delay > 0 else None)
                 if self._stopping:
                     return
@@ -136,7 +143,11 @@ class PoolManager:
                 self._failed(t, f"{type(exc).__name__}: {exc}")
 
     def _wants(self, t: Template) -> bool:
-        return len(self._ready[t.key]) < t.size and time.monotonic() >= self._retry_at[t.key]
+        return len(self._ready[t.key]) < t.size and time.monotonic() >= self._due(t)
+
+    def _due(self, t: Template) -> float:
+        """When `t` may be filled next: after its backoff, and once claims have paused."""
+        return max(self._retry_at[t.key], self._last_claim + self.refill_delay)
 
     def _prepare_one(self, t: Template) -> None:
         instance = spawn.start(t, self.command)

@@ -111,7 +111,19 @@ def start(template: Template, command: list[str]) -> Instance:
             raise PrepareFailed(command[0], f"cannot start an instance: {exc.strerror or exc}") from None
     finally:
         theirs.close()
+    _idle(proc.pid)
     return Instance(template, proc, ours, started)
+
+
+def _idle(pid: int) -> None:
+    """SCHED_IDLE from its first instructions (sched(7)): a refill starts right after a claim,
+    while that claim's container starts, and must use only the CPU nobody else wants. The
+    interpreter's start-up and imports are most of it, so the instance's own call comes late;
+    its handoff puts it back to the normal policy."""
+    try:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    except OSError:
+        pass  # it exited already: prepare() reports that
 
 
 def prepare(instance: Instance, timeout: float) -> float:
