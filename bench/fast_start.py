@@ -52,12 +52,12 @@ sys.path[:0] = [os.path.join(ROOT, "src"), HERE]
 import carrier as carrier_bench  # noqa: E402  (bench/carrier.py)
 import startup  # noqa: E402  (bench/startup.py)
 from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
-from fast_start_pool import Pool, native_bundle  # noqa: E402
+from fast_start_pool import Pool  # noqa: E402
 
 from inclavare.carrier import prepare  # noqa: E402
 from inclavare.carrier.flow import OPTION_CONFIG  # noqa: E402
 from inclavare.testing.bundles import base_config, build_rootfs, make_bundle  # noqa: E402
-from inclavare.testing.enclaves import set_enclave, wasm_bundle  # noqa: E402
+from inclavare.testing.enclaves import native_bundle, set_enclave, wasm_bundle  # noqa: E402
 
 # (row, baseline row, target ratio or None): the targets.
 TARGETS = [
@@ -189,13 +189,13 @@ def enclave_bundles(tmp: str, rootfs: str) -> tuple[dict[str, str], dict[str, st
     pooled, other = ed25519.Ed25519PrivateKey.generate(), ed25519.Ed25519PrivateKey.generate()
     bundles = {"plain": make_bundle(os.path.join(tmp, "plain"), base_config(["true"]), rootfs)}
     templates = {"wasm": wasm_bundle(os.path.join(tmp, "tpl-wasm"), pooled, rootfs)[0],
-                 "native": native_bundle(os.path.join(tmp, "tpl-native"), pooled, rootfs)}  # fmt: skip
+                 "native": native_bundle(os.path.join(tmp, "tpl-native"), pooled, rootfs)[0]}  # fmt: skip
     for runtime, template in templates.items():  # the container's bundle: the template's image, another copy
         bundles[f"{runtime} warm"] = shutil.copytree(template, os.path.join(tmp, f"{runtime}-warm"), symlinks=True)
     bundles["wasm cached"] = wasm_bundle(os.path.join(tmp, "wasm-cached"), other, rootfs)[0]
     bundles["wasm cold"] = wasm_bundle(os.path.join(tmp, "wasm-cold"), other, rootfs)[0]
     set_enclave(bundles["wasm cold"], "cache=off")
-    bundles["native cached"] = native_bundle(os.path.join(tmp, "native-cached"), other, rootfs)
+    bundles["native cached"] = native_bundle(os.path.join(tmp, "native-cached"), other, rootfs)[0]
     for name, bundle in bundles.items():
         if name != "plain":
             _set_args(bundle, wasm_args if name.startswith("wasm") else native_args)

@@ -4,9 +4,7 @@ through its metrics; and the native sample enclave's bundle."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -14,41 +12,11 @@ import sys
 import time
 import urllib.request
 
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
-from inclavare.enclave.identity import KeySigner, sign_manifest, write_signature
-from inclavare.enclave.identity.expand import dump_manifest, expand_trusted_files
-from inclavare.enclave.identity.manifest import parse_manifest
 from inclavare.epm.pool.template import read_template
-from inclavare.testing.bundles import base_config, make_bundle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(ROOT, "samples")
 INCLAVARE = [sys.executable, "-m", "inclavare.cli.tool._main"]
-NATIVE_MANIFEST = "/app/hello-native.toml"
-
-
-def native_bundle(directory: str, key: ed25519.Ed25519PrivateKey, rootfs_cache: str) -> str:
-    """The static samples/build/hello-native as /app/hello in the `native` runtime, its
-    manifest (samples/native/hello.manifest.toml) expanded and signed by `key`."""
-    bundle = make_bundle(directory, base_config(["/app/hello"]), rootfs_cache)
-    rootfs = os.path.join(bundle, "rootfs")
-    os.makedirs(os.path.join(rootfs, "app"), exist_ok=True)
-    shutil.copy2(os.path.join(SAMPLES, "build", "hello-native"), os.path.join(rootfs, "app", "hello"))
-    with open(os.path.join(SAMPLES, "native", "hello.manifest.toml")) as f:
-        template = parse_manifest(f.read(), "hello.manifest.toml")
-    manifest = rootfs + NATIVE_MANIFEST
-    with open(manifest, "w") as f:
-        f.write(dump_manifest(expand_trusted_files(template, rootfs)))
-    write_signature(sign_manifest(manifest, rootfs, KeySigner(key)), manifest + ".sig")
-    path = os.path.join(bundle, "config.json")
-    with open(path) as f:
-        cfg = json.load(f)
-    cfg["annotations"] = {"enclave.type": "software", "enclave.runtime.path": "native",
-                          "enclave.runtime.args": f"manifest={NATIVE_MANIFEST}"}  # fmt: skip
-    with open(path, "w") as f:
-        json.dump(cfg, f, indent=1)
-    return bundle
 
 
 class Pool:

@@ -56,16 +56,13 @@ def wasm_bundle(
 
 
 NATIVE_MANIFEST = "/app/hello-native.toml"
-_NATIVE_TEMPLATE = (
-    'runtime = "native"\nentrypoint = "/app/hello"\nmemory_limit = "64M"\n'
-    'trusted_files = ["/app/hello"]\n[argv]\npolicy = "host"\n[env]\npassthrough = ["TERM"]\n'
-)
 
 
 def native_bundle(directory: str, key: ed25519.Ed25519PrivateKey, rootfs_cache: str | None = None,
                   args: list[str] | None = None) -> tuple[str, EnclaveIdentity]:  # fmt: skip
     """A bundle running the static sample program (samples/build/hello-native) as
-    /app/hello in the `native` runtime, signed by `key`."""
+    /app/hello in the `native` runtime, its manifest (samples/native/hello.manifest.toml)
+    expanded and signed by `key`."""
     program = os.path.join(SAMPLES, "build", "hello-native")
     if not os.path.exists(program):
         raise FileNotFoundError(f"{program}: build the samples first (make setup, or make -C samples)")
@@ -74,9 +71,11 @@ def native_bundle(directory: str, key: ed25519.Ed25519PrivateKey, rootfs_cache: 
     os.makedirs(os.path.join(rootfs, "app"), exist_ok=True)
     shutil.copy2(program, os.path.join(rootfs, "app", "hello"))
     os.chmod(os.path.join(rootfs, "app", "hello"), 0o755)
+    with open(os.path.join(SAMPLES, "native", "hello.manifest.toml")) as f:
+        template = parse_manifest(f.read(), "hello.manifest.toml")
     manifest = rootfs + NATIVE_MANIFEST
     with open(manifest, "w") as f:
-        f.write(dump_manifest(expand_trusted_files(parse_manifest(_NATIVE_TEMPLATE, manifest), rootfs)))
+        f.write(dump_manifest(expand_trusted_files(template, rootfs)))
     write_signature(sign_manifest(manifest, rootfs, KeySigner(key)), manifest + ".sig")
     path = os.path.join(bundle, "config.json")
     with open(path) as f:
