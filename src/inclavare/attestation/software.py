@@ -49,7 +49,6 @@ from typing import Protocol
 import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .errors import EvidenceFormatError, UntrustedKey, VerificationFailed
 from .hazmat.cose import ALG_EDDSA, COSE_SIGN1_TAG, decode_exact, sig_structure
@@ -120,7 +119,7 @@ def sign_report(identity: SoftwareIdentity, report_data: bytes, host_key: HostSi
 
 def host_key_id(public_key: Ed25519PublicKey) -> bytes:
     """SHA-256 of the raw 32-byte Ed25519 public key."""
-    return hashlib.sha256(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)).digest()
+    return hashlib.sha256(public_key.public_bytes_raw()).digest()
 
 
 def encode_report(
