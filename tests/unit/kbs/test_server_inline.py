@@ -131,6 +131,20 @@ def test_a_fast_disk_syncs_on_the_loop_one_fsync_for_the_calls_of_one_step(broke
     assert not inline.off_loop
 
 
+def test_one_fsync_held_up_on_a_fast_disk_keeps_the_waits_on_the_loop(broker, monkeypatch):
+    storage = broker.service.deps.storage
+    inline = InlineCalls(True)
+    monkeypatch.setattr(sqlite_storage.os, "fdatasync", lambda fd: None)
+    for _ in range(5):
+        asyncio.run(inline(lambda: storage.record(record("fast"))))
+    monkeypatch.setattr(sqlite_storage.os, "fdatasync", lambda fd: time.sleep(0.01))
+    asyncio.run(inline(lambda: storage.record(record("held up once"))))
+    assert not inline.off_loop  # smoothed: ~1 ms on average, under SLOW_SYNC
+    for _ in range(5):
+        asyncio.run(inline(lambda: storage.record(record("slow from now on"))))
+    assert inline.off_loop
+
+
 def test_the_loop_is_tried_again_after_a_slow_spell(broker, monkeypatch):
     from inclavare.kbs.server import inline as inline_module
 

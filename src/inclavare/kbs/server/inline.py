@@ -13,12 +13,12 @@ much of one worker's time and nothing else; handing it to a thread cost
 more than the fsync: a queue put and a wake-up each way, and on a busy
 loop the thread then waits up to the interpreter's switch interval (5 ms)
 for the GIL (bench/kbs.py: a tenth of a GET's server CPU, and its p99).
-A disk slower than :data:`SLOW_SYNC` (a network volume, a disk in
-trouble) would stall every connection of the worker for as long, so after
-such a batch the waits go to one thread for :data:`PROBE_AFTER` seconds,
-and the next batch tries the loop again. So the loop stalls at most one
-slow fsync per ``PROBE_AFTER``, and the waits never run unprotected:
-either way the answer waits for its fsync.
+A disk slower than :data:`SLOW_SYNC` on average (a network volume, a disk
+in trouble) would stall every connection of the worker for as long, so
+then the waits go to one thread, a batch at a time, for :data:`PROBE_AFTER`
+seconds, and the next batch tries the loop again. The first batch, and the
+first after a slow spell, are judged alone: the loop stalls for at most one
+slow fsync per ``PROBE_AFTER``. Either way the answer waits for its fsync.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from ...attestation.hazmat.guard import is_panic
 from ..storage.sqlite import DEFERRED_SYNC
 
 T = TypeVar("T")
-SLOW_SYNC = 0.002  # seconds: a batch of waits slower than this moves them off the loop (module docstring)
+SLOW_SYNC = 0.002  # seconds: batches of waits slower than this, on average, move off the loop (module docstring)
+SMOOTHING = 0.1  # weight of the latest batch in that average: one fsync held up by a busy disk moves nothing
 PROBE_AFTER = 5.0  # seconds in the thread before the loop is tried again
 
 Waits = list[Callable[[], None]]  # one call's waits for the disk, in commit order
@@ -69,6 +70,7 @@ class InlineCalls:
         self.enabled = enabled
         self._batch: Batch = []
         self._off_loop_until = 0.0  # monotonic time until which batches go to the thread
+        self._took: float | None = None  # a batch's time on the loop, smoothed; None: the next one starts it
         self._batches: queue.SimpleQueue[tuple[Batch, asyncio.AbstractEventLoop]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None  # started on first use: in the worker, after any fork
 
@@ -110,8 +112,11 @@ class InlineCalls:
             return
         start = time.monotonic()
         results = _run(batch)
-        if time.monotonic() - start > SLOW_SYNC:
+        took = time.monotonic() - start
+        self._took = took if self._took is None else self._took + (took - self._took) * SMOOTHING
+        if self._took > SLOW_SYNC:
             self._off_loop_until = time.monotonic() + PROBE_AFTER
+            self._took = None  # the probe after the slow spell is judged on its own
         _settle_all(results)
 
     def _hand_over(self, batch: Batch, loop: asyncio.AbstractEventLoop) -> None:
