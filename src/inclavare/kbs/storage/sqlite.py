@@ -30,14 +30,16 @@ its event loop and only the wait in a thread (server/app.py).
 and a connection that finds it taken retries on a timer: 1, 2, 5, 10 ms
 and on (sqlite3.c, ``sqliteDefaultBusyCallback``), blocking its thread,
 which for the RCAR calls is the worker's event loop (server/app.py). With
-``kbs serve --workers`` the workers' writes, ~50 µs each, met often enough
-that those sleeps left a quarter of the machine idle under load
-(bench/kbs.py). So a write transaction first takes an exclusive
-``flock(2)`` on ``<database>-writers``: a writer waiting behind another
-process's wakes the moment it is released. SQLite's own locks still guard
-the file, against any process that does not take this one (the busy
-timeout is their arbiter, as before); reads (WAL snapshots) queue for
-nothing.
+``kbs serve --workers`` the workers' writes, ~50 µs each, meet often: on a
+bench run (bench/kbs.py --workers 2 --seconds 6, both tables) their loops
+waited 3.1-3.3 s in BEGIN, ~1,800 times over 0.5 ms; with the queue,
+1.0-1.2 s, ~300 times (what is left is the other worker's transaction
+itself, its process descheduled meanwhile included). So a write
+transaction first takes an exclusive ``flock(2)`` on
+``<database>-writers``: a writer waiting behind another process's wakes
+the moment it is released. SQLite's own locks still guard the file,
+against any process that does not take this one (the busy timeout is their
+arbiter, as before); reads (WAL snapshots) queue for nothing.
 
 Resources are sealed (:mod:`.sealed`) before they reach the file; after a
 migration from plaintext, :meth:`SqliteStorage.compact` rewrites the file
