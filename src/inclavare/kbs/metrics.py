@@ -6,12 +6,22 @@ trustee's HTTP families have no labels we add ``route`` (the route
 ``sum without (...)`` gives trustee's series back. Additions of our own:
 ``kbs_rate_limited_total`` and ``kbs_resource_releases_total``.
 Each broker has its own registry, so several can live in one process.
+
+The workers of ``kbs serve --workers`` share theirs: each writes its values
+to files in one directory (prometheus_client's multiprocess mode,
+``shared_dir``) and a scrape, whichever worker answers it, adds up every
+worker's, those of workers that died and were replaced included, so a
+counter never goes back. ``kbs_http_active_connections`` counts the live
+workers' requests only, and ``kbs_build_info`` is one series.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 # trustee: "Buckets: 0.5ms, 1ms, 5ms, 10ms, 50ms, 500ms, 1s".
 DURATION_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.5, 1.0)
@@ -19,9 +29,16 @@ SIZE_BUCKETS = (32, 128, 512, 2048, 8192)
 
 
 class KbsMetrics:
-    def __init__(self, version: str = "0.1.0") -> None:
+    def __init__(self, version: str = "0.1.0", shared_dir: str | None = None) -> None:
+        """``shared_dir``: the workers' directory; it makes every metric of *this process* created from now
+        on write there (prometheus_client chooses its value class process-wide): one worker, one broker."""
+        self.shared_dir = shared_dir
+        if shared_dir is not None:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared_dir  # where the value class puts its files
+            values.ValueClass = values.MultiProcessValue()
         r = self.registry = CollectorRegistry()
-        Gauge("kbs_build_info", "KBS build information", ["version"], registry=r).labels(version).set(1)
+        build = Gauge("kbs_build_info", "KBS build information", ["version"], registry=r, multiprocess_mode="max")
+        build.labels(version).set(1)
         self.requests = Counter(
             "kbs_http_requests", "HTTP requests to KBS endpoints", ["route", "method", "status"], registry=r
         )
@@ -38,7 +55,9 @@ class KbsMetrics:
         self.response_size = Histogram(
             "kbs_http_response_size_bytes", "Response body sizes", buckets=SIZE_BUCKETS, registry=r
         )
-        self.active = Gauge("kbs_http_active_connections", "Requests being processed", registry=r)
+        self.active = Gauge(
+            "kbs_http_active_connections", "Requests being processed", registry=r, multiprocess_mode="livesum"
+        )
         self.auth_requests = Counter("kbs_auth_requests", "RCAR /auth requests", registry=r)
         self.auth_successes = Counter("kbs_auth_successes", "Successful /auth requests", registry=r)
         self.auth_errors = Counter("kbs_auth_errors", "Failed /auth requests", registry=r)
@@ -70,4 +89,8 @@ class KbsMetrics:
         self.response_size.observe(response_bytes)
 
     def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        if self.shared_dir is None:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker, path=self.shared_dir)
+        return generate_latest(every_worker), CONTENT_TYPE_LATEST

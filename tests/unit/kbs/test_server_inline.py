@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from inclavare.kbs.errors import AttestationFailed, StorageUnavailable
-from inclavare.kbs.server.app import InlineCalls, RustPanic, create_app
+from inclavare.kbs.server.app import create_app
+from inclavare.kbs.server.inline import InlineCalls, RustPanic
 from inclavare.kbs.server.transport import CoalescingTransport, http_protocol
 from inclavare.kbs.storage import sqlite as sqlite_storage
 from inclavare.kbs.storage.interface import AuditRecord
@@ -92,9 +93,13 @@ def test_a_failed_fsync_is_storage_unavailable_not_an_answer(broker, monkeypatch
         asyncio.run(InlineCalls(True)(lambda: storage.record(record("lost"))))
 
 
-def test_the_loop_keeps_running_while_the_disk_syncs(broker, monkeypatch):
+def test_the_loop_keeps_running_while_a_slow_disk_syncs(broker, monkeypatch):
+    """The first slow batch stalls the loop once; the next go to the thread (server/inline.py)."""
     monkeypatch.setattr(sqlite_storage.os, "fdatasync", SlowSync(delay=0.3))
     storage = broker.service.deps.storage
+    inline = InlineCalls(True)
+    asyncio.run(inline(lambda: storage.record(record("found slow"))))
+    assert inline.off_loop
     ticks: list[float] = []
 
     async def ticker() -> None:
@@ -103,12 +108,57 @@ def test_the_loop_keeps_running_while_the_disk_syncs(broker, monkeypatch):
             await asyncio.sleep(0.02)
 
     async def both() -> None:
-        await asyncio.gather(InlineCalls(True)(lambda: storage.record(record("slow"))), ticker())
+        await asyncio.gather(inline(lambda: storage.record(record("slow"))), ticker())
 
     start = time.monotonic()
     asyncio.run(both())
     assert len(ticks) == 5
     assert ticks[-1] - start < 0.25
+
+
+def test_a_fast_disk_syncs_on_the_loop_one_fsync_for_the_calls_of_one_step(broker, monkeypatch):
+    synced: list[int] = []
+    monkeypatch.setattr(sqlite_storage.os, "fdatasync", synced.append)  # instant: a fast disk, whatever the test's
+    storage = broker.service.deps.storage
+    inline = InlineCalls(True)
+
+    async def eight() -> None:
+        await asyncio.gather(*(inline(lambda: storage.record(record("batched"))) for _ in range(8)))
+
+    asyncio.run(eight())
+    assert len(synced) == 1  # the first wait's fsync covers the seven commits before it
+    assert inline._thread is None
+    assert not inline.off_loop
+
+
+def test_one_fsync_held_up_on_a_fast_disk_keeps_the_waits_on_the_loop(broker, monkeypatch):
+    storage = broker.service.deps.storage
+    inline = InlineCalls(True)
+    monkeypatch.setattr(sqlite_storage.os, "fdatasync", lambda fd: None)
+    for _ in range(5):
+        asyncio.run(inline(lambda: storage.record(record("fast"))))
+    monkeypatch.setattr(sqlite_storage.os, "fdatasync", lambda fd: time.sleep(0.01))
+    asyncio.run(inline(lambda: storage.record(record("held up once"))))
+    assert not inline.off_loop  # smoothed: ~1 ms on average, under SLOW_SYNC
+    for _ in range(5):
+        asyncio.run(inline(lambda: storage.record(record("slow from now on"))))
+    assert inline.off_loop
+
+
+def test_the_loop_is_tried_again_after_a_slow_spell(broker, monkeypatch):
+    from inclavare.kbs.server import inline as inline_module
+
+    monkeypatch.setattr(inline_module, "PROBE_AFTER", 0.05)
+    monkeypatch.setattr(sqlite_storage.os, "fdatasync", SlowSync(delay=0.01))
+    storage = broker.service.deps.storage
+    inline = InlineCalls(True)
+    asyncio.run(inline(lambda: storage.record(record("slow"))))
+    assert inline.off_loop
+    time.sleep(0.06)
+    assert not inline.off_loop
+    monkeypatch.setattr(sqlite_storage.os, "fdatasync", lambda fd: None)  # instant, whatever the test disk
+    asyncio.run(inline(lambda: storage.record(record("fast again"))))
+    assert not inline.off_loop
 
 
 def test_a_panic_inline_is_a_rust_panic():

@@ -23,8 +23,9 @@ operator's). Those block for little but their commit's wait
 for the disk (storage/sqlite.py, group commit), and handing the whole call
 to a thread cost more than the call (the loop and the pool contending for
 the GIL: docs/kbs.md, "Throughput"). So they run on the event loop with
-:data:`~inclavare.kbs.storage.sqlite.DEFERRED_SYNC` set, and only the
-waits for the disk they hand back go to one thread; the response is sent
+:data:`~inclavare.kbs.storage.sqlite.DEFERRED_SYNC` set, and the waits
+for the disk they hand back run once per loop step, on the loop while the
+disk is fast, else in one thread (:mod:`.inline`); the response is sent
 after them, so an answer still never carries a write that could vanish.
 The audit line and the counters of such a call are written before that
 wait (after its commit): if the fsync then fails, the peer gets a 503 and
@@ -34,112 +35,25 @@ network: they stay in the pool, as do the admin API's.
 
 from __future__ import annotations
 
-import asyncio
-import queue
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ...attestation.hazmat.guard import is_panic
 from ..admin import Admin
 from ..errors import KbsError, PayloadTooLarge
 from ..protocol.session import COOKIE_NAME
 from ..ratelimit import RateLimiter, SharedLimiter, TokenBuckets
 from ..service import KbsService
-from ..storage.sqlite import DEFERRED_SYNC
+from .inline import InlineCalls, call
 from .middleware import KbsMiddleware, client_address
 from .problems import http_error, internal_error, kbs_error
 
-T = TypeVar("T")
 PREFIX = "/kbs/v0"
-
-
-class RustPanic(Exception):
-    """A panic in cryptography's Rust layer, made an ordinary exception so the 500 handler answers it.
-
-    ``pyo3_runtime.PanicException`` derives from BaseException, which
-    starlette's error middleware does not catch: the connection would just
-    drop. (/attest never gets here: the service refuses such an attempt.)
-    """
-
-
-async def call(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-    try:
-        return await run_in_threadpool(fn, *args, **kwargs)
-    except BaseException as exc:
-        if is_panic(exc):
-            raise RustPanic(f"panic in {getattr(fn, '__qualname__', 'a service call')}") from exc
-        raise
-
-
-class InlineCalls:
-    """Service calls on the event loop, their waits for the disk in one thread (module docstring)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._waits: queue.SimpleQueue[tuple[Callable[[], None], asyncio.AbstractEventLoop, asyncio.Future[None]]]
-        self._waits = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None  # started on first use: in the worker, after any fork
-
-    async def __call__(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-        if not self.enabled:
-            return await call(fn, *args, **kwargs)
-        pending: list[Callable[[], None]] = []
-        token = DEFERRED_SYNC.set(pending)
-        try:
-            try:
-                return fn(*args, **kwargs)
-            except BaseException as exc:
-                if is_panic(exc):
-                    raise RustPanic(f"panic in {getattr(fn, '__qualname__', 'a service call')}") from exc
-                raise
-            finally:
-                DEFERRED_SYNC.reset(token)
-        finally:  # a refusal waits too: a burnt nonce is on disk before the 401 leaves
-            for wait in pending:
-                await self._durable(wait)
-
-    async def _durable(self, wait: Callable[[], None]) -> None:
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run_waits, name="kbs-disk-waits", daemon=True)
-            self._thread.start()
-        self._waits.put((wait, loop, done))
-        await done
-
-    def _run_waits(self) -> None:
-        """One waiter in turn is enough: the first wait's fsync covers every commit made before it
-        (group commit, storage/sqlite.py), so the waits queued behind it return at once."""
-        while True:
-            wait, loop, done = self._waits.get()
-            failure: BaseException | None = None
-            try:
-                wait()
-            except BaseException as exc:
-                failure = exc
-            try:
-                loop.call_soon_threadsafe(_settle, done, failure)
-            except RuntimeError:  # that loop is closed: nobody is waiting any more; serve the next
-                continue
-
-
-def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
-    if done.cancelled():
-        return
-    if exc is None:
-        done.set_result(None)
-    else:
-        done.set_exception(exc)
 
 
 class Endpoints:

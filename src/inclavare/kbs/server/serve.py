@@ -106,6 +106,11 @@ def _run(config: KbsConfig, service: KbsService, sock: socket.socket, tls: bool,
         lifespan="off",
         timeout_keep_alive=15,
         server_header=False,
+        # X-Forwarded-For is read only where rate_limit.trust_forwarded_for says so (middleware.py
+        # ``client_address``). uvicorn's default would replace the peer address with that header on
+        # any connection from 127.0.0.1 (its forwarded_allow_ips), so a local client could pick the
+        # address the limiter and the audit log see; it is also one ASGI layer less per request.
+        proxy_headers=False,
         http=http_protocol(),  # one socket write per response (transport.py)
     )
     scheme = "https" if tls else "http"

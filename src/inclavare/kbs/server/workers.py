@@ -16,8 +16,10 @@ attested on another, and a nonce is single-use across workers by the
 same conditional update that makes it single-use across replicas
 (storage/sql.py ``finish_attestation``). What is per worker, as per
 replica: in-memory rate-limit buckets (``rate_limit.shared = true`` for
-one limit across workers) and the ``/metrics`` counters (a scrape sees
-the worker that answered it).
+one limit across workers). The ``/metrics`` values are the broker's: the
+workers write them to one private directory that the parent makes (0700,
+removed when it stops) and any worker's scrape adds them all up
+(:mod:`..metrics`).
 
 The parent forwards SIGTERM/SIGINT (graceful stop: in-flight requests
 finish) and SIGHUP (each worker reloads ``storage.kek``) and restarts a
@@ -30,13 +32,18 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from types import FrameType
 
+from prometheus_client import multiprocess
+
 from ..config import KbsConfig
 from ..errors import ConfigError
+from ..metrics import KbsMetrics
 from ..service import KbsService
 from .notify import sd_notify
 from .serve import _reload_on_sighup, _run, listen, write_ready
@@ -83,8 +90,16 @@ class Supervisor:
         self.config_path = config_path
         self.children: dict[int, float] = {}  # pid -> start time
         self.stopping = False
+        self.metrics_dir = ""
 
     def run(self, workers: int, ready_file: str | None) -> int:
+        self.metrics_dir = tempfile.mkdtemp(prefix="inclavare-kbs-metrics-")  # 0700
+        try:
+            return self._supervise(workers, ready_file)
+        finally:
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+    def _supervise(self, workers: int, ready_file: str | None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         for _ in range(workers):
@@ -99,7 +114,10 @@ class Supervisor:
         while self.children:
             pid, code = os.wait()
             started = self.children.pop(pid, None)
-            if started is None or self.stopping:
+            if started is None:
+                continue
+            multiprocess.mark_process_dead(pid, self.metrics_dir)  # its requests in flight are no longer active
+            if self.stopping:
                 continue
             log.error("KBS worker %d exited (%s)", pid, _describe(code))
             if os.WIFEXITED(code) and os.WEXITSTATUS(code) == START_FAILED:
@@ -123,7 +141,7 @@ class Supervisor:
         try:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)  # uvicorn installs its own; SIGHUP below
-            service = KbsService.from_config(self.config)
+            service = KbsService.from_config(self.config, metrics=KbsMetrics(shared_dir=self.metrics_dir))
         except BaseException as exc:
             log.error("KBS worker %d: %s", os.getpid(), exc)
             return START_FAILED

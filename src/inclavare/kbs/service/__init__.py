@@ -23,6 +23,7 @@ from ..admin import AdminAuthenticator
 from ..atrest import load_keyring
 from ..audit import AuditLog
 from ..config import KbsConfig
+from ..metrics import KbsMetrics
 from ..preflight import load_collateral
 from ..storage import KeyState, Storage, open_storage
 from ..token import TokenBroker, TokenKey
@@ -50,6 +51,7 @@ class KbsService:
         clock: Callable[[], float] = time.time,
         rng: Callable[[int], bytes] = os.urandom,
         storage: Storage | None = None,
+        metrics: KbsMetrics | None = None,
     ) -> KbsService:
         """Build every dependency the config describes (storage opened here unless given).
 
@@ -76,6 +78,7 @@ class KbsService:
             audit=AuditLog(config.audit.replica, config.audit.path),
             clock=clock,
             rng=rng,
+            metrics=metrics if metrics is not None else KbsMetrics(),
         )
         return cls(deps)
 
