@@ -56,8 +56,11 @@ def _hostile_rune(mode: str, config: dict[str, str], argv: list[str]) -> int:
     return main(argv)
 
 
-def _splice(a: socket.socket, b: socket.socket, edit: Callable[[str, bytes], bytes | None]) -> None:
-    """Copy both ways; `edit(direction, chunk)` may change a chunk, or return None to cut the connection."""
+def _splice(a: socket.socket, b: socket.socket, edit: Callable[[str, bytes], bytes | None],
+            cut: threading.Event | None = None) -> None:  # fmt: skip
+    """Copy both ways; `edit(direction, chunk)` may change a chunk, or return None to cut the connection.
+    Once `cut` is set, the connection is cut right after the chunk being copied (not at the next one,
+    which may never come: the peer is waiting for the rest of what was cut)."""
 
     def copy(src: socket.socket, dst: socket.socket, direction: str) -> None:
         how = socket.SHUT_WR  # the end of one direction passes on as a half-close
@@ -68,6 +71,9 @@ def _splice(a: socket.socket, b: socket.socket, edit: Callable[[str, bytes], byt
                     how = socket.SHUT_RDWR
                     break
                 dst.sendall(changed)
+                if cut is not None and cut.is_set():
+                    how = socket.SHUT_RDWR
+                    break
         except OSError:
             how = socket.SHUT_RDWR
         for sock in (dst,) if how == socket.SHUT_WR else (a, b):
@@ -135,7 +141,7 @@ def _truncate(sock: socket.socket, connect: Callable[[], socket.socket], config:
             return data[: len(data) // 2]
         return data
 
-    _splice(sock, connect(), edit)
+    _splice(sock, connect(), edit, cut)
 
 
 def _substitute(sock: socket.socket, connect: Callable[[], socket.socket], config: dict[str, str], n: int) -> None:
