@@ -22,6 +22,10 @@ from __future__ import annotations
 
 import importlib
 
+# Eager: importing the submodule .measure (which anything may do first) would otherwise
+# leave the package attribute `measure` naming the module, not the function.
+from .measure import measure, measurement_of
+
 # Each name is imported from its module on first use (PEP 562): an enclave's start
 # needs the manifest, measurement and signature checks, not the signing server's
 # HTTP client or the sealing code (~20 ms of every enclave container's create).
@@ -41,8 +45,6 @@ _WHERE = {
     "Manifest": "manifest",
     "load_manifest": "manifest",
     "parse_manifest": "manifest",
-    "measure": "measure",
-    "measurement_of": "measure",
     "SealedDir": "sealed_dir",
     "DEFAULT_HOST_SECRET": "sealing",
     "HostSecret": "sealing",
@@ -64,7 +66,6 @@ if TYPE_CHECKING:
     from .hostkey import DEFAULT_HOST_KEY, HostKey
     from .identity import EnclaveIdentity, Policy
     from .manifest import Manifest, load_manifest, parse_manifest
-    from .measure import measure, measurement_of
     from .sealed_dir import SealedDir
     from .sealing import DEFAULT_HOST_SECRET, HostSecret, seal, unseal
     from .signing import KeySigner, inspect_signature, sign_manifest, verify_signature, write_signature
