@@ -177,6 +177,8 @@ def claim_pooled(ctx: RuntimeContext, plan: EnclavePlan, spec: Spec, state: st.S
         why = "--preserve-fds: the pool serves stdio only"
     elif spec.linux is not None and any(ns.type == "time" for ns in spec.linux.namespaces):
         why = "a time namespace applies to children only: the enclave would keep the host's clocks"
+    elif spec.linux is None or not any(ns.type == "mount" and not ns.path for ns in spec.linux.namespaces):
+        why = "no mount namespace of its own: the container's root is only init's chroot"
     elif not os.path.exists(socket_path):
         why = f"no pool socket at {socket_path}"
     if not why:

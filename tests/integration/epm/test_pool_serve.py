@@ -188,3 +188,22 @@ def test_rune_takes_a_warm_instance_and_falls_back_when_epm_is_killed(serve, run
         r("start", "cold", check=True)
     finally:
         r.cleanup()
+
+
+@pytest.mark.skipif(not REAL_INSTANCE, reason="inclavare.enclave.pool.instance is not on this branch yet")
+def test_stopping_epm_spares_an_instance_claimed_but_not_yet_handed_over(serve):
+    """Between the hit and init's handoff the instance is the claimant's: epm's stop (or its filler
+    thread ending, which PR_SET_PDEATHSIG would have taken for its death) must not kill it (found by review)."""
+    s = serve(size=1)
+    s.wait(lambda: s.value("epm_pool_ready") == 1, what="a ready instance")
+    sock, why = claim.claim(s.socket, s.key)
+    assert sock is not None, why
+    pid = next(iter(s.instances()))
+    s.proc.send_signal(signal.SIGTERM)
+    s.proc.wait(30)
+    time.sleep(0.3)
+    assert os.path.exists(f"/proc/{pid}")  # still there, waiting for its handoff
+    wire.send(sock, {"op": "handoff"})  # and answering on the claimed socket
+    msg, _ = wire.recv(sock)
+    assert msg["op"] == "error"
+    sock.close()

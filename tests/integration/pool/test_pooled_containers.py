@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import signal
+import stat
+import subprocess
 import tempfile
 import time
 
@@ -294,3 +297,101 @@ def test_a_time_namespace_is_not_pooled(make, pool_for, runner):
     assert pool_of(r, "timens") == "miss"
     assert "a time namespace applies to children only" in done.stderr
     assert len(pool.ready) == 1
+
+
+def test_a_container_without_its_own_mount_namespace_is_not_pooled(make, pool_for, runner):
+    """Its root is only init's chroot: a guest joining its namespaces would stay at the host's root
+    (found by review: the workload ran at the host's /)."""
+    b = make("wasm", ["sleep=20"])
+    path = os.path.join(b, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "mount"]
+    cfg["linux"].pop("maskedPaths", None)
+    cfg["linux"].pop("readonlyPaths", None)
+    cfg["mounts"] = [m for m in cfg.get("mounts", []) if m["destination"] == "/proc"]
+    cfg["root"]["readonly"] = False
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    pool, config = pool_for(b, 1)
+    r = runner(config)
+    done = r("--debug", "create", "--bundle", b, "nomnt")
+    assert done.returncode == 0, done.stderr
+    assert pool_of(r, "nomnt") == "miss"
+    assert "no mount namespace of its own" in done.stderr
+    assert not pool.claims
+
+
+def test_a_device_node_in_the_image_is_never_opened_for_the_key(make, pool_for, runner):
+    """rune create reads the manifest and signature as host root: a device node there (an image
+    layer may carry one) must not be opened — /dev/kmsg here (found by review)."""
+    b = make("wasm", ["exit=0"])
+    pool, config = pool_for(b, 1)
+    sig = os.path.join(b, "rootfs/app/hello-wasm.toml.sig")
+    os.unlink(sig)
+    os.mknod(sig, 0o600 | stat.S_IFCHR, os.makedev(1, 11))
+    r = runner(config)
+    done = r("--debug", "create", "--bundle", b, "devnode")
+    assert "enclave pool: miss (enclave pool: /app/hello-wasm.toml.sig: not a regular file)" in done.stderr
+    assert not pool.claims
+
+
+def test_a_large_environment_is_handed_over(make, pool_for, runner):
+    """The handoff carries the process spec: 250 KB of environment is more than one datagram
+    (found by review: EMSGSIZE, and the instance was used up)."""
+    b = make("wasm", ["exit=0"])
+    path = os.path.join(b, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["process"]["env"] += [f"BIG{i}={'x' * 240}" for i in range(1000)]
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    _, config = pool_for(b, 1)
+    r = runner(config)
+    r("create", "--bundle", b, "bigenv", check=True)
+    assert pool_of(r, "bigenv") == "hit"
+    r("start", "bigenv", check=True)
+    wait_status(r, "bigenv", "stopped")
+
+
+def test_a_killed_guest_is_a_process_killed_by_sigkill(make, pool_for, runner):
+    """The OOM killer picks the guest (the enclave's memory is there): the container exits 137
+    as it would unpooled, in at most one line (found by review: exit 1 and two lines)."""
+    b = make("wasm", ["sleep=60"])
+    _, config = pool_for(b, 1)
+    r = runner(config)
+    fg = subprocess.Popen([*_rune_cmd(r), "run", "--bundle", b, "oom"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)  # fmt: skip
+    wait_status(r, "oom", "running")
+    init = json.loads(r("state", "oom", check=True).stdout)["pid"]
+    pids = [int(p) for p in r("ps", "--format", "json", "oom", check=True).stdout.strip("[]\n").split(",")]
+    (guest,) = [p for p in pids if p != init]
+    os.kill(guest, signal.SIGKILL)
+    _, err = fg.communicate(timeout=30)
+    assert fg.returncode == 128 + signal.SIGKILL, err
+    assert err.decode().count("\n") <= 1, err
+
+
+def test_the_guest_inherits_what_init_inherited(make, pool_for, runner):
+    """rlimits the spec does not name, like RLIMIT_MSGQUEUE here, come from rune's caller, not epm
+    (found by review)."""
+    b = make("wasm", ["sleep=60"])
+    _, config = pool_for(b, 1)
+    r = runner(config)
+
+    def lowered() -> None:
+        resource.setrlimit(resource.RLIMIT_MSGQUEUE, (321000, 654000))
+
+    r("run", "-d", "--bundle", b, "limits", check=True, preexec_fn=lowered)
+    init = json.loads(r("state", "limits", check=True).stdout)["pid"]
+    pids = [int(p) for p in r("ps", "--format", "json", "limits", check=True).stdout.strip("[]\n").split(",")]
+    (guest,) = [p for p in pids if p != init]
+    assert resource.prlimit(guest, resource.RLIMIT_MSGQUEUE) == (321000, 654000)
+    for which in (resource.RLIMIT_NOFILE, resource.RLIMIT_MSGQUEUE, resource.RLIMIT_STACK, resource.RLIMIT_CORE):
+        assert resource.prlimit(guest, which) == resource.prlimit(init, which)
+    assert os.sched_getaffinity(guest) == os.sched_getaffinity(init)
+
+
+def _rune_cmd(r) -> list[str]:
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    return [os.path.join(root, "build", "rune"), *r.globals]

@@ -114,3 +114,44 @@ def test_a_malformed_call_is_answered_with_an_error(call):
         assert "\n" not in str(msg["msg"])
     server.join(5)
     assert not server.is_alive()  # the control socket closed: the server destroyed and returned
+
+
+def test_a_large_message_travels_in_a_memfd_with_its_fds():
+    """A datagram is bounded by the socket buffer (~208 KiB): a process spec with a large
+    environment must still arrive whole, its fds in order (found by review: EMSGSIZE before)."""
+    a, b = wire.pair()
+    r, w = os.pipe()
+    env = [f"V{i}={'x' * 100}" for i in range(5000)]  # ~0.5 MiB
+    with a, b:
+        wire.send(a, {"op": "handoff", "process": {"env": env}}, [r])
+        msg, fds = wire.expect(b, "handoff")
+        assert msg["process"] == {"env": env}
+        assert len(fds) == 1
+        os.write(w, b"y")
+        assert os.read(fds[0], 1) == b"y"
+        for fd in (r, w, *fds):
+            os.close(fd)
+
+
+def test_a_spilled_header_without_its_memfd_is_refused():
+    a, b = wire.pair()
+    with a, b:
+        a.sendall(b'{"op":"handoff","spilled":100000}')
+        with pytest.raises(wire.PoolProtocolError, match="without its memfd"):
+            wire.recv(b)
+
+
+def test_the_guest_imports_nothing_once_it_is_in_the_container():
+    """After the guest joined the mount namespace, a path import would load the image's code as
+    root (found by review): only built-in and frozen modules load from then on."""
+    import subprocess
+    import sys
+
+    code = ("from inclavare.enclave.pool.guest import _lock_imports\n"
+            "_lock_imports()\n"
+            "import _signal, itertools\n"  # built-in: fine
+            "import sys\nassert 'wave' not in sys.modules\n"
+            "try:\n    import wave\nexcept ImportError:\n    print('refused')\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "refused\n"

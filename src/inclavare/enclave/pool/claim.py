@@ -37,7 +37,11 @@ def claim(path: str, key: str) -> tuple[socket.socket | None, str]:
         wire.send(sock, {"op": "claim", "key": key})
         msg, fds = wire.recv(sock)
         if msg["op"] == "hit" and len(fds) == 1:
-            instance = socket.socket(fileno=fds[0])
+            try:
+                instance = socket.socket(fileno=fds[0])
+            except OSError:
+                os.close(fds[0])
+                return None, "epm answered with something that is not a socket"
             instance.settimeout(None)
             return instance, ""
         for fd in fds:

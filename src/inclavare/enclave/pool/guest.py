@@ -6,9 +6,8 @@ it becomes what the unpooled init-runelet's runtime is, in this order:
 1. takes init's stdio as its own (it lives and dies with the container's pid
    namespace, not with the instance that forked it: a service manager that
    stops epm's cgroup kills the instance, never a running container);
-2. joins init's cgroups (as host root, before any user namespace: cgroup.procs
-   belongs to the host), then init's namespaces — user first, as `rune exec`
-   does — which also makes the container's root its root (setns(2), CLONE_NEWNS);
+2. takes init's process attributes, cgroups, namespaces and root (:mod:`.joins`),
+   and from then on imports nothing (the mount namespace is the image's);
 3. joins the container's session keyring (runc: one per container);
 4. ``adopt``: verifies the container's rootfs exactly as init would and refuses
    an enclave that is not the one it was prepared for (runtimes/_base.py);
@@ -24,13 +23,14 @@ own, so a ``wait`` never holds up a ``kill`` (enclave/interface.py, Threading).
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import socket
+import sys
 import threading
 
-from ..._sys import consts as c
 from ..._sys.seccomp import Program
-from ...runtime import cgroups, privileges
+from ...runtime import privileges
 from ...runtime.process import workload
 from ...seccomp import Filter
 from ...spec.load import build
@@ -44,48 +44,7 @@ if TYPE_CHECKING:
 
     from ..._sys import Syscalls
     from ..interface import EnclaveRuntime
-
-
-class Joins:
-    """init's namespaces and cgroup directories, opened from the host's /proc before the fork."""
-
-    __slots__ = ("cgroup_dirs", "namespaces", "oom_score_adj", "pid_ns")
-
-    def __init__(self) -> None:
-        self.pid_ns = -1
-        self.oom_score_adj = b"0"  # init's, which `rune create` set from process.oomScoreAdj
-        self.namespaces: list[tuple[str, int]] = []  # (OCI type, fd), those that differ from ours
-        self.cgroup_dirs: list[int] = []
-
-    @classmethod
-    def of(cls, pidfd: int, pid: int) -> Joins:
-        joins = cls()
-        try:
-            for oci_type, (_flag, name) in c.NAMESPACES.items():
-                theirs = f"/proc/{pid}/ns/{name}"
-                if not os.path.exists(theirs) or os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
-                    continue
-                fd = os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)
-                if oci_type == "pid":
-                    joins.pid_ns = fd
-                else:
-                    joins.namespaces.append((oci_type, fd))
-            found = cgroups.mounts()
-            theirs_cg = cgroups.own_cgroups(str(pid))
-            dirs = {cgroups.directory(*found[ctl], None, path) for ctl, path in theirs_cg.items() if ctl in found}
-            joins.cgroup_dirs = [os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for d in sorted(dirs)]
-            with open(f"/proc/{pid}/oom_score_adj", "rb") as f:
-                joins.oom_score_adj = f.read().strip()
-        except BaseException:
-            joins.close()
-            raise
-        return joins
-
-    def close(self) -> None:
-        for fd in [self.pid_ns, *(fd for _, fd in self.namespaces), *self.cgroup_dirs]:
-            if fd >= 0:
-                os.close(fd)
-        self.pid_ns, self.namespaces, self.cgroup_dirs = -1, [], []
+    from .joins import Joins
 
 
 def run(sc: Syscalls, rt: EnclaveRuntime, sock: socket.socket, msg: dict[str, object], stdio: list[int],
@@ -95,7 +54,8 @@ def run(sc: Syscalls, rt: EnclaveRuntime, sock: socket.socket, msg: dict[str, ob
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)
             os.close(fd)
-        _enter(sc, joins)
+        joins.enter(sc)
+        _lock_imports()
         if keyring := msg.get("keyring"):
             _join_keyring(sc, str(keyring))
         rt.adopt(wire.string(msg, "args"), wire.string(msg, "log_level"))  # type: ignore[attr-defined]
@@ -109,20 +69,14 @@ def run(sc: Syscalls, rt: EnclaveRuntime, sock: socket.socket, msg: dict[str, ob
     os._exit(Server(rt, sock).serve())
 
 
-def _enter(sc: Syscalls, joins: Joins) -> None:
-    # As host root, before any user namespace: lowering it needs CAP_SYS_RESOURCE (proc(5)).
-    with open("/proc/self/oom_score_adj", "wb") as f:
-        f.write(joins.oom_score_adj)
-    for d in joins.cgroup_dirs:
-        fd = os.open("cgroup.procs", os.O_WRONLY | os.O_CLOEXEC, dir_fd=d)
-        try:
-            os.write(fd, b"0")  # "0": the writer itself (cgroups(7))
-        finally:
-            os.close(fd)
-    for oci_type, fd in sorted(joins.namespaces, key=lambda j: j[0] != "user"):
-        sc.setns(fd, c.NAMESPACES[oci_type][0], oci_type)
-    joins.close()
-    os.chdir("/")
+def _lock_imports() -> None:
+    """From here on the mount namespace is the container's: an import would run the image's
+    code (its /usr/lib/python3*), as root, beside the host key. Everything the guest runs was
+    imported in the instance; only built-in and frozen modules may still load."""
+    sys.meta_path[:] = [f for f in sys.meta_path if f in (importlib.machinery.BuiltinImporter,
+                                                        importlib.machinery.FrozenImporter)]  # fmt: skip
+    sys.path_importer_cache.clear()
+    sys.path[:] = []
 
 
 def _join_keyring(sc: Syscalls, name: str) -> None:
@@ -182,10 +136,20 @@ class Server:
 
     def _call(self, msg: dict[str, object], fds: list[int]) -> None:
         block_async_signals()
-        reply = socket.socket(fileno=fds[0])
+        name, extra = str(msg.get("name")), fds[1:]
+        if name != "create_process":  # only its stdio are kept; stray fds of other calls are not
+            for fd in extra:
+                os.close(fd)
+            extra = []
         try:
-            result = self._dispatch(str(msg.get("name")), msg, fds[1:])
-            answer: dict[str, object] = {"op": "result", **result}
+            reply = socket.socket(fileno=fds[0])
+        except OSError:  # not a socket: nobody to answer
+            os.close(fds[0])
+            for fd in extra:
+                os.close(fd)
+            return
+        try:
+            answer: dict[str, object] = {"op": "result", **self._dispatch(name, msg, extra)}
         except Exception as exc:
             answer = wire.error_message(exc)
         try:

@@ -6,10 +6,10 @@ through three stages (docs/epm.md, "The warm pool"):
 1. **prepare** (from epm: template rootfs, runtime, args): load the runtime
    and ``init`` it against the template — signature, trusted files, module
    compiled — and answer ``ready`` with the pool key and the identity. While
-   it waits it is non-dumpable and dies with epm (PR_SET_PDEATHSIG).
+   it waits it is non-dumpable and ends when epm's end of its socket closes.
 2. **handoff** (from the container's init, to whom epm passed our peer):
    init's pidfd and its stdio. From here the instance is the container's, not
-   epm's: it no longer dies with epm. It opens init's namespaces and cgroups
+   epm's: epm's exit no longer concerns it. It opens init's namespaces and cgroups
    through the host's /proc, enters init's pid namespace and forks the
    *guest*, which joins the rest and becomes the container's enclave
    (:mod:`.guest`). Joining a pid namespace takes effect only for children
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import socket
 import sys
 import time
@@ -32,6 +31,7 @@ import time
 from ... import _sys
 from ..._sys import consts as c
 from . import guest, key, wire
+from .joins import Joins
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     # (sched(7)); the handoff puts the instance back to the normal policy.
     os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     sc.prctl(c.PR_SET_DUMPABLE, 0)  # it will hold an enclave: no ptrace, no /proc/<pid>/mem
-    sc.prctl(c.PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:
-        return 1  # epm went away before the line above
+    # No PR_SET_PDEATHSIG: it fires when the *thread* that forked us ends, which would kill an
+    # instance epm handed out but init has not reached yet. An idle instance ends at the EOF
+    # epm's exit (or its stop) gives its socket.
     sock = socket.socket(fileno=int(args[1]))
     try:
         msg, _ = wire.expect(sock, "prepare")
@@ -60,13 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         _try_send(sock, wire.error_message(exc))
         return 1
-    wire.send(sock, ready)
     try:
+        wire.send(sock, ready)
         msg, fds = wire.expect(sock, "handoff")
     except (wire.PoolProtocolError, OSError):
         return 0  # epm let us go (its end closed): nothing was handed out
-    sc.prctl(c.PR_SET_PDEATHSIG, 0)  # the container's now: it outlives a restart of epm
-    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))  # and runs as the container does
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))  # the container's now: runs as it does
     return hand_over(sc, rt, sock, msg, fds)
 
 
@@ -88,17 +87,29 @@ def prepare(sc: Syscalls, msg: dict[str, object]) -> tuple[EnclaveRuntime, dict[
 
 
 def hand_over(sc: Syscalls, rt: EnclaveRuntime, sock: socket.socket, msg: dict[str, object], fds: list[int]) -> int:
-    joins: guest.Joins | None = None
+    if len(fds) != 4:
+        for fd in fds:
+            os.close(fd)
+        _try_send(sock, wire.error_message(wire.PoolProtocolError(
+            "enclave pool: a handoff carries init's pidfd and its stdio")))  # fmt: skip
+        return 1
     try:
-        if len(fds) != 4:
-            raise wire.PoolProtocolError("enclave pool: a handoff carries init's pidfd and its stdio")
-        joins = guest.Joins.of(fds[0], _pid_of(fds[0]))
+        joins = Joins.of(_pid_of(fds[0]))
+    except Exception as exc:
+        for fd in fds:
+            os.close(fd)
+        _try_send(sock, wire.error_message(exc))
+        return 1
+    try:
         if select.select([fds[0]], [], [], 0)[0]:  # opened what a recycled pid now names? (pidfd readable = exited)
             raise wire.PoolProtocolError("enclave pool: the container's init exited during the handoff")
         if joins.pid_ns >= 0:
             sc.setns(joins.pid_ns, c.CLONE_NEWPID, "pid")
         pid = os.fork()
     except Exception as exc:
+        for fd in fds[1:]:
+            os.close(fd)
+        joins.close()
         _try_send(sock, wire.error_message(exc))
         return 1
     finally:

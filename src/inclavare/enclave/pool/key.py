@@ -16,6 +16,7 @@ instance was prepared for — else it refuses and the container is not created.
 from __future__ import annotations
 
 import os
+import stat
 
 from ..._sys.inroot import open_in_root
 from ...errors import SyscallError
@@ -29,12 +30,6 @@ if TYPE_CHECKING:
     from ..._sys import Syscalls
 
 BUILTIN = frozenset({"wasm", "native"})  # the runtimes the pool can pre-initialise
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    import hashlib
-
-    from ..._sys import Syscalls
-
 _ALL_OPTIONS = frozenset({"manifest", "sig", "signer", "memory", "fuel", "timeout", "preopen", "cache"})
 _MAX_FILE = 4 << 20
 
@@ -72,10 +67,19 @@ def key_of_rootfs(sc: Syscalls, rootfs: str, runtime: str, args: str) -> str:
 
 
 def _read(sc: Syscalls, root: int, path: str) -> bytes:
+    """A regular file of the image, read as host root: first an O_PATH look, because opening a
+    device node an image layer carries (a watchdog, a tape) acts on the host's device, outside
+    the container's devices cgroup that would refuse it to init (open(2), O_PATH)."""
     try:
-        fd = open_in_root(sc, root, path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        handle = open_in_root(sc, root, path, os.O_PATH)
     except SyscallError as exc:
         raise EnclaveError(f"enclave pool: {path}: {os.strerror(exc.errno)}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise EnclaveError(f"enclave pool: {path}: not a regular file")
+        fd = os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    finally:
+        os.close(handle)
     with os.fdopen(fd, "rb") as f:
         data = f.read(_MAX_FILE + 1)
     if len(data) > _MAX_FILE:

@@ -13,6 +13,7 @@ runelet ends the container, as when an in-process runtime fails.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 
 from ...errors import EnclaveError
@@ -38,6 +39,7 @@ class PooledRuntime:
         self.name = name
         self._sock = sock
         self._destroyed = False
+        self._gone = False  # the guest went away under a wait (see wait)
 
     def probe(self) -> Capabilities:
         return capabilities(self.name)
@@ -69,7 +71,13 @@ class PooledRuntime:
         return _int(reply, "handle")
 
     def wait(self, pid: int) -> int:
-        return _int(self._call({"name": "wait", "pid": pid}), "status")
+        try:
+            return _int(self._call({"name": "wait", "pid": pid}), "status")
+        except InstanceGone:
+            # The guest was killed (the OOM killer picks it: the enclave's memory is there), and
+            # the process with it: reported as a process killed by SIGKILL is, 128+9.
+            self._gone = True
+            return 128 + signal.SIGKILL
 
     def kill(self, pid: int, sig: int) -> None:
         self._call({"name": "kill", "pid": pid, "sig": sig})
@@ -97,7 +105,10 @@ class PooledRuntime:
         if self._destroyed:
             raise EnclaveStateError(f"enclave runtime {self.name}: destroy called twice")
         try:
-            self._call({"name": "destroy"})
+            if not self._gone:  # an enclave already gone is destroyed
+                self._call({"name": "destroy"})
+        except InstanceGone:
+            pass
         finally:
             self._destroyed = True
             self._sock.close()
@@ -120,10 +131,14 @@ class PooledRuntime:
         return reply
 
 
-def gone(name: str, exc: BaseException) -> EnclaveError:
-    """The guest is unreachable: one line, whichever way the socket said so."""
+class InstanceGone(EnclaveError):
+    """The guest is unreachable: killed, or never there."""
+
+
+def gone(name: str, exc: BaseException) -> InstanceGone:
+    """One line, whichever way the socket said so."""
     why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).removeprefix("enclave pool: ")
-    return EnclaveError(f"enclave runtime {name}: enclave pool: the pooled enclave instance is gone ({why})")
+    return InstanceGone(f"enclave runtime {name}: enclave pool: the pooled enclave instance is gone ({why})")
 
 
 def _int(msg: dict[str, object], name: str) -> int:

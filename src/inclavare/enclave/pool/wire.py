@@ -6,6 +6,11 @@ travel as hex. Every message has an ``op``; a refusal is
 ``{"op": "error", "msg": ..., "kind": ...}``, raised on the receiving side as
 the :mod:`inclavare.enclave.errors` class that `kind` names, so `rune` shows
 the same one line it would have shown without the pool.
+
+A datagram is bounded by the sender's socket buffer (wmem_default, ~208 KiB),
+and a process spec may carry a large environment: a message over
+:data:`INLINE` bytes travels in a memfd instead, passed as the datagram's last
+fd, the datagram saying only ``{"op": ..., "spilled": size}``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from ... import _fastjson
 from ...errors import EnclaveError
 from .. import errors as enclave_errors
 
-MAX_MESSAGE = 1 << 20  # a process spec with a large environment still fits
+MAX_MESSAGE = 8 << 20  # a process spec with a large environment (ARG_MAX is 2 MiB) still fits
+INLINE = 64 << 10  # larger ones are spilled to a memfd
 MAX_FDS = 8
 
 # The refusals that cross the wire keep their class (anything else is an EnclaveError).
@@ -40,17 +46,31 @@ def send(sock: socket.socket, msg: dict[str, object], fds: tuple[int, ...] | lis
     data = _fastjson.dumps(msg).encode()  # not json: rune create loads this (docs in _fastjson)
     if len(data) > MAX_MESSAGE:
         raise PoolProtocolError(f"enclave pool: a {msg.get('op')} message of {len(data)} bytes is too large")
-    if fds:
+    if len(data) > INLINE:
+        _send_spilled(sock, str(msg.get("op")), data, list(fds))
+    elif fds:
         socket.send_fds(sock, [data], list(fds))
     else:
         sock.sendall(data)
+
+
+def _send_spilled(sock: socket.socket, op: str, data: bytes, fds: list[int]) -> None:
+    memfd = os.memfd_create("inclavare-pool-message", os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(memfd, view) :]
+        header = _fastjson.dumps({"op": op, "spilled": len(data)}).encode()
+        socket.send_fds(sock, [header], [*fds, memfd])
+    finally:
+        os.close(memfd)
 
 
 def recv(sock: socket.socket) -> tuple[dict[str, object], list[int]]:
     """The next message and its fds (close-on-exec); EOF is a PoolProtocolError."""
     # recvmsg, not socket.recv_fds: that one drops its flags argument (CPython 3.11), and the
     # fds must be close-on-exec from the start, not after: other threads fork (the native runtime).
-    data, ancillary, flags, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(MAX_FDS * 4),
+    data, ancillary, flags, _ = sock.recvmsg(INLINE, socket.CMSG_SPACE(MAX_FDS * 4),
                                              socket.MSG_CMSG_CLOEXEC)  # fmt: skip
     received = array.array("i")
     for level, kind, payload in ancillary:
@@ -70,7 +90,33 @@ def recv(sock: socket.socket) -> tuple[dict[str, object], list[int]]:
     if not isinstance(msg, dict) or not isinstance(msg.get("op"), str):
         _close(fds)
         raise PoolProtocolError("enclave pool: a message is not a JSON object with an op")
+    if "spilled" in msg:
+        return _unspill(msg, fds), fds
     return msg, fds
+
+
+def _unspill(header: dict[str, object], fds: list[int]) -> dict[str, object]:
+    """The message a spilled header stands for, read from its memfd (the last fd, closed here)."""
+    size = header["spilled"]
+    if not fds or not isinstance(size, int) or isinstance(size, bool) or not INLINE < size <= MAX_MESSAGE:
+        _close(fds)
+        raise PoolProtocolError("enclave pool: a spilled message without its memfd or with a bad size")
+    memfd = fds.pop()
+    try:
+        data = os.pread(memfd, size + 1, 0)
+    except OSError as exc:
+        _close(fds)
+        raise PoolProtocolError(f"enclave pool: reading a spilled message: {exc.strerror}") from None
+    finally:
+        os.close(memfd)
+    try:
+        msg = _fastjson.loads(data) if len(data) == size else None
+    except ValueError:
+        msg = None
+    if not isinstance(msg, dict) or msg.get("op") != header["op"]:
+        _close(fds)
+        raise PoolProtocolError("enclave pool: a spilled message is not the JSON object its header announced")
+    return msg
 
 
 def expect(sock: socket.socket, op: str) -> tuple[dict[str, object], list[int]]:
