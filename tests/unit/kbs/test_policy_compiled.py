@@ -105,3 +105,16 @@ def test_builtins_take_no_lane_slot(slots):
     assert engine.evaluate(RESOURCE_POLICIES["approved-executables"], "data.policy.allow", claims, {}, "t") is True
     with pytest.raises(PolicyBusy):
         engine.evaluate("package policy\nallow := true\n", "data.policy.allow", claims, {}, "t")
+
+
+@pytest.mark.parametrize("minimum", ["007", "07", "00", "-01", "7", "-0", "0"])
+def test_a_minimum_svn_with_leading_zeros_decides_as_rego(minimum):
+    """rego-cpp's to_number leaves "007" undefined yet reads "-01": the Python form must not guess
+    (hypothesis found "007" deciding svn_ok differently)."""
+    inp = {"tee": "software", "measurement": M, "signer": None, "svn": 7, "product_id": None, "debug": False,
+           "tcb_status": None}  # fmt: skip
+    module, doc = ATTESTATION_POLICIES["default"], {"reference": {"software.min_svn": [minimum]}}
+    rego = REGO.evaluate(module, "data.policy", inp, doc)
+    python = compiled(module, "data.policy")(inp, doc)  # type: ignore[misc]
+    assert python is UNSURE or python == rego
+    assert BOTH.evaluate(module, "data.policy", inp, doc) == rego

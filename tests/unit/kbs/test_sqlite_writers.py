@@ -85,3 +85,28 @@ def test_a_writer_in_another_process_waits_its_turn(storage, tmp_path):
     assert [r.subject for r in storage.audit_log()][-2:] == ["parent", "child"]
     for fd in (ready, ready_w, go_r, go):
         os.close(fd)
+
+
+def test_a_writer_stuck_in_its_turn_does_not_hang_the_others_for_good(tmp_path, monkeypatch):
+    """A worker stopped or hung inside its write transaction holds the queue: the others wait the
+    busy timeout, then go to SQLite's own lock (a 503 at worst), never block their loop for good."""
+    import fcntl
+    import os
+    import time
+
+    from inclavare.kbs.storage import sqlite as module
+
+    monkeypatch.setattr(module, "_TURN_TIMEOUT", 0.2)
+    path = str(tmp_path / "q")
+    holder = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    waiter = os.open(path, os.O_RDWR)
+    try:
+        assert module._take_turn(waiter) is True  # free: taken at once
+        fcntl.flock(waiter, fcntl.LOCK_UN)
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        started = time.monotonic()
+        assert module._take_turn(waiter) is False
+        assert 0.2 <= time.monotonic() - started < 2
+    finally:
+        os.close(holder)
+        os.close(waiter)

@@ -34,7 +34,9 @@ from .builtin import ATTESTATION_POLICIES, RESOURCE_POLICIES
 
 UNSURE = object()  # "evaluate the module with regopy": this input is outside the plain cases
 Evaluator = Callable[[Mapping[str, Any], Mapping[str, Any]], Any]
-_PLAIN_INT = re.compile(r"^-?[0-9]{1,18}$")
+# Without leading zeros: rego-cpp's to_number leaves "007" and "00" undefined yet reads "-01",
+# so any such reference value is left to regopy, whatever it decides (hypothesis found "007").
+_PLAIN_INT = re.compile(r"^-?(0|[1-9][0-9]{0,17})$")
 _REFERENCES = ("measurement", "signer", "min_svn", "product_id")
 _MISSING = object()
 
