@@ -14,10 +14,11 @@ Threads, and what each owns:
 * callers of :meth:`PoolManager.claim` (the claim socket's thread): take a
   ready instance, which is never returned to the pool.
 
-prctl(2): PR_SET_PDEATHSIG fires when the *thread* that created the child
-ends, not the process. Instances ask for it while idle (they die with epm);
-the fillers therefore live as long as the pool, and the instance clears it
-when it is handed out (src/inclavare/enclave/pool/guest.py).
+Instances do not ask for PR_SET_PDEATHSIG: it fires when the *thread* that
+created the child ends (prctl(2)), so stop() joining the fillers would kill
+an instance handed out but not yet reached by its container's init. An idle
+instance ends when epm's end of its socket closes, at epm's exit or here
+(src/inclavare/enclave/pool/instance.py).
 
 :meth:`stop` kills the instances not handed out, waits until the watcher has
 reaped them, and leaves the handed-out ones alone: they are containers' now,
