@@ -192,11 +192,18 @@ def claim_pooled(ctx: RuntimeContext, plan: EnclavePlan, spec: Spec, state: st.S
             sock, why = None, str(exc)
         if sock is not None:
             plan.pool_fd = sock.detach()
-            state.extra["enclave"]["pool"] = "hit"  # type: ignore[index]
+            _record(state, "hit")
             ctx.trace(f"enclave pool: hit for {pool_key[:16]}")
             return
-    state.extra["enclave"]["pool"] = "miss"  # type: ignore[index]
+    _record(state, "miss")
     ctx.trace(f"enclave pool: miss ({why}): starting the enclave here")
+
+
+def _record(state: st.State, outcome: str) -> None:
+    """`rune state` shows it in the enclave section (apply() wrote that section)."""
+    section = state.extra.get("enclave")
+    if isinstance(section, dict):
+        section["pool"] = outcome
 
 
 def executor(plan: EnclavePlan, state_dir: str) -> Executor:

@@ -44,10 +44,11 @@ if TYPE_CHECKING:
 
     from ..._sys import Syscalls
     from ..interface import EnclaveRuntime
+    from ..runtimes._base import RuntimeBase
     from .joins import Joins
 
 
-def run(sc: Syscalls, rt: EnclaveRuntime, sock: socket.socket, msg: dict[str, object], stdio: list[int],
+def run(sc: Syscalls, rt: RuntimeBase, sock: socket.socket, msg: dict[str, object], stdio: list[int],
         joins: Joins) -> NoReturn:  # fmt: skip
     try:
         sc.set_name("rune:[POOLED]")
@@ -58,7 +59,7 @@ def run(sc: Syscalls, rt: EnclaveRuntime, sock: socket.socket, msg: dict[str, ob
         _lock_imports()
         if keyring := msg.get("keyring"):
             _join_keyring(sc, str(keyring))
-        rt.adopt(wire.string(msg, "args"), wire.string(msg, "log_level"))  # type: ignore[attr-defined]
+        rt.adopt(wire.string(msg, "args"), wire.string(msg, "log_level"))
         _become(sc, msg)
         wire.send(sock, {"op": "adopted", "caps": dict(rt.probe())})
     except BaseException as exc:

@@ -30,13 +30,13 @@ import time
 
 from ... import _sys
 from ..._sys import consts as c
+from ..runtimes._base import RuntimeBase
 from . import guest, key, wire
 from .joins import Joins
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..._sys import Syscalls
-    from ..interface import EnclaveRuntime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     return hand_over(sc, rt, sock, msg, fds)
 
 
-def prepare(sc: Syscalls, msg: dict[str, object]) -> tuple[EnclaveRuntime, dict[str, object]]:
+def prepare(sc: Syscalls, msg: dict[str, object]) -> tuple[RuntimeBase, dict[str, object]]:
     started = time.monotonic()
     rootfs, runtime, args = wire.string(msg, "rootfs"), wire.string(msg, "runtime"), wire.string(msg, "args")
     if runtime not in key.BUILTIN:
@@ -77,16 +77,19 @@ def prepare(sc: Syscalls, msg: dict[str, object]) -> tuple[EnclaveRuntime, dict[
     from ..registry import resolve
 
     factory = resolve(runtime)
-    rt = factory(tee=wire.string(msg, "tee"), rootfs=rootfs)  # type: ignore[call-arg]
-    rt.init_template(args)  # type: ignore[attr-defined]
-    identity = rt.identity  # type: ignore[attr-defined]
+    if not (isinstance(factory, type) and issubclass(factory, RuntimeBase)):
+        raise wire.PoolProtocolError(f"enclave pool: {runtime!r} is not one of the built-in runtimes' classes")
+    rt = factory(tee=wire.string(msg, "tee"), rootfs=rootfs)
+    rt.init_template(args)
+    identity = rt.identity
+    assert identity is not None  # set by a successful init
     ready = {"op": "ready", "key": key.key_of_rootfs(sc, rootfs, runtime, args),
              "measurement": identity.measurement.hex(), "signer": identity.signer.hex(),
              "seconds": round(time.monotonic() - started, 6)}  # fmt: skip
     return rt, ready
 
 
-def hand_over(sc: Syscalls, rt: EnclaveRuntime, sock: socket.socket, msg: dict[str, object], fds: list[int]) -> int:
+def hand_over(sc: Syscalls, rt: RuntimeBase, sock: socket.socket, msg: dict[str, object], fds: list[int]) -> int:
     if len(fds) != 4:
         for fd in fds:
             os.close(fd)

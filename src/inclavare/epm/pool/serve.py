@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class Pool:
     def __init__(self, config: EpmConfig, **manager_options: object) -> None:
         manager_options.setdefault("refill_delay", config.refill_delay_ms / 1000)
-        self.manager = PoolManager(config.enclaves, **manager_options)  # type: ignore[arg-type]
+        self.manager = PoolManager(config.enclaves, **manager_options)  # type: ignore[arg-type]  # PoolManager's keywords, passed through
         self.claims = ClaimServer(config.socket, self.manager)
         self.http = MetricsServer(config.metrics_address, self.manager.metrics) if config.metrics_address else None
 

@@ -134,7 +134,8 @@ class EnclaveExecutor:
 def _handoff(plan: LaunchPlan, config: EnclaveConfig) -> dict[str, object]:
     """What the pooled guest needs to become this container's enclave (enclave/pool/guest.py):
     the process spec as `rune create` made it, and the seccomp filter it compiled."""
-    process = dict(plan.spec.raw.get("process") or {})  # type: ignore[call-overload]
+    raw = plan.spec.raw.get("process")
+    process = dict(raw) if isinstance(raw, dict) else {}
     process["env"] = list(plan.process.env)  # without rune's ENCLAVE_* parameters (enclave_setup.apply)
     code, flags = plan.seccomp.program() if plan.seccomp is not None else (b"", 0)
     keyring = "" if plan.no_new_keyring else "_ses." + plan.container_id[:64]
