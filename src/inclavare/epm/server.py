@@ -27,6 +27,7 @@ import stat
 import struct
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 
 import grpc
@@ -43,7 +44,44 @@ _WORKERS = 8
 _MAX_SUN_PATH = 107  # sockaddr_un.sun_path is 108 bytes with its NUL (unix(7))
 
 
-class Server:
+class RootOnly:
+    """What epm's sockets share (this gate and the pool's claim socket, pool/claims.py): a
+    listener whose connections are handled only if root made them (:func:`root_peer`)."""
+
+    _listener: socket.socket | None
+    refused: int
+
+    def _accept_root(self, where: str, handle: Callable[[socket.socket], None]) -> None:
+        """Until :meth:`_stop_listening`: `handle` each root connection (it owns it); close the others."""
+        listener = self._listener
+        while listener is not None:
+            try:
+                conn, _ = listener.accept()
+            except OSError as exc:
+                if self._listener is None:
+                    return  # stopped
+                log.error("%s: accept: %s", where, exc.strerror)  # EMFILE and the like: keep serving
+                time.sleep(0.1)
+                continue
+            if root_peer(conn, where):
+                handle(conn)
+            else:
+                self.refused += 1
+                conn.close()
+
+    def _stop_listening(self, thread: threading.Thread | None) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes accept(2)
+            except OSError:
+                pass
+            listener.close()
+        if thread is not None:
+            thread.join(5)
+
+
+class Server(RootOnly):
     def __init__(self, config: EpmConfig, store: Store) -> None:
         self.config = config
         self.store = store
@@ -84,15 +122,7 @@ class Server:
         log.info("serving v1alpha1.EnclavePoolManager on %s (root only), caches in %s", self.address, self.store.root)
 
     def stop(self, grace: float = 1.0) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)  # wakes accept(2)
-            except OSError:
-                pass
-            listener.close()
-        if self._gate is not None:
-            self._gate.join(5)
+        self._stop_listening(self._gate)
         if self._grpc is not None:
             self._grpc.stop(grace).wait()
             self._grpc = None
@@ -103,21 +133,10 @@ class Server:
                 pass
 
     def _accept(self) -> None:
-        listener = self._listener
-        while listener is not None:
-            try:
-                conn, _ = listener.accept()
-            except OSError as exc:
-                if self._listener is None:
-                    return  # stopped
-                log.error("%s: accept: %s", self.address, exc.strerror)  # EMFILE and the like: keep serving
-                time.sleep(0.1)
-                continue
-            if not root_peer(conn, self.address):
-                self.refused += 1
-                conn.close()
-                continue
-            threading.Thread(target=self._relay, args=(conn,), name="epm-relay", daemon=True).start()
+        self._accept_root(self.address, self._start_relay)
+
+    def _start_relay(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._relay, args=(conn,), name="epm-relay", daemon=True).start()
 
     def _relay(self, conn: socket.socket) -> None:
         inner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)

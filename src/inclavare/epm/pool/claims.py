@@ -21,11 +21,10 @@ import logging
 import os
 import socket
 import threading
-import time
 
 from ...enclave.pool import wire
 from ...errors import EnclaveError
-from ..server import claim_path, private_dir, root_peer
+from ..server import RootOnly, claim_path, private_dir
 from .manager import PoolManager
 
 log = logging.getLogger("inclavare.epm.pool")
@@ -33,7 +32,7 @@ TIMEOUT = 2.0
 _HEX = frozenset("0123456789abcdef")
 
 
-class ClaimServer:
+class ClaimServer(RootOnly):
     def __init__(self, path: str, manager: PoolManager) -> None:
         self.path = path
         self.manager = manager
@@ -58,38 +57,20 @@ class ClaimServer:
         log.info("serving pool claims on %s (root only)", self.path)
 
     def stop(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)  # wakes accept(2)
-            except OSError:
-                pass
-            listener.close()
-        if self._thread is not None:
-            self._thread.join(5)
+        self._stop_listening(self._thread)
         try:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
 
     def _accept(self) -> None:
-        listener = self._listener
-        while listener is not None:
-            try:
-                conn, _ = listener.accept()
-            except OSError as exc:
-                if self._listener is None:
-                    return  # stopped
-                log.error("%s: accept: %s", self.path, exc.strerror)
-                time.sleep(0.1)
-                continue
-            with conn:
-                if root_peer(conn, self.path):
-                    self._serve(conn)
-                else:
-                    self.refused += 1
+        self._accept_root(self.path, self._serve)
 
     def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            self._answer(conn)
+
+    def _answer(self, conn: socket.socket) -> None:
         conn.settimeout(TIMEOUT)
         try:
             msg, fds = wire.recv(conn)

@@ -12,9 +12,9 @@ if TYPE_CHECKING:
 
 
 class Pool:
-    def __init__(self, config: EpmConfig, **manager_options: object) -> None:
-        manager_options.setdefault("refill_delay", config.refill_delay_ms / 1000)
-        self.manager = PoolManager(config.enclaves, **manager_options)  # type: ignore[arg-type]  # PoolManager's keywords, passed through
+    def __init__(self, config: EpmConfig, command: list[str] | None = None) -> None:
+        """`command`: how to start an instance (tests start a fake one)."""
+        self.manager = PoolManager(config.enclaves, command=command, refill_delay=config.refill_delay_ms / 1000)
         self.claims = ClaimServer(config.socket, self.manager)
         self.http = MetricsServer(config.metrics_address, self.manager.metrics) if config.metrics_address else None
 

@@ -99,28 +99,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         Root = {runc_root}
         SystemdCgroup = false
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler}]
-      runtime_type = "io.containerd.runc.v2"
-      pod_annotations = ["enclave.*"]
-      container_annotations = ["enclave.*"]
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler}.options]
-        BinaryName = {rune}
-        Root = {rune_root}
-        SystemdCgroup = false
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler_required}]
-      runtime_type = "io.containerd.runc.v2"
-      pod_annotations = ["enclave.*"]
-      container_annotations = ["enclave.*"]
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler_required}.options]
-        BinaryName = {rune_required}
-        Root = {rune_root}
-        SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = {cni_bin}
     conf_dir = {cni_conf}
 """
 
 
+# A runtime handler served by containerd's runc shim with rune (or a wrapper of it) as its binary.
 RUNC_SHIM_HANDLER = """
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler}]
       runtime_type = "io.containerd.runc.v2"
@@ -225,13 +210,13 @@ class Containerd:
         text = CONFIG.format(
             root=q(f"{self.base}/root"), state=q(f"{self.base}/state"), sock=q(self.sock),
             ttrpc=q(self.sock + ".ttrpc"), debug=q(f"{self.base}/debug.sock"), opt=q(f"{self.base}/opt"),
-            sandbox_image=q(self.sandbox_image), handler=HANDLER, rune=q(self.rune_bin), rune_root=q(self.rune_root),
-            handler_required=HANDLER_REQUIRED, rune_required=q(self.write_required_wrapper()),
-            runc_root=q(f"{self.base}/runc-root"),
+            sandbox_image=q(self.sandbox_image), runc_root=q(f"{self.base}/runc-root"),
             cni_bin=q(f"{self.base}/cni/bin"), cni_conf=q(f"{self.base}/cni/net.d"),
         )  # fmt: skip
         pooled = self.write_pooled_wrapper()
-        text += RUNC_SHIM_HANDLER.format(handler=HANDLER_POOLED, rune=q(pooled), rune_root=q(self.rune_root))
+        for handler, rune in ((HANDLER, self.rune_bin), (HANDLER_REQUIRED, self.write_required_wrapper()),
+                              (HANDLER_POOLED, pooled)):  # fmt: skip
+            text += RUNC_SHIM_HANDLER.format(handler=handler, rune=q(rune), rune_root=q(self.rune_root))
         if self.shim:
             for handler, required, carrier, rune in (
                 (SHIM_HANDLER, False, self.carrier_config, self.rune_bin),
