@@ -52,12 +52,12 @@ sys.path[:0] = [os.path.join(ROOT, "src"), HERE]
 import carrier as carrier_bench  # noqa: E402  (bench/carrier.py)
 import startup  # noqa: E402  (bench/startup.py)
 from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
-from fast_start_pool import Pool  # noqa: E402
 
 from inclavare.carrier import prepare  # noqa: E402
 from inclavare.carrier.flow import OPTION_CONFIG  # noqa: E402
 from inclavare.testing.bundles import base_config, build_rootfs, make_bundle  # noqa: E402
 from inclavare.testing.enclaves import native_bundle, set_enclave, wasm_bundle  # noqa: E402
+from inclavare.testing.epm import PoolServer  # noqa: E402
 
 # (row, baseline row, target ratio or None): the issue's targets.
 TARGETS = [
@@ -213,14 +213,15 @@ def _set_args(bundle: str, args: list[str]) -> None:
         json.dump(cfg, f, indent=1)
 
 
-def enclave_samples(pool: Pool, rune: Rune, bundles: dict[str, str], samples: Samples, misses: dict[str, int]) -> None:
+def enclave_samples(pool: PoolServer, rune: Rune, bundles: dict[str, str], samples: Samples,
+                    misses: dict[str, int]) -> None:  # fmt: skip
     """One `rune run` of each bundle, each from a full pool; a warm one that was not a hit is left out."""
     for name, bundle in bundles.items():
-        pool.wait_full()
+        pool.wait_ready(pool.full, 120)  # no refill runs during a timed start
         runtime = name.split()[0]
-        hits = pool.hits(runtime) if name.endswith("warm") else 0
+        hits = pool.metric("epm_pool_hits_total", runtime) if name.endswith("warm") else 0
         elapsed = rune.run(bundle)
-        if name.endswith("warm") and pool.hits(runtime) != hits + 1:
+        if name.endswith("warm") and pool.metric("epm_pool_hits_total", runtime) != hits + 1:
             misses[name] += 1
             continue
         samples.setdefault(name, []).append(elapsed)
@@ -241,15 +242,16 @@ def measure(args: argparse.Namespace, tmp: str, cleanup: list[Callable[[], None]
     rootfs = build_rootfs(os.path.join(tmp, "rootfs"))
     bundles, templates = enclave_bundles(tmp, rootfs)
     env = {**os.environ, "INCLAVARE_WASM_CACHE": os.path.join(tmp, "wasm-cache")}
-    pool = Pool(tmp, templates, args.pool_size, env)
+    pool = PoolServer(list(templates.values()), os.path.join(tmp, "epm"), args.pool_size, env)
     cleanup.append(pool.stop)
+    pool.start(120)
     carrier = Carrier(tmp)
     cleanup.append(carrier.stop)
     carrier.setup(rootfs)
-    rune = Rune(args.rune, pool.node_config, os.path.join(tmp, "state"), env)
+    rune = Rune(args.rune, pool.node_config(os.path.join(tmp, "rune.toml")), os.path.join(tmp, "state"), env)
     cleanup.append(rune.delete_all)
     runtimes = {"rune": args.rune, "runc": shutil.which("runc") or "runc", "crun": shutil.which("crun") or "crun"}
-    pool.wait_full()
+    pool.wait_ready(pool.full, 120)
     for name in ("plain", "wasm cached", "native cached"):  # warm-up: page cache, the compiled module
         rune.run(bundles[name])
     samples: Samples = {}

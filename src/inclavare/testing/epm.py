@@ -74,19 +74,25 @@ class Epm:
 
 
 class PoolServer:
-    """`inclavare epm serve` (a subprocess) keeping `size` warm instances of `bundle`'s enclave.
+    """`inclavare epm serve` (a subprocess) keeping `size` warm instances of each bundle's enclave.
 
-    pool = PoolServer(bundle, run_dir, size=2).start()   # returns once `size` are ready
+    pool = PoolServer(bundle, run_dir, size=2).start()   # returns once every entry is full
     rune --config <pool.node_config(path)> ...           # claims from it
     pool.stop()
     """
 
-    def __init__(self, bundle: str, run: str, size: int = 1) -> None:
-        self.bundle, self.run, self.size = bundle, run, size
+    def __init__(self, bundles: str | list[str], run: str, size: int = 1, env: dict[str, str] | None = None) -> None:
+        self.bundles = [bundles] if isinstance(bundles, str) else list(bundles)
+        self.run, self.size, self.env = run, size, env
         self.socket = os.path.join(run, "pool", "pool.sock")
         self.log = os.path.join(run, "epm.log")
         self.metrics = ""
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def full(self) -> int:
+        """Instances ready when every entry is full."""
+        return self.size * len(self.bundles)
 
     def start(self, timeout: float = 60.0) -> PoolServer:
         import socket
@@ -97,23 +103,25 @@ class PoolServer:
             self.metrics = f"127.0.0.1:{s.getsockname()[1]}"
         os.makedirs(self.run, mode=0o700, exist_ok=True)
         config = os.path.join(self.run, "epm.toml")
+        entries = "".join(f'[[pool.enclaves]]\nbundle = "{b}"\nsize = {self.size}\n' for b in self.bundles)
         with open(config, "w") as f:
             f.write(f'root = "{self.run}/root"\n[grpc]\naddress = "{self.run}/grpc/epm.sock"\n'
-                    f'[pool]\nsocket = "{self.socket}"\nmetrics_address = "{self.metrics}"\n'
-                    f'[[pool.enclaves]]\nbundle = "{self.bundle}"\nsize = {self.size}\n')  # fmt: skip
+                    f'[pool]\nsocket = "{self.socket}"\nmetrics_address = "{self.metrics}"\n{entries}')  # fmt: skip
         os.chmod(config, 0o600)
         cmd = [sys.executable, "-m", "inclavare.cli.tool._main", "epm", "serve", "--config", config]
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.wait_ready(self.size, timeout)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                         env=self.env)  # fmt: skip
+        self.wait_ready(self.full, timeout)
         return self
 
     def ready(self) -> int:
         """Instances ready now (epm_pool_ready), -1 before epm answers."""
         return self.metric("epm_pool_ready")
 
-    def metric(self, name: str) -> int:
-        """The sum of a metric's series at /metrics, -1 before epm answers."""
+    def metric(self, name: str, runtime: str = "") -> int:
+        """The sum of a metric's series at /metrics (those of `runtime`'s entries, if given), -1
+        before epm answers."""
         import urllib.request
 
         try:
@@ -121,7 +129,8 @@ class PoolServer:
                 text = r.read().decode()
         except OSError:
             return -1
-        values = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(name + "{")]
+        label = f'runtime="{runtime}"' if runtime else ""
+        values = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(name + "{") and label in line]
         return sum(int(float(v)) for v in values)
 
     def wait_ready(self, n: int, timeout: float = 60.0) -> None:
@@ -135,7 +144,7 @@ class PoolServer:
 
     def node_config(self, path: str, pal_dirs: list[str] | None = None) -> str:
         """Write a rune node configuration (runtime/nodeconfig.py) that claims from this pool."""
-        dirs = "".join(f'pal_dirs = ["{d}"]\n' for d in pal_dirs[:1]) if pal_dirs else ""
+        dirs = f"pal_dirs = [{', '.join(f'{chr(34)}{d}{chr(34)}' for d in pal_dirs)}]\n" if pal_dirs else ""
         with open(path, "w") as f:
             f.write(f'[enclave]\n{dirs}pool_socket = "{self.socket}"\n')
         os.chmod(path, 0o644)
